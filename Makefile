@@ -1,0 +1,56 @@
+# Orthanc Anonymizer. On a fresh Debian bookworm machine, as root:
+#   make run    Orthanc with the plugin on http://localhost:8042 (DICOM 4242), data under ./data
+#   make test   every test (unit + integration)
+SHELL := /bin/bash
+PY := /usr/bin/python3
+VENV := .venv
+APT_PACKAGES := orthanc orthanc-python dcmtk dicom3tools python3-venv python3-dev
+export ORTHANC_HTTP_PORT ?= 8042
+export ORTHANC_DICOM_PORT ?= 4242
+export ORTHANC_DATA ?= $(CURDIR)/data
+
+.PHONY: run test unit integration lint bench apt venv clean
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml | apt
+	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+run: venv
+	mkdir -p "$(ORTHANC_DATA)"
+	exec $(VENV)/bin/python -m orthanc_anonymizer.launch run
+
+lint: venv
+	$(VENV)/bin/ruff check plugin tests bench tools
+	$(VENV)/bin/ruff format --check plugin tests bench tools
+	$(VENV)/bin/mypy
+
+unit: venv
+	$(VENV)/bin/pytest -q tests/unit
+
+integration: venv
+	$(VENV)/bin/pytest -q tests/integration
+
+test: venv lint
+	$(VENV)/bin/pytest -q tests
+
+bench: venv
+	$(VENV)/bin/python -m bench.run
+
+standard: venv
+	$(VENV)/bin/python tools/generate_standard.py ../shared
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
