@@ -133,9 +133,7 @@ def main(argv: list[str]) -> int:
     write_json("safe_private.json", {"edition": EDITION, "rows": safe_private(shared)})
     codes = read_csv(shared / "ps3.15" / "action-codes.csv")
     write_json("action_codes.json", {"edition": EDITION, "codes": codes})
-    write_json(
-        "attribute_types.json", {"source": "PS3.3 via highdicom 0.28.2", **attribute_types(shared, table)}
-    )
+    write_json("attribute_types.json", {"source": "PS3.3 via highdicom 0.28.2", **attribute_types(shared, table)})
     inputs = sorted((shared / "ps3.15").glob("*.csv")) + sorted((shared / "ps3.3").glob("*.json"))
     sums = "\n".join(f"{sha256(p)}  {p.parent.name}/{p.name}" for p in inputs)
     (OUT / "INPUTS.sha256").write_text(sums + "\n", encoding="utf-8")

@@ -16,14 +16,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from functools import cached_property
 
 from . import standard
 from .errors import ProfileError
 
 
-class Option(str, Enum):
+class Option(StrEnum):
     """The ten options of PS3.15 Table E.1-1 (plus Clean Pixel Data, E.3.1, reserved for pixel redaction)."""
 
     RetainSafePrivate = "RetainSafePrivate"
@@ -86,7 +86,7 @@ _OPTION_EXPLANATIONS: dict[Option, str] = {
 }
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     """The action codes of PS3.15 Table E.1-1a."""
 
     D = "D"
@@ -224,9 +224,7 @@ class Profile:
 
     def __post_init__(self) -> None:
         if {Option.RetainLongFullDates, Option.RetainLongModifDates} <= self.options:
-            raise ProfileError(
-                "options RetainLongFullDates and RetainLongModifDates exclude each other: choose one"
-            )
+            raise ProfileError("options RetainLongFullDates and RetainLongModifDates exclude each other: choose one")
 
     def with_options(self, options: Iterable[Option | str]) -> Profile:
         """This profile with ``options`` added (names are checked)."""

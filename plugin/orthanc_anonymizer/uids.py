@@ -11,7 +11,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass, field
 
-from pydicom.uid import UID_dictionary
+from pydicom._uid_dict import UID_dictionary
 
 # DICOM's own UIDs (SOP classes, transfer syntaxes, coding schemes...) are never replaced.
 _STANDARD_UIDS = frozenset(UID_dictionary)
