@@ -6,15 +6,37 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 from pydicom import dcmread
+from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError as PydicomInvalidDicomError
+from pydicom.sequence import Sequence
 
-from .profiles import BASIC, Profile
+from . import __version__, standard
+from .actions import (
+    DATE_VRS,
+    TEXT_VRS,
+    TextCleaner,
+    dummy_value,
+    empty_value,
+    identifying_tokens,
+    resolve_compound,
+    shift_date,
+)
+from .errors import AnonymizationError, InvalidDicomError
+from .profiles import BASIC, BASIC_PROFILE_CODE, Action, ActionTable, Option, Profile
 from .uids import KeyedHasher
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -87,24 +109,482 @@ class AnonymizationReport:
         return result
 
 
+_PATIENT_NAME = 0x00100010
+_PATIENT_ID = 0x00100020
+_ISSUER_OF_PATIENT_ID = 0x00100021
+_PATIENT_BIRTH_DATE = 0x00100030
+_SOP_CLASS_UID = 0x00080016
+_MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
+# File meta attributes that only describe the sender (AE titles, addresses, private meta information): removed.
+_META_KEPT = frozenset({0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013})
+IMPLEMENTATION_VERSION_NAME = ("OANON_" + __version__)[:16]
+
+
+class _Walker:
+    """One anonymization: the compiled table, the keys, the cleaner, and the report being written."""
+
+    def __init__(self, dataset: Dataset, settings: AnonymizationSettings) -> None:
+        self.settings = settings
+        self.profile = settings.profile
+        self.table: ActionTable = settings.profile.action_table
+        self.hasher = settings.hasher
+        self.report = AnonymizationReport()
+        self.options = settings.profile.options
+        sop_class = _text(dataset.get(_SOP_CLASS_UID))
+        self.report.sop_class_uid = sop_class
+        self.types = standard.attribute_types_for_sop_class(sop_class)
+        self.patient_key = _patient_key(dataset)
+        self.date_offset = self.hasher.date_offset_days(self.patient_key)
+        self.safe_private = _safe_private_index()
+        self.cleaner = TextCleaner(())
+
+    # -- pass 1: what is identifying in this instance (for C, and for the residual check) --------------------
+
+    def collect_identifying(self, dataset: Dataset) -> None:
+        tokens: set[str] = set()
+        for element, action in self._changing_elements(dataset):
+            vr = element.VR
+            values = element.value if element.VM > 1 else [element.value]
+            for value in values:
+                if value is None or isinstance(value, bytes | Sequence | Dataset):
+                    continue
+                text = str(value).strip()
+                if not text:
+                    continue
+                self.report.identifying_values.add(text)
+                if action is not Action.U:
+                    tokens |= identifying_tokens(vr, text)
+        self.cleaner = TextCleaner(tokens)
+
+    def _changing_elements(self, dataset: Dataset) -> Iterator[tuple[DataElement, Action]]:
+        for tag in list(dataset.keys()):
+            action = self.table.action_for(tag)
+            vr = _vr_of(dataset, tag)
+            if vr == "SQ":
+                for item in dataset[tag].value or []:
+                    yield from self._changing_elements(item)
+                continue
+            if action is None or action in (Action.K, Action.C):
+                continue
+            try:
+                element = dataset[tag]
+            except Exception:
+                continue
+            yield element, action
+
+    # -- pass 2: apply the actions ---------------------------------------------------------------------------
+
+    def process(self, dataset: Dataset, path: str, keywords: tuple[str, ...], cleaning: bool) -> None:
+        private_kept_blocks: set[tuple[int, int]] = set()
+        private_creators: list[int] = []
+        for tag in list(dataset.keys()):
+            group, elem = tag >> 16, tag & 0xFFFF
+            if elem == 0x0000 and group != 0x0002:
+                del dataset[tag]  # group lengths go stale once attributes change; they are retired anyway
+                continue
+            if group & 1:
+                if 0x0010 <= elem <= 0x00FF:
+                    private_creators.append(tag)
+                    continue
+                if self._process_private(dataset, tag, path, keywords, cleaning):
+                    private_kept_blocks.add((group, elem >> 8))
+                continue
+            self._process_element(dataset, tag, path, keywords, cleaning)
+        for creator_tag in private_creators:
+            group, block = creator_tag >> 16, creator_tag & 0xFF
+            rule = self.table.rule_for(creator_tag)
+            keep = rule in (Action.K, Action.C) if rule is not None else (group, block) in private_kept_blocks
+            if not keep:
+                self._record(path, creator_tag, "", (rule or self.table.private_action).value, "X", True)
+                del dataset[creator_tag]
+
+    def _process_private(
+        self, dataset: Dataset, tag: int, path: str, keywords: tuple[str, ...], cleaning: bool
+    ) -> bool:
+        """Apply the rule for one private attribute; ``True`` if it stays in the output."""
+        rule = self.table.rule_for(tag)
+        if rule is None:
+            action = self.table.private_action
+            if action is Action.C:  # RetainSafePrivate: keep exactly Table E.3.10-1's elements of this creator
+                creator = _text(dataset.get((tag & 0xFFFF0000) | ((tag >> 8) & 0xFF)))
+                key = (creator.strip().upper(), tag >> 16, tag & 0xFF)
+                if key in self.safe_private:
+                    self._record(path, tag, "", "C", "K", False)
+                    return True
+                action = Action.X
+            self._record(path, tag, "", self.table.private_action.value, "X", True)
+            del dataset[tag]
+            return False
+        self._process_element(dataset, tag, path, keywords, cleaning, action=rule)
+        return tag in dataset
+
+    def _process_element(
+        self,
+        dataset: Dataset,
+        tag: int,
+        path: str,
+        keywords: tuple[str, ...],
+        cleaning: bool,
+        action: Action | None = None,
+    ) -> None:
+        rule = action if action is not None else self.table.action_for(tag)
+        vr = _vr_of(dataset, tag)
+        keyword = keyword_for_tag(tag) if not (tag >> 16) & 1 else ""
+        if rule is None:
+            if vr == "SQ":
+                self._descend(dataset, tag, path, keywords, keyword, cleaning)
+            elif cleaning:
+                self._clean_untabled(dataset, tag, vr, path)
+            return
+        resolved = rule
+        if rule.is_compound:
+            attribute_type = self.types.get("/".join((*keywords, keyword))) if self.types is not None else None
+            resolved = resolve_compound(rule, attribute_type, self.types is not None)
+        try:
+            self._apply(dataset, tag, vr, keyword, rule, resolved, path, keywords, cleaning)
+        except AnonymizationError:
+            raise
+        except Exception as error:
+            if tag in dataset:
+                del dataset[tag]
+            self.report.warnings.append(f"{_tag_text(tag)}: unreadable value removed ({type(error).__name__})")
+            self._record(path, tag, keyword, rule.value, "X", True)
+
+    def _apply(
+        self,
+        dataset: Dataset,
+        tag: int,
+        vr: str,
+        keyword: str,
+        rule: Action,
+        action: Action,
+        path: str,
+        keywords: tuple[str, ...],
+        cleaning: bool,
+    ) -> None:
+        if action is Action.X:
+            self._record(path, tag, keyword, rule.value, "X", True, dataset)
+            del dataset[tag]
+            return
+        element = dataset[tag]
+        before = element.value
+        if vr == "SQ":
+            if action is Action.Z:
+                self._record(path, tag, keyword, rule.value, "Z", bool(before), dataset)
+                element.value = Sequence()
+                return
+            # K, D, U (X/Z/U*) and C keep the sequence and clean its items (PS3.15 E.1-1a: K is cleaned for
+            # sequences); C also cleans the free text inside.
+            self._record(path, tag, keyword, rule.value, action.value, False)
+            self._descend(dataset, tag, path, keywords, keyword, cleaning or action is Action.C)
+            return
+        if action is Action.K:
+            self._record(path, tag, keyword, rule.value, "K", False)
+            return
+        if action is Action.Z:
+            new: Any = empty_value(vr)
+            label = "Z"
+        elif action is Action.D:
+            new = self._uid_values(before) if vr == "UI" else dummy_value(vr)
+            label = "D"
+        elif action is Action.U:
+            new = self._uid_values(before)
+            label = "U"
+        else:  # C
+            new, label = self._clean_value(tag, vr, before)
+        if vr == "UN" and isinstance(new, str):
+            new = new.encode("ascii", "replace")
+        element.value = new
+        changed = _as_text(before) != _as_text(element.value)
+        self._record(path, tag, keyword, rule.value, label, changed, original=before, new=element.value)
+
+    def _descend(
+        self, dataset: Dataset, tag: int, path: str, keywords: tuple[str, ...], keyword: str, cleaning: bool
+    ) -> None:
+        items = dataset[tag].value or []
+        for index, item in enumerate(items):
+            self.process(item, f"{path}{_tag_text(tag)}[{index}]/", (*keywords, keyword), cleaning)
+
+    def _uid_values(self, value: Any) -> Any:
+        if isinstance(value, bytes):
+            value = value.decode("ascii", "replace").strip("\x00 ")
+        if value is None or value == "":
+            return self.hasher.uid("empty")
+        if isinstance(value, list | tuple) or (hasattr(value, "__iter__") and not isinstance(value, str)):
+            return [self.hasher.uid(str(item)) for item in value]
+        return self.hasher.uid(str(value))
+
+    def _clean_value(self, tag: int, vr: str, value: Any) -> tuple[Any, str]:
+        """Action C: dates shifted (RetainLongModifDates), text cleaned of identifying values, names replaced."""
+        if vr in DATE_VRS or vr == "TM":
+            if Option.RetainLongModifDates in self.options and vr in DATE_VRS:
+                return self._shift(tag, vr, value), "S"
+            if Option.RetainLongFullDates in self.options or vr == "TM":
+                return value, "K"
+            return dummy_value(vr), "D"
+        if vr == "PN":
+            return dummy_value(vr), "D"
+        if vr in TEXT_VRS:
+            return self._map_text(value, vr), "C"
+        return value, "C"
+
+    def _shift(self, tag: int, vr: str, value: Any) -> Any:
+        values = (
+            list(value)
+            if isinstance(value, list | tuple)
+            or (value is not None and not isinstance(value, str) and hasattr(value, "__iter__"))
+            else [value]
+        )
+        shifted = []
+        for item in values:
+            text = "" if item is None else str(item)
+            moved = shift_date(text, vr, self.date_offset)
+            if moved is None:
+                self.report.warnings.append(f"{_tag_text(tag)}: unparsable date emptied")
+                moved = ""
+            shifted.append(moved)
+        return shifted if len(shifted) > 1 else shifted[0]
+
+    def _map_text(self, value: Any, vr: str) -> Any:
+        if value is None:
+            return value
+        if isinstance(value, str):
+            return self.cleaner.clean(value, vr)
+        return [self.cleaner.clean(str(item), vr) for item in value]
+
+    def _clean_untabled(self, dataset: Dataset, tag: int, vr: str, path: str) -> None:
+        """Inside a sequence being cleaned (C), attributes the table does not name are cleaned by their VR."""
+        if vr not in TEXT_VRS and vr not in DATE_VRS and vr not in ("PN", "TM"):
+            return
+        element = dataset[tag]
+        before = element.value
+        new, label = self._clean_value(tag, vr, before)
+        element.value = new
+        changed = _as_text(before) != _as_text(element.value)
+        if changed:
+            self._record(path, tag, keyword_for_tag(tag), "C", label, True, original=before, new=element.value)
+
+    def _record(
+        self,
+        path: str,
+        tag: int,
+        keyword: str,
+        rule: str,
+        action: str,
+        changed: bool,
+        dataset: Dataset | None = None,
+        *,
+        original: Any = None,
+        new: Any = None,
+    ) -> None:
+        tag_text = _tag_text(tag)
+        if self.settings.record_values:
+            if dataset is not None and original is None and tag in dataset:
+                try:
+                    original = dataset[tag].value
+                except Exception:
+                    original = None
+            self.report.changes.append(
+                Change(f"{path}{tag_text}", tag_text, keyword, rule, action, changed, _as_text(original), _as_text(new))
+            )
+        else:
+            self.report.changes.append(Change(f"{path}{tag_text}", tag_text, keyword, rule, action, changed))
+
+    # -- after the walk: patient identity, markers, file meta ------------------------------------------------
+
+    def set_patient_identity(self, dataset: Dataset) -> None:
+        for tag, chosen, derive, vr in (
+            (_PATIENT_NAME, self.settings.patient_name, self.hasher.patient_name, "PN"),
+            (_PATIENT_ID, self.settings.patient_id, self.hasher.patient_id, "LO"),
+        ):
+            rule = self.table.rule_for(tag)
+            if chosen is None and rule is not None and rule in (Action.K, Action.X):
+                continue  # a custom rule keeps or removes it: the rule wins
+            value = chosen if chosen is not None else derive(self.patient_key)
+            before = _text(dataset.get(tag)) if tag in dataset else None
+            dataset.add_new(tag, vr, value)
+            self._record("", tag, keyword_for_tag(tag), "P", "P", before != value, original=None, new=value)
+
+    def add_markers(self, dataset: Dataset) -> None:
+        """PS3.15 E.1.1: Patient Identity Removed, De-identification Method and its code sequence."""
+        profile = self.profile
+        dataset.PatientIdentityRemoved = "YES"
+        methods = [f"DICOM PS3.15 {standard.EDITION} Basic Profile"]
+        methods += [option.value for option in profile.sorted_options]
+        methods.append(f"orthanc-anonymizer {__version__} profile {profile.name}"[:64])
+        if profile.rules:
+            methods.append(f"custom rules: {len(profile.rules)}")
+        dataset.DeidentificationMethod = methods
+        codes = Sequence()
+        for value, meaning in [BASIC_PROFILE_CODE, *(option.code for option in profile.sorted_options)]:
+            item = Dataset()
+            item.CodeValue = value
+            item.CodingSchemeDesignator = "DCM"
+            item.CodeMeaning = meaning
+            codes.append(item)
+        dataset.DeidentificationMethodCodeSequence = codes
+        if Option.RetainLongModifDates in profile.options:
+            dataset.LongitudinalTemporalInformationModified = "MODIFIED"
+        elif Option.RetainLongFullDates in profile.options:
+            dataset.LongitudinalTemporalInformationModified = "UNMODIFIED"
+        else:
+            dataset.LongitudinalTemporalInformationModified = "REMOVED"
+
+    def process_file_meta(self, dataset: Dataset) -> None:
+        meta = getattr(dataset, "file_meta", None)
+        if meta is None:
+            return
+        for tag in list(meta.keys()):
+            if tag not in _META_KEPT:
+                self._record("", tag, keyword_for_tag(tag), "X", "X", True, meta)
+                del meta[tag]
+        if _MEDIA_STORAGE_SOP_INSTANCE_UID in meta:
+            self._process_element(meta, _MEDIA_STORAGE_SOP_INSTANCE_UID, "", (), False)
+            # Keep the meta consistent with the instance, whatever the rules did to each.
+            if "SOPInstanceUID" in dataset:
+                meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+        meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+
+
 def anonymize_dataset(dataset: Dataset, settings: AnonymizationSettings) -> AnonymizationReport:
-    """De-identify ``dataset`` in place (file meta included) and report what was done."""
-    raise NotImplementedError
+    """De-identify ``dataset`` in place (file meta included) and report what was done.
+
+    Pixel data is never decoded. Raises :class:`AnonymizationError` (naming tags, not values) when the
+    dataset cannot be anonymized safely.
+    """
+    walker = _Walker(dataset, settings)
+    walker.collect_identifying(dataset)
+    walker.process(dataset, "", (), False)
+    walker.set_patient_identity(dataset)
+    walker.add_markers(dataset)
+    walker.process_file_meta(dataset)
+    report = walker.report
+    report.study_instance_uid = _text(dataset.get(0x0020000D))
+    report.series_instance_uid = _text(dataset.get(0x0020000E))
+    report.sop_instance_uid = _text(dataset.get(0x00080018))
+    return report
+
+
+def read_dataset(data: bytes) -> Dataset:
+    """Parse the DICOM file ``data`` (preamble and ``DICM`` prefix required, as Orthanc stores them).
+
+    Raises :class:`InvalidDicomError` naming what is wrong, never quoting content.
+    """
+    if len(data) < 132 or data[128:132] != b"DICM":
+        raise InvalidDicomError("not a DICOM file: no 'DICM' prefix after the 128-byte preamble")
+    try:
+        dataset = dcmread(BytesIO(data), force=False)
+        # Read every element now: a truncated or malformed file must fail here, not half-way through the walk.
+        for _ in _walk_tags(dataset):
+            pass
+    except PydicomInvalidDicomError as error:
+        raise InvalidDicomError(f"not a valid DICOM file ({type(error).__name__})") from None
+    except Exception as error:
+        raise InvalidDicomError(f"damaged DICOM file: {type(error).__name__} while parsing") from None
+    return dataset
+
+
+def _walk_tags(dataset: Dataset) -> Iterator[int]:
+    for tag in list(dataset.keys()):
+        element = dataset.get_item(tag)
+        if (
+            (isinstance(element, RawDataElement)
+            and element.VR in ("SQ", None, "UN"))
+            or (isinstance(element, DataElement) and element.VR == "SQ")
+        ):
+            try:
+                value = dataset[tag].value
+            except KeyError:
+                continue
+            if isinstance(value, Sequence):
+                for item in value:
+                    yield from _walk_tags(item)
+        yield tag
+
+
+def write_dataset(dataset: Dataset) -> bytes:
+    """Serialise ``dataset`` as a DICOM file in its own transfer syntax."""
+    buffer = BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
 
 
 def anonymize_bytes(data: bytes, settings: AnonymizationSettings) -> tuple[bytes, AnonymizationReport]:
     """De-identify the DICOM file ``data``; the pixel data and its encoding pass through untouched.
 
-    Raises :class:`~orthanc_anonymizer.errors.InvalidDicomError` when ``data`` is not DICOM.
+    Raises :class:`InvalidDicomError` when ``data`` is not DICOM, :class:`AnonymizationError` when it cannot be
+    anonymized safely. Runs in any process: bytes and picklable settings in, bytes and a report out.
     """
-    raise NotImplementedError
+    dataset = read_dataset(data)
+    report = anonymize_dataset(dataset, settings)
+    try:
+        return write_dataset(dataset), report
+    except Exception as error:
+        raise AnonymizationError(f"could not write the anonymized instance: {type(error).__name__}") from None
 
 
 def anonymize_file(source: Path, destination: Path, settings: AnonymizationSettings) -> AnonymizationReport:
     """De-identify the file ``source`` into ``destination`` (parent folders are created)."""
-    raise NotImplementedError
+    output, report = anonymize_bytes(Path(source).read_bytes(), settings)
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    destination.write_bytes(output)
+    return report
 
 
-def read_dataset(data: bytes) -> Dataset:
-    """Parse DICOM bytes (with or without the 128-byte preamble)."""
-    return dcmread(BytesIO(data), force=False)
+@lru_cache(maxsize=1)
+def _safe_private_index() -> frozenset[tuple[str, int, int]]:
+    """Table E.3.10-1 as (creator upper-case, group, element low byte)."""
+    index = set()
+    for row in standard.safe_private_rows():
+        group, element = row["tag"].split(",")
+        index.add((row["private_creator"].strip().upper(), int(group, 16), int(element[2:], 16)))
+    return frozenset(index)
+
+
+def _vr_of(dataset: Dataset, tag: int) -> str:
+    element = dataset.get_item(tag)
+    vr = getattr(element, "VR", None)
+    if vr:
+        return str(vr)
+    try:
+        return (
+            str(dictionary_VR(tag)).split(" ")[0]
+            if dictionary_VR(tag) not in ("OB or OW", "US or SS")
+            else str(dataset[tag].VR)
+        )
+    except KeyError:
+        return "UN"
+
+
+def _patient_key(dataset: Dataset) -> str:
+    """What identifies the patient for pseudonyms and date offsets: PatientID with its issuer, else name+birth."""
+    patient_id = _text(dataset.get(_PATIENT_ID))
+    if patient_id:
+        return f"id:{patient_id}\x00{_text(dataset.get(_ISSUER_OF_PATIENT_ID))}"
+    return f"name:{_text(dataset.get(_PATIENT_NAME))}\x00{_text(dataset.get(_PATIENT_BIRTH_DATE))}"
+
+
+def _text(element: DataElement | RawDataElement | None) -> str:
+    if element is None:
+        return ""
+    value = element.value
+    if isinstance(value, bytes):
+        return value.decode("latin-1").strip("\x00 ")
+    return "" if value is None else str(value).strip()
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.hex() if len(value) <= 64 else f"<{len(value)} bytes>"
+    if isinstance(value, Sequence):
+        return f"<{len(value)} items>"
+    if isinstance(value, list | tuple) or (not isinstance(value, str) and hasattr(value, "__iter__")):
+        return "\\".join(str(item) for item in value)
+    return str(value)
+
+
+def _tag_text(tag: int) -> str:
+    return f"{tag >> 16:04X},{tag & 0xFFFF:04X}"
