@@ -179,8 +179,11 @@ class _Walker:
         private_creators: list[int] = []
         for tag in list(dataset.keys()):
             group, elem = tag >> 16, tag & 0xFFFF
-            if elem == 0x0000 and group != 0x0002:
-                del dataset[tag]  # group lengths go stale once attributes change; they are retired anyway
+            if (elem == 0x0000 and group != 0x0002) or group == 0x0000:
+                # Group lengths go stale once attributes change (they are retired anyway); command set
+                # elements do not belong in a stored instance and pydicom cannot write them.
+                self._record(path, tag, "", "X", "X", True)
+                del dataset[tag]
                 continue
             if group & 1:
                 if 0x0010 <= elem <= 0x00FF:
@@ -487,10 +490,8 @@ def read_dataset(data: bytes) -> Dataset:
 def _walk_tags(dataset: Dataset) -> Iterator[int]:
     for tag in list(dataset.keys()):
         element = dataset.get_item(tag)
-        if (
-            (isinstance(element, RawDataElement)
-            and element.VR in ("SQ", None, "UN"))
-            or (isinstance(element, DataElement) and element.VR == "SQ")
+        if (isinstance(element, RawDataElement) and element.VR in ("SQ", None, "UN")) or (
+            isinstance(element, DataElement) and element.VR == "SQ"
         ):
             try:
                 value = dataset[tag].value
