@@ -1,0 +1,491 @@
+"""The ``orthanc-anonymizer`` command: the engine over files and folders, without Orthanc.
+
+Subcommands:
+
+``anonymize SRC DST``
+    De-identify one file, or every file under a folder into a folder of the same layout. Files that are not DICOM
+    or are damaged are named on stderr and skipped; every other file is still written. Exit status 0 when every
+    file was anonymized (and, with ``--verify``, found clean), 1 when some failed, 2 for bad usage.
+``profiles``
+    List the profiles: ``basic`` and those of the profiles directory.
+``audit-verify PATH``
+    Check an audit log's hash chain end to end (exit 0 when intact, 1 when broken).
+
+Nothing this command prints carries patient data: files are named by path, attributes by tag, and pydicom's
+warnings (which may quote values) are reduced to tag numbers by :func:`~orthanc_anonymizer.logs.route_warnings_to_logging`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from . import __version__
+from .config import CHECKOUT, DEVELOPMENT_SECRET, SECRET_ENVIRONMENT_VARIABLE
+from .engine import AnonymizationSettings, anonymize_bytes
+from .errors import AnonymizerError, ProfileError
+from .logs import exception_summary, route_warnings_to_logging
+from .profile_files import load_profiles, parse_rules, resolve_profile
+from .profiles import Option, Profile
+from .uids import KeyedHasher
+from .verify import verify_bytes
+
+PROG = "orthanc-anonymizer"
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+logger = logging.getLogger("orthanc_anonymizer.cli")
+
+
+class UsageError(Exception):
+    """Bad usage: the message names the bad argument; ``main`` prints it and exits 2."""
+
+
+# --- one file ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileTask:
+    """One file to anonymize. Picklable: it travels to a worker process with the settings."""
+
+    source: Path
+    destination: Path
+    display: str
+    """How the file is named in messages: its path relative to SRC (or SRC itself)."""
+
+
+@dataclass
+class FileResult:
+    """The outcome for one file: tags, paths and counts only, never values."""
+
+    display: str
+    ok: bool
+    reason: str = ""
+    leaks: list[dict[str, str]] = field(default_factory=list)
+    checked_values: int | None = None
+    """With ``--verify``: how many identifying values of the original were looked for in the output."""
+
+
+def anonymize_one(task: FileTask, settings: AnonymizationSettings, verify: bool) -> FileResult:
+    """Anonymize ``task.source`` into ``task.destination``; with ``verify``, check the output for residual PHI.
+
+    A file that fails (unreadable, not DICOM, damaged, or with residual PHI found) is not written (a stale output
+    of an earlier run at the destination is removed). Never raises for a bad input file.
+    """
+    try:
+        original = task.source.read_bytes()
+    except OSError as error:
+        return FileResult(task.display, False, f"cannot read ({error.strerror or type(error).__name__})")
+    try:
+        output, _report = anonymize_bytes(original, settings)
+    except AnonymizerError as error:
+        _remove_stale(task.destination)
+        return FileResult(task.display, False, str(error))
+    except Exception as error:  # a bug or an input pydicom cannot handle: name it, go on with the others
+        _remove_stale(task.destination)
+        return FileResult(task.display, False, exception_summary(error))
+    result = FileResult(task.display, True)
+    if verify:
+        try:
+            residual = verify_bytes(original, output, settings.profile)
+        except Exception as error:
+            _remove_stale(task.destination)
+            return FileResult(task.display, False, f"residual-PHI check failed: {exception_summary(error)}")
+        result.checked_values = residual.checked_values
+        if not residual.clean:
+            # The output still carries patient data: keep it out of DST.
+            _remove_stale(task.destination)
+            result.ok = False
+            result.reason = f"residual PHI in {len(residual.leaks)} place(s); output not written"
+            result.leaks = [
+                {"Path": leak.path, "Tag": leak.tag, "Source": leak.source, "Kind": leak.kind}
+                for leak in residual.leaks
+            ]
+            return result
+    try:
+        _write_atomically(task.destination, output)
+    except OSError as error:
+        return FileResult(task.display, False, f"cannot write output ({error.strerror or type(error).__name__})")
+    return result
+
+
+def _write_atomically(destination: Path, data: bytes) -> None:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    temporary = destination.with_name(f".{destination.name}.{os.getpid()}.part")
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, destination)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _remove_stale(destination: Path) -> None:
+    with contextlib.suppress(OSError):
+        destination.unlink(missing_ok=True)
+
+
+def _worker_init() -> None:
+    route_warnings_to_logging()
+    _configure_logging(verbose=False)
+
+
+def _run_one(arguments: tuple[FileTask, AnonymizationSettings, bool]) -> FileResult:
+    task, settings, verify = arguments
+    return anonymize_one(task, settings, verify)
+
+
+# --- planning: which files go where ----------------------------------------------------------------------------------
+
+
+def plan_tasks(source: Path, destination: Path) -> list[FileTask]:
+    """The files to anonymize: ``source`` itself, or every file under it (sorted, hidden ones included) mapped to
+    the same relative path under ``destination``. Raises :class:`UsageError` for impossible combinations."""
+    if not source.exists():
+        raise UsageError(f"SRC {source} does not exist")
+    if source.is_file():
+        target = destination / source.name if destination.is_dir() else destination
+        if target.exists() and target.resolve() == source.resolve():
+            raise UsageError(f"DST {destination} is SRC itself; the original would be overwritten")
+        return [FileTask(source, target, str(source))]
+    if not source.is_dir():
+        raise UsageError(f"SRC {source} is neither a file nor a folder")
+    if destination.exists() and not destination.is_dir():
+        raise UsageError(f"DST {destination} is a file, but SRC {source} is a folder")
+    source_resolved = source.resolve()
+    destination_resolved = destination.resolve()
+    if destination_resolved == source_resolved:
+        raise UsageError(f"DST {destination} is SRC itself; the originals would be overwritten")
+    tasks: list[FileTask] = []
+    for folder, subfolders, files in os.walk(source):
+        folder_path = Path(folder)
+        # Never descend into DST when it lies inside SRC: its files are outputs, not inputs.
+        subfolders[:] = sorted(d for d in subfolders if (folder_path / d).resolve() != destination_resolved)
+        for name in sorted(files):
+            path = folder_path / name
+            if name.endswith(".part") and name.startswith("."):
+                continue  # a partial output of an interrupted run
+            relative = path.relative_to(source)
+            tasks.append(FileTask(path, destination / relative, str(relative)))
+    return tasks
+
+
+# --- settings from arguments ---------------------------------------------------------------------------------------
+
+
+def _secret(args: argparse.Namespace, environ: dict[str, str] | os._Environ[str]) -> tuple[bytes, bool]:
+    text = args.secret or environ.get(SECRET_ENVIRONMENT_VARIABLE, "")
+    if text:
+        return text.encode("utf-8"), False
+    if args.dev_secret:
+        return DEVELOPMENT_SECRET, True
+    raise UsageError(
+        f"no anonymization secret: set the environment variable {SECRET_ENVIRONMENT_VARIABLE} (preferred: it stays "
+        "out of the process list) or give --secret; --dev-secret uses a fixed development key, only for test data"
+    )
+
+
+def _profiles_directory(args: argparse.Namespace) -> Path | None:
+    if args.profiles_dir is not None:
+        directory = Path(args.profiles_dir)
+        if not directory.is_dir():
+            raise UsageError(f"--profiles-dir {directory} is not a folder")
+        return directory
+    shipped = CHECKOUT / "profiles"
+    return shipped if shipped.is_dir() else None
+
+
+def build_profile(args: argparse.Namespace) -> Profile:
+    """The profile the arguments ask for: ``--profile`` (a name or a file), ``--option``s, then ``--rules`` files."""
+    directory = _profiles_directory(args)
+    try:
+        profile = resolve_profile(args.profile, directory, allow_paths=True)
+    except ProfileError as error:
+        raise UsageError(f"--profile: {error}") from None
+    try:
+        profile = profile.with_options(args.option)
+    except ProfileError as error:
+        raise UsageError(f"--option: {error}") from None
+    for rules_file in args.rules:
+        path = Path(rules_file)
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+            raise UsageError(f"--rules: cannot read {path} ({reason})") from None
+        suffix = path.suffix.lower().lstrip(".")
+        try:
+            profile = profile.with_rules(
+                parse_rules(text, suffix if suffix in ("csv", "json", "xml") else "", str(path))
+            )
+        except ProfileError as error:
+            raise UsageError(f"--rules: {error}") from None
+    return profile
+
+
+# --- anonymize -----------------------------------------------------------------------------------------------------
+
+
+class _Progress:
+    """A tqdm bar when ``stream`` is a terminal; otherwise nothing. Messages go above the bar."""
+
+    def __init__(self, total: int, stream: TextIO) -> None:
+        self.stream = stream
+        self.bar = None
+        if stream.isatty() and total > 1:
+            from tqdm import tqdm  # type: ignore[import-untyped]
+
+            self.bar = tqdm(total=total, unit="file", file=stream, dynamic_ncols=True, leave=False)
+
+    def message(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text, file=self.stream)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def advance(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _results(tasks: list[FileTask], settings: AnonymizationSettings, verify: bool, jobs: int) -> Iterator[FileResult]:
+    arguments = ((task, settings, verify) for task in tasks)
+    if jobs <= 1 or len(tasks) <= 1:
+        yield from map(_run_one, arguments)
+        return
+    chunksize = max(1, min(32, len(tasks) // (jobs * 8)))
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init) as pool:
+        yield from pool.map(_run_one, arguments, chunksize=chunksize)
+
+
+def command_anonymize(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    """``anonymize SRC DST``: see the module docstring."""
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be 1 or more, not {args.jobs}")
+    secret, development = _secret(args, os.environ)
+    profile = build_profile(args)
+    tasks = plan_tasks(Path(args.src), Path(args.dst))
+    if development:
+        print(f"{PROG}: warning: --dev-secret: using the fixed development key; not for real patient data", file=stderr)
+    settings = AnonymizationSettings(
+        profile=profile,
+        hasher=KeyedHasher(secret),
+        patient_name=args.patient_name,
+        patient_id=args.patient_id,
+    )
+    started = time.monotonic()
+    failures: list[dict[str, object]] = []
+    anonymized = 0
+    verified_clean = 0
+    progress = _Progress(len(tasks), stderr)
+    try:
+        for result in _results(tasks, settings, args.verify, args.jobs):
+            progress.advance()
+            if result.ok:
+                anonymized += 1
+                verified_clean += args.verify
+                continue
+            failure: dict[str, object] = {"Path": result.display, "Reason": result.reason}
+            if result.leaks:
+                failure["Leaks"] = result.leaks
+            failures.append(failure)
+            progress.message(f"{PROG}: {result.display}: {result.reason}")
+            for leak in result.leaks:
+                progress.message(
+                    f"{PROG}: {result.display}: residual PHI at {leak['Path']} (from {leak['Source']}, {leak['Kind']})"
+                )
+    finally:
+        progress.close()
+    seconds = time.monotonic() - started
+    summary: dict[str, object] = {
+        "Source": str(args.src),
+        "Destination": str(args.dst),
+        "Profile": profile.describe(),
+        "Files": len(tasks),
+        "Anonymized": anonymized,
+        "Failed": len(failures),
+        "Failures": failures,
+        "Verify": (
+            {"Clean": verified_clean, "ResidualPHI": sum(1 for failure in failures if "Leaks" in failure)}
+            if args.verify
+            else None
+        ),
+        "DevelopmentSecret": development,
+        "Seconds": round(seconds, 3),
+    }
+    if args.json:
+        json.dump(summary, stdout, indent=2)
+        stdout.write("\n")
+    else:
+        print(
+            f"{PROG}: anonymized {anonymized} of {len(tasks)} file(s) into {args.dst}"
+            + (f"; {len(failures)} failed" if failures else "")
+            + f" ({seconds:.1f} s)",
+            file=stderr,
+        )
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+# --- profiles, audit-verify ----------------------------------------------------------------------------------------
+
+
+def command_profiles(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    """``profiles``: name, description and options of each profile."""
+    try:
+        profiles = load_profiles(_profiles_directory(args))
+    except ProfileError as error:
+        raise UsageError(f"profiles: {error}") from None
+    described = [
+        {"Name": name, "Description": profile.description, "Options": [o.value for o in profile.sorted_options]}
+        for name, profile in profiles.items()
+    ]
+    if args.json:
+        json.dump(described, stdout, indent=2)
+        stdout.write("\n")
+        return EXIT_OK
+    width = max(len(str(entry["Name"])) for entry in described)
+    for entry in described:
+        options = entry["Options"]
+        assert isinstance(options, list)
+        print(f"{entry['Name']:<{width}}  {entry['Description']}", file=stdout)
+        if options:
+            print(f"{'':<{width}}  options: {', '.join(options)}", file=stdout)
+    return EXIT_OK
+
+
+def command_audit_verify(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    """``audit-verify PATH``: ``{"Valid", "Records", "BrokenAt"}`` on stdout; exit 1 when the chain is broken."""
+    from .audit import AuditLog
+
+    path = Path(args.path)
+    if not path.is_file():
+        raise UsageError(f"audit log {path} does not exist or is not a file")
+    result = AuditLog(path).verify()
+    json.dump(result, stdout)
+    stdout.write("\n")
+    if not result.get("Valid"):
+        print(f"{PROG}: {path}: hash chain broken at record {result.get('BrokenAt')}", file=stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+# --- arguments -----------------------------------------------------------------------------------------------------
+
+_OPTIONS_HELP = ", ".join(option.value for option in Option)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``orthanc-anonymizer`` command."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="DICOM PS3.15 de-identification of files and folders (the engine of the Orthanc plugin).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    anonymize = commands.add_parser(
+        "anonymize",
+        help="de-identify a DICOM file or a folder of them",
+        description=(
+            "De-identify SRC into DST. SRC and DST are files, or folders: every file under SRC is written to the "
+            "same relative path under DST. Files that are not DICOM or are damaged are named on stderr and "
+            "skipped. Exit status: 0 every file anonymized, 1 some failed (the others are written), 2 bad usage."
+        ),
+        epilog=(
+            f"The secret keys the UID and pseudonym mapping: the same secret gives the same output. Set it in "
+            f"{SECRET_ENVIRONMENT_VARIABLE} rather than with --secret, which other users can see in the process list."
+        ),
+    )
+    anonymize.add_argument("src", metavar="SRC", help="a DICOM file or a folder")
+    anonymize.add_argument("dst", metavar="DST", help="the output file or folder (created)")
+    anonymize.add_argument(
+        "--profile",
+        default="basic",
+        metavar="NAME|FILE",
+        help="a profile by name (basic, or a file in the profiles directory) or a profile/rules file (default: basic)",
+    )
+    anonymize.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="OPTION",
+        help=f"a PS3.15 option, repeatable: {_OPTIONS_HELP}",
+    )
+    anonymize.add_argument(
+        "--rules",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="custom rules (CSV TagPattern;Action lines, JSON or XML) applied on top of the profile; repeatable",
+    )
+    anonymize.add_argument("--patient-name", metavar="X", help="PatientName of the output (default: keyed pseudonym)")
+    anonymize.add_argument("--patient-id", metavar="Y", help="PatientID of the output (default: keyed pseudonym)")
+    anonymize.add_argument(
+        "--secret", metavar="S", help=f"the anonymization secret (default: ${SECRET_ENVIRONMENT_VARIABLE})"
+    )
+    anonymize.add_argument(
+        "--dev-secret",
+        action="store_true",
+        help="without a secret, use the fixed development key (test data only: anyone can recompute the mapping)",
+    )
+    anonymize.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (default: 1)")
+    anonymize.add_argument(
+        "--verify",
+        action="store_true",
+        help="check every output for identifying values of its original; a file with any is a failure, not written",
+    )
+    anonymize.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    anonymize.add_argument("--profiles-dir", metavar="DIR", help="the profiles directory (default: profiles/)")
+    anonymize.set_defaults(handler=command_anonymize)
+
+    profiles = commands.add_parser("profiles", help="list the profiles", description="List the profiles.")
+    profiles.add_argument("--profiles-dir", metavar="DIR", help="the profiles directory (default: profiles/)")
+    profiles.add_argument("--json", action="store_true", help="print them as JSON")
+    profiles.set_defaults(handler=command_profiles)
+
+    audit = commands.add_parser(
+        "audit-verify",
+        help="check an audit log's hash chain",
+        description="Check an audit log's hash chain end to end: exit 0 when intact, 1 when broken.",
+    )
+    audit.add_argument("path", metavar="PATH", help="the audit log file")
+    audit.set_defaults(handler=command_audit_verify)
+    return parser
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR, format=f"{PROG}: %(message)s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; returns the exit status (0 ok, 1 some files failed, 2 bad usage)."""
+    route_warnings_to_logging()
+    _configure_logging(verbose=False)
+    parser = build_parser()
+    args = parser.parse_args(argv)  # exits 2 with argparse's message for unknown options
+    try:
+        status: int = args.handler(args, sys.stdout, sys.stderr)
+    except UsageError as error:
+        parser.exit(EXIT_USAGE, f"{PROG}: error: {error}\n")
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

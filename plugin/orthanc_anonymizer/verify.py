@@ -1,0 +1,406 @@
+"""The residual-PHI check: does an anonymized output still carry identifying values of its original?
+
+:func:`find_residual_phi` collects the identifying values of the original, namely the values of every attribute
+that the profile removes or replaces (resolved actions X, Z, D, U and the compound codes of PS3.15 Table E.1-1a,
+at any depth, file meta included), and searches the whole output for them: every element at every depth, the file
+meta, private elements, and the bytes of unknown-VR (UN) and OB/OW elements decoded leniently.
+
+What counts as a value to look for, and how it is matched (to keep false alarms rare):
+
+- person names (PN) are split into their components (family, given, middle... of every component group, and words
+  within them); each component of 4 characters or more is looked for on its own, case-insensitively, as a whole
+  word;
+- dates (DA, and the date part of DT) are looked for only as whole 8-digit ``YYYYMMDD`` tokens, never inside a
+  longer number or a UID;
+- UIDs (UI) are looked for as whole UIDs (``1.2.3`` does not match inside ``1.2.3.4``); the standard's own UIDs (SOP
+  classes, transfer syntaxes) are never identifying;
+- other text (IDs, descriptions, addresses, AE titles...) is looked for as a whole value, case-insensitively,
+  bounded by non-alphanumerics; a value that the original also holds, as a whole value, in an attribute the profile
+  keeps is not identifying under that profile (e.g. ``HEAD`` in both a removed description and a kept body part);
+- skipped: values shorter than 4 characters, plain numbers of fewer than 6 digits, code strings (CS enumerations),
+  times (TM), binary numbers, a few placeholder words (``ANONYMOUS``, ``UNKNOWN``...), the text of attributes the
+  profile cleans (action C: the engine keeps the text and removes what it recognises in it; the names, IDs and
+  dates of other attributes are still looked for inside it), and private elements other than person names (their
+  values are vendor data; a patient's name or ID copied into them is found through the standard attribute).
+
+A leak names where it was found in the output (a path of tags) and which attribute of the original the value came
+from; it never carries the value itself, so reports can be logged and stored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from io import BytesIO
+
+from pydicom import dcmread
+from pydicom._dicom_dict import DicomDictionary
+from pydicom._uid_dict import UID_dictionary
+from pydicom.datadict import keyword_for_tag
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.valuerep import PersonName
+
+from .profiles import Action, Profile
+
+MIN_LENGTH = 4
+"""Values (and name components) shorter than this are too common to be identifying."""
+MIN_NUMBER_DIGITS = 6
+"""Plain numbers with fewer digits than this are not identifying (sizes, counts, small IDs)."""
+
+_PLACEHOLDERS = frozenset(
+    {
+        "anonymous",
+        "anonymized",
+        "anonymised",
+        "unknown",
+        "none",
+        "null",
+        "test",
+        "patient",
+        "removed",
+        "dummy",
+        "yes",
+        "no",
+        "n/a",
+    }
+)
+# Elements whose bytes are pixels, samples or bit planes, never text worth decoding.
+_BULK_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010, 0x54001010, 0x54000100})
+_BINARY_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
+_NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "UV", "SV", "FL", "FD", "AT", "IS", "DS"})
+_SKIPPED_SOURCE_VRS = _NUMBER_VRS | _BINARY_VRS | {"SQ", "CS", "TM"}
+_STANDARD_UIDS = frozenset(UID_dictionary)
+_MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
+
+_PLAIN_NUMBER = re.compile(r"^[+-]?\d*\.?\d*(?:[eE][+-]?\d+)?$")
+_DATE_TOKEN = re.compile(r"(?<![\d.])(\d{8})(?!\d)(?!\.\d)")
+_UID_TOKEN = re.compile(r"(?<![\d.])(\d+(?:\.\d+)+)")
+_NAME_SPLIT = re.compile(r"[\^=,\s]+")
+_NAME_TRIM = ".-'\"()"
+
+
+class ValueKind:
+    """What kind of identifying value a leak is; decides how it is matched."""
+
+    NAME = "name"
+    DATE = "date"
+    UID = "uid"
+    TEXT = "text"
+
+
+@dataclass(frozen=True)
+class Leak:
+    """One identifying value of the original found in the output. Tags and paths only: never the value."""
+
+    path: str
+    """Where in the output: ``"0008,1140[0]/0020,4000"`` (sequence tag, item index, ..., tag)."""
+    tag: str
+    """The output element holding the value, ``"GGGG,EEEE"``."""
+    source: str
+    """The attribute of the original that the value came from, ``"GGGG,EEEE"``."""
+    source_keyword: str
+    kind: str
+    """``name``, ``date``, ``uid`` or ``text``."""
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "Path": self.path,
+            "Tag": self.tag,
+            "Source": self.source,
+            "SourceKeyword": self.source_keyword,
+            "Kind": self.kind,
+        }
+
+    def describe(self) -> str:
+        """One value-free line for people: ``"0020,4000: name from 0010,0010 (PatientName)"``."""
+        keyword = f" ({self.source_keyword})" if self.source_keyword else ""
+        return f"{self.path}: {self.kind} from {self.source}{keyword}"
+
+
+@dataclass
+class ResidualPhiReport:
+    """The outcome of :func:`find_residual_phi`: the leaks found and how many values were looked for."""
+
+    leaks: list[Leak] = field(default_factory=list)
+    checked_values: int = 0
+    """How many distinct identifying values of the original were looked for."""
+
+    @property
+    def clean(self) -> bool:
+        """True when no identifying value of the original was found in the output."""
+        return not self.leaks
+
+    def as_json(self) -> dict[str, object]:
+        """JSON-ready summary (tags and paths, no values)."""
+        return {
+            "Clean": self.clean,
+            "CheckedValues": self.checked_values,
+            "Leaks": [leak.as_json() for leak in self.leaks],
+        }
+
+
+def find_residual_phi(original: Dataset, anonymized: Dataset, profile: Profile) -> ResidualPhiReport:
+    """List every identifying value of ``original`` that still appears anywhere in ``anonymized``.
+
+    Identifying values are those of the attributes ``profile`` removes or replaces (see the module docstring for
+    what is looked for and how it is matched). Neither dataset is changed.
+    """
+    needles = _Needles.collect(original, profile)
+    report = ResidualPhiReport(checked_values=needles.count)
+    if not needles.count:
+        return report
+    seen: set[tuple[str, str]] = set()
+    for path, element, text, values in _searchable_texts(anonymized):
+        for source_tag, kind in needles.find(element, text, values):
+            key = (path, source_tag)
+            if key in seen:
+                continue
+            seen.add(key)
+            report.leaks.append(
+                Leak(
+                    path=path,
+                    tag=_tag_text(element.tag),
+                    source=source_tag,
+                    source_keyword=_keyword(source_tag),
+                    kind=kind,
+                )
+            )
+    return report
+
+
+def verify_bytes(original: bytes, anonymized: bytes, profile: Profile) -> ResidualPhiReport:
+    """:func:`find_residual_phi` on two DICOM files given as bytes."""
+    return find_residual_phi(_read(original), _read(anonymized), profile)
+
+
+def _read(data: bytes) -> Dataset:
+    return dcmread(BytesIO(data), force=True)
+
+
+class _Needles:
+    """The identifying values of one original, grouped by how they are matched, each mapped to its source tag.
+
+    *Strong* words (names that are not everyday DICOM words, text with several words or a digit) are found
+    anywhere, as whole words; *weak* ones (a name such as ``Green`` or ``Field``, a single-word text such as
+    ``Here``) only as a whole value of an output element, or a component of an output person name, so that the
+    attribute names and code meanings of the output do not raise false alarms.
+    """
+
+    def __init__(self) -> None:
+        self.strong: dict[str, tuple[str, str]] = {}
+        """Lower-cased needle -> (source tag, kind)."""
+        self.weak: dict[str, tuple[str, str]] = {}
+        self.dates: dict[str, str] = {}
+        self.uids: dict[str, str] = {}
+        self._strong_pattern: re.Pattern[str] | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.strong) + len(self.weak) + len(self.dates) + len(self.uids)
+
+    @classmethod
+    def collect(cls, original: Dataset, profile: Profile) -> _Needles:
+        table = profile.action_table
+        needles = cls()
+        kept_values: set[str] = set()
+        texts: dict[str, str] = {}
+        for _path, element in _walk(original):
+            tag = int(element.tag)
+            if _is_group_length(tag) or _is_private_creator(tag):
+                continue
+            action = Action.U if tag == _MEDIA_STORAGE_SOP_INSTANCE_UID else table.action_for(tag)
+            if action is None or action is Action.K:
+                # Kept: a value it shares with a removed attribute (the implementation's UID, a manufacturer
+                # also named as institution) is not identifying under this profile.
+                kept_values.update(value.lower() for value in _string_values(element))
+                continue
+            vr = element.VR
+            if action is Action.C or vr in _SKIPPED_SOURCE_VRS or (_is_private(tag) and vr != "PN"):
+                # Cleaned text is kept on purpose; what the engine must remove from it comes from other attributes.
+                continue
+            source = _tag_text(tag)
+            for value in _string_values(element):
+                if vr == "PN":
+                    for component in _name_components(value):
+                        word = component.lower()
+                        target = needles.weak if word in _common_words() else needles.strong
+                        target.setdefault(word, (source, ValueKind.NAME))
+                elif vr in ("DA", "DT"):
+                    date = value[:8]
+                    if len(date) == 8 and date.isdigit():
+                        texts.setdefault(date, source)
+                elif vr == "UI":
+                    if value not in _STANDARD_UIDS and _UID_TOKEN.fullmatch(value):
+                        texts.setdefault(value, source)
+                elif _is_identifying_text(value):
+                    texts.setdefault(value.lower(), source)
+        for value, source in texts.items():
+            if value in kept_values:
+                continue
+            if _UID_TOKEN.fullmatch(value):
+                needles.uids[value] = source
+            elif len(value) == 8 and value.isdigit() and _DATE_TOKEN.fullmatch(value):
+                needles.dates.setdefault(value, source)
+            elif value.isalpha():
+                needles.weak.setdefault(value, (source, ValueKind.TEXT))
+            else:
+                needles.strong.setdefault(value, (source, ValueKind.TEXT))
+        return needles
+
+    def find(self, element: DataElement, text: str, values: list[str]) -> Iterator[tuple[str, str]]:
+        """(source tag, kind) of every needle in an output element: its searchable ``text`` and its ``values``."""
+        if self.strong:
+            for match in self._pattern().finditer(text):
+                yield self.strong[match.group(0).lower()]
+        if self.weak and element.VR != "CS":
+            for value in values:
+                found = self.weak.get(value.lower())
+                if found is not None:
+                    yield found
+                if element.VR == "PN":
+                    for component in _name_components(value):
+                        found = self.weak.get(component.lower())
+                        if found is not None:
+                            yield found
+        if self.dates:
+            if element.VR in ("DA", "DT"):
+                for value in values:
+                    source = self.dates.get(value[:8])
+                    if source is not None:
+                        yield source, ValueKind.DATE
+            for match in _DATE_TOKEN.finditer(text):
+                source = self.dates.get(match.group(1))
+                if source is not None:
+                    yield source, ValueKind.DATE
+        if self.uids and "." in text:
+            for match in _UID_TOKEN.finditer(text):
+                source = self.uids.get(match.group(1))
+                if source is not None:
+                    yield source, ValueKind.UID
+
+    def _pattern(self) -> re.Pattern[str]:
+        if self._strong_pattern is None:
+            # Longest first, so that a whole value wins over a component it contains.
+            alternatives = "|".join(re.escape(word) for word in sorted(self.strong, key=len, reverse=True))
+            self._strong_pattern = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+        return self._strong_pattern
+
+
+@lru_cache(maxsize=1)
+def _common_words() -> frozenset[str]:
+    """Words of the DICOM data dictionary's attribute names (``name``, ``text``, ``green``...), lower case."""
+    words: set[str] = set()
+    for entry in DicomDictionary.values():
+        words.update(word.lower() for word in re.findall(r"[A-Za-z]{4,}", entry[2]))
+    return frozenset(words)
+
+
+def _is_identifying_text(value: str) -> bool:
+    if len(value) < MIN_LENGTH or value.lower() in _PLACEHOLDERS:
+        return False
+    if _PLAIN_NUMBER.fullmatch(value):
+        return sum(char.isdigit() for char in value) >= MIN_NUMBER_DIGITS
+    return len(set(value)) > 1
+
+
+def _name_components(value: str) -> Iterator[str]:
+    for part in _NAME_SPLIT.split(value):
+        part = part.strip(_NAME_TRIM)
+        if len(part) >= MIN_LENGTH and part.lower() not in _PLACEHOLDERS and not _PLAIN_NUMBER.fullmatch(part):
+            yield part
+
+
+def _string_values(element: DataElement) -> list[str]:
+    """The text values of ``element`` (multi-valued ones split), stripped of padding; none for binary VRs."""
+    if element.VR in _BINARY_VRS or element.VR == "SQ":
+        return []
+    try:
+        value = element.value
+    except Exception:  # a value pydicom cannot convert is not one we can look for
+        return []
+    items = value if isinstance(value, MultiValue | list | tuple) else [value]
+    out: list[str] = []
+    for item in items:
+        if isinstance(item, str | PersonName):
+            text = str(item).strip(" \x00")
+        elif isinstance(item, bytes):
+            text = item.decode("latin-1").strip(" \x00")
+        else:
+            continue
+        if text:
+            out.append(text)
+    return out
+
+
+def _searchable_texts(dataset: Dataset) -> Iterator[tuple[str, DataElement, str, list[str]]]:
+    """(path, element, text, values) for every element of ``dataset`` that can hold text, at any depth, file meta
+    too: binary elements as leniently decoded text (no values), text elements as their values joined by ``\\``."""
+    for path, element in _walk(dataset):
+        if element.VR == "SQ" or int(element.tag) in _BULK_TAGS:
+            continue
+        try:
+            value = element.value
+        except Exception:
+            value = getattr(element, "_value", None)
+        values = [] if isinstance(value, bytes) else _string_values(element)
+        text = _decode_leniently(value) if isinstance(value, bytes) else "\\".join(values)
+        if text:
+            yield path, element, text, values
+
+
+def _decode_leniently(data: bytes) -> str:
+    """Bytes as text: Latin-1 (never fails), plus UTF-8 when there are non-ASCII bytes; NULs as separators."""
+    text = data.decode("latin-1")
+    if not data.isascii():
+        text += "\n" + data.decode("utf-8", errors="replace")
+    return text.replace("\x00", " ")
+
+
+def _walk(dataset: Dataset, prefix: str = "") -> Iterator[tuple[str, DataElement]]:
+    """(path, element) for every element at every depth; the file meta first at the top level."""
+    if not prefix:
+        meta = getattr(dataset, "file_meta", None)
+        if meta is not None:
+            yield from _walk(meta, "/")
+    for element in _elements(dataset):
+        path = f"{prefix}/{_tag_text(element.tag)}".lstrip("/")
+        yield path, element
+        if element.VR == "SQ" and element.value is not None:
+            for index, item in enumerate(element.value):
+                if isinstance(item, Dataset):
+                    yield from _walk(item, f"{path}[{index}]")
+
+
+def _elements(dataset: Dataset) -> Iterator[DataElement]:
+    for tag in list(dataset.keys()):
+        try:
+            yield dataset[tag]
+        except Exception:  # an element pydicom cannot parse: fall back to its raw bytes
+            raw = dataset.get_item(tag)
+            if raw is not None and isinstance(getattr(raw, "value", None), bytes):
+                yield DataElement(tag, "UN", raw.value)
+
+
+def _tag_text(tag: int) -> str:
+    return f"{tag >> 16:04X},{tag & 0xFFFF:04X}"
+
+
+def _keyword(tag_text: str) -> str:
+    group, element = tag_text.split(",")
+    return keyword_for_tag((int(group, 16) << 16) | int(element, 16))
+
+
+def _is_group_length(tag: int) -> bool:
+    return tag & 0xFFFF == 0
+
+
+def _is_private(tag: int) -> bool:
+    return bool((tag >> 16) & 1)
+
+
+def _is_private_creator(tag: int) -> bool:
+    return _is_private(tag) and 0x0010 <= tag & 0xFFFF <= 0x00FF
