@@ -44,6 +44,7 @@ FORMATS = ("csv", "json", "xml")
 """The rule formats, named as ``parse_rules`` takes them and as profile files end."""
 
 BASIC_NAME = "basic"
+_BASIC_IS_BUILT_IN = "the name basic belongs to the built-in PS3.15 Basic profile; rename the file"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _CSV_HEADER_TAGS = {"tag", "tagpattern", "tag pattern", "pattern"}
 _JSON_RULE_KEYS = {"Tag", "Action", "Comment"}
@@ -85,6 +86,8 @@ def _parse_document(text: str, fmt: str, source: str) -> _Document:
             value = json.loads(text.lstrip("\ufeff"))
         except json.JSONDecodeError as error:
             raise ProfileError(f"{source}, line {error.lineno}: not valid JSON ({error.msg})") from None
+        except RecursionError:
+            raise ProfileError(f"{source}: JSON nested too deeply for a list of rules") from None
         return _parse_json_value(value, source)
     if fmt == "xml":
         return _parse_xml(text, source)
@@ -411,7 +414,7 @@ def load_profiles(directory: Path | None) -> dict[str, Profile]:
     for path in _profile_files(directory):
         name = path.stem
         if name == BASIC_NAME:
-            raise ProfileError(f"{path}: the name basic belongs to the built-in PS3.15 Basic profile; rename the file")
+            raise ProfileError(f"{path}: {_BASIC_IS_BUILT_IN}")
         if name in profiles:
             raise ProfileError(f"{path}: a second profile named {name!r} ({profiles[name].source}); keep one")
         profiles[name] = load_profile_file(path)
@@ -443,7 +446,5 @@ def resolve_profile(name_or_path: str, directory: Path | None, *, allow_paths: b
         known = ", ".join([BASIC_NAME, *(path.stem for path in _profile_files(directory))])
         raise ProfileError(f"unknown profile {name_or_path!r}; known profiles: {known}")
     if path_or_none.stem == BASIC_NAME:
-        raise ProfileError(
-            f"{path_or_none}: the name basic belongs to the built-in PS3.15 Basic profile; rename the file"
-        )
+        raise ProfileError(f"{path_or_none}: {_BASIC_IS_BUILT_IN}")
     return load_profile_file(path_or_none)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from io import BytesIO
 from pathlib import Path
 
 import pytest
@@ -395,3 +396,23 @@ def test_the_cli_may_name_a_file_by_its_path(tmp_path: Path) -> None:
         resolve_profile(str(tmp_path / "missing.csv"), profiles, allow_paths=True)
     with pytest.raises(ProfileError):
         resolve_profile(str(path), profiles)  # not without allow_paths
+
+
+@pytest.mark.parametrize("name", sorted(load_profiles(SHIPPED)))
+def test_each_shipped_profile_anonymizes_a_real_file(name: str) -> None:
+    from pydicom import dcmread
+    from pydicom.data import get_testdata_file
+
+    from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes
+
+    source = Path(str(get_testdata_file("CT_small.dcm")))
+    output, _ = anonymize_bytes(source.read_bytes(), AnonymizationSettings(profile=resolve_profile(name, SHIPPED)))
+    dataset = dcmread(BytesIO(output))
+    assert dataset.PatientIdentityRemoved == "YES"
+    assert dataset.PatientName != dcmread(source).PatientName
+
+
+def test_hostile_rule_strings_give_a_profile_error_not_a_crash() -> None:
+    for text in ["[" * 100_000, "0010,0010;Z\x00\n", "<rules>" * 100_000]:
+        with pytest.raises(ProfileError):
+            rules_from_json(text, "Rules")
