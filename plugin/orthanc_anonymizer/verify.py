@@ -361,11 +361,7 @@ def _decode_leniently(data: bytes) -> str:
 
 
 def _walk(dataset: Dataset, prefix: str = "") -> Iterator[tuple[str, DataElement]]:
-    """(path, element) for every element at every depth; the file meta first at the top level."""
-    if not prefix:
-        meta = getattr(dataset, "file_meta", None)
-        if meta is not None:
-            yield from _walk(meta, "/")
+    """(path, element) for every element at every depth, then (at the top level) those of the file meta."""
     for element in _elements(dataset):
         path = f"{prefix}/{_tag_text(element.tag)}".lstrip("/")
         yield path, element
@@ -373,6 +369,10 @@ def _walk(dataset: Dataset, prefix: str = "") -> Iterator[tuple[str, DataElement
             for index, item in enumerate(element.value):
                 if isinstance(item, Dataset):
                     yield from _walk(item, f"{path}[{index}]")
+    if not prefix:
+        meta = getattr(dataset, "file_meta", None)
+        if meta is not None:
+            yield from _walk(meta, "/")
 
 
 def _elements(dataset: Dataset) -> Iterator[DataElement]:
