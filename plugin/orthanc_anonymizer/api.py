@@ -1,0 +1,178 @@
+"""The REST API's request bodies and answers, as plain data: parsed, checked, shaped. No ``orthanc`` here.
+
+Bad input raises :class:`BadRequest` (HTTP 400) with a message naming the bad part; the glue turns it into the
+answer. Profiles, options and rules are checked here, before any job starts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import AnonymizerConfig
+from .errors import AnonymizerError, ProfileError
+from .jobs import JobSettings
+from .orthanc_client import LEVELS
+from .profile_files import load_profiles, resolve_profile, rules_from_json
+from .profiles import Option
+
+_SETTING_KEYS = {
+    "Profile",
+    "Options",
+    "Rules",
+    "PatientName",
+    "PatientID",
+    "InPlace",
+    "DryRun",
+    "IncludeValues",
+    "Asynchronous",
+}
+_BATCH_KEYS = {"Level", "Resources"}
+_LEVEL_NAMES = {name.lower(): segment for segment, name in LEVELS.items()} | {segment: segment for segment in LEVELS}
+
+
+class BadRequest(AnonymizerError):
+    """The request is malformed or names something unknown (HTTP 400)."""
+
+
+@dataclass(frozen=True)
+class AnonymizeRequest:
+    """A checked ``POST /anonymizer/{level}/{id}`` or ``/anonymizer/batch`` body."""
+
+    settings: JobSettings
+    asynchronous: bool
+    level: str = ""
+    """Batch only: the URI segment of the level (``studies``...)."""
+    resources: tuple[str, ...] = ()
+    """Batch only: the Orthanc IDs."""
+
+
+def _decode(body: bytes) -> dict[str, Any]:
+    if not body.strip():
+        return {}
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise BadRequest(f"body: not JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise BadRequest(f"body: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _bool(body: Mapping[str, Any], key: str) -> bool:
+    value = body.get(key, False)
+    if not isinstance(value, bool):
+        raise BadRequest(f"{key}: expected true or false")
+    return value
+
+
+def _optional_text(body: Mapping[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"{key}: expected a string")
+    return value
+
+
+def parse_settings(body: Mapping[str, Any], config: AnonymizerConfig) -> JobSettings:
+    """The job settings a body asks for, defaults from ``config``. :class:`BadRequest` naming the bad part."""
+    profile_name = body.get("Profile") or config.default_profile
+    if not isinstance(profile_name, str):
+        raise BadRequest("Profile: expected a profile name")
+    options = body.get("Options")
+    if options is None:
+        options = [option.value for option in config.default_options]
+    if not isinstance(options, list) or not all(isinstance(option, str) for option in options):
+        raise BadRequest("Options: expected a list of option names")
+    try:
+        profile = resolve_profile(profile_name, config.profiles_directory)
+        profile = profile.with_options(Option.parse(option) for option in options)
+        if body.get("Rules") is not None:
+            profile = profile.with_rules(rules_from_json(body["Rules"], "Rules"))
+    except ProfileError as error:
+        raise BadRequest(str(error)) from None
+    dry_run = _bool(body, "DryRun")
+    include_values = _bool(body, "IncludeValues")
+    if include_values and not dry_run:
+        raise BadRequest("IncludeValues: only with DryRun")
+    in_place = _bool(body, "InPlace")
+    if in_place and dry_run:
+        raise BadRequest("InPlace: not with DryRun")
+    return JobSettings(
+        profile=profile,
+        patient_name=_optional_text(body, "PatientName"),
+        patient_id=_optional_text(body, "PatientID"),
+        in_place=in_place,
+        dry_run=dry_run,
+        include_values=include_values,
+    )
+
+
+def parse_anonymize(body: bytes, config: AnonymizerConfig) -> AnonymizeRequest:
+    """The body of ``POST /anonymizer/{level}/{id}``."""
+    decoded = _decode(body)
+    unknown = sorted(set(decoded) - _SETTING_KEYS)
+    if unknown:
+        raise BadRequest(f"{unknown[0]}: unknown field; known fields: {', '.join(sorted(_SETTING_KEYS))}")
+    return AnonymizeRequest(settings=parse_settings(decoded, config), asynchronous=_bool(decoded, "Asynchronous"))
+
+
+def parse_batch(body: bytes, config: AnonymizerConfig) -> AnonymizeRequest:
+    """The body of ``POST /anonymizer/batch``: ``{"Level", "Resources": [ids], ...settings}``."""
+    decoded = _decode(body)
+    known = _SETTING_KEYS | _BATCH_KEYS
+    unknown = sorted(set(decoded) - known)
+    if unknown:
+        raise BadRequest(f"{unknown[0]}: unknown field; known fields: {', '.join(sorted(known))}")
+    level = decoded.get("Level")
+    if not isinstance(level, str) or level.lower() not in _LEVEL_NAMES:
+        raise BadRequest("Level: expected Patient, Study, Series or Instance")
+    resources = decoded.get("Resources")
+    if (
+        not isinstance(resources, list)
+        or not resources
+        or not all(isinstance(item, str) and item for item in resources)
+    ):
+        raise BadRequest("Resources: expected a non-empty list of Orthanc IDs")
+    if len(set(resources)) != len(resources):
+        raise BadRequest("Resources: an ID is listed twice")
+    return AnonymizeRequest(
+        settings=parse_settings(decoded, config),
+        asynchronous=True,
+        level=_LEVEL_NAMES[level.lower()],
+        resources=tuple(resources),
+    )
+
+
+def profiles_answer(directory: Path | None) -> list[dict[str, object]]:
+    """``GET /anonymizer/profiles``: ``[{"Name", "Description", "Options"}]``, ``basic`` first."""
+    answer: list[dict[str, object]] = []
+    for name, profile in load_profiles(directory).items():
+        described = profile.describe()
+        answer.append(
+            {
+                "Name": name,
+                "Description": described["Description"],
+                "Options": described["Options"],
+                "Rules": len(profile.rules),
+            }
+        )
+    return answer
+
+
+def optional_int(query: Mapping[str, str], key: str) -> int | None:
+    """A non-negative integer query argument (``?since=3``); :class:`BadRequest` naming it otherwise."""
+    text = query.get(key)
+    if text is None or text == "":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise BadRequest(f"{key}: expected a whole number") from None
+    if value < 0:
+        raise BadRequest(f"{key}: expected a number >= 0")
+    return value

@@ -1,0 +1,198 @@
+"""The plugin's configuration: the ``"Anonymizer"`` section of Orthanc's configuration, checked at start-up.
+
+Every wrong setting raises :class:`ConfigurationError` naming it (``Anonymizer.Workers: ...``); the glue lets the
+error escape so Orthanc refuses to start, as it does for its own bad settings. Nothing here imports ``orthanc``:
+the glue passes the parsed configuration in.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import AnonymizerError, ProfileError
+from .profiles import Option, Profile
+
+SECTION = "Anonymizer"
+SECRET_ENVIRONMENT_VARIABLE = "ANONYMIZER_SECRET"
+DEVELOPMENT_SECRET = b"orthanc-anonymizer-development-secret-do-not-use-for-real-data"
+CHECKOUT = Path(__file__).resolve().parents[2]
+"""The checkout (or installation prefix) this package runs from."""
+
+_KNOWN_KEYS = {
+    "DefaultProfile",
+    "DefaultOptions",
+    "ProfilesDirectory",
+    "Secret",
+    "AllowDevelopmentSecret",
+    "Workers",
+    "ConcurrentJobs",
+    "WorkerPython",
+    "AutoAnonymize",
+}
+
+
+class ConfigurationError(AnonymizerError):
+    """A setting of the ``"Anonymizer"`` section (or an Orthanc setting the plugin relies on) is wrong."""
+
+
+@dataclass(frozen=True)
+class AnonymizerConfig:
+    """The checked settings the plugin runs with. ``secret`` is never logged nor written anywhere."""
+
+    default_profile: str = "basic"
+    default_options: tuple[Option, ...] = ()
+    profiles_directory: Path | None = None
+    secret: bytes = field(default=b"", repr=False)
+    development_secret: bool = False
+    """True when no secret was configured and the development key is in use (start-up logs a warning)."""
+    workers: int = 2
+    concurrent_jobs: int = 2
+    worker_python: str = ""
+    storage_directory: Path = Path("OrthancStorage")
+    state_directory: Path = Path("OrthancStorage/anonymizer")
+    """Where the plugin keeps audit trail, job records and the links index."""
+    http_port: int = 8042
+    http_threads: int = 50
+    auto_anonymize: Mapping[str, object] = field(default_factory=dict)
+
+
+def _setting(name: str) -> str:
+    return f"{SECTION}.{name}"
+
+
+def _expect_bool(section: Mapping[str, object], key: str, default: bool) -> bool:
+    value = section.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{_setting(key)}: expected true or false, got {type(value).__name__}")
+    return value
+
+
+def _expect_int(section: Mapping[str, object], key: str, default: int, minimum: int, maximum: int) -> int:
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigurationError(f"{_setting(key)}: expected a whole number, got {type(value).__name__}")
+    if not minimum <= value <= maximum:
+        raise ConfigurationError(f"{_setting(key)}: {value} is out of range {minimum}..{maximum}")
+    return value
+
+
+def _expect_str(section: Mapping[str, object], key: str, default: str) -> str:
+    value = section.get(key, default)
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{_setting(key)}: expected a string, got {type(value).__name__}")
+    return value
+
+
+def _default_worker_python() -> str:
+    venv_python = CHECKOUT / ".venv" / "bin" / "python"
+    if venv_python.exists():
+        return str(venv_python)
+    return "/usr/bin/python3"
+
+
+def _orthanc_int(orthanc_config: Mapping[str, object], key: str, default: int) -> int:
+    value = orthanc_config.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigurationError(f"{key}: expected a whole number, got {type(value).__name__}")
+    return value
+
+
+def parse_configuration(
+    orthanc_config: Mapping[str, object],
+    environ: Mapping[str, str] | None = None,
+    working_directory: Path | None = None,
+) -> AnonymizerConfig:
+    """Check and resolve the ``"Anonymizer"`` section of ``orthanc_config`` (Orthanc's whole configuration).
+
+    ``environ`` supplies ``ANONYMIZER_SECRET`` (default: :data:`os.environ`); relative paths resolve against
+    ``working_directory`` (default: the current directory, which is Orthanc's).
+    """
+    environ = os.environ if environ is None else environ
+    cwd = working_directory or Path.cwd()
+    section = orthanc_config.get(SECTION, {})
+    if not isinstance(section, Mapping):
+        raise ConfigurationError(f"{SECTION}: expected an object, got {type(section).__name__}")
+    unknown = sorted(set(section) - _KNOWN_KEYS)
+    if unknown:
+        raise ConfigurationError(
+            f"{_setting(unknown[0])}: unknown setting; known settings: {', '.join(sorted(_KNOWN_KEYS))}"
+        )
+
+    default_profile = _expect_str(section, "DefaultProfile", "basic").strip() or "basic"
+    raw_options = section.get("DefaultOptions", [])
+    if not isinstance(raw_options, list) or not all(isinstance(item, str) for item in raw_options):
+        raise ConfigurationError(f"{_setting('DefaultOptions')}: expected a list of option names")
+    try:
+        default_options = tuple(Option.parse(item) for item in raw_options)
+        Profile(options=frozenset(default_options))  # options that exclude each other fail here
+    except ProfileError as error:
+        raise ConfigurationError(f"{_setting('DefaultOptions')}: {error}") from None
+
+    profiles_text = _expect_str(section, "ProfilesDirectory", "")
+    profiles_directory: Path | None
+    if profiles_text:
+        profiles_directory = Path(profiles_text)
+        if not profiles_directory.is_absolute():
+            profiles_directory = cwd / profiles_directory
+        if not profiles_directory.is_dir():
+            raise ConfigurationError(f"{_setting('ProfilesDirectory')}: {profiles_directory} is not a folder")
+    else:
+        shipped = CHECKOUT / "profiles"
+        profiles_directory = shipped if shipped.is_dir() else None
+
+    secret_text = environ.get(SECRET_ENVIRONMENT_VARIABLE, "") or _expect_str(section, "Secret", "")
+    allow_development = _expect_bool(section, "AllowDevelopmentSecret", False)
+    if secret_text:
+        secret, development = secret_text.encode("utf-8"), False
+    elif allow_development:
+        secret, development = DEVELOPMENT_SECRET, True
+    else:
+        raise ConfigurationError(
+            f"{_setting('Secret')}: no anonymization secret; set {_setting('Secret')} or the environment variable "
+            f"{SECRET_ENVIRONMENT_VARIABLE} (or {_setting('AllowDevelopmentSecret')} for a development setup)"
+        )
+
+    workers = _expect_int(section, "Workers", max(1, os.cpu_count() or 1), 1, 256)
+    concurrent_jobs = _expect_int(section, "ConcurrentJobs", 2, 1, 64)
+    worker_python = _expect_str(section, "WorkerPython", "") or _default_worker_python()
+    if not os.access(worker_python, os.X_OK):
+        raise ConfigurationError(f"{_setting('WorkerPython')}: {worker_python} is not an executable")
+
+    auto = section.get("AutoAnonymize", {})
+    if not isinstance(auto, Mapping):
+        raise ConfigurationError(f"{_setting('AutoAnonymize')}: expected an object, got {type(auto).__name__}")
+
+    storage_text = orthanc_config.get("StorageDirectory", "OrthancStorage")
+    if not isinstance(storage_text, str) or not storage_text:
+        raise ConfigurationError("StorageDirectory: expected a folder name")
+    storage = Path(storage_text)
+    if not storage.is_absolute():
+        storage = cwd / storage
+
+    http_port = _orthanc_int(orthanc_config, "HttpPort", 8042)
+    http_threads = _orthanc_int(orthanc_config, "HttpThreadsCount", 50)
+    reserved = concurrent_jobs + 2
+    if http_threads < reserved + 2:
+        raise ConfigurationError(
+            f"HttpThreadsCount: {http_threads} leaves too few HTTP threads for {_setting('ConcurrentJobs')} = "
+            f"{concurrent_jobs} (needs at least {reserved + 2})"
+        )
+
+    return AnonymizerConfig(
+        default_profile=default_profile,
+        default_options=default_options,
+        profiles_directory=profiles_directory,
+        secret=secret,
+        development_secret=development,
+        workers=workers,
+        concurrent_jobs=concurrent_jobs,
+        worker_python=worker_python,
+        storage_directory=storage,
+        state_directory=storage / "anonymizer",
+        http_port=http_port,
+        http_threads=http_threads,
+        auto_anonymize=dict(auto),
+    )

@@ -1,0 +1,491 @@
+"""Anonymization jobs: resources in, worker processes, stored copies, links, an audit record out.
+
+orthanc-python 4.0 has no job API, so the plugin keeps its own. A :class:`JobManager` runs a few jobs at a time on
+its own threads (never on Orthanc's callback threads) and talks to Orthanc only through loopback HTTP
+(:mod:`.orthanc_client`). A job streams its instances one by one: download, anonymize in a worker process, store
+with ``POST /instances``, check the stored MD5, link; only a small window of instances is in memory at a time.
+Every job is recorded as JSON under the state folder, kept after it ends, and each resource it handles appends
+one record to the audit trail.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from . import __version__
+from .engine import AnonymizationSettings
+from .links import LinkIndex
+from .logs import exception_summary
+from .orthanc_client import LEVELS, OrthancClient, OrthancError, ResourceNotFound
+from .profiles import Profile
+from .uids import KeyedHasher
+from .workers import InstanceOutcome, InstanceTask
+
+logger = logging.getLogger("orthanc_anonymizer.jobs")
+
+FROM_RESOURCE = "AnonymizedFromResource"
+PROFILE_METADATA = "AnonymizationProfile"
+PENDING, RUNNING, SUCCESS, FAILURE = "Pending", "Running", "Success", "Failure"
+PARENT_LEVELS = (("series", "ParentSeries"), ("studies", "ParentStudy"), ("patients", "ParentPatient"))
+
+
+class AuditTrail(Protocol):
+    def append(self, record: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class Pool(Protocol):
+    def submit(self, data: bytes, task: InstanceTask) -> Future[InstanceOutcome]: ...
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """One request's settings, checked. ``patient_name``/``patient_id`` are the caller's new values."""
+
+    profile: Profile
+    patient_name: str | None = None
+    patient_id: str | None = None
+    in_place: bool = False
+    dry_run: bool = False
+    include_values: bool = False
+
+    def engine_settings(self, hasher: KeyedHasher) -> AnonymizationSettings:
+        return AnonymizationSettings(
+            profile=self.profile,
+            hasher=hasher,
+            patient_name=self.patient_name,
+            patient_id=self.patient_id,
+            record_values=self.dry_run and self.include_values,
+        )
+
+    def describe(self) -> dict[str, object]:
+        """JSON for the job record, the audit trail and the ``AnonymizationProfile`` metadata. No values."""
+        description = {
+            "Profile": self.profile.name,
+            "Options": [option.value for option in self.profile.sorted_options],
+            "Rules": [f"{rule.pattern};{rule.action.value}" for rule in self.profile.rules],
+            "Edition": self.profile.describe()["Edition"],
+            "EngineVersion": __version__,
+        }
+        if self.patient_name is not None:
+            description["PatientNameGiven"] = True
+        if self.patient_id is not None:
+            description["PatientIDGiven"] = True
+        return description
+
+
+@dataclass
+class Job:
+    """A job and its live state. :meth:`record` is its JSON form (``GET /anonymizer/jobs/{id}``)."""
+
+    level: str
+    """URI segment of the resources' level: ``patients``, ``studies``, ``series`` or ``instances``."""
+    resources: list[str]
+    settings: JobSettings
+    user: str
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    state: str = PENDING
+    progress: int = 0
+    results: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    done: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "ID": self.id,
+            "Type": "DryRun" if self.settings.dry_run else "Anonymize",
+            "Level": LEVELS[self.level],
+            "Resources": list(self.resources),
+            "Settings": {**self.settings.describe(), "InPlace": self.settings.in_place},
+            "User": self.user,
+            "State": self.state,
+            "Progress": self.progress,
+            "Results": list(self.results),
+            "Errors": list(self.errors),
+            "CreationTime": _timestamp(self.created),
+            "StartTime": _timestamp(self.started),
+            "CompletionTime": _timestamp(self.finished),
+        }
+
+
+def _timestamp(moment: float | None) -> str | None:
+    if moment is None:
+        return None
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(moment))
+
+
+class JobStore:
+    """Job records as JSON files, one per job, written atomically and kept after the job ends."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, job_id: str) -> Path:
+        return self.directory / f"{job_id}.json"
+
+    def save(self, record: Mapping[str, Any]) -> None:
+        path = self._path(str(record["ID"]))
+        temporary = path.with_suffix(f".{threading.get_ident()}.tmp")
+        temporary.write_text(json.dumps(record, indent=1), encoding="utf-8")
+        os.replace(temporary, path)
+
+    def load(self, job_id: str) -> dict[str, Any] | None:
+        try:
+            uuid.UUID(job_id)
+        except ValueError:
+            return None
+        try:
+            loaded: dict[str, Any] = json.loads(self._path(job_id).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        return loaded
+
+    def mark_interrupted(self) -> int:
+        """Jobs a previous Orthanc left pending or running end as failures (their copies so far stay linked)."""
+        count = 0
+        for path in self.directory.glob("*.json"):
+            record = json.loads(path.read_text(encoding="utf-8"))
+            if record.get("State") in (PENDING, RUNNING):
+                record["State"] = FAILURE
+                record["Errors"] = [*record.get("Errors", []), "interrupted: Orthanc stopped before the job ended"]
+                self.save(record)
+                count += 1
+        return count
+
+
+class _ParentCache:
+    """Original series -> study -> patient IDs, looked up once per job."""
+
+    def __init__(self, client: OrthancClient) -> None:
+        self._client = client
+        self._parent: dict[tuple[str, str], str] = {}
+
+    def parent(self, level: str, resource_id: str) -> str:
+        key = (level, resource_id)
+        if key not in self._parent:
+            field_name = {"series": "ParentStudy", "studies": "ParentPatient"}[level]
+            self._parent[key] = str(self._client.get_json(f"/{level}/{resource_id}")[field_name])
+        return self._parent[key]
+
+    def originals(self, instance: Mapping[str, Any]) -> dict[str, str]:
+        series = str(instance["ParentSeries"])
+        study = self.parent("series", series)
+        return {
+            "instances": str(instance["ID"]),
+            "series": series,
+            "studies": study,
+            "patients": self.parent("studies", study),
+        }
+
+
+class _ResourceRun:
+    """The work and the outcome of one resource within a job."""
+
+    def __init__(self, level: str, source: str, instances: list[dict[str, Any]]) -> None:
+        self.level = level
+        self.source = source
+        self.instances = instances
+        self.stored: list[str] = []
+        self.new_ids: dict[str, set[str]] = {segment: set() for segment in LEVELS}
+        self.failed: list[dict[str, str]] = []
+        self.changes: list[dict[str, object]] = []
+        self.counts: dict[str, int] = {}
+        self.residual_checked = 0
+        self.residual_unknown = 0
+
+
+class JobManager:
+    """Queues jobs and runs ``concurrent_jobs`` of them at a time on its own threads."""
+
+    def __init__(
+        self,
+        client: OrthancClient,
+        pool: Pool,
+        links: LinkIndex,
+        audit: AuditTrail,
+        store: JobStore,
+        hasher: KeyedHasher,
+        concurrent_jobs: int = 2,
+        window: int = 4,
+    ) -> None:
+        self.client = client
+        self.pool = pool
+        self.links = links
+        self.audit = audit
+        self.store = store
+        self.hasher = hasher
+        self.window = max(1, window)
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._threads = [
+            threading.Thread(target=self._run_forever, name=f"anonymizer-job-{n}", daemon=True)
+            for n in range(concurrent_jobs)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    # -- public API ---------------------------------------------------------------------------------------------
+
+    def submit(self, job: Job) -> Job:
+        with self._lock:
+            self._jobs[job.id] = job
+        self._save(job)
+        self._queue.put(job)
+        return job
+
+    def record(self, job_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is not None:
+                return job.record()
+        return self.store.load(job_id)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        for _ in self._threads:
+            self._queue.put(None)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    # -- running ------------------------------------------------------------------------------------------------
+
+    def _save(self, job: Job) -> None:
+        with self._lock:
+            record = job.record()
+        self.store.save(record)
+
+    def _run_forever(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                self.client.close()
+                return
+            try:
+                self.run(job)
+            except Exception as error:  # a bug must not kill the runner thread
+                logger.error("job %s: %s", job.id, exception_summary(error))
+                job.errors.append(f"internal error: {exception_summary(error)}")
+                self._finish(job, FAILURE)
+
+    def _finish(self, job: Job, state: str) -> None:
+        with self._lock:
+            job.state = state
+            job.finished = time.time()
+            if state == SUCCESS:
+                job.progress = 100
+        self._save(job)
+        job.done.set()
+
+    def run(self, job: Job) -> None:
+        """Run ``job`` to its end in this thread."""
+        with self._lock:
+            job.state, job.started = RUNNING, time.time()
+        self._save(job)
+        plan: list[_ResourceRun] = []
+        for resource in job.resources:
+            try:
+                plan.append(_ResourceRun(job.level, resource, self.client.instances_of(job.level, resource)))
+            except ResourceNotFound:
+                job.errors.append(f"{job.level}/{resource}: unknown resource")
+                job.results.append({"Source": resource, "Level": LEVELS[job.level], "Error": "unknown resource"})
+            except OrthancError as error:
+                job.errors.append(f"{job.level}/{resource}: {error}")
+                job.results.append({"Source": resource, "Level": LEVELS[job.level], "Error": str(error)})
+        total = sum(len(run.instances) for run in plan)
+        task = InstanceTask(settings=job.settings.engine_settings(self.hasher), dry_run=job.settings.dry_run)
+        parents = _ParentCache(self.client)
+        linked: set[tuple[str, str]] = set()
+        done = 0
+
+        def advance() -> None:
+            nonlocal done
+            done += 1
+            with self._lock:
+                job.progress = min(99, int(100 * done / total)) if total else 99
+            if done % 25 == 0:
+                self._save(job)
+
+        for run in plan:
+            self._anonymize_resource(job, run, task, parents, linked, advance)
+            result = self._conclude(job, run)
+            with self._lock:
+                job.results.append(result)
+            self._save(job)
+        failed = bool(job.errors) or any(result.get("Failed") or result.get("Error") for result in job.results)
+        self._finish(job, FAILURE if failed else SUCCESS)
+        logger.info("job %s (%s, %d resources, %d instances) ended: %s", job.id, job.level, len(plan), total, job.state)
+
+    def _anonymize_resource(
+        self,
+        job: Job,
+        run: _ResourceRun,
+        task: InstanceTask,
+        parents: _ParentCache,
+        linked: set[tuple[str, str]],
+        advance: Callable[[], None],
+    ) -> None:
+        window: deque[tuple[dict[str, Any], Future[InstanceOutcome]]] = deque()
+        for instance in run.instances:
+            try:
+                data = self.client.instance_file(str(instance["ID"]))
+            except OrthancError as error:
+                run.failed.append({"Instance": str(instance["ID"]), "Reason": f"cannot read the original: {error}"})
+                advance()
+                continue
+            window.append((instance, self.pool.submit(data, task)))
+            del data
+            while len(window) >= self.window:
+                self._complete(job, run, *window.popleft(), parents=parents, linked=linked)
+                advance()
+        while window:
+            self._complete(job, run, *window.popleft(), parents=parents, linked=linked)
+            advance()
+
+    def _complete(
+        self,
+        job: Job,
+        run: _ResourceRun,
+        instance: Mapping[str, Any],
+        future: Future[InstanceOutcome],
+        parents: _ParentCache,
+        linked: set[tuple[str, str]],
+    ) -> None:
+        source_id = str(instance["ID"])
+        try:
+            outcome = future.result()
+        except Exception as error:  # the worker process died
+            run.failed.append({"Instance": source_id, "Reason": f"worker failed: {exception_summary(error)}"})
+            return
+        if outcome.error is not None:
+            run.failed.append({"Instance": source_id, "Reason": outcome.error})
+            return
+        for action, count in outcome.counts.items():
+            run.counts[action] = run.counts.get(action, 0) + count
+        if job.settings.dry_run:
+            run.changes.extend({"Instance": source_id, **change} for change in outcome.changes)
+            return
+        if outcome.residual_clean is None:
+            run.residual_unknown += 1
+        else:
+            run.residual_checked += 1
+            if not outcome.residual_clean:
+                where = ", ".join(sorted(set(outcome.residual_leaks))[:10])
+                run.failed.append({"Instance": source_id, "Reason": f"residual PHI found at {where}; copy not stored"})
+                return
+        assert outcome.data is not None
+        try:
+            stored = self.client.store_instance(outcome.data)
+            new_ids = {"instances": str(stored["ID"])}
+            new_ids.update({segment: str(stored[key]) for segment, key in PARENT_LEVELS})
+            if self.client.stored_md5(new_ids["instances"]) != outcome.md5:
+                run.failed.append(
+                    {
+                        "Instance": source_id,
+                        "Reason": "Orthanc kept other bytes for this SOPInstanceUID (OverwriteInstances is off?)",
+                    }
+                )
+                return
+            originals = parents.originals(instance)
+            self._link(job, originals, new_ids, linked)
+        except OrthancError as error:
+            run.failed.append({"Instance": source_id, "Reason": f"cannot store the copy: {error}"})
+            return
+        run.stored.append(new_ids["instances"])
+        for segment, new_id in new_ids.items():
+            run.new_ids[segment].add(new_id)
+
+    def _link(
+        self, job: Job, originals: Mapping[str, str], new_ids: Mapping[str, str], linked: set[tuple[str, str]]
+    ) -> None:
+        """Metadata on the copy at each level (once per job for parents) and the reverse index."""
+        profile_json = json.dumps(job.settings.describe(), sort_keys=True)
+        for segment in ("instances", "series", "studies", "patients"):
+            copy, source = new_ids[segment], originals[segment]
+            if copy == source or (segment, copy) in linked:
+                continue
+            self.client.put_metadata(segment, copy, FROM_RESOURCE, source)
+            self.client.put_metadata(segment, copy, PROFILE_METADATA, profile_json)
+            self.links.add(LEVELS[segment], source, copy)
+            if segment != "instances":
+                linked.add((segment, copy))
+
+    def _conclude(self, job: Job, run: _ResourceRun) -> dict[str, Any]:
+        """Delete the original if asked and safe, append the audit record, and shape the resource's result."""
+        level_name = LEVELS[run.level]
+        new_resources = sorted(run.new_ids[run.level])
+        result: dict[str, Any] = {
+            "Source": run.source,
+            "Level": level_name,
+            "Failed": run.failed,
+        }
+        deleted = False
+        if job.settings.dry_run:
+            result.update({"DryRun": True, "Instances": len(run.instances), "Changes": run.changes})
+        else:
+            result.update({"Resource": new_resources[0] if new_resources else None, "Instances": len(run.stored)})
+            if len(new_resources) > 1:
+                result["Resources"] = new_resources
+            if job.settings.in_place:
+                deleted = self._delete_original(job, run, new_resources)
+                result["Deleted"] = deleted
+        record = {
+            "Event": "dry-run" if job.settings.dry_run else "anonymize",
+            "User": job.user,
+            "Job": job.id,
+            "Level": level_name,
+            "Source": run.source,
+            "Result": result.get("Resource"),
+            "SourceInstances": len(run.instances),
+            "Instances": len(run.stored),
+            "Failed": run.failed,
+            "Settings": job.settings.describe(),
+            "InPlace": job.settings.in_place,
+            "DeletedOriginal": deleted,
+            "Counts": run.counts,
+            "ResidualPhi": {
+                "Checked": run.residual_checked,
+                "NotChecked": run.residual_unknown,
+                "Leaking": sum(1 for failure in run.failed if failure["Reason"].startswith("residual PHI")),
+            },
+        }
+        try:
+            appended = self.audit.append(record)
+            result["Audit"] = appended.get("Sequence")
+        except Exception as error:  # the copies exist; say loudly that their audit record does not
+            logger.error("job %s: audit record not written: %s", job.id, exception_summary(error))
+            job.errors.append(f"audit record not written: {exception_summary(error)}")
+            result["Audit"] = None
+        return result
+
+    def _delete_original(self, job: Job, run: _ResourceRun, new_resources: Iterable[str]) -> bool:
+        """InPlace: delete the original only when every instance was stored and verified."""
+        if run.failed or len(run.stored) != len(run.instances):
+            job.errors.append(
+                f"{run.level}/{run.source}: original kept (InPlace) because {len(run.failed)} instances failed"
+            )
+            return False
+        if run.source in new_resources:
+            job.errors.append(f"{run.level}/{run.source}: original kept (InPlace): the copy has the same Orthanc ID")
+            return False
+        try:
+            self.client.delete(run.level, run.source)
+        except OrthancError as error:
+            job.errors.append(f"{run.level}/{run.source}: original not deleted: {error}")
+            return False
+        return True

@@ -1,0 +1,63 @@
+"""The reverse index of links: from an original to all its anonymized copies.
+
+Each copy carries ``AnonymizedFromResource`` (its original's Orthanc ID) as Orthanc metadata: that is the forward
+link, and the source of truth. Orthanc cannot search by metadata, so the plugin also records every link in a small
+SQLite file under its state folder to answer "which copies were made of this resource?".
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS links (
+    level TEXT NOT NULL,
+    source TEXT NOT NULL,
+    copy TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (level, source, copy)
+);
+CREATE INDEX IF NOT EXISTS links_by_copy ON links (level, copy);
+"""
+
+
+class LinkIndex:
+    """Originals to copies, per level (``Patient``, ``Study``, ``Series``, ``Instance``). Thread-safe."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._connection.execute("PRAGMA journal_mode=WAL")
+        self._connection.executescript(_SCHEMA)
+
+    def add(self, level: str, source: str, copy: str) -> None:
+        """Record that ``copy`` was made from ``source`` (idempotent)."""
+        with self._lock:
+            self._connection.execute(
+                "INSERT OR IGNORE INTO links (level, source, copy, created) VALUES (?, ?, ?, ?)",
+                (level, source, copy, time.time()),
+            )
+
+    def copies(self, level: str, source: str) -> list[str]:
+        """The copies made of ``source``, oldest first."""
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT copy FROM links WHERE level = ? AND source = ? ORDER BY created, copy", (level, source)
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def source(self, level: str, copy: str) -> str | None:
+        """The original ``copy`` was made from, if the index knows it."""
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT source FROM links WHERE level = ? AND copy = ? ORDER BY created DESC LIMIT 1", (level, copy)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()

@@ -1,0 +1,124 @@
+"""Orthanc's REST API over loopback HTTP, for the plugin's worker threads.
+
+Why HTTP and not ``orthanc.RestApi*``: orthanc-python 4.0 keeps the GIL during SDK calls, so an SDK REST call made
+from Python while Orthanc runs another Python callback can deadlock the server. Requests over a socket release the
+GIL while they wait, and Orthanc serves them on its own HTTP threads like any client's. The plugin authenticates
+with the token from ``orthanc.GenerateRestApiAuthorizationToken()`` (an ``Authorization`` header).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+
+LEVELS = {"patients": "Patient", "studies": "Study", "series": "Series", "instances": "Instance"}
+"""URI segment of each level -> Orthanc's name of it."""
+SEGMENTS = {name: segment for segment, name in LEVELS.items()}
+
+
+class OrthancError(Exception):
+    """Orthanc answered an error. ``status`` is the HTTP status; the message names the request, never PHI."""
+
+    def __init__(self, method: str, path: str, status: int, detail: str = "") -> None:
+        super().__init__(f"{method} {path}: HTTP {status}{': ' + detail if detail else ''}")
+        self.status = status
+
+
+class ResourceNotFound(OrthancError):
+    """Orthanc has no such resource (HTTP 404)."""
+
+
+class OrthancClient:
+    """A small, thread-safe client of Orthanc's REST API (one HTTP session per thread)."""
+
+    def __init__(self, base_url: str, headers: Mapping[str, str] | None = None, timeout: float = 120.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.headers = dict(headers or {})
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers.update(self.headers)
+            self._local.session = session
+        return session
+
+    def close(self) -> None:
+        """Close this thread's connection (threads that end should call it)."""
+        session = getattr(self._local, "session", None)
+        if session is not None:
+            session.close()
+            self._local.session = None
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        response = self._session().request(method, self.base_url + path, timeout=self.timeout, **kwargs)
+        if response.status_code == 404:
+            raise ResourceNotFound(method, path, 404)
+        if response.status_code >= 400:
+            detail = ""
+            try:
+                answer = response.json()
+                if isinstance(answer, dict):
+                    detail = str(answer.get("Message", ""))
+            except ValueError:
+                pass
+            raise OrthancError(method, path, response.status_code, detail)
+        return response
+
+    def get_json(self, path: str) -> Any:
+        return self.request("GET", path).json()
+
+    def get_bytes(self, path: str) -> bytes:
+        return self.request("GET", path).content
+
+    def exists(self, level: str, resource_id: str) -> bool:
+        """Whether ``/{level}/{resource_id}`` exists (``level`` is a URI segment: ``studies``...)."""
+        try:
+            self.request("GET", f"/{level}/{resource_id}")
+        except ResourceNotFound:
+            return False
+        return True
+
+    def instances_of(self, level: str, resource_id: str) -> list[dict[str, Any]]:
+        """The instances of a resource, each ``{"ID", "ParentSeries", ...}``; a list of one at instance level."""
+        if level == "instances":
+            return [self.get_json(f"/instances/{resource_id}")]
+        answer = self.get_json(f"/{level}/{resource_id}/instances")
+        return list(answer)
+
+    def instance_file(self, instance_id: str) -> bytes:
+        return self.get_bytes(f"/instances/{instance_id}/file")
+
+    def store_instance(self, data: bytes) -> dict[str, Any]:
+        """POST /instances: ``{"ID", "ParentSeries", "ParentStudy", "ParentPatient", "Status"}``."""
+        answer = self.request(
+            "POST", "/instances", data=data, headers={"Content-Type": "application/dicom", "Expect": ""}
+        ).json()
+        if not isinstance(answer, dict):
+            raise OrthancError("POST", "/instances", 200, "unexpected answer")
+        return answer
+
+    def stored_md5(self, instance_id: str) -> str:
+        """The MD5 Orthanc computed of the stored DICOM file (as received, before any storage compression)."""
+        return self.request("GET", f"/instances/{instance_id}/attachments/dicom/md5").text.strip()
+
+    def put_metadata(self, level: str, resource_id: str, name: str, value: str) -> None:
+        self.request("PUT", f"/{level}/{resource_id}/metadata/{name}", data=value.encode("utf-8"))
+
+    def get_metadata(self, level: str, resource_id: str, name: str) -> str | None:
+        try:
+            return self.request("GET", f"/{level}/{resource_id}/metadata/{name}").text
+        except ResourceNotFound:
+            return None
+
+    def delete(self, level: str, resource_id: str) -> None:
+        self.request("DELETE", f"/{level}/{resource_id}")
+
+    def post_json(self, path: str, body: object) -> Any:
+        return self.request("POST", path, data=json.dumps(body)).json()

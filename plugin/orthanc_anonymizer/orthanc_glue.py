@@ -1,0 +1,337 @@
+"""The only module that imports ``orthanc``: configuration, REST routes, logging, start and stop.
+
+Rules that keep orthanc-python 4.0 from deadlocking (it holds the GIL during every SDK call):
+
+- no ``orthanc.RestApi*`` call anywhere: the plugin reaches Orthanc's REST API through loopback HTTP
+  (:mod:`.orthanc_client`), authenticated with ``orthanc.GenerateRestApiAuthorizationToken()``;
+- routes do no anonymizing: they check the request, hand a job to :mod:`.jobs` (its own threads, the engine in
+  worker processes) and, when synchronous, wait on an event, which releases the GIL;
+- a route that needs Orthanc (existence, links) or waits for a job holds one HTTP thread while its loopback calls
+  need another: :class:`_Gate` bounds how many do so at once, so Orthanc always keeps threads to serve them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orthanc
+
+from . import __version__
+from .api import BadRequest, optional_int, parse_anonymize, parse_batch, profiles_answer
+from .audit import AuditLog
+from .config import AnonymizerConfig, ConfigurationError, parse_configuration
+from .errors import AnonymizerError, ProfileError
+from .jobs import FROM_RESOURCE, PROFILE_METADATA, Job, JobManager, JobStore
+from .links import LinkIndex
+from .logs import exception_summary, route_warnings_to_logging
+from .orthanc_client import LEVELS, OrthancClient, ResourceNotFound
+from .profile_files import load_profiles, resolve_profile
+from .uids import KeyedHasher
+from .workers import WorkerPool
+
+logger = logging.getLogger("orthanc_anonymizer")
+LEVEL_PATTERN = "(patients|studies|series|instances)"
+
+
+class _OrthancLogHandler(logging.Handler):
+    """Python logging -> Orthanc's log. Messages carry IDs, counts and tag numbers only (never values)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = "anonymizer: " + self.format(record)
+            if record.levelno >= logging.ERROR:
+                orthanc.LogError(message)
+            elif record.levelno >= logging.WARNING:
+                orthanc.LogWarning(message)
+            else:
+                orthanc.LogInfo(message)
+        except Exception:
+            self.handleError(record)
+
+
+class _Busy(Exception):
+    """Too many requests hold HTTP threads already (HTTP 503)."""
+
+
+class _Gate:
+    """At most ``capacity`` routes at a time may hold an HTTP thread while they need another (loopback calls,
+    waiting for a job that makes them). The rest are refused at once, never queued: a queued request would hold its
+    thread too."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._semaphore = threading.BoundedSemaphore(capacity)
+
+    def __enter__(self) -> None:
+        if not self._semaphore.acquire(blocking=False):
+            raise _Busy(f'busy: {self.capacity} requests are waiting already; retry, or ask with "Asynchronous": true')
+
+    def __exit__(self, *_: object) -> None:
+        self._semaphore.release()
+
+
+class _Plugin:
+    """Everything the routes use, made once at start-up."""
+
+    def __init__(self, config: AnonymizerConfig, orthanc_config: dict[str, Any]) -> None:
+        self.config = config
+        base_url = f"http://127.0.0.1:{config.http_port}"
+        headers = _loopback_headers(orthanc_config)
+        self.client = OrthancClient(base_url, headers)
+        # Routes' own calls close their connection: an idle keep-alive connection holds one of Orthanc's threads.
+        self.route_client = OrthancClient(base_url, {**headers, "Connection": "close"}, timeout=30)
+        config.state_directory.mkdir(parents=True, exist_ok=True)
+        self.store = JobStore(config.state_directory / "jobs")
+        interrupted = self.store.mark_interrupted()
+        if interrupted:
+            logger.warning("%d jobs were interrupted by the last stop of Orthanc; marked as failed", interrupted)
+        self.links = LinkIndex(config.state_directory / "links.sqlite")
+        self.audit = AuditLog(config.state_directory / "audit.jsonl")
+        self.pool = WorkerPool(config.workers, config.worker_python)
+        self.manager = JobManager(
+            client=self.client,
+            pool=self.pool,
+            links=self.links,
+            audit=self.audit,
+            store=self.store,
+            hasher=KeyedHasher(config.secret),
+            concurrent_jobs=config.concurrent_jobs,
+            window=2 * config.workers,
+        )
+        self.gate = _Gate(max(1, (config.http_threads - config.concurrent_jobs - 2) // 2))
+
+    def stop(self) -> None:
+        self.manager.shutdown()
+        self.pool.shutdown()
+        self.links.close()
+
+
+def _loopback_headers(orthanc_config: dict[str, Any]) -> dict[str, str]:
+    """How the plugin authenticates to its own Orthanc: a plugin token, else the first registered user."""
+    generate = getattr(orthanc, "GenerateRestApiAuthorizationToken", None)
+    if generate is not None:
+        return {"Authorization": generate()}
+    users = orthanc_config.get("RegisteredUsers") or {}
+    if users:
+        user, password = next(iter(users.items()))
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        return {"Authorization": f"Basic {token}"}
+    return {}
+
+
+def _caller(headers: dict[str, str]) -> str:
+    """Who asks: the HTTP user of Basic authentication, ``plugin`` for a plugin token, else ``anonymous``."""
+    authorization = headers.get("authorization", "")
+    if authorization.startswith("Basic "):
+        try:
+            return base64.b64decode(authorization[6:]).decode("utf-8").split(":", 1)[0] or "anonymous"
+        except (ValueError, UnicodeDecodeError):
+            return "anonymous"
+    if authorization.startswith("Bearer "):
+        return "token"
+    return "anonymous"
+
+
+def _answer(output: Any, value: object, status: int = 200) -> None:
+    body = json.dumps(value, indent=1)
+    if status == 200:
+        output.AnswerBuffer(body, "application/json")
+    else:
+        output.SendHttpStatus(status, body, len(body.encode("utf-8")))
+
+
+def _error(output: Any, status: int, message: str) -> None:
+    body = json.dumps({"HttpStatus": status, "Message": message}, indent=1)
+    output.SendHttpStatus(status, body, len(body.encode("utf-8")))
+
+
+Route = Callable[..., None]
+
+
+def _route(methods: tuple[str, ...]) -> Callable[[Route], Route]:
+    """Wrap a route: method check, and exceptions turned into HTTP answers (400, 404, 503, 500)."""
+
+    def decorate(function: Route) -> Route:
+        def handler(output: Any, uri: str, **request: Any) -> None:
+            if request.get("method") not in methods:
+                output.SendMethodNotAllowed(",".join(methods))
+                return
+            try:
+                function(output, uri, **request)
+            except (BadRequest, ProfileError) as error:
+                _error(output, 400, str(error))
+            except ResourceNotFound as error:
+                _error(output, 404, f"unknown resource ({error})")
+            except _Busy as error:
+                _error(output, 503, str(error))
+            except Exception as error:
+                summary = exception_summary(error)
+                logger.error("%s %s failed: %s", request.get("method"), uri, summary)
+                _error(output, 500, summary)
+
+        return handler
+
+    return decorate
+
+
+_plugin: _Plugin | None = None
+
+
+def _state() -> _Plugin:
+    if _plugin is None:
+        raise RuntimeError("the anonymizer plugin is not started")
+    return _plugin
+
+
+@_route(("GET",))
+def _profiles(output: Any, uri: str, **request: Any) -> None:
+    _answer(output, profiles_answer(_state().config.profiles_directory))
+
+
+def _submit(level: str, resources: list[str], settings: Any, headers: dict[str, str]) -> Job:
+    job = Job(level=level, resources=resources, settings=settings, user=_caller(headers))
+    return _state().manager.submit(job)
+
+
+def _job_reference(job: Job) -> dict[str, str]:
+    return {"Job": job.id, "Path": f"/anonymizer/jobs/{job.id}"}
+
+
+@_route(("POST",))
+def _anonymize(output: Any, uri: str, **request: Any) -> None:
+    plugin = _state()
+    level, resource = request["groups"]
+    parsed = parse_anonymize(request.get("body") or b"", plugin.config)
+    with plugin.gate:
+        if not plugin.route_client.exists(level, resource):
+            raise ResourceNotFound("GET", f"/{level}/{resource}", 404)
+        job = _submit(level, [resource], parsed.settings, request.get("headers") or {})
+        if parsed.asynchronous:
+            _answer(output, _job_reference(job))
+            return
+        while not job.done.wait(1.0):
+            pass
+    result = job.results[0] if job.results else None
+    if result is None:
+        _error(output, 500, "; ".join(job.errors) or "the job ended without a result")
+    elif result.get("Error") == "unknown resource":
+        _error(output, 404, f"unknown resource: {level}/{resource}")
+    elif "Error" in result:
+        _error(output, 500, str(result["Error"]))
+    else:
+        _answer(output, result)
+
+
+@_route(("POST",))
+def _batch(output: Any, uri: str, **request: Any) -> None:
+    plugin = _state()
+    parsed = parse_batch(request.get("body") or b"", plugin.config)
+    job = _submit(parsed.level, list(parsed.resources), parsed.settings, request.get("headers") or {})
+    _answer(output, _job_reference(job))
+
+
+@_route(("GET",))
+def _job(output: Any, uri: str, **request: Any) -> None:
+    (job_id,) = request["groups"]
+    record = _state().manager.record(job_id)
+    if record is None:
+        _error(output, 404, f"unknown job {job_id}")
+    else:
+        _answer(output, record)
+
+
+@_route(("GET",))
+def _links(output: Any, uri: str, **request: Any) -> None:
+    plugin = _state()
+    level, resource = request["groups"]
+    with plugin.gate:
+        if not plugin.route_client.exists(level, resource):
+            raise ResourceNotFound("GET", f"/{level}/{resource}", 404)
+        source = plugin.route_client.get_metadata(level, resource, FROM_RESOURCE) or plugin.links.source(
+            LEVELS[level], resource
+        )
+        copies = [
+            copy for copy in plugin.links.copies(LEVELS[level], resource) if plugin.route_client.exists(level, copy)
+        ]
+    _answer(output, {"Source": source, "Copies": copies})
+
+
+@_route(("GET",))
+def _audit(output: Any, uri: str, **request: Any) -> None:
+    query = request.get("get") or {}
+    records = _state().audit.read(since=optional_int(query, "since"), limit=optional_int(query, "limit"))
+    _answer(output, records)
+
+
+@_route(("GET",))
+def _audit_verify(output: Any, uri: str, **request: Any) -> None:
+    _answer(output, _state().audit.verify())
+
+
+def _on_change(change_type: int, level: int, resource_id: str) -> None:
+    if change_type == orthanc.ChangeType.ORTHANC_STOPPED and _plugin is not None:
+        _plugin.stop()
+
+
+def _check_orthanc_settings(orthanc_config: dict[str, Any], config: AnonymizerConfig) -> None:
+    declared = orthanc_config.get("UserMetadata") or {}
+    for name in (FROM_RESOURCE, PROFILE_METADATA):
+        if name not in declared:
+            raise ConfigurationError(f"UserMetadata: {name} is not declared (see orthanc-config/orthanc.json)")
+    try:
+        load_profiles(config.profiles_directory)
+    except ProfileError as error:
+        raise ConfigurationError(f"Anonymizer.ProfilesDirectory: {error}") from None
+    try:
+        resolve_profile(config.default_profile, config.profiles_directory)
+    except ProfileError as error:
+        raise ConfigurationError(f"Anonymizer.DefaultProfile: {error}") from None
+
+
+def start() -> None:
+    """Read the configuration, start the plugin and register its routes. Raises on a wrong setting, which makes
+    Orthanc stop at start-up with the message in its log."""
+    global _plugin
+    handler = _OrthancLogHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    route_warnings_to_logging()
+
+    orthanc_config = json.loads(orthanc.GetConfiguration())
+    try:
+        config = parse_configuration(orthanc_config, os.environ, Path.cwd())
+        _check_orthanc_settings(orthanc_config, config)
+    except AnonymizerError as error:
+        orthanc.LogError(f"anonymizer: wrong configuration: {error}")
+        raise
+    if config.development_secret:
+        logger.warning(
+            "no Anonymizer.Secret nor ANONYMIZER_SECRET: using the public development secret "
+            "(AllowDevelopmentSecret); never use this setup for real data"
+        )
+    _plugin = _Plugin(config, orthanc_config)
+
+    orthanc.RegisterRestCallback("/anonymizer/profiles", _profiles)
+    orthanc.RegisterRestCallback("/anonymizer/batch", _batch)
+    orthanc.RegisterRestCallback("/anonymizer/jobs/([^/]+)", _job)
+    orthanc.RegisterRestCallback("/anonymizer/audit", _audit)
+    orthanc.RegisterRestCallback("/anonymizer/audit/verify", _audit_verify)
+    orthanc.RegisterRestCallback(f"/anonymizer/{LEVEL_PATTERN}/([^/]+)", _anonymize)
+    orthanc.RegisterRestCallback(f"/anonymizer/{LEVEL_PATTERN}/([^/]+)/links", _links)
+    orthanc.RegisterOnChangeCallback(_on_change)
+    logger.info(
+        "orthanc-anonymizer %s started: %d workers, %d concurrent jobs, state in %s",
+        __version__,
+        config.workers,
+        config.concurrent_jobs,
+        config.state_directory,
+    )

@@ -1,0 +1,121 @@
+"""Worker processes that run the engine: bytes of one instance in, bytes and a value-free summary out.
+
+The engine is CPU work; run inside Orthanc's process it would hold the GIL and stall every other Python callback.
+Workers are started with the ``spawn`` method: inside Orthanc ``sys.executable`` is the Orthanc binary and ``fork``
+would copy the whole server, so the pool names a Python interpreter explicitly. Workers never import ``orthanc``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import multiprocessing
+import sys
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+
+from .engine import AnonymizationSettings, anonymize_bytes
+from .logs import exception_summary, route_warnings_to_logging
+from .verify import verify_bytes
+
+logger = logging.getLogger("orthanc_anonymizer.workers")
+
+
+@dataclass(frozen=True)
+class InstanceTask:
+    """What a worker is asked to do with one instance."""
+
+    settings: AnonymizationSettings
+    dry_run: bool = False
+    check_residual: bool = True
+
+
+@dataclass
+class InstanceOutcome:
+    """What a worker returns for one instance. Holds no PHI unless the dry run asked for values."""
+
+    data: bytes | None = None
+    """The anonymized file (``None`` on a dry run or a failure)."""
+    md5: str = ""
+    changes: list[dict[str, object]] = field(default_factory=list)
+    """Change records (dry run only)."""
+    counts: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    residual_clean: bool | None = None
+    """The residual-PHI verdict (:mod:`.verify`); ``None`` when not checked."""
+    residual_leaks: list[str] = field(default_factory=list)
+    """Where residual PHI was found: tag paths only."""
+    error: str | None = None
+    """Why the instance failed (type and a value-free message)."""
+
+
+def anonymize_instance(data: bytes, task: InstanceTask) -> InstanceOutcome:
+    """Anonymize one DICOM file. Never raises: a failure comes back as ``error``."""
+    try:
+        new_data, report = anonymize_bytes(data, task.settings)
+        outcome = InstanceOutcome(counts=report.counts(), warnings=list(report.warnings))
+        if task.dry_run:
+            outcome.changes = [change.as_json() for change in report.changes]
+            return outcome
+        outcome.data = new_data
+        outcome.md5 = hashlib.md5(new_data).hexdigest()
+        if task.check_residual:
+            residual = verify_bytes(data, new_data, task.settings.profile)
+            outcome.residual_clean = residual.clean
+            outcome.residual_leaks = [leak.path for leak in residual.leaks]
+        return outcome
+    except Exception as error:  # reported per instance; the job goes on with the others
+        return InstanceOutcome(error=exception_summary(error))
+
+
+def _initialize_worker() -> None:
+    """Runs once in each worker: warnings (which may quote values) go to logging, stripped, then to stderr."""
+    route_warnings_to_logging()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("anonymizer worker: %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("orthanc_anonymizer")
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+
+
+class WorkerPool:
+    """A pool of engine processes. ``python`` is the interpreter to start them with."""
+
+    def __init__(self, workers: int, python: str | None = None) -> None:
+        self._context = multiprocessing.get_context("spawn")
+        if python:
+            # Global to multiprocessing's spawn module, which is what we want inside Orthanc.
+            self._context.set_executable(python)
+        self.workers = workers
+        self._lock = threading.Lock()
+        self._executor = self._new_executor()
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=self._context, initializer=_initialize_worker)
+
+    def submit(self, data: bytes, task: InstanceTask) -> Future[InstanceOutcome]:
+        with self._lock:
+            try:
+                return self._executor.submit(anonymize_instance, data, task)
+            except BrokenProcessPool:
+                # A worker died (the instances it held fail with the reason); later work gets fresh processes.
+                logger.warning("a worker process died; starting new ones")
+                self._executor = self._new_executor()
+                return self._executor.submit(anonymize_instance, data, task)
+
+    def warm_up(self) -> None:
+        """Start the processes now rather than at the first request."""
+        with self._lock:
+            futures = [self._executor.submit(_noop) for _ in range(self.workers)]
+        for future in futures:
+            future.result(timeout=120)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _noop() -> None:
+    return None
