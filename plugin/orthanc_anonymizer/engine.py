@@ -19,6 +19,7 @@ from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError as PydicomInvalidDicomError
+from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
 from . import __version__, standard
@@ -96,8 +97,6 @@ class AnonymizationReport:
     """New StudyInstanceUID (not PHI: keyed)."""
     series_instance_uid: str = ""
     sop_instance_uid: str = ""
-    identifying_values: set[str] = field(default_factory=set, repr=False)
-    """Values of the original that the profile removed or replaced (PHI: for the residual check only)."""
     warnings: list[str] = field(default_factory=list)
     """Messages without values, e.g. ``"0008,0020: unparsable date left empty"``."""
 
@@ -117,6 +116,7 @@ _SOP_CLASS_UID = 0x00080016
 _MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
 # File meta attributes that only describe the sender (AE titles, addresses, private meta information): removed.
 _META_KEPT = frozenset({0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013})
+_TOKEN_VRS = frozenset({"PN", "LO", "SH", "AE", "UC", "CS", "DA", "DT"})
 IMPLEMENTATION_VERSION_NAME = ("OANON_" + __version__)[:16]
 
 
@@ -141,36 +141,37 @@ class _Walker:
     # -- pass 1: what is identifying in this instance (for C, and for the residual check) --------------------
 
     def collect_identifying(self, dataset: Dataset) -> None:
+        """Gather the names, IDs and dates that the profile removes, to clean them out of kept free text (C).
+
+        Only runs when the profile cleans something; values are read only from the text-like attributes that
+        are about to be removed or replaced, so the rest of the header is never converted.
+        """
         tokens: set[str] = set()
-        for element, action in self._changing_elements(dataset):
-            vr = element.VR
-            values = element.value if element.VM > 1 else [element.value]
-            for value in values:
-                if value is None or isinstance(value, bytes | Sequence | Dataset):
-                    continue
-                text = str(value).strip()
-                if not text:
-                    continue
-                self.report.identifying_values.add(text)
-                if action is not Action.U:
-                    tokens |= identifying_tokens(vr, text)
+        for vr, value in self._changing_values(dataset):
+            tokens |= identifying_tokens(vr, value)
         self.cleaner = TextCleaner(tokens)
 
-    def _changing_elements(self, dataset: Dataset) -> Iterator[tuple[DataElement, Action]]:
+    def _changing_values(self, dataset: Dataset) -> Iterator[tuple[str, str]]:
         for tag in list(dataset.keys()):
-            action = self.table.action_for(tag)
+            if (tag >> 16) & 1:
+                continue  # private values are vendor data; names in them are found through the standard tags
             vr = _vr_of(dataset, tag)
             if vr == "SQ":
                 for item in dataset[tag].value or []:
-                    yield from self._changing_elements(item)
+                    yield from self._changing_values(item)
                 continue
-            if action is None or action in (Action.K, Action.C):
+            if vr not in _TOKEN_VRS:
+                continue
+            action = self.table.action_for(tag)
+            if action is None or action in (Action.K, Action.C, Action.U):
                 continue
             try:
-                element = dataset[tag]
+                value = dataset[tag].value
             except Exception:
                 continue
-            yield element, action
+            for item in value if isinstance(value, MultiValue | list) else [value]:
+                if item is not None and str(item).strip():
+                    yield vr, str(item)
 
     # -- pass 2: apply the actions ---------------------------------------------------------------------------
 
@@ -456,7 +457,8 @@ def anonymize_dataset(dataset: Dataset, settings: AnonymizationSettings) -> Anon
     dataset cannot be anonymized safely.
     """
     walker = _Walker(dataset, settings)
-    walker.collect_identifying(dataset)
+    if settings.profile.cleans_text:
+        walker.collect_identifying(dataset)
     walker.process(dataset, "", (), False)
     walker.set_patient_identity(dataset)
     walker.add_markers(dataset)

@@ -251,6 +251,15 @@ class Profile:
         }
 
     @cached_property
+    def cleans_text(self) -> bool:
+        """Whether any attribute gets action C (clean) that keeps free text: the engine then gathers the
+        instance's identifying values first, to remove them from that text."""
+        table = self.action_table
+        return any(action is Action.C for action in table.table_exact.values()) or any(
+            action is Action.C for _, action in (*table.rules, *table.table_patterns)
+        )
+
+    @cached_property
     def action_table(self) -> ActionTable:
         return _compile(self)
 

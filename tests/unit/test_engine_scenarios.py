@@ -261,7 +261,6 @@ def test_dry_run_values_only_when_asked() -> None:
     verbose = anonymize_dataset(copy.deepcopy(ds), settings(record_values=True))
     institution = next(change for change in verbose.changes if change.tag == "0008,0080")
     assert institution.original == "St Elsewhere Hospital" and institution.action == "X"
-    assert "Smith^Alice" in silent.identifying_values
 
 
 def test_not_dicom_and_truncated_input_are_refused() -> None:
