@@ -51,24 +51,25 @@ def copy_testdata(name: str, destination: Path) -> Path:
     return destination
 
 
-@pytest.fixture
-def tree(tmp_path: Path) -> Path:
-    source = tmp_path / "src"
+def copy_good_files(source: Path) -> Path:
     for relative, name in GOOD_FILES.items():
         copy_testdata(name, source / relative)
-    (source / NOT_DICOM).parent.mkdir(parents=True)
-    (source / NOT_DICOM).write_text("secret words of a text file\n")
-    whole = Path(get_testdata_file("CT_small.dcm")).read_bytes()
-    (source / TRUNCATED).parent.mkdir(parents=True)
-    (source / TRUNCATED).write_bytes(whole[:1000])  # cut inside the header
     return source
 
 
 @pytest.fixture
 def good_tree(tmp_path: Path) -> Path:
-    source = tmp_path / "good"
-    for relative, name in GOOD_FILES.items():
-        copy_testdata(name, source / relative)
+    return copy_good_files(tmp_path / "good")
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    source = copy_good_files(tmp_path / "src")
+    (source / NOT_DICOM).parent.mkdir(parents=True)
+    (source / NOT_DICOM).write_text("secret words of a text file\n")
+    whole = Path(get_testdata_file("CT_small.dcm")).read_bytes()
+    (source / TRUNCATED).parent.mkdir(parents=True)
+    (source / TRUNCATED).write_bytes(whole[:1000])  # cut inside the header
     return source
 
 
