@@ -135,9 +135,9 @@ def _remove_stale(destination: Path) -> None:
         destination.unlink(missing_ok=True)
 
 
-def _worker_init() -> None:
+def _worker_init(verbose: bool) -> None:
     route_warnings_to_logging()
-    _configure_logging(verbose=False)
+    _configure_logging(verbose)
 
 
 def _run_one(arguments: tuple[FileTask, AnonymizationSettings, bool]) -> FileResult:
@@ -262,13 +262,15 @@ class _Progress:
             self.bar.close()
 
 
-def _results(tasks: list[FileTask], settings: AnonymizationSettings, verify: bool, jobs: int) -> Iterator[FileResult]:
+def _results(
+    tasks: list[FileTask], settings: AnonymizationSettings, verify: bool, jobs: int, verbose: bool
+) -> Iterator[FileResult]:
     arguments = ((task, settings, verify) for task in tasks)
     if jobs <= 1 or len(tasks) <= 1:
         yield from map(_run_one, arguments)
         return
     chunksize = max(1, min(32, len(tasks) // (jobs * 8)))
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init, initargs=(verbose,)) as pool:
         yield from pool.map(_run_one, arguments, chunksize=chunksize)
 
 
@@ -293,7 +295,7 @@ def command_anonymize(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) 
     verified_clean = 0
     progress = _Progress(len(tasks), stderr)
     try:
-        for result in _results(tasks, settings, args.verify, args.jobs):
+        for result in _results(tasks, settings, args.verify, args.jobs, args.verbose):
             progress.advance()
             if result.ok:
                 anonymized += 1
@@ -450,6 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     anonymize.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     anonymize.add_argument("--profiles-dir", metavar="DIR", help="the profiles directory (default: profiles/)")
+    anonymize.add_argument(
+        "--verbose", action="store_true", help="also show pydicom's warnings about odd input (tag numbers only)"
+    )
     anonymize.set_defaults(handler=command_anonymize)
 
     profiles = commands.add_parser("profiles", help="list the profiles", description="List the profiles.")
@@ -468,7 +473,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _configure_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR, format=f"{PROG}: %(message)s")
+    # The level goes on the handler: pydicom's logger has its own level and would pass its warnings through.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.INFO if verbose else logging.ERROR)
+    handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -477,6 +488,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(verbose=False)
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 with argparse's message for unknown options
+    _configure_logging(verbose=getattr(args, "verbose", False))
     try:
         status: int = args.handler(args, sys.stdout, sys.stderr)
     except UsageError as error:
