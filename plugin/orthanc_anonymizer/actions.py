@@ -67,8 +67,8 @@ def resolve_compound(action: Action, attribute_type: str | None, iod_known: bool
     ``attribute_type`` is the PS3.3 type (1, 1C, 2, 2C, 3) at the attribute's path in the instance's IOD, or
     ``None`` where the IOD does not contain it (then it is optional: type 3). Conditional types count as their
     unconditional ones, because the condition cannot be judged safely here. Where the IOD itself is unknown
-    (a private SOP class), the alternative that keeps any IOD valid is chosen: D over Z over X; for X/Z/U* the
-    sequence is kept with its instance UIDs replaced (U).
+    (a private SOP class), the alternative that keeps any IOD valid is chosen: D over Z over X. For X/Z/U* a
+    sequence that the IOD requires (type 1 or 2), or any in an unknown IOD, is kept with its UIDs replaced (U).
     """
     if not action.is_compound:
         return action
@@ -94,8 +94,10 @@ def resolve_compound(action: Action, attribute_type: str | None, iod_known: bool
         return Action.X if strongest is Action.X else Action.D
     if action is Action.XZD:
         return strongest
-    # X/Z/U*: a type 1 sequence stays, with the instance UIDs it references replaced (they are U in the table).
-    return Action.U if strongest is Action.D else strongest
+    # X/Z/U*: a required sequence (type 1 or 2) stays, with the instance UIDs it references replaced (they are U
+    # in the table). For type 2 an empty sequence would also conform, but a segmentation or derived image would
+    # lose its link to its source images, and some IODs (SEG) require items there; keyed UIDs reveal nothing.
+    return Action.X if strongest is Action.X else Action.U
 
 
 def dummy_value(vr: str) -> object:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -34,6 +35,8 @@ from .actions import (
     shift_date,
 )
 from .errors import AnonymizationError, InvalidDicomError
+from .logs import strip_values
+from .pixels import PixelSettings, clean_pixel_data
 from .profiles import BASIC, BASIC_PROFILE_CODE, Action, ActionTable, Option, Profile
 from .uids import KeyedHasher
 
@@ -52,6 +55,8 @@ class AnonymizationSettings:
     """Replacement PatientID; default: a keyed pseudonym of the original patient."""
     record_values: bool = False
     """Keep original and new values in the report's changes (a dry run that asks for them). PHI: never log."""
+    pixels: PixelSettings = field(default_factory=PixelSettings)
+    """Redaction rules and OCR for the CleanPixelData option (PS3.15 E.3.1); see :mod:`.pixels`."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,8 @@ class AnonymizationReport:
     sop_instance_uid: str = ""
     warnings: list[str] = field(default_factory=list)
     """Messages without values, e.g. ``"0008,0020: unparsable date left empty"``."""
+    pixel_regions: list[dict[str, object]] = field(default_factory=list)
+    """Under CleanPixelData: the boxes blacked out in the pixels (never the text found), see :mod:`.pixels`."""
 
     def counts(self) -> dict[str, int]:
         """How many attributes each action touched (for the audit trail)."""
@@ -194,6 +201,8 @@ class _Walker:
                     private_kept_blocks.add((group, elem >> 8))
                 continue
             self._process_element(dataset, tag, path, keywords, cleaning)
+        if not path:
+            self._drop_overlays_without_data(dataset)
         for creator_tag in private_creators:
             group, block = creator_tag >> 16, creator_tag & 0xFF
             rule = self.table.rule_for(creator_tag)
@@ -201,6 +210,21 @@ class _Walker:
             if not keep:
                 self._record(path, creator_tag, "", (rule or self.table.private_action).value, "X", True)
                 del dataset[creator_tag]
+
+    def _drop_overlays_without_data(self, dataset: Dataset) -> None:
+        """An overlay plane whose Overlay Data (60xx,3000, type 1) the profile removed goes whole: the rest of
+        its group alone would make the instance invalid (PS3.3 C.9.2)."""
+        for group in range(0x6000, 0x6020, 2):
+            if (group << 16 | 0x3000) in dataset:
+                continue
+            leftovers = [tag for tag in dataset.keys() if tag >> 16 == group]
+            if not leftovers:
+                continue
+            if self.table.action_for(group << 16 | 0x3000) is not Action.X:
+                continue
+            for tag in leftovers:
+                self._record("", tag, keyword_for_tag(tag), "X", "X", True)
+                del dataset[tag]
 
     def _process_private(
         self, dataset: Dataset, tag: int, path: str, keywords: tuple[str, ...], cleaning: bool
@@ -213,6 +237,7 @@ class _Walker:
                 creator = _text(dataset.get((tag & 0xFFFF0000) | ((tag >> 8) & 0xFF)))
                 key = (creator.strip().upper(), tag >> 16, tag & 0xFF)
                 if key in self.safe_private:
+                    _check_kept_value(dataset, tag, _vr_of(dataset, tag))
                     self._record(path, tag, "", "C", "K", False)
                     return True
                 action = Action.X
@@ -234,11 +259,19 @@ class _Walker:
         rule = action if action is not None else self.table.action_for(tag)
         vr = _vr_of(dataset, tag)
         keyword = keyword_for_tag(tag) if not (tag >> 16) & 1 else ""
+        if rule is None and not _known_tag(tag):
+            # Neither the table nor the data dictionary knows it (newer than the dictionary, or a damaged
+            # length that made bytes look like a tag): nobody can say it is harmless, so it goes.
+            self._record(path, tag, keyword, "unknown", "X", True)
+            del dataset[tag]
+            return
         if rule is None:
             if vr == "SQ":
                 self._descend(dataset, tag, path, keywords, keyword, cleaning)
             elif cleaning:
                 self._clean_untabled(dataset, tag, vr, path)
+            else:
+                _check_kept_value(dataset, tag, vr)
             return
         resolved = rule
         if rule.is_compound:
@@ -283,6 +316,7 @@ class _Walker:
             self._descend(dataset, tag, path, keywords, keyword, cleaning or action is Action.C)
             return
         if action is Action.K:
+            _check_kept_value(dataset, tag, vr)
             self._record(path, tag, keyword, rule.value, "K", False)
             return
         if action is Action.Z:
@@ -453,21 +487,38 @@ class _Walker:
 def anonymize_dataset(dataset: Dataset, settings: AnonymizationSettings) -> AnonymizationReport:
     """De-identify ``dataset`` in place (file meta included) and report what was done.
 
-    Pixel data is never decoded. Raises :class:`AnonymizationError` (naming tags, not values) when the
-    dataset cannot be anonymized safely.
+    Pixel data is decoded only under CleanPixelData, for instances that need it (:mod:`.pixels`). Raises
+    :class:`AnonymizationError` (naming tags, not values) when the dataset cannot be anonymized safely.
     """
-    walker = _Walker(dataset, settings)
-    if settings.profile.cleans_text:
-        walker.collect_identifying(dataset)
-    walker.process(dataset, "", (), False)
-    walker.set_patient_identity(dataset)
-    walker.add_markers(dataset)
-    walker.process_file_meta(dataset)
+    try:
+        walker = _Walker(dataset, settings)
+        if Option.CleanPixelData in settings.profile.options:
+            _clean_pixels(dataset, settings, walker)
+        if settings.profile.cleans_text:
+            walker.collect_identifying(dataset)
+        walker.process(dataset, "", (), False)
+        walker.set_patient_identity(dataset)
+        walker.add_markers(dataset)
+        walker.process_file_meta(dataset)
+    except AnonymizationError:
+        raise
+    except Exception as error:
+        # pydicom converts values lazily, so a damaged value surfaces here; its message may quote the value.
+        raise AnonymizationError(f"damaged attribute ({strip_values(str(error))}): {type(error).__name__}") from None
     report = walker.report
     report.study_instance_uid = _text(dataset.get(0x0020000D))
     report.series_instance_uid = _text(dataset.get(0x0020000E))
     report.sop_instance_uid = _text(dataset.get(0x00080018))
     return report
+
+
+def _clean_pixels(dataset: Dataset, settings: AnonymizationSettings, walker: _Walker) -> None:
+    """PS3.15 E.3.1, before the walk (the redaction rules select by attributes the walk may remove)."""
+    outcome = clean_pixel_data(dataset, settings.profile, settings.pixels)
+    walker.report.pixel_regions.extend(outcome.regions)
+    walker.report.warnings.extend(outcome.warnings)
+    for tag in outcome.changed_tags:
+        walker._record("", tag, keyword_for_tag(tag), Option.CleanPixelData.value, "C", True)
 
 
 def read_dataset(data: bytes) -> Dataset:
@@ -513,7 +564,8 @@ def write_dataset(dataset: Dataset) -> bytes:
 
 
 def anonymize_bytes(data: bytes, settings: AnonymizationSettings) -> tuple[bytes, AnonymizationReport]:
-    """De-identify the DICOM file ``data``; the pixel data and its encoding pass through untouched.
+    """De-identify the DICOM file ``data``; the pixel data and its encoding pass through untouched unless
+    CleanPixelData cleans them.
 
     Raises :class:`InvalidDicomError` when ``data`` is not DICOM, :class:`AnonymizationError` when it cannot be
     anonymized safely. Runs in any process: bytes and picklable settings in, bytes and a report out.
@@ -543,6 +595,44 @@ def _safe_private_index() -> frozenset[tuple[str, int, int]]:
         group, element = row["tag"].split(",")
         index.add((row["private_creator"].strip().upper(), int(group, 16), int(element[2:], 16)))
     return frozenset(index)
+
+
+# Bytes that never occur in a text value of any character set DICOM allows (ESC, CR, LF, TAB and FF do).
+_NOT_TEXT = re.compile(rb"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]")
+_NOT_UID = re.compile(rb"[^0-9.\\ ]")
+_CHECKED_TEXT_VRS = frozenset(
+    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UT"}
+)
+
+
+def _check_kept_value(dataset: Dataset, tag: int, vr: str) -> None:
+    """Refuse an instance whose kept text holds binary bytes: the sign of a damaged length that swallowed the
+    following attributes (and whatever identifying values they carried) into this one."""
+    if vr != "UI" and vr not in _CHECKED_TEXT_VRS:
+        return
+    element = dataset.get_item(tag)
+    raw = element.value if isinstance(element, RawDataElement) else None
+    if raw is None:
+        value = dataset[tag].value
+        if value is None or isinstance(value, bytes):
+            return
+        items = value if isinstance(value, MultiValue | list) else [value]
+        raw = "\\".join(str(item) for item in items).encode("utf-8", "replace")
+    if not isinstance(raw, bytes):
+        return
+    text = raw.rstrip(b"\x00 ") if vr == "UI" else raw
+    if (_NOT_UID if vr == "UI" else _NOT_TEXT).search(text):
+        raise AnonymizationError(f"{_tag_text(tag)}: value holds bytes not valid for {vr}; the file looks damaged")
+
+
+@lru_cache(maxsize=4096)
+def _known_tag(tag: int) -> bool:
+    """Whether pydicom's data dictionary (repeating groups included) names this public tag."""
+    try:
+        dictionary_VR(tag)
+    except KeyError:
+        return False
+    return True
 
 
 def _vr_of(dataset: Dataset, tag: int) -> str:

@@ -1,0 +1,129 @@
+"""Malformed, truncated, fuzzed and hostile input: a clear typed error or a clean output, never anything else.
+
+The fuzz budget here is fixed and small for `make test`; raise it by hand with
+``HYPOTHESIS_PROFILE=long .venv/bin/pytest tests/unit/test_engine_hostile_input.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydicom import dcmread
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian
+
+from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes
+from orthanc_anonymizer.errors import AnonymizerError
+from orthanc_anonymizer.uids import KeyedHasher
+
+SETTINGS = AnonymizationSettings(hasher=KeyedHasher(b"fuzz"))
+SEEDS = {name: Path(get_testdata_file(name)).read_bytes() for name in ("CT_small.dcm", "rtplan.dcm", "JPEG2000.dcm")}
+EXAMPLES = 2000 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 150
+
+
+def _check(data: bytes) -> None:
+    """Anonymizing ``data`` either fails with one of our errors, or gives a readable output without the name."""
+    try:
+        output, _report = anonymize_bytes(data, SETTINGS)
+    except AnonymizerError as error:
+        assert "^" not in str(error)  # error messages carry no person names
+        return
+    result = dcmread(BytesIO(output))
+    assert result.PatientIdentityRemoved == "YES"
+    assert b"CompressedSamples" not in output  # CT_small's patient name
+    assert b"Anonymized^" not in output
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.sampled_from(sorted(SEEDS)),
+    edits=st.lists(st.tuples(st.integers(min_value=132, max_value=4000), st.integers(0, 255)), max_size=12),
+    cut=st.one_of(st.none(), st.integers(min_value=0, max_value=5000)),
+)
+def test_mutated_files_fail_cleanly_or_anonymize_fully(
+    seed: str, edits: list[tuple[int, int]], cut: int | None
+) -> None:
+    data = bytearray(SEEDS[seed])
+    for position, value in edits:
+        if position < len(data):
+            data[position] = value
+    if cut is not None:
+        data = data[:cut]
+    _check(bytes(data))
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(st.binary(max_size=600))
+def test_arbitrary_bytes_after_a_valid_preamble(noise: bytes) -> None:
+    _check(b"\x00" * 128 + b"DICM" + noise)
+
+
+def _file(ds: Dataset) -> bytes:
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    buffer = BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def _base() -> Dataset:
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.SOPInstanceUID = "1.2.826.0.1.3680043.99.500.1"
+    ds.StudyInstanceUID = "1.2.826.0.1.3680043.99.500"
+    ds.SeriesInstanceUID = "1.2.826.0.1.3680043.99.500.2"
+    ds.PatientName = "Hostile^Input"
+    return ds
+
+
+def test_deeply_nested_sequences_are_cleaned_at_every_depth() -> None:
+    ds = _base()
+    item = Dataset()
+    item.PatientName = "Hostile^Input"
+    for _ in range(60):
+        outer = Dataset()
+        outer.ContentSequence = Sequence([item])
+        item = outer
+    ds.ContentSequence = item.ContentSequence
+    try:
+        output, _ = anonymize_bytes(_file(ds), SETTINGS)
+    except AnonymizerError:
+        return
+    assert b"Hostile" not in output
+
+
+def test_huge_values_are_handled() -> None:
+    ds = _base()
+    ds.StudyDescription = "Hostile^Input " * 5
+    ds.ImageComments = "x" * 2_000_000  # far over LT's limit: removed by the Basic profile anyway
+    ds.add_new(0x00091010, "UT", "Hostile^Input " * 100_000)
+    output, _ = anonymize_bytes(_file(ds), SETTINGS)
+    assert b"Hostile" not in output
+    assert len(output) < 10_000
+
+
+@pytest.mark.parametrize(
+    "tag, vr, placeholder, raw",
+    [
+        (0x00080020, "DA", "19991231", b"notadate"),
+        (0x00081155, "UI", "1.2.99999", b"1.2.abcde"),
+        (0x00101030, "DS", "12345.6", b"1e99999"),
+        (0x00200013, "IS", "777777", b"seven!"),
+        (0x00080060, "CS", "ABCDEF", b"AB\x00\x01EF"),
+    ],
+)
+def test_wrong_values_for_their_vr(tag: int, vr: str, placeholder: str, raw: bytes) -> None:
+    ds = _base()
+    ds.add_new(tag, vr, placeholder)
+    data = _file(ds)
+    assert data.count(placeholder.encode()) == 1
+    _check(data.replace(placeholder.encode(), raw))
