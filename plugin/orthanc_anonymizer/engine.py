@@ -217,7 +217,7 @@ class _Walker:
         for group in range(0x6000, 0x6020, 2):
             if (group << 16 | 0x3000) in dataset:
                 continue
-            leftovers = [tag for tag in dataset.keys() if tag >> 16 == group]
+            leftovers = [tag for tag in list(dataset.keys()) if tag >> 16 == group]
             if not leftovers:
                 continue
             if self.table.action_for(group << 16 | 0x3000) is not Action.X:
