@@ -38,7 +38,7 @@ from io import BytesIO
 from pydicom import dcmread
 from pydicom._dicom_dict import DicomDictionary
 from pydicom._uid_dict import UID_dictionary
-from pydicom.datadict import keyword_for_tag
+from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -208,20 +208,23 @@ class _Needles:
         needles = cls()
         kept_values: set[str] = set()
         texts: dict[str, str] = {}
-        for _path, element in _walk(original):
-            tag = int(element.tag)
-            if _is_group_length(tag) or _is_private_creator(tag):
+        for dataset, tag, vr in _original_elements(original):
+            if _is_group_length(tag) or _is_private_creator(tag) or vr == "SQ":
                 continue
             action = Action.U if tag == _MEDIA_STORAGE_SOP_INSTANCE_UID else table.action_for(tag)
             if action is None or action is Action.K:
                 # Kept: a value it shares with a removed attribute (the implementation's UID, a manufacturer
                 # also named as institution) is not identifying under this profile.
-                kept_values.update(value.lower() for value in _string_values(element))
+                kept_values.update(value.lower() for value in _raw_strings(dataset, tag, vr))
                 continue
-            vr = element.VR
             if action is Action.C or vr in _SKIPPED_SOURCE_VRS or (_is_private(tag) and vr != "PN"):
                 # Cleaned text is kept on purpose; what the engine must remove from it comes from other attributes.
                 continue
+            try:
+                element = dataset[tag]
+            except Exception:  # a value pydicom cannot convert is not one we can look for
+                continue
+            vr = element.VR
             source = _tag_text(tag)
             for value in _string_values(element):
                 if vr == "PN":
@@ -334,6 +337,47 @@ def _string_values(element: DataElement) -> list[str]:
         if text:
             out.append(text)
     return out
+
+
+def _original_elements(dataset: Dataset) -> Iterator[tuple[Dataset, int, str]]:
+    """(dataset, tag, VR) of every element at every depth, file meta last. Only sequences are converted here:
+    most elements of the original are kept and need no conversion (see :func:`_raw_strings`)."""
+    for tag in list(dataset.keys()):
+        item = dataset.get_item(tag)
+        vr = (item.VR if item is not None else None) or _dictionary_vr(tag)
+        if vr in ("SQ", "UN") and _dictionary_vr(tag) == "SQ":
+            try:
+                element = dataset[tag]
+            except Exception:
+                continue
+            if element.VR == "SQ":
+                yield dataset, tag, "SQ"
+                for child in element.value or ():
+                    if isinstance(child, Dataset):
+                        yield from _original_elements(child)
+                continue
+        yield dataset, tag, vr
+    meta = getattr(dataset, "file_meta", None)
+    if meta is not None:
+        yield from _original_elements(meta)
+
+
+def _raw_strings(dataset: Dataset, tag: int, vr: str) -> list[str]:
+    """The text values of an element without pydicom's conversion: its bytes as Latin-1, split at ``\\``."""
+    item = dataset.get_item(tag)
+    if isinstance(item, DataElement):
+        return _string_values(item)
+    if item is None or vr in _BINARY_VRS or vr in _NUMBER_VRS or not isinstance(item.value, bytes):
+        return []
+    text = item.value.decode("latin-1")
+    return [value for value in (part.strip(" \x00") for part in text.split("\\")) if value]
+
+
+def _dictionary_vr(tag: int) -> str:
+    try:
+        return dictionary_VR(tag)
+    except KeyError:
+        return "UN"
 
 
 def _searchable_texts(dataset: Dataset) -> Iterator[tuple[str, DataElement, str, list[str]]]:
