@@ -148,13 +148,16 @@ def _run_one(arguments: tuple[FileTask, AnonymizationSettings, bool]) -> FileRes
 # --- planning: which files go where ----------------------------------------------------------------------------------
 
 
-def plan_tasks(source: Path, destination: Path) -> list[FileTask]:
+def plan_tasks(source: Path, destination: Path, destination_is_folder: bool = False) -> list[FileTask]:
     """The files to anonymize: ``source`` itself, or every file under it (sorted, hidden ones included) mapped to
-    the same relative path under ``destination``. Raises :class:`UsageError` for impossible combinations."""
+    the same relative path under ``destination``. A single file goes into ``destination`` when that is a folder
+    (or ``destination_is_folder``: DST was written with a trailing slash). Raises :class:`UsageError` for
+    impossible combinations."""
     if not source.exists():
         raise UsageError(f"SRC {source} does not exist")
     if source.is_file():
-        target = destination / source.name if destination.is_dir() else destination
+        into_folder = destination_is_folder or destination.is_dir()
+        target = destination / source.name if into_folder else destination
         if target.exists() and target.resolve() == source.resolve():
             raise UsageError(f"DST {destination} is SRC itself; the original would be overwritten")
         return [FileTask(source, target, str(source))]
@@ -280,7 +283,7 @@ def command_anonymize(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) 
         raise UsageError(f"--jobs must be 1 or more, not {args.jobs}")
     secret, development = _secret(args, os.environ)
     profile = build_profile(args)
-    tasks = plan_tasks(Path(args.src), Path(args.dst))
+    tasks = plan_tasks(Path(args.src), Path(args.dst), args.dst.endswith(os.sep))
     if development:
         print(f"{PROG}: warning: --dev-secret: using the fixed development key; not for real patient data", file=stderr)
     settings = AnonymizationSettings(

@@ -306,3 +306,27 @@ def test_audit_verify_reports_an_intact_and_a_tampered_log(tmp_path: Path) -> No
     assert tampered.returncode == 1
     assert json.loads(tampered.stdout)["BrokenAt"] == 2
     assert run("audit-verify", tmp_path / "missing.jsonl", secret=None).returncode == 2
+
+
+def test_a_destination_inside_the_source_is_not_read_again(good_tree: Path) -> None:
+    inside = good_tree / "anonymized"
+    assert run("anonymize", good_tree, inside).returncode == 0
+    assert sorted(files_under(inside)) == sorted(GOOD_FILES)
+    again = run("anonymize", good_tree, inside, "--json")
+    assert again.returncode == 0
+    assert json.loads(again.stdout)["Files"] == len(GOOD_FILES)
+    assert sorted(files_under(inside)) == sorted(GOOD_FILES)
+
+
+def test_the_source_itself_as_destination_is_refused(good_tree: Path) -> None:
+    before = files_under(good_tree)
+    assert run("anonymize", good_tree, good_tree).returncode == 2
+    single = good_tree / "JPEG2000.dcm"
+    assert run("anonymize", single, single).returncode == 2
+    assert files_under(good_tree) == before
+
+
+def test_one_file_into_a_new_folder_named_with_a_trailing_slash(tmp_path: Path) -> None:
+    source = copy_testdata("CT_small.dcm", tmp_path / "ct.dcm")
+    assert run("anonymize", source, f"{tmp_path / 'new'}/").returncode == 0
+    assert dcmread(tmp_path / "new" / "ct.dcm").PatientIdentityRemoved == "YES"
