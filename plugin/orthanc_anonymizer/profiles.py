@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import cached_property
 
@@ -24,7 +24,7 @@ from .errors import ProfileError
 
 
 class Option(StrEnum):
-    """The ten options of PS3.15 Table E.1-1 (plus Clean Pixel Data, E.3.1, reserved for pixel redaction)."""
+    """The ten options of PS3.15 Table E.1-1, and Clean Pixel Data (E.3.1), which has no column there."""
 
     RetainSafePrivate = "RetainSafePrivate"
     RetainUIDs = "RetainUIDs"
@@ -36,6 +36,7 @@ class Option(StrEnum):
     CleanDesc = "CleanDesc"
     CleanStructdCont = "CleanStructdCont"
     CleanGraph = "CleanGraph"
+    CleanPixelData = "CleanPixelData"
 
     @property
     def code(self) -> tuple[str, str]:
@@ -61,6 +62,7 @@ BASIC_PROFILE_CODE = ("113100", "Basic Application Confidentiality Profile")
 
 _OPTION_CODES: dict[Option, tuple[str, str]] = {
     Option.CleanGraph: ("113103", "Clean Graphics Option"),
+    Option.CleanPixelData: ("113101", "Clean Pixel Data Option"),
     Option.CleanStructdCont: ("113104", "Clean Structured Content Option"),
     Option.CleanDesc: ("113105", "Clean Descriptors Option"),
     Option.RetainLongFullDates: ("113106", "Retain Longitudinal Temporal Information Full Dates Option"),
@@ -83,7 +85,28 @@ _OPTION_EXPLANATIONS: dict[Option, str] = {
     Option.CleanDesc: "Keep descriptions and comments, with names, IDs and dates found in them removed.",
     Option.CleanStructdCont: "Keep structured report content, with identifying values in it removed.",
     Option.CleanGraph: "Keep overlays and graphic annotations, with identifying text in them removed.",
+    Option.CleanPixelData: "Black out text burned into the pixels: redaction rules by device and layout, and OCR.",
 }
+
+
+class BurnedInAnnotationPolicy(StrEnum):
+    """What Clean Pixel Data (PS3.15 E.3.1) does with an instance whose Burned In Annotation (0028,0301) is YES."""
+
+    Redact = "Redact"
+    """Black out the text (rule regions, OCR); YES becomes NO once cleaned."""
+    Reject = "Reject"
+    """Do not anonymize the instance: an error naming the attribute."""
+    Warn = "Warn"
+    """Pass its pixel data through unchanged, with a warning."""
+
+    @classmethod
+    def parse(cls, name: str) -> BurnedInAnnotationPolicy:
+        """The policy named ``name``; :class:`ProfileError` naming it otherwise."""
+        try:
+            return cls(name)
+        except ValueError:
+            known = ", ".join(policy.value for policy in cls)
+            raise ProfileError(f"unknown BurnedInAnnotation policy {name!r}; known policies: {known}") from None
 
 
 class Action(StrEnum):
@@ -221,6 +244,8 @@ class Profile:
     description: str = "PS3.15 Basic Application Level Confidentiality Profile"
     source: str = field(default="", compare=False)
     """The file the profile was read from, if any."""
+    burned_in_annotation: BurnedInAnnotationPolicy = BurnedInAnnotationPolicy.Redact
+    """Under CleanPixelData: what an instance declaring burned-in annotation gets (PS3.15 E.3.1)."""
 
     def __post_init__(self) -> None:
         if {Option.RetainLongFullDates, Option.RetainLongModifDates} <= self.options:
@@ -229,11 +254,11 @@ class Profile:
     def with_options(self, options: Iterable[Option | str]) -> Profile:
         """This profile with ``options`` added (names are checked)."""
         parsed = {option if isinstance(option, Option) else Option.parse(option) for option in options}
-        return Profile(self.name, self.options | parsed, self.rules, self.description, self.source)
+        return replace(self, options=self.options | parsed)
 
     def with_rules(self, rules: Iterable[Rule]) -> Profile:
         """This profile with ``rules`` appended (they win over earlier rules and the table)."""
-        return Profile(self.name, self.options, (*self.rules, *rules), self.description, self.source)
+        return replace(self, rules=(*self.rules, *rules))
 
     @property
     def sorted_options(self) -> list[Option]:
@@ -242,13 +267,16 @@ class Profile:
 
     def describe(self) -> dict[str, object]:
         """JSON-ready summary for metadata, audit and the profiles route (no secret, no PHI)."""
-        return {
+        summary: dict[str, object] = {
             "Name": self.name,
             "Description": self.description,
             "Options": [option.value for option in self.sorted_options],
             "Rules": [f"{rule.pattern};{rule.action.value}" for rule in self.rules],
             "Edition": standard.EDITION,
         }
+        if Option.CleanPixelData in self.options:
+            summary["BurnedInAnnotation"] = self.burned_in_annotation.value
+        return summary
 
     @cached_property
     def cleans_text(self) -> bool:
