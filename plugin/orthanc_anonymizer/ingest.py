@@ -1,0 +1,334 @@
+"""On-ingest anonymization: which arriving instances to anonymize, and how to do it exactly once.
+
+The plugin follows Orthanc's change log (``GET /changes``) from a position persisted on disk, on its own thread,
+through loopback HTTP; Orthanc's storage threads only wake it. For every ``NewInstance`` change it reads the
+instance's origin and a few tags, applies the :class:`IngestFilter`, and hands the matching instances, a batch at a
+time, to the same job machinery as the REST routes. Only once a batch is stored and linked does the position move
+past it, so a crash replays at most that batch: the keyed, deterministic UIDs make the replayed copies the same
+instances (Orthanc keeps one), so nothing is lost and nothing is doubled.
+
+Anonymizer outputs are recognised by their own markers (PatientIdentityRemoved ``YES`` and a
+DeidentificationMethod naming this engine), which they carry from the moment they are stored, so they are never
+anonymized again even before their metadata links are written.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from .errors import AnonymizerError, ProfileError
+from .profiles import Option
+
+logger = logging.getLogger("orthanc_anonymizer.ingest")
+
+ENGINE_MARKER = "orthanc-anonymizer"
+ORIGIN_KEYS = {"CallingAET": "RemoteAET", "CalledAET": "CalledAET", "Origin": "Origin", "RemoteIP": "RemoteIP"}
+"""Filter keys about where an instance came from -> the Orthanc metadata that holds them."""
+MODES = ("Copy", "Gateway")
+_AUTO_KEYS = {"Enabled", "Profile", "Options", "Filter", "DeleteOriginal", "ForwardTo", "Mode", "BatchSize"}
+
+
+class IngestConfigurationError(AnonymizerError):
+    """A setting of ``Anonymizer.AutoAnonymize`` is wrong; the message names it."""
+
+
+def _name(key: str) -> str:
+    return f"Anonymizer.AutoAnonymize.{key}"
+
+
+@dataclass(frozen=True)
+class IngestFilter:
+    """Which instances to anonymize on arrival: every condition must hold (an empty filter matches all).
+
+    Conditions on DICOM attributes are keyed by keyword (``Modality``, ``SOPClassUID``, ``StudyDescription``...);
+    conditions on the origin by ``CallingAET``, ``CalledAET``, ``Origin`` (``DicomProtocol``, ``RestApi``,
+    ``Plugin``...) and ``RemoteIP``. A condition is a pattern with ``*`` and ``?`` wildcards, or a list of them
+    (any may match); matching ignores case and surrounding spaces. A condition on an absent value only matches
+    the pattern ``""``.
+    """
+
+    attributes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    origin: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, value: object) -> IngestFilter:
+        if value is None:
+            return cls()
+        if not isinstance(value, Mapping):
+            raise IngestConfigurationError(f"{_name('Filter')}: expected an object of conditions")
+        attributes: dict[str, tuple[str, ...]] = {}
+        origin: dict[str, tuple[str, ...]] = {}
+        from pydicom.datadict import tag_for_keyword
+
+        for key, patterns in value.items():
+            if isinstance(patterns, str):
+                patterns = [patterns]
+            if not isinstance(patterns, list) or not all(isinstance(item, str) for item in patterns):
+                raise IngestConfigurationError(f"{_name('Filter')}.{key}: expected a pattern or a list of patterns")
+            normalised = tuple(item.strip().upper() for item in patterns)
+            if key in ORIGIN_KEYS:
+                origin[key] = normalised
+            elif tag_for_keyword(key) is not None:
+                attributes[key] = normalised
+            else:
+                known = ", ".join(sorted(ORIGIN_KEYS))
+                raise IngestConfigurationError(
+                    f"{_name('Filter')}.{key}: not a DICOM keyword nor an origin condition ({known})"
+                )
+        return cls(attributes=attributes, origin=origin)
+
+    @property
+    def needed_keywords(self) -> list[str]:
+        return sorted(self.attributes)
+
+    def matches(self, tags: Mapping[str, str], origin: Mapping[str, str]) -> bool:
+        for keyword, patterns in self.attributes.items():
+            if not _any_match(tags.get(keyword, ""), patterns):
+                return False
+        return all(_any_match(origin.get(ORIGIN_KEYS[key], ""), patterns) for key, patterns in self.origin.items())
+
+
+def _any_match(value: str, patterns: Sequence[str]) -> bool:
+    text = str(value).strip().upper()
+    return any(fnmatch.fnmatchcase(text, pattern) for pattern in patterns)
+
+
+@dataclass(frozen=True)
+class AutoAnonymizeConfig:
+    """The checked ``"AutoAnonymize"`` settings."""
+
+    enabled: bool = False
+    profile: str = "basic"
+    options: tuple[Option, ...] = ()
+    filter: IngestFilter = field(default_factory=IngestFilter)
+    delete_original: bool = False
+    forward_to: tuple[str, ...] = ()
+    mode: str = "Copy"
+    batch_size: int = 64
+
+    @classmethod
+    def parse(cls, section: Mapping[str, object]) -> AutoAnonymizeConfig:
+        unknown = sorted(set(section) - _AUTO_KEYS)
+        if unknown:
+            raise IngestConfigurationError(
+                f"{_name(unknown[0])}: unknown setting; known: {', '.join(sorted(_AUTO_KEYS))}"
+            )
+        enabled = section.get("Enabled", False)
+        delete = section.get("DeleteOriginal", False)
+        for key, value in (("Enabled", enabled), ("DeleteOriginal", delete)):
+            if not isinstance(value, bool):
+                raise IngestConfigurationError(f"{_name(key)}: expected true or false")
+        profile = section.get("Profile", "basic")
+        if not isinstance(profile, str) or not profile.strip():
+            raise IngestConfigurationError(f"{_name('Profile')}: expected a profile name")
+        raw_options = section.get("Options", [])
+        if not isinstance(raw_options, list) or not all(isinstance(item, str) for item in raw_options):
+            raise IngestConfigurationError(f"{_name('Options')}: expected a list of option names")
+        try:
+            options = tuple(Option.parse(item) for item in raw_options)
+        except ProfileError as error:
+            raise IngestConfigurationError(f"{_name('Options')}: {error}") from None
+        forward = section.get("ForwardTo", [])
+        if isinstance(forward, str):
+            forward = [forward] if forward else []
+        if not isinstance(forward, list) or not all(isinstance(item, str) and item for item in forward):
+            raise IngestConfigurationError(f"{_name('ForwardTo')}: expected a modality or peer name, or a list")
+        mode = section.get("Mode", "Copy")
+        if mode not in MODES:
+            raise IngestConfigurationError(f"{_name('Mode')}: expected one of {', '.join(MODES)}, got {mode!r}")
+        if mode == "Gateway" and delete:
+            raise IngestConfigurationError(
+                f"{_name('DeleteOriginal')}: has no meaning in Gateway mode (the original is never stored)"
+            )
+        batch = section.get("BatchSize", 64)
+        if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 1000:
+            raise IngestConfigurationError(f"{_name('BatchSize')}: expected a whole number from 1 to 1000")
+        assert isinstance(enabled, bool) and isinstance(delete, bool)
+        return cls(
+            enabled=enabled,
+            profile=profile.strip(),
+            options=options,
+            filter=IngestFilter.parse(section.get("Filter")),
+            delete_original=delete,
+            forward_to=tuple(forward),
+            mode=str(mode),
+            batch_size=batch,
+        )
+
+
+def is_anonymizer_output(tags: Mapping[str, str]) -> bool:
+    """Whether an instance carries this engine's own de-identification markers."""
+    if str(tags.get("PatientIdentityRemoved", "")).strip().upper() != "YES":
+        return False
+    return ENGINE_MARKER in str(tags.get("DeidentificationMethod", ""))
+
+
+class ChangeCursor:
+    """The position in Orthanc's change log up to which every change is done, persisted atomically."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> int | None:
+        """The saved position, or ``None`` before the first run."""
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as error:
+            raise AnonymizerError(f"{self.path.name}: unreadable ingest position ({type(error).__name__})") from None
+        value = data.get("Last") if isinstance(data, dict) else None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise AnonymizerError(f"{self.path.name}: unreadable ingest position")
+        return value
+
+    def save(self, position: int) -> None:
+        """Write ``position`` so that a crash leaves either the old or the new value, never a torn file."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".cursor-")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                json.dump({"Last": position}, stream)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(temporary, self.path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        directory = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+
+class ChangeSource(Protocol):
+    """What the loop needs of Orthanc (the glue passes the loopback REST client)."""
+
+    def get_json(self, path: str) -> Any: ...
+
+
+@dataclass
+class BatchOutcome:
+    """What became of one batch: how many instances were anonymized and which failed (IDs and reasons)."""
+
+    anonymized: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)
+
+
+class IngestLoop:
+    """Follows the change log and anonymizes matching new instances, a batch at a time, exactly once.
+
+    ``run_batch`` anonymizes, stores, links and audits a list of instance IDs (the job machinery) and returns
+    when all are done; it raises for a transient failure (Orthanc unreachable), and then the batch is retried
+    without moving the position. ``on_stable_study`` is told about every study that became stable (forwarding).
+    """
+
+    def __init__(
+        self,
+        source: ChangeSource,
+        cursor: ChangeCursor,
+        config: AutoAnonymizeConfig,
+        run_batch: Callable[[list[str]], BatchOutcome],
+        on_stable_study: Callable[[str], None] | None = None,
+        page: int = 200,
+    ) -> None:
+        self.source = source
+        self.cursor = cursor
+        self.config = config
+        self.run_batch = run_batch
+        self.on_stable_study = on_stable_study
+        self.page = page
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.processed = 0
+        self.skipped = 0
+
+    def start_position(self) -> int:
+        """Where to start: the saved position, or (first run) the end of the log, so old studies stay as they are."""
+        saved = self.cursor.load()
+        if saved is not None:
+            return saved
+        last = int(self.source.get_json("/changes?last")["Last"])
+        self.cursor.save(last)
+        return last
+
+    def poll_once(self, position: int) -> tuple[int, bool]:
+        """Handle the changes after ``position``; returns the new position and whether the log is exhausted."""
+        answer = self.source.get_json(f"/changes?since={position}&limit={self.page}")
+        changes = answer.get("Changes", [])
+        done = bool(answer.get("Done", True))
+        last = int(answer.get("Last", position))
+        batch: list[str] = []
+        batch_end = position
+        for change in changes:
+            sequence = int(change["Seq"])
+            if change.get("ChangeType") == "NewInstance" and self._wanted(str(change["ID"])):
+                batch.append(str(change["ID"]))
+            elif change.get("ChangeType") == "StableStudy" and self.on_stable_study is not None:
+                self.on_stable_study(str(change["ID"]))
+            batch_end = sequence
+            if len(batch) >= self.config.batch_size:
+                self._finish_batch(batch, batch_end)
+                batch = []
+        self._finish_batch(batch, max(batch_end, last if done else batch_end))
+        return max(batch_end, last if done else batch_end), done
+
+    def _finish_batch(self, batch: list[str], position: int) -> None:
+        if batch:
+            outcome = self.run_batch(batch)
+            self.processed += outcome.anonymized
+            if outcome.failed:
+                logger.warning(
+                    "ingest: %d of %d instances failed (see the audit trail)", len(outcome.failed), len(batch)
+                )
+        self.cursor.save(position)
+
+    def _wanted(self, instance_id: str) -> bool:
+        try:
+            tags = self.source.get_json(f"/instances/{instance_id}/simplified-tags")
+        except AnonymizerError:
+            raise
+        except Exception as error:  # the instance may be gone already (deleted right after arrival)
+            if getattr(error, "status", None) == 404:
+                return False
+            raise
+        if is_anonymizer_output(tags):
+            self.skipped += 1
+            return False
+        origin: dict[str, str] = {}
+        if self.config.filter.origin:
+            metadata = self.source.get_json(f"/instances/{instance_id}/metadata?expand")
+            origin = {key: str(value) for key, value in metadata.items()}
+        if not self.config.filter.matches(tags, origin):
+            self.skipped += 1
+            return False
+        return True
+
+    def run_forever(self, idle_seconds: float = 1.0, retry_seconds: float = 2.0) -> None:
+        """Poll until :attr:`stopping` is set; a change callback sets :attr:`wake` to poll at once."""
+        position: int | None = None
+        delay = retry_seconds
+        while not self.stopping.is_set():
+            try:
+                if position is None:
+                    position = self.start_position()
+                position, done = self.poll_once(position)
+                delay = retry_seconds
+                if done:
+                    self.wake.wait(idle_seconds)
+                    self.wake.clear()
+            except Exception as error:  # Orthanc not ready or gone: retry later from the saved position
+                logger.warning("ingest: will retry in %.0f s (%s)", delay, type(error).__name__)
+                position = None
+                self.stopping.wait(delay)
+                delay = min(delay * 2, 60.0)

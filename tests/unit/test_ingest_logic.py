@@ -1,0 +1,146 @@
+"""On-ingest logic without Orthanc: the filter, the settings, the persisted position, and the change-log loop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orthanc_anonymizer.ingest import (
+    AutoAnonymizeConfig,
+    BatchOutcome,
+    ChangeCursor,
+    IngestConfigurationError,
+    IngestFilter,
+    IngestLoop,
+    is_anonymizer_output,
+)
+from orthanc_anonymizer.profiles import Option
+
+
+def test_filter_by_attributes_with_wildcards_and_by_origin() -> None:
+    ingest = IngestFilter.parse({"Modality": ["CT", "MR"], "StudyDescription": "*chest*", "CallingAET": "MODALITY?"})
+    origin = {"RemoteAET": "MODALITY1", "Origin": "DicomProtocol"}
+    assert ingest.matches({"Modality": "CT", "StudyDescription": "CT Chest w/o"}, origin)
+    assert not ingest.matches({"Modality": "US", "StudyDescription": "CT Chest"}, origin)
+    assert not ingest.matches({"Modality": "MR", "StudyDescription": "Head"}, origin)
+    assert not ingest.matches({"Modality": "MR", "StudyDescription": "chest"}, {"RemoteAET": "PACS"})
+    assert not ingest.matches({"StudyDescription": "chest"}, origin)  # no Modality: no match
+    assert IngestFilter.parse({}).matches({}, {})
+    rest_only = IngestFilter.parse({"Origin": "RestApi"})
+    assert rest_only.matches({}, {"Origin": "RestApi"}) and not rest_only.matches({}, {"Origin": "DicomProtocol"})
+
+
+@pytest.mark.parametrize(
+    "section, names",
+    [
+        ({"Enabled": "yes"}, "AutoAnonymize.Enabled"),
+        ({"Options": ["RetainEverything"]}, "RetainEverything"),
+        ({"Mode": "Stealth"}, "AutoAnonymize.Mode"),
+        ({"Filter": {"NotAKeyword": "x"}}, "Filter.NotAKeyword"),
+        ({"Filter": {"Modality": 3}}, "Filter.Modality"),
+        ({"Frobnicate": True}, "AutoAnonymize.Frobnicate"),
+        ({"Mode": "Gateway", "DeleteOriginal": True}, "DeleteOriginal"),
+        ({"ForwardTo": [""]}, "ForwardTo"),
+    ],
+)
+def test_wrong_settings_are_named(section: dict[str, Any], names: str) -> None:
+    with pytest.raises(IngestConfigurationError, match=names.replace(".", r"\.")):
+        AutoAnonymizeConfig.parse(section)
+
+
+def test_settings_parse() -> None:
+    config = AutoAnonymizeConfig.parse(
+        {"Enabled": True, "Profile": "research-longitudinal", "Options": ["CleanDesc"], "ForwardTo": "RESEARCH"}
+    )
+    assert config.enabled and config.profile == "research-longitudinal"
+    assert config.options == (Option.CleanDesc,) and config.forward_to == ("RESEARCH",) and config.mode == "Copy"
+
+
+def test_own_outputs_are_recognised() -> None:
+    assert is_anonymizer_output(
+        {
+            "PatientIdentityRemoved": "YES",
+            "DeidentificationMethod": "DICOM PS3.15 2026d Basic Profile\\orthanc-anonymizer 0.1.0 profile basic",
+        }
+    )
+    assert not is_anonymizer_output({"PatientIdentityRemoved": "YES", "DeidentificationMethod": "Some other tool"})
+    assert not is_anonymizer_output({"DeidentificationMethod": "orthanc-anonymizer"})
+
+
+def test_cursor_survives_and_is_never_torn(tmp_path: Path) -> None:
+    cursor = ChangeCursor(tmp_path / "state" / "ingest.json")
+    assert cursor.load() is None
+    cursor.save(41)
+    cursor.save(42)
+    assert ChangeCursor(tmp_path / "state" / "ingest.json").load() == 42
+    assert [p.name for p in (tmp_path / "state").iterdir()] == ["ingest.json"]  # no temporary left behind
+
+
+class FakeOrthanc:
+    """A change log and instance tags, as Orthanc's REST API would answer them."""
+
+    def __init__(self) -> None:
+        self.changes: list[dict[str, Any]] = []
+        self.tags: dict[str, dict[str, str]] = {}
+
+    def add(self, instance: str, **tags: str) -> None:
+        self.tags[instance] = tags
+        self.changes.append({"Seq": len(self.changes) + 1, "ChangeType": "NewInstance", "ID": instance})
+
+    def get_json(self, path: str) -> Any:
+        if path == "/changes?last":
+            return {"Last": len(self.changes)}
+        if path.startswith("/changes?since="):
+            since, limit = (int(part.split("=")[1]) for part in path.split("?")[1].split("&"))
+            page = [change for change in self.changes if change["Seq"] > since][:limit]
+            last = page[-1]["Seq"] if page else since
+            return {"Changes": page, "Done": last >= len(self.changes), "Last": last}
+        if path.endswith("/simplified-tags"):
+            return self.tags[path.split("/")[2]]
+        raise AssertionError(path)
+
+
+def test_loop_anonymizes_each_matching_instance_once_even_after_a_crash(tmp_path: Path) -> None:
+    orthanc = FakeOrthanc()
+    for index in range(10):
+        orthanc.add(f"i{index}", Modality="CT" if index % 2 == 0 else "US")
+    orthanc.add("copy", Modality="CT", PatientIdentityRemoved="YES", DeidentificationMethod="orthanc-anonymizer 0.1")
+    anonymized: list[str] = []
+    crash_once = {"armed": True}
+
+    def run_batch(batch: list[str]) -> BatchOutcome:
+        if crash_once["armed"] and "i4" in batch:
+            crash_once["armed"] = False
+            anonymized.extend(batch[:1])  # a copy stored just before the crash
+            raise ConnectionError("Orthanc went away")
+        anonymized.extend(batch)
+        return BatchOutcome(anonymized=len(batch))
+
+    config = AutoAnonymizeConfig.parse({"Enabled": True, "Filter": {"Modality": "CT"}, "BatchSize": 2})
+    cursor = ChangeCursor(tmp_path / "ingest.json")
+    cursor.save(0)
+    loop = IngestLoop(orthanc, cursor, config, run_batch, page=4)
+    position, done = 0, False
+    with pytest.raises(ConnectionError):
+        while not done:
+            position, done = loop.poll_once(position)
+    saved = cursor.load()
+    assert saved is not None and saved < 5  # the position did not move past the unfinished batch
+    position, done = IngestLoop(orthanc, cursor, config, run_batch, page=4).poll_once(saved)
+    while not done:
+        position, done = loop.poll_once(position)
+    assert cursor.load() == len(orthanc.changes)
+    assert sorted(set(anonymized)) == ["i0", "i2", "i4", "i6", "i8"]  # every CT, never the US, never our copy
+    # replaying a stored-but-unacknowledged copy is harmless: the same keyed UIDs give the same instance
+    assert anonymized.count("i4") <= 2
+
+
+def test_first_run_starts_at_the_end_of_the_log(tmp_path: Path) -> None:
+    orthanc = FakeOrthanc()
+    orthanc.add("old", Modality="CT")
+    loop = IngestLoop(
+        orthanc, ChangeCursor(tmp_path / "c.json"), AutoAnonymizeConfig(enabled=True), lambda b: BatchOutcome()
+    )
+    assert loop.start_position() == 1
