@@ -10,7 +10,8 @@ CSV
     a first line ``Tag;Action`` is taken as a header. A CSV file holds rules only.
 JSON
     ``[{"Tag": "0010,0010", "Action": "Z"}]`` (each rule may carry a ``"Comment"``), or a profile object
-    ``{"Name", "Description", "Base", "Options": [...], "Rules": [...]}`` where every key is optional.
+    ``{"Name", "Description", "Base", "Options": [...], "Rules": [...], "BurnedInAnnotation"}`` where every key is
+    optional (``BurnedInAnnotation``: ``Redact``, ``Reject`` or ``Warn``, see :mod:`.pixels`).
 XML
     ``<rules><rule tag="0010,0010" action="Z"/></rules>``, or a profile
     ``<profile base="basic"><description>..</description><option>CleanDesc</option><rule .../></profile>``.
@@ -38,7 +39,7 @@ from pathlib import Path
 from xml.etree.ElementTree import Element, TreeBuilder
 
 from .errors import ProfileError
-from .profiles import Action, Option, Profile, Rule, TagPattern, basic_profile
+from .profiles import Action, BurnedInAnnotationPolicy, Option, Profile, Rule, TagPattern, basic_profile
 
 FORMATS = ("csv", "json", "xml")
 """The rule formats, named as ``parse_rules`` takes them and as profile files end."""
@@ -48,7 +49,7 @@ _BASIC_IS_BUILT_IN = "the name basic belongs to the built-in PS3.15 Basic profil
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _CSV_HEADER_TAGS = {"tag", "tagpattern", "tag pattern", "pattern"}
 _JSON_RULE_KEYS = {"Tag", "Action", "Comment"}
-_JSON_PROFILE_KEYS = {"Name", "Description", "Base", "Options", "Rules"}
+_JSON_PROFILE_KEYS = {"Name", "Description", "Base", "Options", "Rules", "BurnedInAnnotation"}
 
 
 @dataclass
@@ -60,6 +61,8 @@ class _Document:
     name: str | None = None
     description: str | None = None
     base: str = BASIC_NAME
+    burned_in_annotation: BurnedInAnnotationPolicy | None = None
+    """Clean Pixel Data's policy for instances declaring burned-in annotation; ``None``: the base's."""
     is_profile: bool = False
     """True for a JSON object or an XML ``<profile>``; False for a bare list of rules."""
 
@@ -184,12 +187,14 @@ def _parse_json_value(value: object, source: str) -> _Document:
         known = ", ".join(sorted(_JSON_PROFILE_KEYS))
         raise ProfileError(f"{source}: unknown key {unknown[0]!r} in the profile; known keys: {known}")
     document = _Document(is_profile=True)
-    for key in ("Name", "Description", "Base"):
+    for key in ("Name", "Description", "Base", "BurnedInAnnotation"):
         if key in value and not isinstance(value[key], str):
             raise ProfileError(f"{source}: {key} must be a string, not {_json_type(value[key])}")
     document.name = value.get("Name")
     document.description = value.get("Description")
     document.base = value.get("Base", BASIC_NAME)
+    if "BurnedInAnnotation" in value:
+        document.burned_in_annotation = _parse_policy(value["BurnedInAnnotation"], f"{source}: BurnedInAnnotation")
     options = value.get("Options", [])
     if not isinstance(options, list):
         raise ProfileError(f"{source}: Options must be a list of option names, not {_json_type(options)}")
@@ -215,6 +220,13 @@ def _parse_json_rules(items: list[object], source: str, key: str) -> list[Rule]:
             raise ProfileError(f"{where}: unknown key {unknown[0]!r}; a rule has Tag, Action and maybe Comment")
         rules.append(_make_rule(item.get("Tag"), item.get("Action"), where))
     return rules
+
+
+def _parse_policy(name: str, where: str) -> BurnedInAnnotationPolicy:
+    try:
+        return BurnedInAnnotationPolicy.parse(name.strip())
+    except ProfileError as error:
+        raise ProfileError(f"{where}: {error}") from None
 
 
 def _parse_option(name: str, where: str) -> Option:
@@ -286,7 +298,10 @@ def _parse_xml(text: str, source: str) -> _Document:
         check_attributes(root, set())
     elif root.tag == "profile":
         document = _Document(is_profile=True, name=root.get("name"), base=root.get("base", BASIC_NAME))
-        check_attributes(root, {"name", "base"})
+        check_attributes(root, {"name", "base", "burned-in-annotation"})
+        policy = root.get("burned-in-annotation")
+        if policy is not None:
+            document.burned_in_annotation = _parse_policy(policy, where(root))
     else:
         raise ProfileError(f"{where(root)}: unknown root element <{root.tag}>; expected <rules> or <profile>")
     for child in root:
@@ -353,6 +368,7 @@ def _load_profile_file(path: Path, seen: tuple[Path, ...]) -> Profile:
             rules=(*base.rules, *document.rules),
             description=description,
             source=str(path),
+            burned_in_annotation=document.burned_in_annotation or base.burned_in_annotation,
         )
     except ProfileError as error:
         raise ProfileError(f"{path}: {error}") from None

@@ -1,0 +1,636 @@
+"""Clean Pixel Data (PS3.15 E.3.1): black out identifying text burned into the pixel data.
+
+PS3.15 E.3.1 asks that information burned into the Pixel Data which the profile removes from the attributes
+(names, IDs, dates, institution) be removed from the pixels too, and that the attributes describing burned-in
+information be set accordingly: Burned In Annotation (0028,0301) ``YES`` becomes ``NO`` once cleaned.
+
+How an instance is handled, in order:
+
+1. :func:`plan_pixel_work` looks at a few attributes only (no decoding): Pixel Data present, Burned In
+   Annotation, and the redaction rules (:class:`RedactionRule`, data files in ``profiles/pixel-redaction/``) that
+   match the instance's Modality, Manufacturer, ManufacturerModelName, Rows, Columns, SOPClassUID and so on. An
+   instance that no rule matches and that does not declare burned-in annotation needs nothing: it is not decoded,
+   and costs what it cost before.
+2. The profile's Burned In Annotation policy (:class:`~orthanc_anonymizer.profiles.BurnedInAnnotationPolicy`)
+   decides what a declared ``YES`` means: ``Redact`` (clean it), ``Reject`` (the instance is not anonymized:
+   :class:`~orthanc_anonymizer.errors.AnonymizationError`) or ``Warn`` (pixels pass through untouched, a warning).
+3. Every frame is decoded with pydicom's pixel back ends (compressed transfer syntaxes through pylibjpeg and its
+   plugins, or pyjpegls), colour made RGB; the rules' regions are blacked out, and where the OCR mode says so
+   (:class:`OcrMode`) Tesseract finds words and their boxes are blacked out too. Only boxes are kept, never text.
+4. The frames are written back losslessly: a compressed source as RLE Lossless (or Explicit VR Little Endian),
+   an uncompressed one in its own little-endian transfer syntax; the Image Pixel module follows (Photometric
+   Interpretation, Planar Configuration), and Lossy Image Compression stays ``01`` for a lossy source.
+
+The optional back ends (numpy, the codecs, pytesseract and Pillow) are imported where they are used, so importing
+this module costs nothing and an engine without ``CleanPixelData`` never touches them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from fnmatch import translate
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataset import Dataset
+from pydicom.uid import UID, ExplicitVRLittleEndian, RLELossless
+
+from .errors import AnonymizationError, ProfileError
+from .profiles import BurnedInAnnotationPolicy, Profile
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+SHIPPED_RULES_DIRECTORY = Path(__file__).resolve().parents[2] / "profiles" / "pixel-redaction"
+"""The starter rules of this checkout (``profiles/pixel-redaction/``)."""
+
+_PIXEL_DATA = 0x7FE00010
+_BURNED_IN_ANNOTATION = 0x00280301
+_LOSSY_SYNTAXES = frozenset(
+    {
+        "1.2.840.10008.1.2.4.50",  # JPEG Baseline
+        "1.2.840.10008.1.2.4.51",  # JPEG Extended
+        "1.2.840.10008.1.2.4.81",  # JPEG-LS Near-Lossless
+        "1.2.840.10008.1.2.4.91",  # JPEG 2000 (may be lossy; taken as lossy unless the instance says 00)
+        "1.2.840.10008.1.2.4.93",  # JPEG 2000 Part 2 (may be lossy)
+        "1.2.840.10008.1.2.4.203",  # HTJ2K (may be lossy)
+    }
+)
+_LOSSY_METHOD = {
+    "1.2.840.10008.1.2.4.50": "ISO_10918_1",
+    "1.2.840.10008.1.2.4.51": "ISO_10918_1",
+    "1.2.840.10008.1.2.4.81": "ISO_14495_1",
+    "1.2.840.10008.1.2.4.91": "ISO_15444_1",
+    "1.2.840.10008.1.2.4.93": "ISO_15444_1",
+    "1.2.840.10008.1.2.4.203": "ISO_15444_15",
+}
+_OUTPUT_SYNTAXES = {"RLELossless": RLELossless, "ExplicitVRLittleEndian": ExplicitVRLittleEndian}
+_RULE_KEYS = {"Name", "Description", "Match", "Regions", "Ocr"}
+_REGION_KEYS = {"Left", "Top", "Width", "Height"}
+_FILE_KEYS = {"Description", "Rules"}
+
+
+class OcrMode(StrEnum):
+    """Where text detection (Tesseract OCR) runs, among the instances that need pixel work."""
+
+    Off = "Off"
+    """Never: rule regions only. An instance declaring burned-in annotation that no region covers is refused."""
+    Unmatched = "Unmatched"
+    """Where no matching rule gives a region, and where a matching rule asks for it (``"Ocr": true``)."""
+    Always = "Always"
+    """On every instance that needs pixel work, in addition to the rules' regions."""
+
+
+# --- redaction rules as data ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Extent:
+    """A coordinate or size: pixels, or a percentage of the image's width or height."""
+
+    value: float
+    percent: bool = False
+
+    def pixels(self, size: int) -> int:
+        return round(self.value * size / 100) if self.percent else int(self.value)
+
+    @classmethod
+    def parse(cls, value: object, where: str) -> Extent:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ProfileError(f'{where}: expected pixels (a whole number) or a percentage ("10%"), not {value!r}')
+        if isinstance(value, int):
+            if value < 0:
+                raise ProfileError(f"{where}: negative pixels {value}")
+            return cls(value)
+        text = value.strip()
+        if not text.endswith("%"):
+            raise ProfileError(f'{where}: expected pixels (a whole number) or a percentage ("10%"), not {value!r}')
+        try:
+            percent = float(text[:-1])
+        except ValueError:
+            raise ProfileError(f"{where}: bad percentage {value!r}") from None
+        if not 0 <= percent <= 100:
+            raise ProfileError(f"{where}: percentage {value!r} outside 0% to 100%")
+        return cls(percent, True)
+
+
+@dataclass(frozen=True)
+class Region:
+    """A rectangle to black out: left and width against Columns, top and height against Rows."""
+
+    left: Extent
+    top: Extent
+    width: Extent
+    height: Extent
+
+    def box(self, rows: int, columns: int) -> tuple[int, int, int, int]:
+        """``(left, top, right, bottom)`` in pixels, clipped to the image (right and bottom exclusive)."""
+        left = min(self.left.pixels(columns), columns)
+        top = min(self.top.pixels(rows), rows)
+        return left, top, min(left + self.width.pixels(columns), columns), min(top + self.height.pixels(rows), rows)
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One attribute condition: the attribute's value matches one of ``patterns`` (``*`` and ``?`` wildcards,
+    case-insensitive; a multi-valued attribute is matched as its values joined by ``\\``; absent is empty)."""
+
+    keyword: str
+    tag: int
+    patterns: tuple[str, ...]
+
+    def matches(self, dataset: Dataset) -> bool:
+        text = _attribute_text(dataset, self.tag)
+        return any(_pattern(pattern).fullmatch(text) for pattern in self.patterns)
+
+
+@dataclass(frozen=True)
+class RedactionRule:
+    """Regions to black out, and whether to look for text, for the instances whose attributes match.
+
+    In the spirit of RSNA CTP's DicomPixelAnonymizer scripts: a condition on attributes, then rectangles. Every
+    criterion must hold (an empty ``match`` selects every image).
+    """
+
+    name: str
+    match: tuple[Criterion, ...] = ()
+    regions: tuple[Region, ...] = ()
+    ocr: bool = False
+    description: str = ""
+    source: str = ""
+
+    def matches(self, dataset: Dataset) -> bool:
+        return all(criterion.matches(dataset) for criterion in self.match)
+
+
+def parse_redaction_rules(text: str, source: str) -> tuple[RedactionRule, ...]:
+    """The rules of one JSON rule file (see ``profiles/pixel-redaction/README.md``).
+
+    ``{"Description": "...", "Rules": [...]}`` or a bare list of rules. Raises :class:`ProfileError` naming
+    ``source``, the rule (``Rules[i]``, from 0) and the bad part.
+    """
+    try:
+        value = json.loads(text.lstrip("\ufeff"))
+    except json.JSONDecodeError as error:
+        raise ProfileError(f"{source}, line {error.lineno}: not valid JSON ({error.msg})") from None
+    if isinstance(value, dict):
+        _check_keys(value, _FILE_KEYS, source, "the rule file")
+        value = value.get("Rules", [])
+    if not isinstance(value, list):
+        raise ProfileError(f"{source}: expected a list of rules or an object with Rules")
+    return tuple(_parse_rule(item, f"{source}: Rules[{index}]", source) for index, item in enumerate(value))
+
+
+def load_redaction_rules(directory: Path) -> tuple[RedactionRule, ...]:
+    """Every rule of every ``*.json`` file in ``directory``, files in name order; :class:`ProfileError` else."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ProfileError(f"pixel redaction rules directory {directory} does not exist or is not a directory")
+    rules: list[RedactionRule] = []
+    for path in sorted(directory.glob("*.json")):
+        if path.name.startswith("."):
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise ProfileError(f"{path}: cannot read ({type(error).__name__})") from None
+        rules.extend(parse_redaction_rules(text, str(path)))
+    return tuple(rules)
+
+
+@lru_cache(maxsize=1)
+def shipped_redaction_rules() -> tuple[RedactionRule, ...]:
+    """The starter rules of ``profiles/pixel-redaction/`` (none when the folder is not there), read once."""
+    return load_redaction_rules(SHIPPED_RULES_DIRECTORY) if SHIPPED_RULES_DIRECTORY.is_dir() else ()
+
+
+def _check_keys(value: Mapping[str, object], known: set[str], where: str, what: str) -> None:
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise ProfileError(f"{where}: unknown key {unknown[0]!r} in {what}; known keys: {', '.join(sorted(known))}")
+
+
+def _parse_rule(item: object, where: str, source: str) -> RedactionRule:
+    if not isinstance(item, dict):
+        raise ProfileError(f"{where}: expected a rule object")
+    _check_keys(item, _RULE_KEYS, where, "a rule")
+    name = item.get("Name")
+    if not isinstance(name, str) or not name.strip():
+        raise ProfileError(f"{where}: a rule needs a Name")
+    description = item.get("Description", "")
+    if not isinstance(description, str):
+        raise ProfileError(f"{where}: Description must be a string")
+    ocr = item.get("Ocr", False)
+    if not isinstance(ocr, bool):
+        raise ProfileError(f"{where}: Ocr must be true or false")
+    match = item.get("Match", {})
+    if not isinstance(match, dict):
+        raise ProfileError(f'{where}: Match must be an object {{"Keyword": pattern}}')
+    criteria = tuple(_parse_criterion(keyword, value, f"{where}: Match.{keyword}") for keyword, value in match.items())
+    regions = item.get("Regions", [])
+    if not isinstance(regions, list):
+        raise ProfileError(f"{where}: Regions must be a list of rectangles")
+    parsed_regions = tuple(_parse_region(region, f"{where}: Regions[{index}]") for index, region in enumerate(regions))
+    if not parsed_regions and not ocr:
+        raise ProfileError(f"{where}: a rule needs Regions or Ocr true, else it does nothing")
+    return RedactionRule(name.strip(), criteria, parsed_regions, ocr, description, source)
+
+
+def _parse_criterion(keyword: str, value: object, where: str) -> Criterion:
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise ProfileError(f"{where}: unknown attribute keyword {keyword!r}")
+    values = value if isinstance(value, list) else [value]
+    patterns = []
+    for item in values:
+        if isinstance(item, bool) or not isinstance(item, str | int):
+            raise ProfileError(f"{where}: expected a text pattern, a number or a list of them, not {item!r}")
+        patterns.append(str(item))
+    if not patterns:
+        raise ProfileError(f"{where}: an empty list matches nothing")
+    return Criterion(keyword, tag, tuple(patterns))
+
+
+def _parse_region(value: object, where: str) -> Region:
+    if not isinstance(value, dict):
+        raise ProfileError(f"{where}: expected {{Left, Top, Width, Height}}")
+    _check_keys(value, _REGION_KEYS, where, "a region")
+    missing = [key for key in ("Left", "Top", "Width", "Height") if key not in value]
+    if missing:
+        raise ProfileError(f"{where}: missing {missing[0]}")
+    return Region(*(Extent.parse(value[key], f"{where}.{key}") for key in ("Left", "Top", "Width", "Height")))
+
+
+@lru_cache(maxsize=512)
+def _pattern(text: str) -> re.Pattern[str]:
+    return re.compile(translate(text.strip()), re.IGNORECASE | re.DOTALL)
+
+
+def _attribute_text(dataset: Dataset, tag: int) -> str:
+    element = dataset.get(tag)
+    if element is None or element.value is None:
+        return ""
+    value = element.value
+    if isinstance(value, bytes):
+        return value.decode("latin-1").strip("\x00 ")
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, Iterable):
+        return "\\".join(str(item).strip() for item in value)
+    return str(value).strip()
+
+
+# --- settings, plan, outcome ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PixelSettings:
+    """How Clean Pixel Data works, beside the profile (which holds the Burned In Annotation policy). Picklable."""
+
+    rules: tuple[RedactionRule, ...] | None = None
+    """The redaction rules; ``None`` for the starter set shipped in ``profiles/pixel-redaction/``."""
+    ocr: OcrMode = OcrMode.Unmatched
+    ocr_language: str = "eng"
+    ocr_min_confidence: float = 30.0
+    """Tesseract word confidence (0 to 100) from which a word's box is blacked out; lower finds more."""
+    ocr_margin: int = 2
+    """Pixels added around each word box found."""
+    compressed_output: str = "RLELossless"
+    """Transfer syntax for an instance whose source was compressed: ``RLELossless`` or ``ExplicitVRLittleEndian``."""
+
+    def __post_init__(self) -> None:
+        if self.compressed_output not in _OUTPUT_SYNTAXES:
+            known = ", ".join(_OUTPUT_SYNTAXES)
+            raise ProfileError(f"unknown output transfer syntax {self.compressed_output!r}; known: {known}")
+
+    def redaction_rules(self) -> tuple[RedactionRule, ...]:
+        return shipped_redaction_rules() if self.rules is None else self.rules
+
+
+@dataclass(frozen=True)
+class PixelPlan:
+    """What one instance needs, decided from its attributes alone."""
+
+    rules: tuple[RedactionRule, ...]
+    """The rules that match it."""
+    ocr: bool
+    burned_in: bool
+    """Burned In Annotation was ``YES``."""
+
+    @property
+    def regions(self) -> tuple[tuple[RedactionRule, Region], ...]:
+        return tuple((rule, region) for rule in self.rules for region in rule.regions)
+
+
+@dataclass
+class PixelOutcome:
+    """What Clean Pixel Data did to one instance: boxes, attributes changed and warnings, never text."""
+
+    regions: list[dict[str, object]] = field(default_factory=list)
+    """Each box blacked out: ``{"Frame": n or None (every frame), "Left", "Top", "Width", "Height", "Source":
+    "rule" or "ocr", "Rule": name (rule boxes), "Confidence": 0..100 (OCR boxes)}``. Frames count from 1."""
+    changed_tags: list[int] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    decoded: bool = False
+
+
+def plan_pixel_work(dataset: Dataset, profile: Profile, settings: PixelSettings) -> tuple[PixelPlan | None, str]:
+    """Decide, without decoding, whether ``dataset`` needs pixel work; ``(None, warning or "")`` when not.
+
+    Raises :class:`AnonymizationError` when the instance declares burned-in annotation and the profile's policy is
+    ``Reject``, or when it would need cleaning and nothing could clean it (no rule region and OCR off).
+    """
+    if _PIXEL_DATA not in dataset:
+        return None, ""
+    burned_in = _attribute_text(dataset, _BURNED_IN_ANNOTATION).upper() == "YES"
+    if burned_in:
+        policy = profile.burned_in_annotation
+        if policy is BurnedInAnnotationPolicy.Reject:
+            raise AnonymizationError(
+                "0028,0301 BurnedInAnnotation is YES and the profile's BurnedInAnnotation policy is Reject: "
+                "instance not anonymized"
+            )
+        if policy is BurnedInAnnotationPolicy.Warn:
+            return None, "0028,0301: BurnedInAnnotation YES passed through with its pixel data unchanged (policy Warn)"
+    matched = tuple(rule for rule in settings.redaction_rules() if rule.matches(dataset))
+    if not matched and not burned_in:
+        return None, ""
+    has_regions = any(rule.regions for rule in matched)
+    if settings.ocr is OcrMode.Always:
+        ocr = True
+    elif settings.ocr is OcrMode.Unmatched:
+        ocr = not has_regions or any(rule.ocr for rule in matched)
+    else:
+        ocr = False
+    if not ocr and not has_regions:
+        if burned_in:
+            raise AnonymizationError(
+                "0028,0301 BurnedInAnnotation is YES, no pixel redaction rule gives a region for this instance and "
+                "OCR is off: the burned-in text cannot be cleaned"
+            )
+        return None, ""
+    return PixelPlan(matched, ocr, burned_in), ""
+
+
+def clean_pixel_data(dataset: Dataset, profile: Profile, settings: PixelSettings) -> PixelOutcome:
+    """PS3.15 E.3.1 Clean Pixel Data for one instance, in place; see the module docstring for the steps.
+
+    Instances that need no pixel work are left untouched and not decoded. Raises :class:`AnonymizationError`
+    (naming tags and transfer syntaxes, never values) when the instance must not or cannot be cleaned.
+    """
+    outcome = PixelOutcome()
+    plan, warning = plan_pixel_work(dataset, profile, settings)
+    if warning:
+        outcome.warnings.append(warning)
+    if plan is None:
+        return outcome
+    image = decode_frames(dataset)
+    outcome.decoded = True
+    frames = image.frames
+    rows, columns = frames.shape[1], frames.shape[2]
+    black = _black_value(image, dataset)
+    done: set[tuple[int, int, int, int]] = set()
+    for rule, region in plan.regions:
+        left, top, right, bottom = box = region.box(rows, columns)
+        if right <= left or bottom <= top or box in done:
+            continue
+        done.add(box)
+        frames[:, top:bottom, left:right] = black
+        outcome.regions.append(_region_record(None, left, top, right, bottom, "rule", rule=rule.name))
+    if plan.ocr:
+        for index in range(frames.shape[0]):
+            for left, top, right, bottom, confidence in find_text_boxes(frames[index], image, settings):
+                frames[index, top:bottom, left:right] = black
+                outcome.regions.append(
+                    _region_record(index + 1, left, top, right, bottom, "ocr", confidence=confidence)
+                )
+    outcome.changed_tags.extend(encode_frames(dataset, image, settings))
+    outcome.changed_tags.append(_PIXEL_DATA)
+    if plan.burned_in:
+        if outcome.regions:
+            dataset.BurnedInAnnotation = "NO"
+            outcome.changed_tags.append(_BURNED_IN_ANNOTATION)
+        else:
+            outcome.warnings.append(
+                "0028,0301: BurnedInAnnotation YES but no rule region applied and OCR found no text; left YES"
+            )
+    return outcome
+
+
+def _region_record(
+    frame: int | None, left: int, top: int, right: int, bottom: int, source: str, **extra: object
+) -> dict[str, object]:
+    record: dict[str, object] = {
+        "Frame": frame,
+        "Left": left,
+        "Top": top,
+        "Width": right - left,
+        "Height": bottom - top,
+        "Source": source,
+    }
+    record.update({key.capitalize(): value for key, value in extra.items()})
+    return record
+
+
+# --- decoding, the black value, re-encoding ---------------------------------------------------------------------
+
+
+@dataclass
+class DecodedImage:
+    """Every frame as ``(frames, rows, columns, samples)``, and how the decoder left them."""
+
+    frames: NDArray[Any]
+    photometric: str
+    bits_stored: int
+    signed: bool
+    source_syntax: UID
+
+
+def decode_frames(dataset: Dataset) -> DecodedImage:
+    """Decode every frame of ``dataset``'s Pixel Data with pydicom's back ends; colour (YBR) comes back RGB.
+
+    Raises :class:`AnonymizationError` naming the transfer syntax when no installed back end can decode it.
+    """
+    import numpy as np
+    from pydicom.pixels.decoders.base import get_decoder
+
+    meta = getattr(dataset, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    if syntax is None:
+        raise AnonymizationError("0002,0010 TransferSyntaxUID missing: the pixel data cannot be decoded")
+    syntax = UID(str(syntax))
+    if int(dataset.get("BitsAllocated", 0) or 0) not in (8, 16, 32):
+        raise AnonymizationError("0028,0100 BitsAllocated: Clean Pixel Data handles 8, 16 and 32 bits")
+    try:
+        decoder = get_decoder(syntax)
+    except NotImplementedError:
+        raise AnonymizationError(f"7FE0,0010: no pixel decoder for transfer syntax {syntax} ({syntax.name})") from None
+    if not decoder.is_available:
+        raise AnonymizationError(
+            f"7FE0,0010: the decoders for transfer syntax {syntax} ({syntax.name}) are not installed"
+        )
+    try:
+        options: dict[str, Any] = {"as_rgb": True}  # YBR (JPEG's colour space) comes back as RGB
+        array, info = decoder.as_array(dataset, **options)
+    except Exception as error:
+        raise AnonymizationError(
+            f"7FE0,0010: pixel data could not be decoded from {syntax.name} ({type(error).__name__})"
+        ) from None
+    photometric = str(info["photometric_interpretation"])
+    if photometric not in ("MONOCHROME1", "MONOCHROME2", "RGB"):
+        raise AnonymizationError(f"0028,0004: Clean Pixel Data does not handle PhotometricInterpretation {photometric}")
+    samples = int(info["samples_per_pixel"])
+    count = int(info["number_of_frames"])
+    frames = np.array(array, copy=True).reshape(count, int(info["rows"]), int(info["columns"]), samples)
+    return DecodedImage(frames, photometric, int(info["bits_stored"]), int(info["pixel_representation"]) == 1, syntax)
+
+
+def _black_value(image: DecodedImage, dataset: Dataset) -> int:
+    """The stored value that displays black: 0 for RGB and unsigned MONOCHROME2, all bits set for unsigned
+    MONOCHROME1; for signed data the image's own darkest value (an extreme of the range would be read as a real
+    measurement, e.g. Hounsfield units far off the scale)."""
+    frames = image.frames
+    if image.photometric == "MONOCHROME1":
+        return int(frames.max()) if image.signed else (1 << image.bits_stored) - 1
+    if image.photometric == "MONOCHROME2" and image.signed:
+        return int(frames.min())
+    return 0
+
+
+def encode_frames(dataset: Dataset, image: DecodedImage, settings: PixelSettings) -> list[int]:
+    """Write ``image`` back into ``dataset`` losslessly; the tags of the attributes changed besides Pixel Data.
+
+    A compressed source becomes ``settings.compressed_output`` (RLE Lossless by default); an uncompressed
+    little-endian source keeps its transfer syntax, a big-endian one becomes Explicit VR Little Endian.
+    """
+    import numpy as np
+
+    changed: list[int] = []
+    source = image.source_syntax
+    if source.is_compressed:
+        target = _OUTPUT_SYNTAXES[settings.compressed_output]
+    elif source.is_little_endian and not source.is_deflated:
+        target = source
+    else:
+        target = ExplicitVRLittleEndian
+    frames = image.frames
+    samples = frames.shape[3]
+    for keyword, tag, value in (
+        ("PhotometricInterpretation", 0x00280004, image.photometric),
+        ("SamplesPerPixel", 0x00280002, samples),
+    ):
+        if dataset.get(keyword) != value:
+            setattr(dataset, keyword, value)
+            changed.append(tag)
+    if samples > 1 and dataset.get("PlanarConfiguration") != 0:
+        dataset.PlanarConfiguration = 0
+        changed.append(0x00280006)
+    for tag in (0x7FE00001, 0x7FE00002):  # extended offset tables describe the old fragments
+        if tag in dataset:
+            del dataset[tag]
+            changed.append(tag)
+    shaped = frames[..., 0] if samples == 1 else frames
+    if frames.shape[0] == 1:
+        shaped = shaped[0]
+    little = shaped.astype(shaped.dtype.newbyteorder("<"), copy=False)
+    if target == RLELossless:
+        from pydicom.pixels.utils import compress
+
+        try:
+            compress(dataset, RLELossless, np.ascontiguousarray(little), generate_instance_uid=False)
+        except Exception as error:
+            raise AnonymizationError(f"7FE0,0010: RLE Lossless encoding failed ({type(error).__name__})") from None
+    else:
+        data = np.ascontiguousarray(little).tobytes()
+        dataset.PixelData = data + b"\x00" if len(data) % 2 else data
+        element = dataset[_PIXEL_DATA]
+        element.VR = "OB" if int(dataset.BitsAllocated) <= 8 else "OW"
+        element.is_undefined_length = False
+        dataset.file_meta.TransferSyntaxUID = target
+    if target != source:
+        changed.append(0x00020010)
+    if str(source) in _LOSSY_SYNTAXES and _attribute_text(dataset, 0x00282110) != "00":
+        # PS3.3 C.7.6.1.1.5: once lossy, always lossy; decompressing does not undo it.
+        if _attribute_text(dataset, 0x00282110) != "01":
+            dataset.LossyImageCompression = "01"
+            changed.append(0x00282110)
+        if "LossyImageCompressionMethod" not in dataset:
+            dataset.LossyImageCompressionMethod = _LOSSY_METHOD[str(source)]
+            changed.append(0x00282114)
+    dataset._pixel_array = None
+    dataset._pixel_id = {}
+    return changed
+
+
+# --- text detection ---------------------------------------------------------------------------------------------
+
+
+def _ocr_picture(frame: NDArray[Any], image: DecodedImage) -> tuple[NDArray[np.uint8], int]:
+    """An 8-bit grey picture of one frame for Tesseract, enlarged for small images; and the enlargement."""
+    import numpy as np
+
+    values = frame.astype(np.float64)
+    grey = values.mean(axis=2) if values.shape[2] > 1 else values[..., 0]
+    low, high = float(grey.min()), float(grey.max())
+    scaled = (grey - low) * (255.0 / (high - low)) if high > low else np.zeros_like(grey)
+    if image.photometric == "MONOCHROME1":
+        scaled = 255.0 - scaled
+    picture = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    # Tesseract reads words best with letters 20 or more pixels high; burned-in text on small images is smaller.
+    factor = 2 if max(picture.shape) <= 1024 else 1
+    return picture, factor
+
+
+def find_text_boxes(
+    frame: NDArray[Any], image: DecodedImage, settings: PixelSettings
+) -> list[tuple[int, int, int, int, int]]:
+    """Word boxes ``(left, top, right, bottom, confidence)`` found by Tesseract in one frame, margins added.
+
+    The words themselves are dropped here and never leave this function. Raises :class:`AnonymizationError` when
+    Tesseract is not installed (the instance would otherwise leave uncleaned).
+    """
+    try:
+        import pytesseract
+        from PIL import Image
+    except ImportError as error:
+        raise AnonymizationError(f"OCR needed for 7FE0,0010 but {error.name} is not installed") from None
+    picture, factor = _ocr_picture(frame, image)
+    rows, columns = picture.shape
+    source = Image.fromarray(picture)
+    if factor > 1:
+        source = source.resize((columns * factor, rows * factor), Image.Resampling.LANCZOS)
+    try:
+        data = pytesseract.image_to_data(
+            source, lang=settings.ocr_language, config="--psm 11", output_type=pytesseract.Output.DICT
+        )
+    except pytesseract.TesseractNotFoundError:
+        raise AnonymizationError("OCR needed for 7FE0,0010 but the tesseract program is not installed") from None
+    except Exception as error:
+        raise AnonymizationError(f"OCR of 7FE0,0010 failed ({type(error).__name__})") from None
+    boxes = []
+    margin = settings.ocr_margin
+    for index, word in enumerate(data["text"]):
+        confidence = float(data["conf"][index])
+        if confidence < settings.ocr_min_confidence or not any(char.isalnum() for char in str(word)):
+            continue
+        left = int(data["left"][index]) // factor
+        top = int(data["top"][index]) // factor
+        right = -(-(int(data["left"][index]) + int(data["width"][index])) // factor)
+        bottom = -(-(int(data["top"][index]) + int(data["height"][index])) // factor)
+        boxes.append(
+            (
+                max(0, left - margin),
+                max(0, top - margin),
+                min(columns, right + margin),
+                min(rows, bottom + margin),
+                round(confidence),
+            )
+        )
+    return boxes
