@@ -75,6 +75,7 @@ _NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "UV", "SV", "FL", "FD", "AT", "
 _SKIPPED_SOURCE_VRS = _NUMBER_VRS | _BINARY_VRS | {"SQ", "CS", "TM"}
 _STANDARD_UIDS = frozenset(UID_dictionary)
 _MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
+_SOP_INSTANCE_UID = 0x00080018
 
 _PLAIN_NUMBER = re.compile(r"^[+-]?\d*\.?\d*(?:[eE][+-]?\d+)?$")
 _DATE_TOKEN = re.compile(r"(?<![\d.])(\d{8})(?!\d)(?!\.\d)")
@@ -211,7 +212,8 @@ class _Needles:
         for dataset, tag, vr in _original_elements(original):
             if _is_group_length(tag) or _is_private_creator(tag) or vr == "SQ":
                 continue
-            action = Action.U if tag == _MEDIA_STORAGE_SOP_INSTANCE_UID else table.action_for(tag)
+            # The file meta's copy of SOPInstanceUID follows it (the table does not list the file meta).
+            action = table.action_for(_SOP_INSTANCE_UID if tag == _MEDIA_STORAGE_SOP_INSTANCE_UID else tag)
             if action is None or action is Action.K:
                 # Kept: a value it shares with a removed attribute (the implementation's UID, a manufacturer
                 # also named as institution) is not identifying under this profile.

@@ -169,3 +169,11 @@ def test_no_report_output_carries_a_value(original_bytes: bytes, output_bytes: b
     for value in (FAMILY, GIVEN, PATIENT_ID, ACCESSION, STUDY_DATE):
         assert value.lower() not in text.lower()
     assert report.as_json()["Clean"] is False
+
+
+def test_uids_kept_by_retain_uids_are_not_leaks(original_bytes: bytes) -> None:
+    uids_kept = basic_profile(["RetainUIDs"])
+    output = read(anonymized(original_bytes, uids_kept))
+    assert output.SOPInstanceUID == read(original_bytes).SOPInstanceUID
+    assert check(original_bytes, output, uids_kept).clean
+    assert {"0008,0018", "0002,0003"} <= set(sources_by_path(check(original_bytes, output)))
