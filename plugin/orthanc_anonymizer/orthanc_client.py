@@ -35,10 +35,19 @@ class ResourceNotFound(OrthancError):
 class OrthancClient:
     """A small, thread-safe client of Orthanc's REST API (one HTTP session per thread)."""
 
-    def __init__(self, base_url: str, headers: Mapping[str, str] | None = None, timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 120.0,
+        keep_alive: bool = True,
+    ) -> None:
+        """``keep_alive=False``: a new connection for every request, closed after it (an idle keep-alive
+        connection holds one of Orthanc's HTTP threads)."""
         self.base_url = base_url.rstrip("/")
         self.headers = dict(headers or {})
         self.timeout = timeout
+        self.keep_alive = keep_alive
         self._local = threading.local()
 
     def _session(self) -> requests.Session:
@@ -46,7 +55,8 @@ class OrthancClient:
         if session is None:
             session = requests.Session()
             session.headers.update(self.headers)
-            self._local.session = session
+            if self.keep_alive:
+                self._local.session = session
         return session
 
     def close(self) -> None:
@@ -57,7 +67,12 @@ class OrthancClient:
             self._local.session = None
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        response = self._session().request(method, self.base_url + path, timeout=self.timeout, **kwargs)
+        session = self._session()
+        try:
+            response = session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
+        finally:
+            if not self.keep_alive:
+                session.close()
         if response.status_code == 404:
             raise ResourceNotFound(method, path, 404)
         if response.status_code >= 400:

@@ -13,11 +13,12 @@ Rules that keep orthanc-python 4.0 from deadlocking (it holds the GIL during eve
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,20 +62,37 @@ class _Busy(Exception):
 
 
 class _Gate:
-    """At most ``capacity`` routes at a time may hold an HTTP thread while they need another (loopback calls,
-    waiting for a job that makes them). The rest are refused at once, never queued: a queued request would hold its
-    thread too."""
+    """Keeps Orthanc's HTTP threads from all waiting on each other.
 
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._semaphore = threading.BoundedSemaphore(capacity)
+    A route that waits for a job holds an HTTP thread while the job's loopback calls need others; a route that asks
+    Orthanc something (does this study exist?) holds one thread and needs a second. So at most ``waiting`` routes
+    may hold a thread at a time (the rest are refused at once with 503, never queued: a queued request would hold
+    its thread too), and at most ``CHECKS`` of them make a loopback call at a time. What stays free serves the job
+    runners' calls, the checks and quick requests.
+    """
 
-    def __enter__(self) -> None:
-        if not self._semaphore.acquire(blocking=False):
-            raise _Busy(f'busy: {self.capacity} requests are waiting already; retry, or ask with "Asynchronous": true')
+    CHECKS = 4
 
-    def __exit__(self, *_: object) -> None:
-        self._semaphore.release()
+    def __init__(self, http_threads: int, concurrent_jobs: int) -> None:
+        self.waiting = max(1, http_threads - concurrent_jobs - self.CHECKS - 4)
+        self._waiting = threading.BoundedSemaphore(self.waiting)
+        self._checks = threading.BoundedSemaphore(self.CHECKS)
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Hold a place among the routes that may wait; :class:`_Busy` when there is none."""
+        if not self._waiting.acquire(blocking=False):
+            raise _Busy(f'busy: {self.waiting} requests are waiting already; retry, or ask with "Asynchronous": true')
+        try:
+            yield
+        finally:
+            self._waiting.release()
+
+    @contextlib.contextmanager
+    def loopback(self) -> Iterator[None]:
+        """Within :meth:`hold`: one of the few places for a loopback call (waits for one)."""
+        with self._checks:
+            yield
 
 
 class _Plugin:
@@ -86,7 +104,7 @@ class _Plugin:
         headers = _loopback_headers(orthanc_config)
         self.client = OrthancClient(base_url, headers)
         # Routes' own calls close their connection: an idle keep-alive connection holds one of Orthanc's threads.
-        self.route_client = OrthancClient(base_url, {**headers, "Connection": "close"}, timeout=30)
+        self.route_client = OrthancClient(base_url, headers, timeout=30, keep_alive=False)
         config.state_directory.mkdir(parents=True, exist_ok=True)
         self.store = JobStore(config.state_directory / "jobs")
         interrupted = self.store.mark_interrupted()
@@ -105,7 +123,7 @@ class _Plugin:
             concurrent_jobs=config.concurrent_jobs,
             window=2 * config.workers,
         )
-        self.gate = _Gate(max(1, (config.http_threads - config.concurrent_jobs - 2) // 2))
+        self.gate = _Gate(config.http_threads, config.concurrent_jobs)
 
     def stop(self) -> None:
         self.manager.shutdown()
@@ -209,9 +227,10 @@ def _anonymize(output: Any, uri: str, **request: Any) -> None:
     plugin = _state()
     level, resource = request["groups"]
     parsed = parse_anonymize(request.get("body") or b"", plugin.config)
-    with plugin.gate:
-        if not plugin.route_client.exists(level, resource):
-            raise ResourceNotFound("GET", f"/{level}/{resource}", 404)
+    with plugin.gate.hold():
+        with plugin.gate.loopback():
+            if not plugin.route_client.exists(level, resource):
+                raise ResourceNotFound("GET", f"/{level}/{resource}", 404)
         job = _submit(level, [resource], parsed.settings, request.get("headers") or {})
         if parsed.asynchronous:
             _answer(output, _job_reference(job))
@@ -251,7 +270,7 @@ def _job(output: Any, uri: str, **request: Any) -> None:
 def _links(output: Any, uri: str, **request: Any) -> None:
     plugin = _state()
     level, resource = request["groups"]
-    with plugin.gate:
+    with plugin.gate.hold(), plugin.gate.loopback():
         if not plugin.route_client.exists(level, resource):
             raise ResourceNotFound("GET", f"/{level}/{resource}", 404)
         source = plugin.route_client.get_metadata(level, resource, FROM_RESOURCE) or plugin.links.source(
@@ -328,6 +347,11 @@ def start() -> None:
     orthanc.RegisterRestCallback(f"/anonymizer/{LEVEL_PATTERN}/([^/]+)", _anonymize)
     orthanc.RegisterRestCallback(f"/anonymizer/{LEVEL_PATTERN}/([^/]+)/links", _links)
     orthanc.RegisterOnChangeCallback(_on_change)
+    # >>> Orthanc Explorer: the "Anonymize (PS3.15)" button (issue 5; explorer.py, explorer.js) >>>
+    from . import explorer
+
+    orthanc.ExtendOrthancExplorer(explorer.explorer_javascript())
+    # <<< Orthanc Explorer <<<
     logger.info(
         "orthanc-anonymizer %s started: %d workers, %d concurrent jobs, state in %s",
         __version__,

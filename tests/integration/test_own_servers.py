@@ -1,0 +1,124 @@
+"""Scenarios that need an Orthanc of their own: authentication, a restart, few HTTP threads, wrong settings."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from conftest import OrthancServer
+from study_generator import Patient, make_study
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def server_factory(tmp_path):
+    servers: list[OrthancServer] = []
+
+    def make(name: str, **kwargs) -> OrthancServer:
+        server = OrthancServer(tmp_path / name, **kwargs)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+def test_orthanc_authentication_guards_the_routes(server_factory) -> None:
+    users = {"alice": "wonderland-7", "bob": "builder-3"}
+    server = server_factory(
+        "auth",
+        overrides={"AuthenticationEnabled": True, "RegisteredUsers": users},
+        auth=("alice", users["alice"]),
+    ).start()
+    study = server.upload_study(make_study(Patient(name="Guarded^Seraphina", id="PID-AUTH"), 1, 2))
+    anonymous = requests.Session()
+    for method, path in [
+        ("GET", "/anonymizer/profiles"),
+        ("POST", f"/anonymizer/studies/{study}"),
+        ("POST", "/anonymizer/batch"),
+        ("GET", f"/anonymizer/studies/{study}/links"),
+        ("GET", "/anonymizer/audit"),
+        ("GET", "/anonymizer/audit/verify"),
+    ]:
+        assert anonymous.request(method, server.url + path, json={}, timeout=30).status_code == 401, path
+    wrong = requests.post(server.url + f"/anonymizer/studies/{study}", json={}, auth=("alice", "nope"), timeout=30)
+    assert wrong.status_code == 401
+    assert server.json("/statistics")["CountInstances"] == 2
+
+    # With credentials it works, the plugin's own loopback calls included; the audit names the user.
+    answer = server.anonymize("studies", study)
+    assert answer["Instances"] == 2 and answer["Failed"] == []
+    bob = requests.post(
+        server.url + f"/anonymizer/studies/{study}", json={"DryRun": True}, auth=("bob", users["bob"]), timeout=60
+    )
+    assert bob.status_code == 200
+    users_in_audit = [record["User"] for record in server.json("/anonymizer/audit")]
+    assert users_in_audit == ["alice", "bob"]
+
+
+def test_jobs_links_and_audit_survive_a_restart(server_factory) -> None:
+    server = server_factory("restart").start()
+    study = server.upload_study(make_study(Patient(name="Restart^Gwendolyn", id="PID-RESTART"), 1, 2))
+    job = server.anonymize("studies", study, {"Asynchronous": True})["Job"]
+    record = server.wait_job(job)
+    copy = record["Results"][0]["Resource"]
+    server.stop()
+
+    server.start()
+    assert server.json(f"/anonymizer/jobs/{job}") == record
+    assert server.json(f"/anonymizer/studies/{study}/links")["Copies"] == [copy]
+    assert server.json(f"/anonymizer/studies/{copy}/links")["Source"] == study
+    # The audit chain goes on across the restart.
+    second = server.anonymize("studies", study, {"PatientID": "AFTER-RESTART"})
+    assert second["Audit"] == 2
+    assert server.json("/anonymizer/audit/verify") == {"Valid": True, "Records": 2, "BrokenAt": None}
+    # The state files are where the documentation says.
+    assert (server.state / "audit.jsonl").is_file()
+    assert (server.state / "jobs" / f"{job}.json").is_file()
+
+
+def test_more_waiting_requests_than_threads_are_refused_not_deadlocked(server_factory) -> None:
+    server = server_factory("threads", overrides={"HttpThreadsCount": 16}).start()
+    studies = [
+        server.upload_study(make_study(Patient(name=f"Crowd^Member{n}", id=f"PID-CROWD-{n}"), 1, 2)) for n in range(24)
+    ]
+
+    def anonymize(study: str) -> int:
+        return requests.post(server.url + f"/anonymizer/studies/{study}", json={}, timeout=120).status_code
+
+    with ThreadPoolExecutor(len(studies)) as executor:
+        statuses = list(executor.map(anonymize, studies, timeout=180))
+    assert set(statuses) <= {200, 503}
+    assert statuses.count(200) >= 6
+    # Orthanc answers afterwards, and a refused request succeeds when retried.
+    assert server.get("/system", timeout=10).status_code == 200
+    for study, status in zip(studies, statuses, strict=True):
+        if status == 503:
+            assert anonymize(study) == 200
+            break
+
+
+@pytest.mark.parametrize(
+    ("overrides", "secret", "named"),
+    [
+        ({"Anonymizer": {"Workers": 0}}, "s", "Anonymizer.Workers"),
+        ({"Anonymizer": {"Wrokers": 2}}, "s", "Anonymizer.Wrokers"),
+        ({"Anonymizer": {"DefaultProfile": "no-such-profile"}}, "s", "Anonymizer.DefaultProfile"),
+        ({"Anonymizer": {"DefaultOptions": ["RetainNothing"]}}, "s", "Anonymizer.DefaultOptions"),
+        ({"Anonymizer": {"AllowDevelopmentSecret": False}}, None, "Anonymizer.Secret"),
+        ({"UserMetadata": {}}, "s", "AnonymizedFromResource"),
+    ],
+)
+def test_wrong_setting_stops_start_up_naming_it(server_factory, overrides, secret, named) -> None:
+    server = server_factory("wrong", overrides=overrides, secret=secret)
+    process = server.launch()
+    assert process.wait(60) != 0
+    assert named in server.log_text()
+
+
+def test_development_secret_only_when_allowed_and_then_announced(server_factory) -> None:
+    server = server_factory("devsecret", secret=None).start()
+    assert "development secret" in server.log_text()
