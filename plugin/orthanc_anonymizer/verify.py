@@ -17,6 +17,9 @@ What counts as a value to look for, and how it is matched (to keep false alarms 
 - other text (IDs, descriptions, addresses, AE titles...) is looked for as a whole value, case-insensitively,
   bounded by non-alphanumerics; a value that the original also holds, as a whole value, in an attribute the profile
   keeps is not identifying under that profile (e.g. ``HEAD`` in both a removed description and a kept body part);
+- descriptions, comments and labels (the rows a Clean option of Table E.1-1 would clean) are not looked for as a
+  whole: a comment repeated in another description is no identifier; names, IDs and dates in them are found
+  through the attributes they come from;
 - skipped: values shorter than 4 characters, plain numbers of fewer than 6 digits, code strings (CS enumerations),
   times (TM), binary numbers, a few placeholder words (``ANONYMOUS``, ``UNKNOWN``...), the text of attributes the
   profile cleans (action C: the engine keeps the text and removes what it recognises in it; the names, IDs and
@@ -44,7 +47,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
-from .profiles import Action, Profile
+from .profiles import Action, ActionTable, Option, Profile, basic_profile
 
 MIN_LENGTH = 4
 """Values (and name components) shorter than this are too common to be identifying."""
@@ -241,7 +244,7 @@ class _Needles:
                 elif vr == "UI":
                     if value not in _STANDARD_UIDS and _UID_TOKEN.fullmatch(value):
                         texts.setdefault(value, source)
-                elif _is_identifying_text(value):
+                elif _is_identifying_text(value) and not _is_descriptive(tag):
                     texts.setdefault(value.lower(), source)
         for value, source in texts.items():
             if value in kept_values:
@@ -293,6 +296,20 @@ class _Needles:
             alternatives = "|".join(re.escape(word) for word in sorted(self.strong, key=len, reverse=True))
             self._strong_pattern = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
         return self._strong_pattern
+
+
+@lru_cache(maxsize=1)
+def _cleaning_table() -> ActionTable:
+    return basic_profile([Option.CleanDesc, Option.CleanStructdCont, Option.CleanGraph]).action_table
+
+
+def _is_descriptive(tag: int) -> bool:
+    """True for descriptions, comments and labels: the rows that the Clean options of Table E.1-1 would clean.
+
+    Their text as a whole is not an identifier, so not a value to look for (a comment that the description
+    repeats is no leak); the names, IDs and dates in them come from other attributes and are looked for.
+    """
+    return _cleaning_table().action_for(tag) is Action.C
 
 
 @lru_cache(maxsize=1)

@@ -177,3 +177,13 @@ def test_uids_kept_by_retain_uids_are_not_leaks(original_bytes: bytes) -> None:
     assert output.SOPInstanceUID == read(original_bytes).SOPInstanceUID
     assert check(original_bytes, output, uids_kept).clean
     assert {"0008,0018", "0002,0003"} <= set(sources_by_path(check(original_bytes, output)))
+
+
+def test_a_removed_comment_repeated_in_a_kept_description_is_not_a_leak(original_bytes: bytes) -> None:
+    ds = read(original_bytes)
+    ds.ImageComments = "JPEG 2000 irreversible (lossy)"
+    original = to_bytes(ds)
+    output = read(anonymized(original, basic_profile()))
+    output.DerivationDescription = f"JPEG 2000 irreversible (lossy) 20:1, reviewed by {GIVEN}"
+    report = check(original, output)
+    assert sources_by_path(report) == {"0008,2111": {"0010,0010"}}
