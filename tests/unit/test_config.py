@@ -1,0 +1,68 @@
+"""The "Anonymizer" section: every wrong setting is refused with a message naming it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orthanc_anonymizer.config import DEVELOPMENT_SECRET, ConfigurationError, parse_configuration
+from orthanc_anonymizer.profiles import Option
+
+
+def parse(section: dict[str, object], environ: dict[str, str] | None = None, **orthanc: object):
+    return parse_configuration({"Anonymizer": section, **orthanc}, environ or {}, Path("/srv/orthanc"))
+
+
+def test_defaults_with_a_secret() -> None:
+    config = parse({"Secret": "s3cret"}, StorageDirectory="storage", HttpPort=8043)
+    assert config.secret == b"s3cret" and not config.development_secret
+    assert config.default_profile == "basic" and config.default_options == ()
+    assert config.state_directory == Path("/srv/orthanc/storage/anonymizer")
+    assert config.http_port == 8043
+    assert config.workers >= 1
+
+
+def test_environment_secret_wins_over_the_configured_one() -> None:
+    assert parse({"Secret": "file"}, {"ANONYMIZER_SECRET": "env"}).secret == b"env"
+
+
+def test_no_secret_is_refused_unless_development_is_allowed() -> None:
+    with pytest.raises(ConfigurationError, match=r"Anonymizer\.Secret"):
+        parse({})
+    config = parse({"AllowDevelopmentSecret": True})
+    assert config.development_secret and config.secret == DEVELOPMENT_SECRET
+
+
+def test_secret_never_in_repr() -> None:
+    assert "s3cret" not in repr(parse({"Secret": "s3cret"}))
+
+
+@pytest.mark.parametrize(
+    ("section", "orthanc", "named"),
+    [
+        ({"Workers": 0}, {}, "Anonymizer.Workers"),
+        ({"Workers": "4"}, {}, "Anonymizer.Workers"),
+        ({"ConcurrentJobs": True}, {}, "Anonymizer.ConcurrentJobs"),
+        ({"DefaultOptions": ["RetainAll"]}, {}, "Anonymizer.DefaultOptions"),
+        ({"DefaultOptions": "CleanDesc"}, {}, "Anonymizer.DefaultOptions"),
+        ({"DefaultOptions": ["RetainLongFullDates", "RetainLongModifDates"]}, {}, "Anonymizer.DefaultOptions"),
+        ({"ProfilesDirectory": "/no/such/folder"}, {}, "Anonymizer.ProfilesDirectory"),
+        ({"AllowDevelopmentSecret": "yes"}, {}, "Anonymizer.AllowDevelopmentSecret"),
+        ({"WorkerPython": "/no/python"}, {}, "Anonymizer.WorkerPython"),
+        ({"AutoAnonymize": []}, {}, "Anonymizer.AutoAnonymize"),
+        ({"Secrte": "x"}, {}, "Anonymizer.Secrte"),
+        ({}, {"HttpThreadsCount": 4}, "HttpThreadsCount"),
+        ({}, {"HttpPort": "8042"}, "HttpPort"),
+    ],
+)
+def test_wrong_setting_is_named(section: dict[str, object], orthanc: dict[str, object], named: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        parse({"Secret": "s", **section}, **orthanc)
+    assert str(raised.value).startswith(named)
+
+
+def test_options_and_profiles_directory(tmp_path: Path) -> None:
+    config = parse({"Secret": "s", "DefaultOptions": ["CleanDesc"], "ProfilesDirectory": str(tmp_path)})
+    assert config.default_options == (Option.CleanDesc,)
+    assert config.profiles_directory == tmp_path

@@ -1,0 +1,111 @@
+"""The glue without Orthanc: a stand-in ``orthanc`` module records what the routes answer."""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+import sys
+import threading
+import types
+from typing import Any
+
+import pytest
+
+from orthanc_anonymizer.api import BadRequest
+from orthanc_anonymizer.orthanc_client import ResourceNotFound
+
+
+class Output:
+    def __init__(self) -> None:
+        self.status: int | None = None
+        self.body: Any = None
+
+    def AnswerBuffer(self, body: str, mime: str) -> None:
+        self.status, self.body = 200, json.loads(body)
+
+    def SendHttpStatus(self, status: int, body: str, size: int) -> None:
+        assert size == len(body.encode())
+        self.status, self.body = status, json.loads(body)
+
+    def SendMethodNotAllowed(self, allowed: str) -> None:
+        self.status, self.body = 405, allowed
+
+
+@pytest.fixture
+def glue(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    fake = types.ModuleType("orthanc")
+    fake.logged = []  # type: ignore[attr-defined]
+    for level in ("LogInfo", "LogWarning", "LogError"):
+        setattr(fake, level, lambda message, level=level: fake.logged.append((level, message)))  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "orthanc", fake)
+    sys.modules.pop("orthanc_anonymizer.orthanc_glue", None)
+    module = importlib.import_module("orthanc_anonymizer.orthanc_glue")
+    yield module
+    sys.modules.pop("orthanc_anonymizer.orthanc_glue", None)
+
+
+def call(route: Any, method: str = "GET", **request: Any) -> Output:
+    output = Output()
+    route(output, "/anonymizer/x", method=method, **request)
+    return output
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (BadRequest("Options: expected a list"), 400),
+        (ResourceNotFound("GET", "/studies/x", 404), 404),
+        (KeyError("Patientname^Secret"), 500),
+    ],
+)
+def test_errors_become_http_statuses_without_values(glue: types.ModuleType, error: Exception, status: int) -> None:
+    @glue._route(("POST",))
+    def route(output: Any, uri: str, **request: Any) -> None:
+        raise error
+
+    output = call(route, "POST")
+    assert output.status == status
+    assert "Patientname" not in json.dumps(output.body)
+    assert "Patientname" not in str(sys.modules["orthanc"].logged)  # type: ignore[attr-defined]
+    assert call(route, "GET").status == 405
+
+
+def test_busy_gate_refuses_at_once_and_frees_its_place(glue: types.ModuleType) -> None:
+    gate = glue._Gate(http_threads=12, concurrent_jobs=2)
+    assert gate.waiting == 2
+    with gate.hold(), gate.hold(), pytest.raises(glue._Busy), gate.hold():
+        pass
+    with gate.hold():
+        pass  # places were given back
+
+
+def test_gate_bounds_loopback_calls(glue: types.ModuleType) -> None:
+    gate = glue._Gate(http_threads=100, concurrent_jobs=2)
+    inside, peak, lock = 0, 0, threading.Lock()
+    release = threading.Event()
+
+    def check() -> None:
+        nonlocal inside, peak
+        with gate.hold(), gate.loopback():
+            with lock:
+                inside += 1
+                peak = max(peak, inside)
+            release.wait(0.2)
+            with lock:
+                inside -= 1
+
+    threads = [threading.Thread(target=check) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert peak == glue._Gate.CHECKS
+
+
+def test_caller_is_the_http_user(glue: types.ModuleType) -> None:
+    basic = "Basic " + base64.b64encode(b"alice:pw:with:colons").decode()
+    assert glue._caller({"authorization": basic}) == "alice"
+    assert glue._caller({"authorization": "Bearer 1234"}) == "token"
+    assert glue._caller({}) == "anonymous"
+    assert glue._caller({"authorization": "Basic !!!"}) == "anonymous"

@@ -1,0 +1,233 @@
+"""Jobs without Orthanc: a fake Orthanc in memory, the real engine, real job records and audit trail."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydicom import dcmread
+from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
+
+from orthanc_anonymizer.audit import AuditLog
+from orthanc_anonymizer.jobs import FAILURE, SUCCESS, Job, JobManager, JobSettings, JobStore
+from orthanc_anonymizer.links import LinkIndex
+from orthanc_anonymizer.orthanc_client import ResourceNotFound
+from orthanc_anonymizer.profiles import basic_profile
+from orthanc_anonymizer.uids import KeyedHasher
+from orthanc_anonymizer.workers import InstanceOutcome, InstanceTask, anonymize_instance
+
+
+def _id(*parts: str) -> str:
+    digest = hashlib.sha1("|".join(parts).encode()).hexdigest()
+    return "-".join(digest[i : i + 8] for i in range(0, 40, 8))
+
+
+class FakeOrthanc:
+    """Just enough of Orthanc's REST API, in memory, with Orthanc-like IDs."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.parents: dict[str, dict[str, str]] = {}
+        self.metadata: dict[tuple[str, str, str], str] = {}
+        self.deleted: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+
+    def add(self, data: bytes) -> dict[str, str]:
+        ds = dcmread(BytesIO(data))
+        patient = _id(str(ds.PatientID))
+        study = _id(str(ds.PatientID), ds.StudyInstanceUID)
+        series = _id(study, ds.SeriesInstanceUID)
+        instance = _id(series, ds.SOPInstanceUID)
+        with self.lock:
+            self.files[instance] = data
+            self.parents[instance] = {
+                "ID": instance,
+                "ParentSeries": series,
+                "ParentStudy": study,
+                "ParentPatient": patient,
+                "Status": "Success",
+            }
+        return self.parents[instance]
+
+    def instances_of(self, level: str, resource: str) -> list[dict[str, Any]]:
+        key = {"instances": "ID", "series": "ParentSeries", "studies": "ParentStudy", "patients": "ParentPatient"}
+        found = [dict(p) for p in self.parents.values() if p[key[level]] == resource]
+        if not found:
+            raise ResourceNotFound("GET", f"/{level}/{resource}", 404)
+        return found
+
+    def instance_file(self, instance: str) -> bytes:
+        return self.files[instance]
+
+    def store_instance(self, data: bytes) -> dict[str, str]:
+        return self.add(data)
+
+    def stored_md5(self, instance: str) -> str:
+        return hashlib.md5(self.files[instance]).hexdigest()
+
+    def get_json(self, path: str) -> dict[str, str]:
+        _, level, resource = path.split("/")
+        any_child = next(
+            p for p in self.parents.values() if p["ParentSeries" if level == "series" else "ParentStudy"] == resource
+        )
+        return {"ParentStudy": any_child["ParentStudy"], "ParentPatient": any_child["ParentPatient"]}
+
+    def put_metadata(self, level: str, resource: str, name: str, value: str) -> None:
+        self.metadata[(level, resource, name)] = value
+
+    def delete(self, level: str, resource: str) -> None:
+        self.deleted.append((level, resource))
+
+    def close(self) -> None:
+        pass
+
+
+class InProcessPool:
+    """The worker function in threads; records how many instances were in flight at most."""
+
+    def __init__(self) -> None:
+        self.executor = ThreadPoolExecutor(2)
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.lock = threading.Lock()
+
+    def submit(self, data: bytes, task: InstanceTask) -> Future[InstanceOutcome]:
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        future = self.executor.submit(anonymize_instance, data, task)
+        return future
+
+    def collected(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
+
+
+def make_files(count: int, patient_id: str = "PID-UNIT-1", leaky: set[int] | None = None) -> list[bytes]:
+    template = dcmread(get_testdata_file("CT_small.dcm"))
+    template.PatientID = patient_id
+    study, series = generate_uid(), generate_uid()
+    files = []
+    for number in range(count):
+        template.StudyInstanceUID, template.SeriesInstanceUID = study, series
+        template.SOPInstanceUID = template.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        template.Manufacturer = "Patientname Imaging" if number in (leaky or set()) else "Generic"
+        template.PatientName = "Patientname^Unit"
+        buffer = BytesIO()
+        template.save_as(buffer)
+        files.append(buffer.getvalue())
+    return files
+
+
+@pytest.fixture
+def orthanc() -> FakeOrthanc:
+    return FakeOrthanc()
+
+
+@pytest.fixture
+def manager(orthanc: FakeOrthanc, tmp_path: Path):
+    pool = InProcessPool()
+    manager = JobManager(
+        client=orthanc,  # type: ignore[arg-type]
+        pool=pool,
+        links=LinkIndex(tmp_path / "links.sqlite"),
+        audit=AuditLog(tmp_path / "audit.jsonl"),
+        store=JobStore(tmp_path / "jobs"),
+        hasher=KeyedHasher(b"unit-test-secret"),
+        concurrent_jobs=1,
+        window=3,
+    )
+    original_complete = manager._complete
+
+    def complete(*args: Any, **kwargs: Any) -> None:
+        pool.collected()
+        original_complete(*args, **kwargs)
+
+    manager._complete = complete  # type: ignore[method-assign]
+    yield manager
+    manager.shutdown()
+
+
+def run(manager: JobManager, level: str, resources: list[str], **settings: Any) -> Job:
+    job = manager.submit(
+        Job(level=level, resources=resources, settings=JobSettings(basic_profile(), **settings), user="u")
+    )
+    assert job.done.wait(60)
+    return job
+
+
+def test_study_is_streamed_a_window_at_a_time(manager: JobManager, orthanc: FakeOrthanc) -> None:
+    study = {orthanc.add(data)["ParentStudy"] for data in make_files(30)}.pop()
+    job = run(manager, "studies", [study])
+    assert job.state == SUCCESS and job.progress == 100
+    (result,) = job.results
+    assert result["Instances"] == 30 and result["Failed"] == []
+    assert manager.pool.max_in_flight <= 3  # type: ignore[attr-defined]
+    assert len(orthanc.files) == 60
+
+
+def test_failing_instance_is_listed_and_blocks_in_place_deletion(manager: JobManager, orthanc: FakeOrthanc) -> None:
+    files = make_files(4, leaky={2})
+    originals = {orthanc.add(data)["ID"]: data for data in files}
+    study = orthanc.parents[next(iter(originals))]["ParentStudy"]
+    job = run(manager, "studies", [study], in_place=True)
+    (result,) = job.results
+    assert job.state == FAILURE
+    assert result["Instances"] == 3
+    (failed,) = result["Failed"]
+    assert "residual PHI" in failed["Reason"] and "Patientname" not in failed["Reason"]
+    assert result["Deleted"] is False and orthanc.deleted == []
+    assert all(orthanc.files[oid] == data for oid, data in originals.items())
+    assert any("original kept" in error for error in job.errors)
+
+
+def test_in_place_deletes_after_everything_is_stored(manager: JobManager, orthanc: FakeOrthanc) -> None:
+    study = {orthanc.add(data)["ParentStudy"] for data in make_files(3)}.pop()
+    job = run(manager, "studies", [study], in_place=True)
+    assert job.results[0]["Deleted"] is True
+    assert orthanc.deleted == [("studies", study)]
+
+
+def test_links_metadata_audit_and_record(manager: JobManager, orthanc: FakeOrthanc, tmp_path: Path) -> None:
+    stored = [orthanc.add(data) for data in make_files(2)]
+    study = stored[0]["ParentStudy"]
+    job = run(manager, "studies", [study])
+    copy = job.results[0]["Resource"]
+    assert orthanc.metadata[("studies", copy, "AnonymizedFromResource")] == study
+    profile = json.loads(orthanc.metadata[("studies", copy, "AnonymizationProfile")])
+    assert profile["Profile"] == "basic" and profile["Options"] == []
+    assert manager.links.copies("Study", study) == [copy]
+    assert manager.links.source("Patient", orthanc.parents[next(iter(orthanc.files))]["ParentPatient"]) is None
+    (record,) = manager.audit.read()  # type: ignore[attr-defined]
+    assert record["Source"] == study and record["Result"] == copy and record["User"] == "u"
+    assert record["ResidualPhi"] == {"Checked": 2, "NotChecked": 0, "Leaking": 0}
+    saved = json.loads((tmp_path / "jobs" / f"{job.id}.json").read_text())
+    assert saved == job.record()
+    assert "Patientname" not in (tmp_path / "audit.jsonl").read_text() + json.dumps(saved)
+
+
+def test_unknown_resource_in_a_batch_does_not_stop_the_others(manager: JobManager, orthanc: FakeOrthanc) -> None:
+    study = {orthanc.add(data)["ParentStudy"] for data in make_files(1)}.pop()
+    job = run(manager, "studies", ["nope", study])
+    assert job.state == FAILURE
+    assert job.results[0] == {"Source": "nope", "Level": "Study", "Error": "unknown resource"}
+    assert job.results[1]["Instances"] == 1
+
+
+def test_interrupted_jobs_are_marked_failed(tmp_path: Path) -> None:
+    store = JobStore(tmp_path)
+    job = Job(level="studies", resources=["a"], settings=JobSettings(basic_profile()), user="u")
+    job.state = "Running"
+    store.save(job.record())
+    assert store.mark_interrupted() == 1
+    record = store.load(job.id)
+    assert record is not None and record["State"] == FAILURE
+    assert "interrupted" in record["Errors"][-1]
+    assert store.load("../../etc/passwd") is None
