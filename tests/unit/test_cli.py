@@ -330,3 +330,15 @@ def test_one_file_into_a_new_folder_named_with_a_trailing_slash(tmp_path: Path) 
     source = copy_testdata("CT_small.dcm", tmp_path / "ct.dcm")
     assert run("anonymize", source, f"{tmp_path / 'new'}/").returncode == 0
     assert dcmread(tmp_path / "new" / "ct.dcm").PatientIdentityRemoved == "YES"
+
+
+@pytest.mark.xfail(strict=True, reason="engine gap: read_dataset accepts a value cut short at the end of the file")
+def test_a_file_cut_inside_its_pixel_data_is_reported_not_written(tmp_path: Path) -> None:
+    whole = Path(get_testdata_file("CT_small.dcm")).read_bytes()
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "cut.dcm").write_bytes(whole[:-1000])
+    copy_testdata("MR_small.dcm", tmp_path / "src" / "fine.dcm")
+    result = run("anonymize", tmp_path / "src", tmp_path / "out")
+    assert result.returncode == 1
+    assert "cut.dcm" in result.stderr
+    assert sorted(files_under(tmp_path / "out")) == ["fine.dcm"]
