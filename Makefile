@@ -1,15 +1,16 @@
 # Orthanc Anonymizer. On a fresh Debian bookworm machine, as root:
 #   make run    Orthanc with the plugin on http://localhost:8042 (DICOM 4242), data under ./data
-#   make test   every test (unit + integration)
+#   make test   every test (unit + integration + browser)
 SHELL := /bin/bash
 PY := /usr/bin/python3
 VENV := .venv
-APT_PACKAGES := orthanc orthanc-python dcmtk dicom3tools python3-venv python3-dev tesseract-ocr tesseract-ocr-eng
+APT_PACKAGES := orthanc orthanc-python dcmtk dicom3tools python3-venv python3-dev tesseract-ocr tesseract-ocr-eng \
+  chromium chromium-driver
 export ORTHANC_HTTP_PORT ?= 8042
 export ORTHANC_DICOM_PORT ?= 4242
 export ORTHANC_DATA ?= $(CURDIR)/data
 
-.PHONY: run test unit integration lint bench apt venv clean
+.PHONY: run test unit integration browser lint bench apt venv clean
 
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -42,6 +43,10 @@ unit: venv
 
 integration: venv
 	$(VENV)/bin/pytest -q tests/integration
+
+# Orthanc Explorer in Debian's headless Chromium (Playwright drives /usr/bin/chromium; no browser is downloaded).
+browser: venv
+	$(VENV)/bin/pytest -q tests/browser
 
 test: venv lint
 	$(VENV)/bin/pytest -q tests

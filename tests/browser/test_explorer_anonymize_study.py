@@ -1,0 +1,181 @@
+"""A radiographer in Orthanc Explorer: open a study, "Anonymize (PS3.15)", choose options, preview, anonymize, land on
+the new study, follow the link back to the original. Open, with authentication, and behind a path-prefix proxy."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser_support import PASSWORD, USER, Steps, upload_study
+from playwright.sync_api import expect
+
+from orthanc_anonymizer.explorer import option_descriptions
+
+pytestmark = pytest.mark.browser
+
+ORIGINAL_NAME = "Testperson^Vincenzo"
+NEW_NAME = "Research^Subject01"
+
+
+def study_count(server: Any) -> int:
+    return len(server.json("/studies"))
+
+
+def anonymize_in_the_explorer(page: Any, base: str, server: Any, study: str, steps: Steps) -> str:
+    """The whole path through the explorer; returns the new study's Orthanc ID."""
+    page.goto(f"{base}/app/explorer.html#study?uuid={study}")
+    ours = page.get_by_role("button", name="Anonymize (PS3.15)", exact=True)
+    expect(ours).to_be_visible()
+    expect(page.locator("#study-anonymize")).to_have_text("Anonymize")  # Orthanc's own, still there, beside ours
+    expect(page.locator("#study-info")).to_contain_text(ORIGINAL_NAME)
+    steps.shot("study-page")
+
+    ours.click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Anonymize this study (DICOM PS3.15)")
+    profile_names = [profile["Name"] for profile in server.json("/anonymizer/profiles")]
+    expect(dialog.locator("#oa-profile option")).to_have_text(profile_names)
+    expect(dialog.get_by_label("Profile")).to_have_value("basic")
+    expect(dialog).to_contain_text("PS3.15 Basic Application Level Confidentiality Profile")
+    options = option_descriptions()
+    assert len(options) >= 10
+    expect(dialog.locator("input.oa-option-box")).to_have_count(len(options))
+    for option in options:
+        box = dialog.get_by_label(option["Title"], exact=False).first
+        expect(box).not_to_be_checked()
+        expect(dialog.get_by_text(option["Explanation"], exact=True)).to_be_visible()
+    expect(dialog.get_by_label("Keep original")).to_be_checked()
+
+    dialog.get_by_label("Retain Device Identity").check()
+    dialog.get_by_label("New PatientName (optional)").fill(NEW_NAME)
+    steps.shot("dialog")
+
+    before = study_count(server)
+    dialog.get_by_role("button", name="Preview").click()
+    table = dialog.locator("#oa-preview-table")
+    expect(table).to_be_visible(timeout=60_000)
+
+    def row(keyword: str) -> Any:
+        return table.locator(f'tr[data-keyword="{keyword}"]')
+
+    expect(row("PatientName")).to_contain_text("replaced")
+    expect(row("PatientName")).to_contain_text("by a pseudonym, or the value you gave")
+    expect(row("StationName")).to_contain_text("kept")  # Retain Device Identity
+    expect(row("InstitutionName")).to_contain_text("removed")
+    expect(row("AccessionNumber")).to_contain_text("emptied")
+    expect(row("StudyInstanceUID")).to_contain_text("new UID")
+    expect(dialog.locator("#oa-summary")).to_contain_text("replaced")
+    expect(dialog).to_contain_text("4 instances, nothing stored")
+    assert NEW_NAME not in table.inner_text() and ORIGINAL_NAME not in table.inner_text(), "values are never shown"
+    steps.shot("preview")
+    assert study_count(server) == before, "the preview stored nothing"
+
+    dialog.get_by_role("button", name="Anonymize", exact=True).click()
+    expect(page).not_to_have_url(re.compile(study), timeout=60_000)
+    match = re.search(r"#study\?uuid=([0-9a-f-]+)$", page.url)
+    assert match, page.url
+    new_study = match.group(1)
+    expect(dialog).to_have_count(0)
+    expect(page.locator("#study-info")).to_contain_text(NEW_NAME)  # the explorer's own panel, now the copy's
+    expect(page.locator("#study-info")).not_to_contain_text(ORIGINAL_NAME)
+    original_link = page.get_by_role("link", name="Original study")
+    expect(original_link).to_be_visible()
+    expect(page.locator("#oa-study-profile")).to_have_text(re.compile(r"^Profile basic, options RetainDeviceIdent"))
+    steps.shot("new-study")
+    assert server.get(f"/studies/{new_study}/metadata/AnonymizedFromResource").text == study
+    assert study_count(server) == before + 1
+    assert server.json(f"/studies/{study}/statistics")["CountInstances"] == 4, "the original is kept"
+
+    original_link.click()
+    expect(page).to_have_url(re.compile(f"#study\\?uuid={study}$"))
+    expect(page.locator("#study-info")).to_contain_text(ORIGINAL_NAME)
+    expect(page.locator("#oa-study-links")).to_contain_text("Anonymized copies (1)")
+    copy = page.locator(f'a.oa-copy[href$="{new_study}"]')
+    expect(copy).to_contain_text(NEW_NAME)
+    expect(page.get_by_role("link", name="Original study")).to_have_count(0)
+    steps.shot("original-with-its-copy")
+    return new_study
+
+
+def test_anonymize_a_study_from_its_page_and_come_back(open_orthanc: Any, new_page: Any, steps_folder: Path) -> None:
+    study = upload_study(open_orthanc)
+    page = new_page()
+    anonymize_in_the_explorer(page, open_orthanc.url, open_orthanc, study, Steps(page, steps_folder))
+
+
+def test_with_authentication_the_browser_credentials_are_used(
+    auth_orthanc: Any, new_page: Any, steps_folder: Path
+) -> None:
+    study = upload_study(auth_orthanc)
+    stranger = new_page()
+    assert stranger.request.get(f"{auth_orthanc.url}/app/explorer.html").status == 401, "authentication is on"
+    assert stranger.request.get(f"{auth_orthanc.url}/anonymizer/profiles").status == 401
+
+    page = new_page(http_credentials={"username": USER, "password": PASSWORD})
+    new_study = anonymize_in_the_explorer(page, auth_orthanc.url, auth_orthanc, study, Steps(page, steps_folder))
+
+    records = auth_orthanc.json("/anonymizer/audit")
+    made = [record for record in records if record["Event"] == "anonymize" and record["Result"] == new_study]
+    assert [record["User"] for record in made] == [USER], "the anonymization ran as the logged-in user"
+
+
+def test_behind_a_reverse_proxy_under_a_path_prefix(
+    open_orthanc: Any, prefix_proxy: Any, new_page: Any, steps_folder: Path
+) -> None:
+    study = upload_study(open_orthanc)
+    page = new_page()
+    anonymize_in_the_explorer(page, prefix_proxy.url, open_orthanc, study, Steps(page, steps_folder))
+
+    asked = prefix_proxy.requests
+    assert any(path.startswith("/pacs/anonymizer/studies/") for path in asked)
+    assert any(path.startswith("/pacs/anonymizer/jobs/") for path in asked)
+    outside = [path for path in asked if not path.startswith("/pacs/") and path != "/favicon.ico"]
+    assert outside == [], "every request stays under the prefix"
+
+
+def test_refused_settings_are_reported_in_words(open_orthanc: Any, new_page: Any, steps_folder: Path) -> None:
+    study = upload_study(open_orthanc)
+    page = new_page()
+    steps = Steps(page, steps_folder)
+    page.goto(f"{open_orthanc.url}/app/explorer.html#study?uuid={study}")
+    page.get_by_role("button", name="Anonymize (PS3.15)", exact=True).click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.locator("#oa-profile option")).not_to_have_count(0)
+    # A profile that was removed from the server after the dialog listed it.
+    page.evaluate("$('#oa-profile').append($('<option>').val('withdrawn-profile').text('withdrawn-profile'))")
+    dialog.get_by_label("Profile").select_option("withdrawn-profile")
+    before = study_count(open_orthanc)
+    dialog.get_by_role("button", name="Anonymize", exact=True).click()
+    status = dialog.get_by_role("status")
+    expect(status).to_contain_text("Orthanc refused these settings")
+    expect(status).to_contain_text("withdrawn-profile")
+    steps.shot("refused")
+    expect(page).to_have_url(re.compile(f"#study\\?uuid={study}$"))
+    assert study_count(open_orthanc) == before
+
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_have_count(0)
+
+
+@pytest.mark.parametrize(("page_name", "word"), [("patient", "patient"), ("series", "series")])
+def test_the_button_is_on_the_patient_and_series_pages(
+    open_orthanc: Any, new_page: Any, steps_folder: Path, page_name: str, word: str
+) -> None:
+    study = upload_study(open_orthanc)
+    resource = {
+        "patient": open_orthanc.json(f"/studies/{study}")["ParentPatient"],
+        "series": open_orthanc.json(f"/studies/{study}")["Series"][0],
+    }[page_name]
+    page = new_page()
+    steps = Steps(page, steps_folder)
+    page.goto(f"{open_orthanc.url}/app/explorer.html#{page_name}?uuid={resource}")
+    expect(page.locator(f"#{page_name}-anonymize")).to_have_text("Anonymize")
+    page.get_by_role("button", name="Anonymize (PS3.15)", exact=True).click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text(f"Anonymize this {word} (DICOM PS3.15)")
+    expect(dialog.locator("#oa-profile option")).not_to_have_count(0)
+    steps.shot("dialog")
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
