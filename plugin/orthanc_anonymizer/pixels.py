@@ -298,10 +298,13 @@ class PixelSettings:
     """The redaction rules; ``None`` for the starter set shipped in ``profiles/pixel-redaction/``."""
     ocr: OcrMode = OcrMode.Unmatched
     ocr_language: str = "eng"
-    ocr_min_confidence: float = 30.0
-    """Tesseract word confidence (0 to 100) from which a word's box is blacked out; lower finds more."""
+    ocr_min_confidence: float = 0.0
+    """Tesseract word confidence (0 to 100) from which a word's box is blacked out. 0: every word with a letter or
+    digit, since Tesseract gives real names written with DICOM's ``^`` a confidence near 0; raise it to black out
+    less of the image at the risk of missing words."""
     ocr_margin: int = 2
-    """Pixels added around each word box found."""
+    """Least pixels added around each word box found (boxes grow by half their height sideways, a quarter up and
+    down, for the glyphs Tesseract leaves out of a word)."""
     compressed_output: str = "RLELossless"
     """Transfer syntax for an instance whose source was compressed: ``RLELossless`` or ``ExplicitVRLittleEndian``."""
 
@@ -396,6 +399,8 @@ def clean_pixel_data(dataset: Dataset, profile: Profile, settings: PixelSettings
     frames = image.frames
     rows, columns = frames.shape[1], frames.shape[2]
     black = _black_value(image, dataset)
+    # OCR first, on the frames as they came: a large black rule region would skew Tesseract's global threshold.
+    found = [find_text_boxes(frames[index], image, settings) for index in range(frames.shape[0])] if plan.ocr else []
     done: set[tuple[int, int, int, int]] = set()
     for rule, region in plan.regions:
         left, top, right, bottom = box = region.box(rows, columns)
@@ -404,13 +409,10 @@ def clean_pixel_data(dataset: Dataset, profile: Profile, settings: PixelSettings
         done.add(box)
         frames[:, top:bottom, left:right] = black
         outcome.regions.append(_region_record(None, left, top, right, bottom, "rule", rule=rule.name))
-    if plan.ocr:
-        for index in range(frames.shape[0]):
-            for left, top, right, bottom, confidence in find_text_boxes(frames[index], image, settings):
-                frames[index, top:bottom, left:right] = black
-                outcome.regions.append(
-                    _region_record(index + 1, left, top, right, bottom, "ocr", confidence=confidence)
-                )
+    for index, boxes in enumerate(found):
+        for left, top, right, bottom, confidence in boxes:
+            frames[index, top:bottom, left:right] = black
+            outcome.regions.append(_region_record(index + 1, left, top, right, bottom, "ocr", confidence=confidence))
     outcome.changed_tags.extend(encode_frames(dataset, image, settings))
     outcome.changed_tags.append(_PIXEL_DATA)
     if plan.burned_in:
@@ -578,6 +580,8 @@ def _ocr_picture(frame: NDArray[Any], image: DecodedImage) -> tuple[NDArray[np.u
 
     values = frame.astype(np.float64)
     grey = values.mean(axis=2) if values.shape[2] > 1 else values[..., 0]
+    # From darkest to brightest: burned-in text is usually the brightest (or darkest) thing in the image, and
+    # clipping at percentiles would make it look like the background.
     low, high = float(grey.min()), float(grey.max())
     scaled = (grey - low) * (255.0 / (high - low)) if high > low else np.zeros_like(grey)
     if image.photometric == "MONOCHROME1":
@@ -614,8 +618,8 @@ def find_text_boxes(
         raise AnonymizationError("OCR needed for 7FE0,0010 but the tesseract program is not installed") from None
     except Exception as error:
         raise AnonymizationError(f"OCR of 7FE0,0010 failed ({type(error).__name__})") from None
-    boxes = []
-    margin = settings.ocr_margin
+    boxes: list[tuple[int, int, int, int, int]] = []
+    seen: set[tuple[int, int, int, int]] = set()
     for index, word in enumerate(data["text"]):
         confidence = float(data["conf"][index])
         if confidence < settings.ocr_min_confidence or not any(char.isalnum() for char in str(word)):
@@ -624,13 +628,62 @@ def find_text_boxes(
         top = int(data["top"][index]) // factor
         right = -(-(int(data["left"][index]) + int(data["width"][index])) // factor)
         bottom = -(-(int(data["top"][index]) + int(data["height"][index])) // factor)
-        boxes.append(
-            (
-                max(0, left - margin),
-                max(0, top - margin),
-                min(columns, right + margin),
-                min(rows, bottom + margin),
-                round(confidence),
-            )
-        )
+        grown = _grow_along_ink(picture, left, top, right, bottom)
+        if grown is None:
+            continue
+        left, right = grown
+        height = bottom - top
+        across = max(settings.ocr_margin, height // 4)
+        down = max(settings.ocr_margin, height // 4)
+        box = (max(0, left - across), max(0, top - down), min(columns, right + across), min(rows, bottom + down))
+        if box not in seen:  # words of one line often grow into the same box
+            seen.add(box)
+            boxes.append((*box, round(confidence)))
     return boxes
+
+
+_MIN_TEXT_CONTRAST = 48
+"""Least spread (5th to 95th percentile, of 255) inside a word box for it to be text rather than a smooth patch
+that Tesseract misread (its confidence for real burned-in words can be 0, so confidence alone cannot tell)."""
+
+
+def _grow_along_ink(picture: NDArray[np.uint8], left: int, top: int, right: int, bottom: int) -> tuple[int, int] | None:
+    """The word's ``(left, right)`` extended along its line over the glyphs Tesseract left out of it; ``None`` when
+    the box holds no text-like contrast.
+
+    Tesseract often drops a narrow glyph at a word's end ("1", "l", "^") or splits a word it cannot read. The
+    glyphs are "ink": pixels on the far side of the middle between the box's background and its letters. Columns
+    with ink next to the box (gaps up to 0.6 letter heights, at most ten heights away) belong to the same text.
+    """
+    import numpy as np
+
+    band = picture[top:bottom]
+    patch = band[:, left:right]
+    if patch.size == 0:
+        return None
+    low, high = (float(value) for value in np.percentile(patch, (5, 95)))
+    if high - low < _MIN_TEXT_CONTRAST:
+        return None
+    middle = (low + high) / 2
+    # Letters are the minority of a word box's pixels: bright letters when most of the box is dark.
+    ink: NDArray[np.bool_] = band > middle if float(np.median(patch)) < middle else band < middle
+    inked: list[bool] = np.any(ink, axis=0).tolist()
+    height = bottom - top
+    gap_allowed = max(2, int(height * 0.6))
+    reach = 10 * height
+    for step in (1, -1):
+        edge = right if step == 1 else left - 1
+        position, gap = edge, 0
+        while 0 <= position < len(inked) and abs(position - edge) <= reach:
+            if inked[position]:
+                gap = 0
+                if step == 1:
+                    right = position + 1
+                else:
+                    left = position
+            else:
+                gap += 1
+                if gap > gap_allowed:
+                    break
+            position += step
+    return left, right
