@@ -8,6 +8,7 @@ the report.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -22,7 +23,9 @@ import requests
 from orthanc_anonymizer.launch import PYTHON_PLUGIN, effective_configuration, orthanc_environment, write_configuration
 
 pytestmark = pytest.mark.integration
-ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
+# The command that runs Orthanc; `make test-compat` sets ORTHANC_COMMAND to run Debian trixie's Orthanc 1.12 with
+# orthanc-python 5.0 instead (tools/compat/run-in-trixie.sh /usr/sbin/Orthanc; see tools/compat/README.md).
+ORTHANC = shlex.split(os.environ.get("ORTHANC_COMMAND", "")) or [shutil.which("Orthanc") or "/usr/sbin/Orthanc"]
 SECRET = "integration-test-secret"
 _SERVERS: list[OrthancServer] = []
 
@@ -73,7 +76,7 @@ class OrthancServer:
         self.storage.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [ORTHANC, str(self.config_path)], stdout=log, stderr=subprocess.STDOUT, env=orthanc_environment(environ)
+            [*ORTHANC, str(self.config_path)], stdout=log, stderr=subprocess.STDOUT, env=orthanc_environment(environ)
         )
         log.close()
         _SERVERS.append(self)
