@@ -665,10 +665,18 @@
       var any = false;
       if (links.Source) {
         any = true;
-        $('<li data-icon="back" data-theme="e">')
+        var originalItem = $('<li data-icon="back" data-theme="e">')
           .append($('<a data-ajax="false">').attr('id', 'oa-' + resource.page + '-original')
             .attr('href', pageUrl(resource.page, links.Source)).text('Original ' + resource.level.word))
           .appendTo(list);
+        request('GET', resource.level.route + '/' + encodeURIComponent(links.Source)).fail(function (xhr) {
+          if (xhr.status === 404 && shownLinks === key) {
+            // Anonymized with "Keep original" off: the link would lead nowhere.
+            originalItem.replaceWith($('<li class="oa-original-gone">').attr('id', 'oa-' + resource.page + '-original')
+              .text('Original ' + resource.level.word + ': deleted after anonymization'));
+            list.listview('refresh');
+          }
+        });
         var profileItem = $('<li class="oa-profile-used">').attr('id', 'oa-' + resource.page + '-profile')
           .text('Anonymized copy').appendTo(list);
         request('GET', route + '/metadata/AnonymizationProfile').done(function (text) {

@@ -64,5 +64,14 @@ class Steps:
     def shot(self, name: str) -> Path:
         self.number += 1
         path = self.folder / f"{self.number:02d}-{name}.png"
-        self.page.screenshot(path=str(path))
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def shot_of(self, locator: Any, name: str) -> Path:
+        """Only what ``locator`` covers (in the viewport), e.g. the dialog for the README."""
+        self.number += 1
+        path = self.folder / f"{self.number:02d}-{name}.png"
+        box = locator.bounding_box()
+        assert box is not None, f"{name}: nothing to photograph"
+        self.page.screenshot(path=str(path), clip=box)
         return path

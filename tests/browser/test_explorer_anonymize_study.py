@@ -23,6 +23,22 @@ def study_count(server: Any) -> int:
     return len(server.json("/studies"))
 
 
+def record_status_changes(page: Any) -> None:
+    """From now on, ``window.oaStatuses`` lists each status line of the dialog with the progress bar's value (null
+    while hidden): the explorer moves to the new resource by changing the hash, so the list survives."""
+    page.evaluate(
+        """() => {
+          window.oaStatuses = [];
+          const status = document.getElementById('oa-status');
+          new MutationObserver(() => {
+            const bar = document.querySelector('.oa-progress');
+            const shown = bar && bar.style.display !== 'none';
+            window.oaStatuses.push([status.textContent, shown ? bar.getAttribute('aria-valuenow') : null]);
+          }).observe(status, {childList: true, characterData: true, subtree: true});
+        }"""
+    )
+
+
 def anonymize_in_the_explorer(page: Any, base: str, server: Any, study: str, steps: Steps) -> str:
     """The whole path through the explorer; returns the new study's Orthanc ID."""
     page.goto(f"{base}/app/explorer.html#study?uuid={study}")
@@ -51,6 +67,7 @@ def anonymize_in_the_explorer(page: Any, base: str, server: Any, study: str, ste
     dialog.get_by_label("Retain Device Identity").check()
     dialog.get_by_label("New PatientName (optional)").fill(NEW_NAME)
     steps.shot("dialog")
+    steps.shot_of(page.locator(".oa-dialog"), "dialog-alone")
 
     before = study_count(server)
     dialog.get_by_role("button", name="Preview").click()
@@ -72,8 +89,12 @@ def anonymize_in_the_explorer(page: Any, base: str, server: Any, study: str, ste
     steps.shot("preview")
     assert study_count(server) == before, "the preview stored nothing"
 
+    record_status_changes(page)
     dialog.get_by_role("button", name="Anonymize", exact=True).click()
     expect(page).not_to_have_url(re.compile(study), timeout=60_000)
+    statuses = page.evaluate("window.oaStatuses")
+    assert statuses[0] == ["Anonymizing…", "0"], statuses
+    assert statuses[-1] == ["Done: 4 instances anonymized. Opening the new study…", "100"], statuses
     match = re.search(r"#study\?uuid=([0-9a-f-]+)$", page.url)
     assert match, page.url
     new_study = match.group(1)
@@ -179,3 +200,41 @@ def test_the_button_is_on_the_patient_and_series_pages(
     steps.shot("dialog")
     page.keyboard.press("Escape")
     expect(dialog).to_have_count(0)
+
+
+def test_a_series_with_a_named_profile_and_without_keeping_the_original(
+    open_orthanc: Any, new_page: Any, steps_folder: Path
+) -> None:
+    study = upload_study(open_orthanc)
+    series = open_orthanc.json(f"/studies/{study}")["Series"][0]
+    profile = next(p for p in open_orthanc.json("/anonymizer/profiles") if p["Name"] == "research-longitudinal")
+    assert profile["Options"], "the shipped profile carries options"
+    page = new_page()
+    steps = Steps(page, steps_folder)
+    page.goto(f"{open_orthanc.url}/app/explorer.html#series?uuid={series}")
+    page.get_by_role("button", name="Anonymize (PS3.15)", exact=True).click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Anonymize this series (DICOM PS3.15)")
+    expect(dialog.locator("#oa-profile option")).not_to_have_count(0)
+    dialog.get_by_label("Profile").select_option("research-longitudinal")
+    expect(dialog).to_contain_text(profile["Description"])
+    for name in profile["Options"]:  # the profile applies them anyway: ticked and locked
+        box = dialog.locator(f"#oa-option-{name}")
+        expect(box).to_be_checked()
+        expect(box).to_be_disabled()
+    expect(dialog.locator("label.oa-from-profile")).to_have_count(len(profile["Options"]))
+    warning = dialog.get_by_text("the original is deleted once every anonymized instance is stored and verified")
+    expect(warning).to_be_hidden()
+    dialog.get_by_label("Keep original").uncheck()
+    expect(warning).to_be_visible()
+    steps.shot("dialog")
+
+    dialog.get_by_role("button", name="Anonymize", exact=True).click()
+    expect(page).not_to_have_url(re.compile(series), timeout=60_000)
+    match = re.search(r"#series\?uuid=([0-9a-f-]+)$", page.url)
+    assert match, page.url
+    expect(page.locator("#oa-series-profile")).to_contain_text("Profile research-longitudinal, options")
+    expect(page.locator("#oa-series-original")).to_have_text("Original series: deleted after anonymization")
+    steps.shot("new-series")
+    assert open_orthanc.get(f"/series/{series}").status_code == 404, "the original series is gone"
+    assert len(open_orthanc.json(f"/series/{match.group(1)}")["Instances"]) == 2
