@@ -18,7 +18,7 @@ How an instance is handled, in order:
    plugins, or pyjpegls), colour made RGB; the rules' regions are blacked out, and where the OCR mode says so
    (:class:`OcrMode`) Tesseract finds words and their boxes are blacked out too. Only boxes are kept, never text.
 4. The frames are written back losslessly: a compressed source as RLE Lossless (or Explicit VR Little Endian),
-   an uncompressed one in its own little-endian transfer syntax; the Image Pixel module follows (Photometric
+   an uncompressed one in its own transfer syntax; the Image Pixel module follows (Photometric
    Interpretation, Planar Configuration), and Lossy Image Compression stays ``01`` for a lossy source.
 
 The optional back ends (numpy, the codecs, pytesseract and Pillow) are imported where they are used, so importing
@@ -510,19 +510,16 @@ def _black_value(image: DecodedImage, dataset: Dataset) -> int:
 def encode_frames(dataset: Dataset, image: DecodedImage, settings: PixelSettings) -> list[int]:
     """Write ``image`` back into ``dataset`` losslessly; the tags of the attributes changed besides Pixel Data.
 
-    A compressed source becomes ``settings.compressed_output`` (RLE Lossless by default); an uncompressed
-    little-endian source keeps its transfer syntax, a big-endian one becomes Explicit VR Little Endian.
+    A compressed source becomes ``settings.compressed_output`` (RLE Lossless by default); an uncompressed source
+    keeps its transfer syntax.
     """
     import numpy as np
 
     changed: list[int] = []
     source = image.source_syntax
-    if source.is_compressed:
-        target = _OUTPUT_SYNTAXES[settings.compressed_output]
-    elif source.is_little_endian and not source.is_deflated:
-        target = source
-    else:
-        target = ExplicitVRLittleEndian
+    # An uncompressed source keeps its transfer syntax (big endian included: pydicom does not convert a whole
+    # dataset between byte orders, and the other OB/OW values would need it too).
+    target = _OUTPUT_SYNTAXES[settings.compressed_output] if source.is_compressed else source
     frames = image.frames
     samples = frames.shape[3]
     for keyword, tag, value in (
@@ -542,16 +539,16 @@ def encode_frames(dataset: Dataset, image: DecodedImage, settings: PixelSettings
     shaped = frames[..., 0] if samples == 1 else frames
     if frames.shape[0] == 1:
         shaped = shaped[0]
-    little = shaped.astype(shaped.dtype.newbyteorder("<"), copy=False)
+    ordered = shaped.astype(shaped.dtype.newbyteorder("<" if target.is_little_endian else ">"), copy=False)
     if target == RLELossless:
         from pydicom.pixels.utils import compress
 
         try:
-            compress(dataset, RLELossless, np.ascontiguousarray(little), generate_instance_uid=False)
+            compress(dataset, RLELossless, np.ascontiguousarray(ordered), generate_instance_uid=False)
         except Exception as error:
             raise AnonymizationError(f"7FE0,0010: RLE Lossless encoding failed ({type(error).__name__})") from None
     else:
-        data = np.ascontiguousarray(little).tobytes()
+        data = np.ascontiguousarray(ordered).tobytes()
         dataset.PixelData = data + b"\x00" if len(data) % 2 else data
         element = dataset[_PIXEL_DATA]
         element.VR = "OB" if int(dataset.BitsAllocated) <= 8 else "OW"

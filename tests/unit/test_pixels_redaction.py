@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from io import BytesIO
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -269,3 +270,39 @@ def test_without_the_option_pixels_pass_through_even_with_burned_in_annotation(m
     output, _ = anonymize(drawn.dataset, plain)
     assert output.PixelData == drawn.dataset.PixelData
     assert output.BurnedInAnnotation == "YES"
+
+
+CORNER = (RedactionRule("corner", (), (pixels.Region(*map(pixels.Extent, (0, 0, 10, 10))),)),)
+
+
+@pytest.mark.parametrize(
+    ("name", "syntax", "lossy"),
+    [
+        ("MR_small_bigendian.dcm", "1.2.840.10008.1.2.2", False),
+        ("MR_small_implicit.dcm", "1.2.840.10008.1.2", False),
+        ("SC_rgb_rle.dcm", RLELossless, False),
+        ("JPEG2000.dcm", RLELossless, True),
+        ("SC_rgb_jpeg_gdcm.dcm", RLELossless, False),
+        ("SC_jpeg_no_color_transform.dcm", RLELossless, True),
+        ("JPEGLSNearLossless_16.dcm", RLELossless, True),
+    ],
+)
+def test_pydicom_files_in_each_transfer_syntax(name: str, syntax: str, lossy: bool) -> None:
+    """Real files: the corner is black, every other pixel is what pydicom decodes from the source."""
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file(name)
+    assert path is not None
+    data = Path(path).read_bytes()
+    source = dcmread(BytesIO(data))
+    output, report = anonymize_bytes(data, settings(rules=CORNER, ocr=pixels.OcrMode.Off))
+    result = dcmread(BytesIO(output))
+    assert result.file_meta.TransferSyntaxUID == syntax
+    after, before = frames_of(result), frames_of(source)
+    black = after[:, :10, :10]
+    assert (black == black.min()).all()
+    assert np.array_equal(after[:, 10:], before[:, 10:]) and np.array_equal(after[:, :, 10:], before[:, :, 10:])
+    assert (result.get("LossyImageCompression") == "01") is lossy
+    assert report.pixel_regions == [
+        {"Frame": None, "Left": 0, "Top": 0, "Width": 10, "Height": 10, "Source": "rule", "Rule": "corner"}
+    ]
