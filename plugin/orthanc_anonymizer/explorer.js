@@ -373,7 +373,9 @@
         if (!state.closed) {
           setProgress(null);
           setBusy(false);
-          setStatus(describeFailure(xhr, what.doing), true);
+          setStatus(xhr.status === 404 && /unknown resource/.test(xhr.responseText || '') ?
+            'This ' + resource.level.word + ' no longer exists in Orthanc: it was deleted meanwhile.' :
+            describeFailure(xhr, what.doing), true);
         }
       });
   }
@@ -421,9 +423,10 @@
       return result.Error === 'unknown resource' ?
         'This ' + dialog.resource.level.word + ' no longer exists in Orthanc.' : String(result.Error) + '.';
     }
-    if (job.State === 'Failure' || !result) {
+    if (!result) {
       return errors.length ? errors.join('; ') + '.' : 'The job ended without a result.';
     }
+    // A job with some failed instances ends as "Failure" with its result: the caller reports them.
     return '';
   }
 

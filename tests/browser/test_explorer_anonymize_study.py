@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import PASSWORD, USER, Steps, upload_study
+from browser_support import PASSWORD, USER, Steps, study_generator, upload_study
 from playwright.sync_api import expect
+from pydicom.uid import generate_uid
 
 from orthanc_anonymizer.explorer import option_descriptions
 
@@ -238,3 +239,53 @@ def test_a_series_with_a_named_profile_and_without_keeping_the_original(
     steps.shot("new-series")
     assert open_orthanc.get(f"/series/{series}").status_code == 404, "the original series is gone"
     assert len(open_orthanc.json(f"/series/{match.group(1)}")["Instances"]) == 2
+
+
+def test_a_deleted_study_is_reported_in_words(open_orthanc: Any, new_page: Any, steps_folder: Path) -> None:
+    study = upload_study(open_orthanc)
+    page = new_page()
+    steps = Steps(page, steps_folder)
+    page.goto(f"{open_orthanc.url}/app/explorer.html#study?uuid={study}")
+    page.get_by_role("button", name="Anonymize (PS3.15)", exact=True).click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.locator("#oa-profile option")).not_to_have_count(0)
+    assert open_orthanc.session.delete(f"{open_orthanc.url}/studies/{study}").status_code == 200  # someone else
+    dialog.get_by_role("button", name="Anonymize", exact=True).click()
+    expect(dialog.get_by_role("status")).to_have_text(
+        "This study no longer exists in Orthanc: it was deleted meanwhile."
+    )
+    steps.shot("deleted")
+
+
+def test_instances_that_fail_are_listed_and_the_incomplete_copy_opens_on_request(
+    open_orthanc: Any, new_page: Any, steps_folder: Path
+) -> None:
+    # The second of three images names the patient in Manufacturer, which the basic profile keeps: the residual-PHI
+    # check refuses that copy, the other two are stored.
+    patient = study_generator.Patient(name="Testperson^Saltimbocca", id="PID-BROWSER-FAIL")
+    study_uid, series_uid = generate_uid(), generate_uid()
+    files = [
+        study_generator.to_bytes(study_generator.make_instance(patient, study_uid, series_uid, 1, number, **extra))
+        for number, extra in ((1, {}), (2, {"Manufacturer": "Saltimbocca Testperson Imaging"}), (3, {}))
+    ]
+    study = open_orthanc.upload_study(files)
+    page = new_page()
+    steps = Steps(page, steps_folder)
+    page.goto(f"{open_orthanc.url}/app/explorer.html#study?uuid={study}")
+    page.get_by_role("button", name="Anonymize (PS3.15)", exact=True).click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.locator("#oa-profile option")).not_to_have_count(0)
+    dialog.get_by_role("button", name="Anonymize", exact=True).click()
+    status = dialog.get_by_role("status")
+    expect(status).to_contain_text("The copy was made, but incomplete.", timeout=60_000)
+    expect(status).to_contain_text("1 of 3 instances could not be anonymized; their originals are untouched")
+    expect(status).to_contain_text("residual PHI found at 0008,0070")
+    expect(status).not_to_contain_text("Saltimbocca")
+    steps.shot("incomplete")
+    expect(page).to_have_url(re.compile(f"#study\\?uuid={study}$"))  # stays until the user has read it
+
+    dialog.get_by_role("button", name="Open the anonymized study").click()
+    expect(page).not_to_have_url(re.compile(study))
+    expect(page.locator("#oa-study-original")).to_have_text("Original study")
+    expect(page.locator("#list-series")).to_contain_text("2")  # the two stored images
+    steps.shot("incomplete-copy")
