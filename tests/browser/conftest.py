@@ -20,7 +20,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return
     skip = pytest.mark.skip(reason=f"{CHROMIUM} is missing: install Debian's chromium (make apt)")
     for item in items:
-        if "browser" in item.keywords:
+        if item.get_closest_marker("browser") is not None:
             item.add_marker(skip)
 
 
@@ -28,7 +28,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
     report = outcome.get_result()
-    if report.failed and "browser" in item.keywords:
+    if report.failed and item.get_closest_marker("browser") is not None:
         for server in list(integration._SERVERS):
             report.sections.append((f"Orthanc log ({server.folder.name})", server.log_tail(60)))
 
