@@ -175,7 +175,7 @@ def parse_configuration(
     http_port = _orthanc_int(orthanc_config, "HttpPort", 8042)
     http_threads = _orthanc_int(orthanc_config, "HttpThreadsCount", 50)
     # The plugin's own loopback calls need free HTTP threads (see orthanc_glue._Gate).
-    needed = concurrent_jobs + 10
+    needed = 3 * concurrent_jobs + 10
     if http_threads < needed:
         raise ConfigurationError(
             f"HttpThreadsCount: {http_threads} leaves too few HTTP threads for {_setting('ConcurrentJobs')} = "

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -174,13 +174,20 @@ class _ParentCache:
     def __init__(self, client: OrthancClient) -> None:
         self._client = client
         self._parent: dict[tuple[str, str], str] = {}
+        self.linked: set[tuple[str, str]] = set()
+        """Copies (segment, ID) above the instance level whose metadata this job has set already."""
+        self.lock = threading.Lock()
 
     def parent(self, level: str, resource_id: str) -> str:
         key = (level, resource_id)
-        if key not in self._parent:
+        with self.lock:
+            known = self._parent.get(key)
+        if known is None:
             field_name = {"series": "ParentStudy", "studies": "ParentPatient"}[level]
-            self._parent[key] = str(self._client.get_json(f"/{level}/{resource_id}")[field_name])
-        return self._parent[key]
+            known = str(self._client.get_json(f"/{level}/{resource_id}")[field_name])
+            with self.lock:
+                self._parent[key] = known
+        return known
 
     def originals(self, instance: Mapping[str, Any]) -> dict[str, str]:
         series = str(instance["ParentSeries"])
@@ -207,10 +214,19 @@ class _ResourceRun:
         self.counts: dict[str, int] = {}
         self.residual_checked = 0
         self.residual_unknown = 0
+        self.lock = threading.Lock()
+        """Storer threads update the outcome concurrently."""
 
 
 class JobManager:
-    """Queues jobs and runs ``concurrent_jobs`` of them at a time on its own threads."""
+    """Queues jobs and runs ``concurrent_jobs`` of them at a time on its own threads.
+
+    A job's runner thread downloads instances and hands them to the worker processes; ``STORERS`` threads per job
+    store the results, so Orthanc parses and writes one copy while the next is being anonymized. At most
+    ``window`` instances of a job are in memory (downloaded and not yet stored) at any time.
+    """
+
+    STORERS = 2
 
     def __init__(
         self,
@@ -230,6 +246,7 @@ class JobManager:
         self.store = store
         self.hasher = hasher
         self.window = max(1, window)
+        self._storers = ThreadPoolExecutor(concurrent_jobs * self.STORERS, thread_name_prefix="anonymizer-store")
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._queue: queue.Queue[Job | None] = queue.Queue()
@@ -262,6 +279,7 @@ class JobManager:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        self._storers.shutdown(wait=False, cancel_futures=True)
 
     # -- running ------------------------------------------------------------------------------------------------
 
@@ -310,7 +328,6 @@ class JobManager:
         total = sum(len(run.instances) for run in plan)
         task = InstanceTask(settings=job.settings.engine_settings(self.hasher), dry_run=job.settings.dry_run)
         parents = _ParentCache(self.client)
-        linked: set[tuple[str, str]] = set()
         done = 0
 
         def advance() -> None:
@@ -322,7 +339,7 @@ class JobManager:
                 self._save(job)
 
         for run in plan:
-            self._anonymize_resource(job, run, task, parents, linked, advance)
+            self._anonymize_resource(job, run, task, parents, advance)
             result = self._conclude(job, run)
             with self._lock:
                 job.results.append(result)
@@ -332,29 +349,26 @@ class JobManager:
         logger.info("job %s (%s, %d resources, %d instances) ended: %s", job.id, job.level, len(plan), total, job.state)
 
     def _anonymize_resource(
-        self,
-        job: Job,
-        run: _ResourceRun,
-        task: InstanceTask,
-        parents: _ParentCache,
-        linked: set[tuple[str, str]],
-        advance: Callable[[], None],
+        self, job: Job, run: _ResourceRun, task: InstanceTask, parents: _ParentCache, advance: Callable[[], None]
     ) -> None:
-        window: deque[tuple[dict[str, Any], Future[InstanceOutcome]]] = deque()
+        """Stream the instances: download here, anonymize in a worker, store on a storer thread."""
+        pending: deque[Future[None]] = deque()
         for instance in run.instances:
             try:
                 data = self.client.instance_file(str(instance["ID"]))
             except OrthancError as error:
-                run.failed.append({"Instance": str(instance["ID"]), "Reason": f"cannot read the original: {error}"})
+                with run.lock:
+                    run.failed.append({"Instance": str(instance["ID"]), "Reason": f"cannot read the original: {error}"})
                 advance()
                 continue
-            window.append((instance, self.pool.submit(data, task)))
+            anonymized = self.pool.submit(data, task)
             del data
-            while len(window) >= self.window:
-                self._complete(job, run, *window.popleft(), parents=parents, linked=linked)
+            pending.append(self._storers.submit(self._complete, job, run, instance, anonymized, parents))
+            while len(pending) >= self.window:
+                pending.popleft().result()
                 advance()
-        while window:
-            self._complete(job, run, *window.popleft(), parents=parents, linked=linked)
+        while pending:
+            pending.popleft().result()
             advance()
 
     def _complete(
@@ -364,66 +378,80 @@ class JobManager:
         instance: Mapping[str, Any],
         future: Future[InstanceOutcome],
         parents: _ParentCache,
-        linked: set[tuple[str, str]],
     ) -> None:
+        """Store one anonymized instance, check it, link it. Never raises: failures go to ``run.failed``."""
         source_id = str(instance["ID"])
+        try:
+            reason = self._store(job, run, instance, future, parents)
+        except Exception as error:  # a bug must not lose the instance silently
+            reason = f"internal error: {exception_summary(error)}"
+        if reason is not None:
+            with run.lock:
+                run.failed.append({"Instance": source_id, "Reason": reason})
+
+    def _store(
+        self,
+        job: Job,
+        run: _ResourceRun,
+        instance: Mapping[str, Any],
+        future: Future[InstanceOutcome],
+        parents: _ParentCache,
+    ) -> str | None:
+        """The work of :meth:`_complete`; returns why the instance failed, or ``None``."""
         try:
             outcome = future.result()
         except Exception as error:  # the worker process died
-            run.failed.append({"Instance": source_id, "Reason": f"worker failed: {exception_summary(error)}"})
-            return
+            return f"worker failed: {exception_summary(error)}"
         if outcome.error is not None:
-            run.failed.append({"Instance": source_id, "Reason": outcome.error})
-            return
-        for action, count in outcome.counts.items():
-            run.counts[action] = run.counts.get(action, 0) + count
-        if job.settings.dry_run:
-            run.changes.extend({"Instance": source_id, **change} for change in outcome.changes)
-            return
-        if outcome.residual_clean is None:
-            run.residual_unknown += 1
-        else:
-            run.residual_checked += 1
-            if not outcome.residual_clean:
-                where = ", ".join(sorted(set(outcome.residual_leaks))[:10])
-                run.failed.append({"Instance": source_id, "Reason": f"residual PHI found at {where}; copy not stored"})
-                return
+            return outcome.error
+        with run.lock:
+            for action, count in outcome.counts.items():
+                run.counts[action] = run.counts.get(action, 0) + count
+            if job.settings.dry_run:
+                run.changes.extend({"Instance": str(instance["ID"]), **change} for change in outcome.changes)
+                return None
+            if outcome.residual_clean is None:
+                run.residual_unknown += 1
+            else:
+                run.residual_checked += 1
+        if outcome.residual_clean is False:
+            where = ", ".join(sorted(set(outcome.residual_leaks))[:10])
+            return f"residual PHI found at {where}; copy not stored"
         assert outcome.data is not None
         try:
             stored = self.client.store_instance(outcome.data)
             new_ids = {"instances": str(stored["ID"])}
             new_ids.update({segment: str(stored[key]) for segment, key in PARENT_LEVELS})
-            if self.client.stored_md5(new_ids["instances"]) != outcome.md5:
-                run.failed.append(
-                    {
-                        "Instance": source_id,
-                        "Reason": "Orthanc kept other bytes for this SOPInstanceUID (OverwriteInstances is off?)",
-                    }
-                )
-                return
-            originals = parents.originals(instance)
-            self._link(job, originals, new_ids, linked)
+            # "Success" means Orthanc stored these bytes; anything else (AlreadyStored) may mean it kept others.
+            # Before InPlace deletes an original, every copy is checked whatever the status.
+            if (job.settings.in_place or stored.get("Status") != "Success") and self.client.stored_md5(
+                new_ids["instances"]
+            ) != outcome.md5:
+                return "Orthanc kept other bytes for this SOPInstanceUID (OverwriteInstances is off?)"
+            self._link(job, parents.originals(instance), new_ids, parents)
         except OrthancError as error:
-            run.failed.append({"Instance": source_id, "Reason": f"cannot store the copy: {error}"})
-            return
-        run.stored.append(new_ids["instances"])
-        for segment, new_id in new_ids.items():
-            run.new_ids[segment].add(new_id)
+            return f"cannot store the copy: {error}"
+        with run.lock:
+            run.stored.append(new_ids["instances"])
+            for segment, new_id in new_ids.items():
+                run.new_ids[segment].add(new_id)
+        return None
 
-    def _link(
-        self, job: Job, originals: Mapping[str, str], new_ids: Mapping[str, str], linked: set[tuple[str, str]]
-    ) -> None:
+    def _link(self, job: Job, originals: Mapping[str, str], new_ids: Mapping[str, str], parents: _ParentCache) -> None:
         """Metadata on the copy at each level (once per job for parents) and the reverse index."""
         profile_json = json.dumps(job.settings.describe(), sort_keys=True)
         for segment in ("instances", "series", "studies", "patients"):
             copy, source = new_ids[segment], originals[segment]
-            if copy == source or (segment, copy) in linked:
+            if copy == source:
                 continue
+            if segment != "instances":
+                with parents.lock:
+                    if (segment, copy) in parents.linked:
+                        continue
+                    parents.linked.add((segment, copy))
             self.client.put_metadata(segment, copy, FROM_RESOURCE, source)
             self.client.put_metadata(segment, copy, PROFILE_METADATA, profile_json)
             self.links.add(LEVELS[segment], source, copy)
-            if segment != "instances":
-                linked.add((segment, copy))
 
     def _conclude(self, job: Job, run: _ResourceRun) -> dict[str, Any]:
         """Delete the original if asked and safe, append the audit record, and shape the resource's result."""

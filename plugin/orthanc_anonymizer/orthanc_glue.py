@@ -74,7 +74,8 @@ class _Gate:
     CHECKS = 4
 
     def __init__(self, http_threads: int, concurrent_jobs: int) -> None:
-        self.waiting = max(1, http_threads - concurrent_jobs - self.CHECKS - 4)
+        job_connections = concurrent_jobs * (1 + JobManager.STORERS)
+        self.waiting = max(1, http_threads - job_connections - self.CHECKS - 4)
         self._waiting = threading.BoundedSemaphore(self.waiting)
         self._checks = threading.BoundedSemaphore(self.CHECKS)
 

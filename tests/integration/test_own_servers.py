@@ -81,7 +81,7 @@ def test_jobs_links_and_audit_survive_a_restart(server_factory) -> None:
 
 
 def test_more_waiting_requests_than_threads_are_refused_not_deadlocked(server_factory) -> None:
-    server = server_factory("threads", overrides={"HttpThreadsCount": 16}).start()
+    server = server_factory("threads", overrides={"HttpThreadsCount": 20}).start()
     studies = [
         server.upload_study(make_study(Patient(name=f"Crowd^Member{n}", id=f"PID-CROWD-{n}"), 1, 2)) for n in range(24)
     ]
@@ -92,7 +92,7 @@ def test_more_waiting_requests_than_threads_are_refused_not_deadlocked(server_fa
     with ThreadPoolExecutor(len(studies)) as executor:
         statuses = list(executor.map(anonymize, studies, timeout=180))
     assert set(statuses) <= {200, 503}
-    assert statuses.count(200) >= 6
+    assert statuses.count(200) >= 6  # 20 threads - 3 x 2 for the job runners - 4 checks - 4 spare
     # Orthanc answers afterwards, and a refused request succeeds when retried.
     assert server.get("/system", timeout=10).status_code == 200
     for study, status in zip(studies, statuses, strict=True):
