@@ -29,6 +29,7 @@ from .api import BadRequest, optional_int, parse_anonymize, parse_batch, profile
 from .audit import AuditLog
 from .config import AnonymizerConfig, ConfigurationError, parse_configuration
 from .errors import AnonymizerError, ProfileError
+from .explorer import explorer_javascript
 from .jobs import FROM_RESOURCE, PROFILE_METADATA, Job, JobManager, JobStore
 from .links import LinkIndex
 from .logs import exception_summary, route_warnings_to_logging
@@ -348,11 +349,8 @@ def start() -> None:
     orthanc.RegisterRestCallback(f"/anonymizer/{LEVEL_PATTERN}/([^/]+)", _anonymize)
     orthanc.RegisterRestCallback(f"/anonymizer/{LEVEL_PATTERN}/([^/]+)/links", _links)
     orthanc.RegisterOnChangeCallback(_on_change)
-    # >>> Orthanc Explorer: the "Anonymize (PS3.15)" button (issue 5; explorer.py, explorer.js) >>>
-    from . import explorer
-
-    orthanc.ExtendOrthancExplorer(explorer.explorer_javascript())
-    # <<< Orthanc Explorer <<<
+    # The "Anonymize (PS3.15)" button of Orthanc Explorer (explorer.py, explorer.js).
+    orthanc.ExtendOrthancExplorer(explorer_javascript())
     logger.info(
         "orthanc-anonymizer %s started: %d workers, %d concurrent jobs, state in %s",
         __version__,
