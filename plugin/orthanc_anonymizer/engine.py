@@ -533,16 +533,59 @@ def read_dataset(data: bytes) -> Dataset:
         # Read every element now: a truncated or malformed file must fail here, not half-way through the walk.
         for _ in _walk_tags(dataset):
             pass
+    except InvalidDicomError:
+        raise
     except PydicomInvalidDicomError as error:
         raise InvalidDicomError(f"not a valid DICOM file ({type(error).__name__})") from None
     except Exception as error:
         raise InvalidDicomError(f"damaged DICOM file: {type(error).__name__} while parsing") from None
+    _check_complete(dataset, data)
+    if 0x00080018 not in dataset:
+        raise InvalidDicomError("no SOP Instance UID (0008,0018): the data set is empty or cut short")
+    if 0x00280010 in dataset and not any(tag in dataset for tag in _PIXEL_TAGS):
+        raise InvalidDicomError("an image without its pixel data (7FE0,0010): the file looks cut short")
     return dataset
+
+
+_PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+_SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+
+
+def _check_complete(dataset: Dataset, data: bytes) -> None:
+    """The last attribute of the data set must end where the file ends; pydicom silently stops at a header
+    that was cut in half, and reads an encapsulated pixel data without its closing delimiter."""
+    tags = list(dataset.keys())
+    if not tags:
+        return
+    last = dataset.get_item(tags[-1])
+    if not isinstance(last, RawDataElement) or last.value_tell is None:
+        return
+    if last.length == _UNDEFINED_LENGTH:
+        if tags[-1] in _PIXEL_TAGS and isinstance(last.value, bytes):
+            end = last.value_tell + len(last.value)
+            if data[end : end + 8] != _SEQUENCE_DELIMITER:
+                raise InvalidDicomError(f"{_tag_text(tags[-1])}: no closing delimiter: the file is cut short")
+        return
+    end = last.value_tell + last.length
+    if end < len(data):
+        raise InvalidDicomError(f"{len(data) - end} bytes after the last complete attribute: the file is cut short")
+
+
+_UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
 def _walk_tags(dataset: Dataset) -> Iterator[int]:
     for tag in list(dataset.keys()):
         element = dataset.get_item(tag)
+        if (
+            isinstance(element, RawDataElement)
+            and element.length != _UNDEFINED_LENGTH
+            and isinstance(element.value, bytes)
+            and len(element.value) < element.length
+        ):
+            raise InvalidDicomError(
+                f"{_tag_text(tag)}: {len(element.value)} of its {element.length} bytes present: the file is cut short"
+            )
         if (isinstance(element, RawDataElement) and element.VR in ("SQ", None, "UN")) or (
             isinstance(element, DataElement) and element.VR == "SQ"
         ):
