@@ -126,9 +126,18 @@ def test_shipped_starter_set_loads_and_selects_ultrasound_and_captures() -> None
     def matching(**attributes: object) -> set[str]:
         return {rule.name for rule in rules if rule.matches(instance(**attributes))}
 
-    assert "us-top-banner" in matching(Modality="US", SOPClassUID="1.2.840.10008.5.1.4.1.1.6.1")
-    assert matching(Modality="", SOPClassUID="1.2.840.10008.5.1.4.1.1.3.1") == {"ultrasound-sop-classes"}
-    assert matching(Modality="OT", SOPClassUID="1.2.840.10008.5.1.4.1.1.7.4") >= {"secondary-capture-ocr"}
+    assert matching(Modality="US", SOPClassUID="1.2.840.10008.5.1.4.1.1.6.1") == {"us-top-banner"}
+    assert matching(Modality="", SOPClassUID="1.2.840.10008.5.1.4.1.1.3.1") == {"us-top-banner"}
+    assert matching(Modality="US", SOPClassUID="1.2.840.10008.5.1.4.1.1.7") == {
+        "us-secondary-capture-banner",
+        "secondary-capture-ocr",
+    }
+    assert matching(Modality="OT", SOPClassUID="1.2.840.10008.5.1.4.1.1.7.4") == {
+        "secondary-capture-ocr",
+        "other-modality-ocr",
+    }
+    # Enhanced US Volume is reconstructed: no banner to black out, and its slices must stay whole.
+    assert matching(Modality="US", SOPClassUID="1.2.840.10008.5.1.4.1.1.6.2") == set()
     assert matching(Modality="CT", SOPClassUID="1.2.840.10008.5.1.4.1.1.2") == set()
     assert matching(Modality="SEG", SOPClassUID="1.2.840.10008.5.1.4.1.1.66.4") == set()
     assert matching(Modality="XC", SOPClassUID="1.2.840.10008.5.1.4.1.1.77.1.4") == set()
