@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -227,6 +227,8 @@ class JobManager:
     """
 
     STORERS = 2
+    KEPT_IN_MEMORY = 100
+    """Ended jobs kept in memory; older ones are answered from their records on disk."""
 
     def __init__(
         self,
@@ -247,7 +249,7 @@ class JobManager:
         self.hasher = hasher
         self.window = max(1, window)
         self._storers = ThreadPoolExecutor(concurrent_jobs * self.STORERS, thread_name_prefix="anonymizer-store")
-        self._jobs: dict[str, Job] = {}
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._threads = [
@@ -309,6 +311,10 @@ class JobManager:
                 job.progress = 100
         self._save(job)
         job.done.set()
+        with self._lock:
+            ended = [key for key, known in self._jobs.items() if known.done.is_set()]
+            for key in ended[: max(0, len(ended) - self.KEPT_IN_MEMORY)]:
+                del self._jobs[key]
 
     def run(self, job: Job) -> None:
         """Run ``job`` to its end in this thread."""

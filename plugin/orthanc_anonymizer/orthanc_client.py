@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import requests
+import urllib3
 
 LEVELS = {"patients": "Patient", "studies": "Study", "series": "Series", "instances": "Instance"}
 """URI segment of each level -> Orthanc's name of it."""
@@ -41,6 +42,7 @@ class OrthancClient:
         headers: Mapping[str, str] | None = None,
         timeout: float = 120.0,
         keep_alive: bool = True,
+        verify_tls: bool = True,
     ) -> None:
         """``keep_alive=False``: a new connection for every request, closed after it (an idle keep-alive
         connection holds one of Orthanc's HTTP threads)."""
@@ -49,6 +51,9 @@ class OrthancClient:
         self.headers = {"Accept-Encoding": "identity", **(headers or {})}
         self.timeout = timeout
         self.keep_alive = keep_alive
+        self.verify_tls = verify_tls
+        if not verify_tls:
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self._local = threading.local()
 
     def _session(self) -> requests.Session:
@@ -56,6 +61,7 @@ class OrthancClient:
         if session is None:
             session = requests.Session()
             session.trust_env = False  # loopback: no proxies nor netrc to look up (~3 ms a request)
+            session.verify = self.verify_tls
             session.headers.update(self.headers)
             if self.keep_alive:
                 self._local.session = session
@@ -126,7 +132,15 @@ class OrthancClient:
         return self.request("GET", f"/instances/{instance_id}/attachments/dicom/md5").text.strip()
 
     def put_metadata(self, level: str, resource_id: str, name: str, value: str) -> None:
-        self.request("PUT", f"/{level}/{resource_id}/metadata/{name}", data=value.encode("utf-8"))
+        """Set a metadata; with ``CheckRevisions`` on, an existing value is replaced at its current revision."""
+        path = f"/{level}/{resource_id}/metadata/{name}"
+        try:
+            self.request("PUT", path, data=value.encode("utf-8"))
+        except OrthancError as error:
+            if error.status not in (409, 412, 428):
+                raise
+            revision = self.request("GET", path).headers.get("ETag", "")
+            self.request("PUT", path, data=value.encode("utf-8"), headers={"If-Match": revision})
 
     def get_metadata(self, level: str, resource_id: str, name: str) -> str | None:
         try:

@@ -102,11 +102,13 @@ class _Plugin:
 
     def __init__(self, config: AnonymizerConfig, orthanc_config: dict[str, Any]) -> None:
         self.config = config
-        base_url = f"http://127.0.0.1:{config.http_port}"
+        # Loopback to this very Orthanc: with SslEnabled its certificate names the public host, not 127.0.0.1.
+        tls = bool(orthanc_config.get("SslEnabled", False))
+        base_url = f"{'https' if tls else 'http'}://127.0.0.1:{config.http_port}"
         headers = _loopback_headers(orthanc_config)
-        self.client = OrthancClient(base_url, headers)
+        self.client = OrthancClient(base_url, headers, verify_tls=not tls)
         # Routes' own calls close their connection: an idle keep-alive connection holds one of Orthanc's threads.
-        self.route_client = OrthancClient(base_url, headers, timeout=30, keep_alive=False)
+        self.route_client = OrthancClient(base_url, headers, timeout=30, keep_alive=False, verify_tls=not tls)
         config.state_directory.mkdir(parents=True, exist_ok=True)
         self.store = JobStore(config.state_directory / "jobs")
         interrupted = self.store.mark_interrupted()

@@ -122,3 +122,15 @@ def test_wrong_setting_stops_start_up_naming_it(server_factory, overrides, secre
 def test_development_secret_only_when_allowed_and_then_announced(server_factory) -> None:
     server = server_factory("devsecret", secret=None).start()
     assert "development secret" in server.log_text()
+
+
+def test_links_are_rewritten_when_orthanc_checks_revisions(server_factory) -> None:
+    server = server_factory("revisions", overrides={"CheckRevisions": True}).start()
+    study = server.upload_study(make_study(Patient(name="Revision^Archibald", id="PID-REV"), 1, 2))
+    first = server.anonymize("studies", study, {"Options": ["RetainPatientChars"]})
+    # Same patient pseudonym, so the same copy study: its metadata exists and must be replaced at its revision.
+    second = server.anonymize("studies", study)
+    assert second["Resource"] == first["Resource"]
+    assert second["Failed"] == [] and second["Instances"] == 2
+    profile = server.get(f"/studies/{second['Resource']}/metadata/AnonymizationProfile").json()
+    assert profile["Options"] == []

@@ -221,3 +221,11 @@ def test_interrupted_jobs_are_marked_failed(tmp_path: Path) -> None:
     assert record is not None and record["State"] == FAILURE
     assert "interrupted" in record["Errors"][-1]
     assert store.load("../../etc/passwd") is None
+
+
+def test_ended_jobs_leave_memory_but_not_disk(manager: JobManager, orthanc: FakeOrthanc) -> None:
+    manager.KEPT_IN_MEMORY = 1
+    study = {orthanc.add(data)["ParentStudy"] for data in make_files(1)}.pop()
+    first, second = run(manager, "studies", [study]), run(manager, "studies", [study])
+    assert first.id not in manager._jobs and second.id in manager._jobs
+    assert manager.record(first.id) == first.record()
