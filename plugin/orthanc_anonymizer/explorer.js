@@ -146,7 +146,8 @@
       '.oa-badge-emptied { background: #c07a00; } .oa-badge-cleaned { background: #6a4bb0; }',
       '.oa-badge-kept { background: #4a8a3a; }',
       '.oa-summary .oa-count { margin-right: 14px; white-space: nowrap; }',
-      '.oa-links .oa-profile-used { font-size: 12px; white-space: normal; }'
+      '.oa-links .oa-profile-used { font-size: 12px; white-space: normal; }',
+      '.oa-links .ui-btn-text a.ui-link-inherit { white-space: normal; }'
     ].join('\n')).appendTo('head');
   }
 

@@ -44,9 +44,9 @@ study_generator = _load("integration_study_generator", TESTS / "integration" / "
 OrthancServer = integration.OrthancServer
 
 
-def upload_study(server: Any, name: str = "Testperson^Vincenzo") -> str:
+def upload_study(server: Any, name: str = "Testperson^Vincenzo", patient_id: str = "PID-7731-4420") -> str:
     """A generated study of 2 series x 2 CT images of a made-up patient; its Orthanc ID."""
-    patient = study_generator.Patient(name=name)
+    patient = study_generator.Patient(name=name, id=patient_id)
     study: str = server.upload_study(study_generator.make_study(patient, series=2, per_series=2))
     return study
 

@@ -181,26 +181,36 @@ def test_refused_settings_are_reported_in_words(open_orthanc: Any, new_page: Any
     expect(dialog).to_have_count(0)
 
 
-@pytest.mark.parametrize(("page_name", "word"), [("patient", "patient"), ("series", "series")])
-def test_the_button_is_on_the_patient_and_series_pages(
-    open_orthanc: Any, new_page: Any, steps_folder: Path, page_name: str, word: str
-) -> None:
-    study = upload_study(open_orthanc)
-    resource = {
-        "patient": open_orthanc.json(f"/studies/{study}")["ParentPatient"],
-        "series": open_orthanc.json(f"/studies/{study}")["Series"][0],
-    }[page_name]
+def test_a_patient_from_the_patient_page(open_orthanc: Any, new_page: Any, steps_folder: Path) -> None:
+    study = upload_study(open_orthanc, "Testperson^Philomena", "PID-BROWSER-PATIENT")
+    patient = open_orthanc.json(f"/studies/{study}")["ParentPatient"]
     page = new_page()
     steps = Steps(page, steps_folder)
-    page.goto(f"{open_orthanc.url}/app/explorer.html#{page_name}?uuid={resource}")
-    expect(page.locator(f"#{page_name}-anonymize")).to_have_text("Anonymize")
+    page.goto(f"{open_orthanc.url}/app/explorer.html#patient?uuid={patient}")
+    expect(page.locator("#patient-anonymize")).to_have_text("Anonymize")
     page.get_by_role("button", name="Anonymize (PS3.15)", exact=True).click()
     dialog = page.get_by_role("dialog")
-    expect(dialog).to_contain_text(f"Anonymize this {word} (DICOM PS3.15)")
+    expect(dialog).to_contain_text("Anonymize this patient (DICOM PS3.15)")
     expect(dialog.locator("#oa-profile option")).not_to_have_count(0)
-    steps.shot("dialog")
-    page.keyboard.press("Escape")
+    page.keyboard.press("Escape")  # closes it
     expect(dialog).to_have_count(0)
+
+    page.get_by_role("button", name="Anonymize (PS3.15)", exact=True).click()
+    expect(dialog.locator("#oa-profile option")).not_to_have_count(0)
+    dialog.get_by_label("New PatientID (optional)").fill("RESEARCH-0042")
+    steps.shot("dialog")
+    dialog.get_by_role("button", name="Anonymize", exact=True).click()
+    expect(page).not_to_have_url(re.compile(patient), timeout=60_000)
+    expect(page).to_have_url(re.compile(r"#patient\?uuid=[0-9a-f-]+$"))
+    expect(page.locator("#patient-info")).to_contain_text("RESEARCH-0042")
+    expect(page.locator("#oa-patient-original")).to_have_text("Original patient")
+    expect(page.locator("#oa-patient-profile")).to_contain_text("Profile basic, no options")
+    steps.shot("new-patient")
+    page.locator("#oa-patient-original").click()
+    expect(page).to_have_url(re.compile(f"#patient\\?uuid={patient}$"))
+    expect(page.locator("a.oa-copy")).to_have_count(1)
+    expect(page.locator("a.oa-copy")).to_contain_text("RESEARCH-0042")
+    steps.shot("original-patient")
 
 
 def test_a_series_with_a_named_profile_and_without_keeping_the_original(
