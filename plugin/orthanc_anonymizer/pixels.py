@@ -454,6 +454,8 @@ class DecodedImage:
     bits_stored: int
     signed: bool
     source_syntax: UID
+    palette: NDArray[Any] | None = None
+    """PALETTE COLOR: the colour (red, green, blue) each stored index shows, for the black index and for OCR."""
 
 
 def decode_frames(dataset: Dataset) -> DecodedImage:
@@ -487,19 +489,39 @@ def decode_frames(dataset: Dataset) -> DecodedImage:
             f"7FE0,0010: pixel data could not be decoded from {syntax.name} ({type(error).__name__})"
         ) from None
     photometric = str(info["photometric_interpretation"])
-    if photometric not in ("MONOCHROME1", "MONOCHROME2", "RGB"):
+    if photometric not in ("MONOCHROME1", "MONOCHROME2", "RGB", "PALETTE COLOR"):
         raise AnonymizationError(f"0028,0004: Clean Pixel Data does not handle PhotometricInterpretation {photometric}")
     samples = int(info["samples_per_pixel"])
     count = int(info["number_of_frames"])
     frames = np.array(array, copy=True).reshape(count, int(info["rows"]), int(info["columns"]), samples)
-    return DecodedImage(frames, photometric, int(info["bits_stored"]), int(info["pixel_representation"]) == 1, syntax)
+    image = DecodedImage(frames, photometric, int(info["bits_stored"]), int(info["pixel_representation"]) == 1, syntax)
+    if photometric == "PALETTE COLOR":
+        image.palette = _palette_colours(dataset, image)
+    return image
+
+
+def _palette_colours(dataset: Dataset, image: DecodedImage) -> NDArray[Any]:
+    """The colour of every index the stored bits can hold, from the instance's Palette Color Lookup Table."""
+    import numpy as np
+    from pydicom.pixels.processing import apply_color_lut
+
+    if image.signed or image.bits_stored > 16:
+        raise AnonymizationError("0028,0103: Clean Pixel Data handles unsigned palette indices of 16 bits or fewer")
+    indices = np.arange(1 << image.bits_stored, dtype=np.uint8 if image.bits_stored <= 8 else np.uint16)
+    try:
+        colours: NDArray[Any] = apply_color_lut(indices, dataset)
+    except Exception as error:
+        raise AnonymizationError(f"0028,1201: palette lookup table unusable ({type(error).__name__})") from None
+    return colours[..., :3]
 
 
 def _black_value(image: DecodedImage, dataset: Dataset) -> int:
     """The stored value that displays black: 0 for RGB and unsigned MONOCHROME2, all bits set for unsigned
     MONOCHROME1; for signed data the image's own darkest value (an extreme of the range would be read as a real
-    measurement, e.g. Hounsfield units far off the scale)."""
+    measurement, e.g. Hounsfield units far off the scale); for PALETTE COLOR the index of the darkest colour."""
     frames = image.frames
+    if image.palette is not None:
+        return int(image.palette.astype("int64").sum(axis=-1).argmin())
     if image.photometric == "MONOCHROME1":
         return int(frames.max()) if image.signed else (1 << image.bits_stored) - 1
     if image.photometric == "MONOCHROME2" and image.signed:
@@ -576,7 +598,7 @@ def _ocr_picture(frame: NDArray[Any], image: DecodedImage) -> tuple[NDArray[np.u
     """An 8-bit grey picture of one frame for Tesseract, enlarged for small images; and the enlargement."""
     import numpy as np
 
-    values = frame.astype(np.float64)
+    values = frame.astype(np.float64) if image.palette is None else image.palette[frame[..., 0]].astype(np.float64)
     grey = values.mean(axis=2) if values.shape[2] > 1 else values[..., 0]
     # From darkest to brightest: burned-in text is usually the brightest (or darkest) thing in the image, and
     # clipping at percentiles would make it look like the background.

@@ -91,14 +91,45 @@ def test_declared_with_no_rule_and_ocr_off_is_refused() -> None:
         run(cleaning(), write_dataset(drawn.dataset), rules=(), ocr=OcrMode.Off)
 
 
-def test_palette_colour_is_refused_by_name() -> None:
+def palette_instance(words: list[tuple[int, int, str]]) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """A PALETTE COLOR image whose lookup table is an inverted grey ramp: index 255 shows black, so the image
+    shows white words on the usual background although they are stored as low indices."""
+    drawn = make_instance(words_per_frame=[words], sop_class=US_IMAGE, modality="US")
+    dataset = drawn.dataset
+    indices = 255 - drawn.pixels[0, :, :, 0]
+    dataset.PhotometricInterpretation = "PALETTE COLOR"
+    dataset.PixelData = indices.tobytes()
+    ramp = np.arange(255, -1, -1, dtype="<u2") * 257
+    for colour in ("Red", "Green", "Blue"):
+        setattr(dataset, f"{colour}PaletteColorLookupTableDescriptor", [256, 0, 16])
+        setattr(dataset, f"{colour}PaletteColorLookupTableData", ramp.tobytes())
+    return write_dataset(dataset), indices, drawn.text[0]
+
+
+def test_palette_colour_black_is_the_index_of_the_darkest_colour() -> None:
+    data, indices, _ = palette_instance([])
+    output, _, _ = run(cleaning(), data, rules=BAND, ocr=OcrMode.Off)
+    result = dcmread(BytesIO(output))
+    assert result.PhotometricInterpretation == "PALETTE COLOR"
+    assert (result.pixel_array[:30] == 255).all()
+    assert np.array_equal(result.pixel_array[30:], indices[30:])
+
+
+def test_palette_colour_words_found_through_the_lookup_table() -> None:
+    data, _, text = palette_instance([(20, 120, PATIENT_NAME)])
+    output, _, regions = run(cleaning(), data, rules=(RedactionRule("read-everything", ocr=True),))
+    after = dcmread(BytesIO(output)).pixel_array
+    assert regions and {region["Source"] for region in regions} == {"ocr"}
+    assert (after[text] == 255).all()
+
+
+def test_one_bit_pixel_data_is_refused_by_name() -> None:
     drawn = make_instance(words_per_frame=[[]], sop_class=US_IMAGE, modality="US")
     dataset = drawn.dataset
-    dataset.PhotometricInterpretation = "PALETTE COLOR"
-    for colour in ("Red", "Green", "Blue"):
-        setattr(dataset, f"{colour}PaletteColorLookupTableDescriptor", [256, 0, 8])
-        setattr(dataset, f"{colour}PaletteColorLookupTableData", bytes(range(256)))
-    with pytest.raises(AnonymizationError, match="0028,0004"):
+    dataset.BitsAllocated = dataset.BitsStored = 1
+    dataset.HighBit = 0
+    dataset.PixelData = bytes(240 * 320 // 8)
+    with pytest.raises(AnonymizationError, match="0028,0100"):
         run(cleaning(), write_dataset(dataset), rules=BAND)
 
 
