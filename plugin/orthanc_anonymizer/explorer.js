@@ -349,6 +349,7 @@
       showProfile();
       state.status.hide();
       setBusy(false);
+      state.profileSelect.focus();
     }).fail(function (xhr) {
       if (!state.closed) {
         setStatus(describeFailure(xhr, 'loading the profiles'), true);
