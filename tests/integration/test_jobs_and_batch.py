@@ -55,3 +55,28 @@ def test_batch_runs_every_resource_and_reports_the_unknown_one(orthanc) -> None:
 def test_unknown_job_is_404(orthanc) -> None:
     assert orthanc.get("/anonymizer/jobs/5b1e3a52-0000-4000-8000-000000000000").status_code == 404
     assert orthanc.get("/anonymizer/jobs/not-a-job").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("level", "key"), [("Series", "ParentSeries"), ("Instance", "ID"), ("Patient", "ParentPatient")]
+)
+def test_batch_at_each_level(orthanc, level, key) -> None:
+    resources = []
+    for n in range(2):
+        stored = [
+            orthanc.upload(data) for data in make_study(Patient(name=f"Level^{level}{n}", id=f"L-{level}-{n}"), 1, 2)
+        ]
+        resources.append(stored[0][key])
+    response = orthanc.post("/anonymizer/batch", {"Level": level, "Resources": resources, "DryRun": True})
+    record = orthanc.wait_job(response.json()["Job"])
+    assert record["State"] == "Success" and record["Type"] == "DryRun"
+    assert [result["Source"] for result in record["Results"]] == resources
+    expected = 1 if level == "Instance" else 2
+    assert all(result["Instances"] == expected and result["Changes"] for result in record["Results"])
+    response = orthanc.post("/anonymizer/batch", {"Level": level, "Resources": resources})
+    record = orthanc.wait_job(response.json()["Job"])
+    assert record["State"] == "Success"
+    for result in record["Results"]:
+        assert result["Level"] == level and result["Instances"] == expected
+        segment = {"Series": "series", "Instance": "instances", "Patient": "patients"}[level]
+        assert orthanc.json(f"/anonymizer/{segment}/{result['Resource']}/links")["Source"] == result["Source"]
