@@ -414,16 +414,18 @@ def clean_pixel_data(dataset: Dataset, profile: Profile, settings: PixelSettings
         for left, top, right, bottom, confidence in boxes:
             frames[index, top:bottom, left:right] = black
             outcome.regions.append(_region_record(index + 1, left, top, right, bottom, "ocr", confidence=confidence))
-    outcome.changed_tags.extend(encode_frames(dataset, image, settings))
-    outcome.changed_tags.append(_PIXEL_DATA)
-    if plan.burned_in:
-        if outcome.regions:
-            dataset.BurnedInAnnotation = "NO"
-            outcome.changed_tags.append(_BURNED_IN_ANNOTATION)
-        else:
+    if not outcome.regions:
+        # Nothing to black out: the pixel data keeps its bytes and its encoding.
+        if plan.burned_in:
             outcome.warnings.append(
                 "0028,0301: BurnedInAnnotation YES but no rule region applied and OCR found no text; left YES"
             )
+        return outcome
+    outcome.changed_tags.extend(encode_frames(dataset, image, settings))
+    outcome.changed_tags.append(_PIXEL_DATA)
+    if plan.burned_in:
+        dataset.BurnedInAnnotation = "NO"
+        outcome.changed_tags.append(_BURNED_IN_ANNOTATION)
     return outcome
 
 

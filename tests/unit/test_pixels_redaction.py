@@ -306,3 +306,12 @@ def test_pydicom_files_in_each_transfer_syntax(name: str, syntax: str, lossy: bo
     assert report.pixel_regions == [
         {"Frame": None, "Left": 0, "Top": 0, "Width": 10, "Height": 10, "Source": "rule", "Rule": "corner"}
     ]
+
+
+def test_image_without_text_keeps_its_bytes_and_encoding() -> None:
+    drawn = make_instance(words_per_frame=[[], []], color=True, encoding="jpeg", sop_class=SC_MULTIFRAME_TRUE_COLOR)
+    output, report = anonymize(drawn.dataset, settings())
+    assert report.pixel_regions == []
+    assert output.file_meta.TransferSyntaxUID == drawn.dataset.file_meta.TransferSyntaxUID
+    assert output.PixelData == drawn.dataset.PixelData
+    assert output.PhotometricInterpretation == "YBR_FULL_422"
