@@ -342,7 +342,6 @@ class PixelOutcome:
     "rule" or "ocr", "Rule": name (rule boxes), "Confidence": 0..100 (OCR boxes)}``. Frames count from 1."""
     changed_tags: list[int] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    decoded: bool = False
 
 
 def plan_pixel_work(dataset: Dataset, profile: Profile, settings: PixelSettings) -> tuple[PixelPlan | None, str]:
@@ -396,7 +395,6 @@ def clean_pixel_data(dataset: Dataset, profile: Profile, settings: PixelSettings
     if plan is None:
         return outcome
     image = decode_frames(dataset)
-    outcome.decoded = True
     frames = image.frames
     rows, columns = frames.shape[1], frames.shape[2]
     black = _black_value(image, dataset)
