@@ -26,6 +26,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -297,22 +298,33 @@ def command_anonymize(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) 
     anonymized = 0
     verified_clean = 0
     progress = _Progress(len(tasks), stderr)
+
+    def record(result: FileResult) -> None:
+        nonlocal anonymized, verified_clean
+        progress.advance()
+        if result.ok:
+            anonymized += 1
+            verified_clean += args.verify
+            return
+        failure: dict[str, object] = {"Path": result.display, "Reason": result.reason}
+        if result.leaks:
+            failure["Leaks"] = result.leaks
+        failures.append(failure)
+        progress.message(f"{PROG}: {result.display}: {result.reason}")
+        for leak in result.leaks:
+            progress.message(
+                f"{PROG}: {result.display}: residual PHI at {leak['Path']} (from {leak['Source']}, {leak['Kind']})"
+            )
+
+    done = 0
     try:
         for result in _results(tasks, settings, args.verify, args.jobs, args.verbose):
-            progress.advance()
-            if result.ok:
-                anonymized += 1
-                verified_clean += args.verify
-                continue
-            failure: dict[str, object] = {"Path": result.display, "Reason": result.reason}
-            if result.leaks:
-                failure["Leaks"] = result.leaks
-            failures.append(failure)
-            progress.message(f"{PROG}: {result.display}: {result.reason}")
-            for leak in result.leaks:
-                progress.message(
-                    f"{PROG}: {result.display}: residual PHI at {leak['Path']} (from {leak['Source']}, {leak['Kind']})"
-                )
+            record(result)
+            done += 1
+    except BrokenProcessPool:
+        # A worker died (killed, out of memory): the files it had not finished are failures, named like the others.
+        for task in tasks[done:]:
+            record(FileResult(task.display, False, "a worker process died; this file's outcome is unknown, run it again"))
     finally:
         progress.close()
     seconds = time.monotonic() - started
