@@ -324,7 +324,9 @@ def command_anonymize(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) 
     except BrokenProcessPool:
         # A worker died (killed, out of memory): the files it had not finished are failures, named like the others.
         for task in tasks[done:]:
-            record(FileResult(task.display, False, "a worker process died; this file's outcome is unknown, run it again"))
+            record(
+                FileResult(task.display, False, "a worker process died; this file's outcome is unknown, run it again")
+            )
     finally:
         progress.close()
     seconds = time.monotonic() - started
