@@ -51,6 +51,22 @@ browser: venv
 test: venv lint
 	$(VENV)/bin/pytest -q tests
 
+# The same tests on Debian trixie's Orthanc 1.12.7 with orthanc-python 5.0 (Python 3.13), in a debootstrap root under
+# .compat/ (tools/compat/README.md): the unit tests inside the root on its Python 3.13; the integration, browser and
+# harness tests here, starting the trixie Orthanc through ORTHANC_COMMAND.
+COMPAT_RUN := $(CURDIR)/tools/compat/run-in-trixie.sh
+.PHONY: compat-root compat-venv test-compat
+
+compat-root:
+	tools/compat/build-trixie-root.sh
+
+compat-venv: compat-root
+	tools/compat/build-trixie-venv.sh
+
+test-compat: venv compat-venv
+	$(COMPAT_RUN) .venv/bin/pytest -q -p no:cacheprovider tests/unit
+	ORTHANC_COMMAND="$(COMPAT_RUN) /usr/sbin/Orthanc" $(VENV)/bin/pytest -q tests/integration tests/browser tests/compat
+
 bench: venv
 	$(VENV)/bin/python -m bench.run
 

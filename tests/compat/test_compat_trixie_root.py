@@ -1,0 +1,248 @@
+"""The compatibility harness (``tools/compat/``): which Debian mirror it builds the trixie root from, and Debian
+trixie's Orthanc 1.12 with orthanc-python 5.0 started through ``run-in-trixie.sh`` exactly as ``make test-compat``
+has the integration fixture start it (``ORTHANC_COMMAND``).
+
+The mirror tests need only bash. The others need the root and its venv (``make compat-venv``) and are skipped
+without them, so ``make test`` on a machine without a root runs only the first ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from pydicom.data import get_testdata_file
+
+from orthanc_anonymizer.launch import effective_configuration, orthanc_environment, write_configuration
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+COMPAT = CHECKOUT / "tools" / "compat"
+RUN_IN_TRIXIE = COMPAT / "run-in-trixie.sh"
+ROOT = Path(os.environ.get("COMPAT_ROOT", CHECKOUT / ".compat" / "trixie"))
+VENV = Path(os.environ.get("COMPAT_VENV", CHECKOUT / ".compat" / "venv-trixie"))
+SECRET = "compat-test-secret"
+
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0 or not (ROOT / ".compat-root-key").is_file() or not (VENV / ".compat-venv-key").is_file(),
+    reason=f"no trixie root and venv at {ROOT} and {VENV} (make compat-venv), or not root",
+)
+
+
+# -- the mirror ---------------------------------------------------------------------------------------------------
+
+
+def mirrors(apt: Path, **environ: str) -> subprocess.CompletedProcess[str]:
+    """``compat_mirror`` and ``compat_security_mirror`` of ``common.sh`` against the apt folder ``apt``."""
+    script = f'source "{COMPAT}/common.sh"; compat_mirror; compat_security_mirror'
+    inherited = {key: value for key, value in os.environ.items() if not key.endswith("MIRROR")}
+    env = {**inherited, "COMPAT_APT_DIR": str(apt), "COMPAT_HOST_CODENAME": "bookworm", **environ}
+    return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, check=False)
+
+
+def apt_folder(tmp_path: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = tmp_path / "apt" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return tmp_path / "apt"
+
+
+DEB822 = {
+    "sources.list.d/aaa-vendor.sources": "Types: deb\nURIs: https://vendor.example/apt/\nSuites: nodistro\n",
+    "sources.list.d/debian.sources": (
+        "Types: deb\nURIs: http://old.example/debian\nSuites: bookworm\nComponents: main\nEnabled: no\n\n"
+        "Types: deb\n# http://snapshot.example/archive/debian/20250520T000000Z\n"
+        "URIs: http://mirror.example/debian/\nSuites: bookworm bookworm-updates\nComponents: main\n"
+        "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n"
+        "Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\nComponents: main\n"
+    ),
+}
+ONE_LINE = {
+    "sources.list": (
+        "# deb http://commented.example/debian bookworm main\n"
+        "deb [arch=amd64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
+        "http://ftp.example.org/debian bookworm main contrib\n"
+        "deb http://security.example.org/debian-security bookworm-security main\n"
+    )
+}
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        (DEB822, ["http://mirror.example/debian", "http://mirror.example/debian-security"]),
+        (ONE_LINE, ["http://ftp.example.org/debian", "http://security.example.org/debian-security"]),
+    ],
+    ids=["deb822-skipping-disabled-and-foreign-entries", "one-line-with-options"],
+)
+def test_the_mirror_is_the_entry_of_the_host_release(
+    tmp_path: Path, files: dict[str, str], expected: list[str]
+) -> None:
+    result = mirrors(apt_folder(tmp_path, files))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == expected
+
+
+def test_no_mirror_for_the_host_release_names_the_override(tmp_path: Path) -> None:
+    apt = apt_folder(tmp_path, {"sources.list": "deb http://ftp.example.org/debian bullseye main\n"})
+    result = mirrors(apt)
+    assert result.returncode == 1
+    assert "COMPAT_MIRROR" in result.stderr
+
+
+def test_the_override_wins(tmp_path: Path) -> None:
+    apt = apt_folder(tmp_path, {"sources.list": "deb http://ftp.example.org/debian bookworm main\n"})
+    result = mirrors(apt, COMPAT_MIRROR="http://override.example/debian/")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["http://override.example/debian"]
+
+
+# -- commands in the root -----------------------------------------------------------------------------------------
+
+
+@needs_root
+def test_the_root_python_is_3_13_and_sees_the_checkout_and_its_venv_at_their_own_paths() -> None:
+    code = (
+        "import json, sys, orthanc_anonymizer, pydicom;"
+        "print(json.dumps([list(sys.version_info[:2]), sys.prefix, orthanc_anonymizer.__file__, pydicom.__version__]))"
+    )
+    result = subprocess.run(
+        [str(RUN_IN_TRIXIE), ".venv/bin/python", "-c", code],
+        cwd=CHECKOUT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    version, prefix, package, _ = json.loads(result.stdout)
+    assert version == [3, 13]
+    assert prefix == str(CHECKOUT / ".venv")
+    assert package.startswith(str(CHECKOUT / "plugin" / "orthanc_anonymizer"))
+
+
+@needs_root
+def test_exit_status_and_working_directory_pass_through() -> None:
+    result = subprocess.run(
+        [str(RUN_IN_TRIXIE), "/bin/sh", "-c", "pwd; . /etc/os-release; echo $VERSION_CODENAME; exit 7"],
+        cwd=CHECKOUT / "tests",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 7, result.stderr
+    assert result.stdout.split() == [str(CHECKOUT / "tests"), "trixie"]
+
+
+# -- Orthanc 1.12 with orthanc-python 5.0 -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class TrixieOrthanc:
+    """``run-in-trixie.sh /usr/sbin/Orthanc <config>`` on free loopback ports, as ``make test-compat`` starts it."""
+
+    def __init__(self, folder: Path, overrides: dict[str, Any] | None = None) -> None:
+        self.folder = folder
+        environ = {
+            "ORTHANC_HTTP_PORT": str(free_port()),
+            "ORTHANC_DICOM_PORT": str(free_port()),
+            "ORTHANC_DATA": str(folder / "storage"),
+        }
+        self.config = effective_configuration(environ, overrides)
+        self.url = f"http://127.0.0.1:{self.config['HttpPort']}"
+        self.log = folder / "orthanc.log"
+        config_path = write_configuration(self.config, folder / "orthanc.json")
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [str(RUN_IN_TRIXIE), "/usr/sbin/Orthanc", str(config_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=orthanc_environment({**os.environ, "ANONYMIZER_SECRET": SECRET}),
+            )
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"Orthanc exited:\n{self.log_text()}"
+            try:
+                if requests.get(self.url + "/system", timeout=2).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"Orthanc did not answer within {timeout} s:\n{self.log_text()}")
+
+    def stop(self) -> int:
+        """SIGTERM, as the integration fixture stops Orthanc; the exit status."""
+        if self.process.poll() is None:
+            self.process.terminate()
+        return self.process.wait(30)
+
+    def log_text(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")[-6000:]
+
+    def json(self, path: str) -> Any:
+        response = requests.get(self.url + path, timeout=30)
+        assert response.status_code == 200, f"GET {path}: {response.status_code} {response.text}"
+        return response.json()
+
+
+@pytest.fixture
+def trixie_orthanc(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[TrixieOrthanc]:
+    server = TrixieOrthanc(tmp_path, getattr(request, "param", None))
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.stop()
+        server.process.kill()  # nothing to do once it has stopped
+        server.process.wait()
+
+
+@needs_root
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "trixie_orthanc",
+    [None, {"Python": {"AllowThreads": True}}],
+    ids=["PythonScript", "PythonScript-and-AllowThreads"],
+    indirect=True,
+)
+def test_trixie_orthanc_1_12_runs_the_plugin_on_orthanc_python_5(trixie_orthanc: TrixieOrthanc) -> None:
+    server = trixie_orthanc
+    # The caller holds Orthanc's own PID, chrooted into the trixie root: SIGTERM reaches it directly.
+    assert os.readlink(f"/proc/{server.process.pid}/exe") == str(ROOT / "usr/sbin/Orthanc")
+    assert os.readlink(f"/proc/{server.process.pid}/root") == str(ROOT)
+    assert server.json("/system")["Version"].startswith("1.12.")
+    assert server.json("/plugins/python")["Version"] == "5.0"
+    assert "basic" in {profile["Name"] for profile in server.json("/anonymizer/profiles")}
+
+    upload = requests.post(
+        server.url + "/instances",
+        data=Path(str(get_testdata_file("CT_small.dcm"))).read_bytes(),
+        headers={"Content-Type": "application/dicom"},
+        timeout=30,
+    )
+    assert upload.status_code == 200, upload.text
+    study = upload.json()["ParentStudy"]
+    response = requests.post(f"{server.url}/anonymizer/studies/{study}", json={}, timeout=120)
+    assert response.status_code == 200, f"{response.text}\n{server.log_text()}"
+    answer = response.json()
+    assert answer["Instances"] == 1 and answer["Failed"] == []
+    assert server.json(f"/anonymizer/studies/{study}/links")["Copies"] == [answer["Resource"]]
+    assert server.json("/anonymizer/audit/verify")["Valid"] is True
+
+    assert server.stop() == 0, server.log_text()
+    assert "Orthanc has stopped" in server.log_text()
