@@ -117,6 +117,9 @@ class _Plugin:
         self.links = LinkIndex(config.state_directory / "links.sqlite")
         self.audit = AuditLog(config.state_directory / "audit.jsonl")
         self.pool = WorkerPool(config.workers, config.worker_python)
+        # Start the worker processes now, off Orthanc's start-up path: the first request is faster, and a worker
+        # that cannot start (wrong WorkerPython) is in the log before anyone anonymizes anything.
+        threading.Thread(target=self._warm_up, name="anonymizer-warm-up", daemon=True).start()
         self.manager = JobManager(
             client=self.client,
             pool=self.pool,
@@ -128,6 +131,12 @@ class _Plugin:
             window=2 * config.workers,
         )
         self.gate = _Gate(config.http_threads, config.concurrent_jobs)
+
+    def _warm_up(self) -> None:
+        try:
+            self.pool.warm_up()
+        except Exception as error:
+            logger.error("worker processes do not start (%s): %s", self.config.worker_python, exception_summary(error))
 
     def stop(self) -> None:
         self.manager.shutdown()
