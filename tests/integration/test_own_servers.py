@@ -134,3 +134,18 @@ def test_links_are_rewritten_when_orthanc_checks_revisions(server_factory) -> No
     assert second["Failed"] == [] and second["Instances"] == 2
     profile = server.get(f"/studies/{second['Resource']}/metadata/AnonymizationProfile").json()
     assert profile["Options"] == []
+
+
+def test_same_secret_gives_the_same_copy_on_another_orthanc(orthanc, server_factory) -> None:
+    from checks import instance_files, read
+
+    files = make_study(Patient(name="Replica^Ottoline", id="PID-REPLICA"), 1, 2)
+    other = server_factory("replica").start()  # same ANONYMIZER_SECRET as the session's Orthanc
+    stranger = server_factory("stranger", secret="another-site-secret").start()
+    copies = []
+    for server in (orthanc, other, stranger):
+        answer = server.anonymize("studies", server.upload_study(files))
+        datasets = [read(data) for data in instance_files(server, "studies", answer["Resource"]).values()]
+        copies.append(sorted((ds.StudyInstanceUID, ds.SOPInstanceUID, str(ds.PatientName)) for ds in datasets))
+    assert copies[0] == copies[1]
+    assert not set(copies[0]) & set(copies[2])
