@@ -15,6 +15,9 @@ import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from io import BytesIO
+
+from pydicom import dcmread
 
 from .engine import AnonymizationSettings, anonymize_bytes
 from .logs import exception_summary, route_warnings_to_logging
@@ -59,6 +62,12 @@ def anonymize_instance(data: bytes, task: InstanceTask) -> InstanceOutcome:
         if task.dry_run:
             outcome.changes = [change.as_json() for change in report.changes]
             return outcome
+        if _identity(data) == _identity(new_data):
+            # Orthanc would file the copy under the original's ID and replace the original with it.
+            return InstanceOutcome(
+                error="the copy keeps the original's PatientID and UIDs (RetainUIDs?) and would replace it in Orthanc; "
+                "give another PatientID"
+            )
         outcome.data = new_data
         outcome.md5 = hashlib.md5(new_data).hexdigest()
         if task.check_residual:
@@ -68,6 +77,15 @@ def anonymize_instance(data: bytes, task: InstanceTask) -> InstanceOutcome:
         return outcome
     except Exception as error:  # reported per instance; the job goes on with the others
         return InstanceOutcome(error=exception_summary(error))
+
+
+_IDENTITY_TAGS = ["PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"]
+
+
+def _identity(data: bytes) -> tuple[str, ...]:
+    """What Orthanc derives an instance's ID from (its patient, study, series and instance)."""
+    ds = dcmread(BytesIO(data), stop_before_pixels=True, specific_tags=_IDENTITY_TAGS)
+    return tuple(str(ds.get(keyword, "")) for keyword in _IDENTITY_TAGS)
 
 
 def _initialize_worker() -> None:

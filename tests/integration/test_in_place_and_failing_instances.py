@@ -55,3 +55,21 @@ def test_failing_instance_is_reported_and_the_others_stored(orthanc) -> None:
     assert record["Sequence"] == answer["Audit"]
     assert record["ResidualPhi"]["Leaking"] == 1
     assert record["Failed"] == answer["Failed"]
+
+
+def test_copy_that_would_replace_its_original_is_refused(orthanc) -> None:
+    patient = Patient(name="Sameidentity^Eudora", id="PID-SAME-ID")
+    study = orthanc.upload_study(make_study(patient, series=1, per_series=2))
+    originals = instance_files(orthanc, "studies", study)
+    answer = orthanc.anonymize("studies", study, {"Options": ["RetainUIDs"], "PatientID": patient.id})
+    assert answer["Instances"] == 0 and answer["Resource"] is None
+    assert len(answer["Failed"]) == 2
+    assert all("would replace it" in failed["Reason"] for failed in answer["Failed"])
+    assert instance_files(orthanc, "studies", study) == originals
+    # With another PatientID the retained UIDs are fine: Orthanc files the copy apart from the original.
+    answer = orthanc.anonymize("studies", study, {"Options": ["RetainUIDs"]})
+    assert answer["Failed"] == [] and answer["Instances"] == 2
+    copies = instance_files(orthanc, "studies", answer["Resource"])
+    assert {read(data).SOPInstanceUID for data in copies.values()} == {
+        read(data).SOPInstanceUID for data in originals.values()
+    }
