@@ -333,6 +333,9 @@ class JobManager:
                 job.results.append({"Source": resource, "Level": LEVELS[job.level], "Error": str(error)})
         total = sum(len(run.instances) for run in plan)
         task = InstanceTask(settings=job.settings.engine_settings(self.hasher), dry_run=job.settings.dry_run)
+        # Compile the profile's action table once, here: it travels to the workers with every instance (a few KB)
+        # instead of being compiled again in the worker for each one (~5 ms).
+        _ = task.settings.profile.action_table
         parents = _ParentCache(self.client)
         done = 0
 
