@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +32,8 @@ RUN_IN_TRIXIE = COMPAT / "run-in-trixie.sh"
 ROOT = Path(os.environ.get("COMPAT_ROOT", CHECKOUT / ".compat" / "trixie"))
 VENV = Path(os.environ.get("COMPAT_VENV", CHECKOUT / ".compat" / "venv-trixie"))
 SECRET = "compat-test-secret"
+# Debian's PostgreSQL server on the host (bookworm's 15 on this project's machines), for the trixie Orthanc's index.
+POSTGRESQL_BIN = max(Path("/usr/lib/postgresql").glob("*/bin"), default=None, key=lambda path: int(path.parent.name))
 
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0 or not (ROOT / ".compat-root-key").is_file() or not (VENV / ".compat-venv-key").is_file(),
@@ -212,23 +216,8 @@ def trixie_orthanc(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[T
         server.process.wait()
 
 
-@needs_root
-@pytest.mark.integration
-@pytest.mark.parametrize(
-    "trixie_orthanc",
-    [None, {"Python": {"AllowThreads": True}}],
-    ids=["PythonScript", "PythonScript-and-AllowThreads"],
-    indirect=True,
-)
-def test_trixie_orthanc_1_12_runs_the_plugin_on_orthanc_python_5(trixie_orthanc: TrixieOrthanc) -> None:
-    server = trixie_orthanc
-    # The caller holds Orthanc's own PID, chrooted into the trixie root: SIGTERM reaches it directly.
-    assert os.readlink(f"/proc/{server.process.pid}/exe") == str(ROOT / "usr/sbin/Orthanc")
-    assert os.readlink(f"/proc/{server.process.pid}/root") == str(ROOT)
-    assert server.json("/system")["Version"].startswith("1.12.")
-    assert server.json("/plugins/python")["Version"] == "5.0"
-    assert "basic" in {profile["Name"] for profile in server.json("/anonymizer/profiles")}
-
+def anonymize_one_study(server: TrixieOrthanc) -> None:
+    """Upload a pydicom test file, anonymize its study, check the link and the audit chain."""
     upload = requests.post(
         server.url + "/instances",
         data=Path(str(get_testdata_file("CT_small.dcm"))).read_bytes(),
@@ -244,5 +233,88 @@ def test_trixie_orthanc_1_12_runs_the_plugin_on_orthanc_python_5(trixie_orthanc:
     assert server.json(f"/anonymizer/studies/{study}/links")["Copies"] == [answer["Resource"]]
     assert server.json("/anonymizer/audit/verify")["Valid"] is True
 
+
+@needs_root
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "trixie_orthanc",
+    [None, {"Python": {"AllowThreads": True}}],
+    ids=["PythonScript", "PythonScript-and-AllowThreads"],
+    indirect=True,
+)
+def test_trixie_orthanc_1_12_runs_the_plugin_on_orthanc_python_5(trixie_orthanc: TrixieOrthanc) -> None:
+    server = trixie_orthanc
+    # The caller holds Orthanc's own PID, chrooted into the trixie root: SIGTERM reaches it directly.
+    assert os.readlink(f"/proc/{server.process.pid}/exe") == str(ROOT / "usr/sbin/Orthanc")
+    assert os.readlink(f"/proc/{server.process.pid}/root") == str(ROOT)
+    system = server.json("/system")
+    assert system["Version"].startswith("1.12.")
+    assert system["DatabaseBackendPlugin"] is None  # the embedded SQLite index
+    assert server.json("/plugins/python")["Version"] == "5.0"
+    assert "basic" in {profile["Name"] for profile in server.json("/anonymizer/profiles")}
+    anonymize_one_study(server)
     assert server.stop() == 0, server.log_text()
     assert "Orthanc has stopped" in server.log_text()
+
+
+@pytest.fixture
+def postgresql() -> Iterator[int]:
+    """A throwaway PostgreSQL cluster of the host's server on a free loopback port, trusting local connections;
+    its port. The folder is made outside pytest's ``tmp_path``, which the ``postgres`` user may not enter."""
+    assert POSTGRESQL_BIN is not None
+    folder = Path(tempfile.mkdtemp(prefix="compat-postgresql-"))
+    shutil.chown(folder, "postgres", "postgres")
+    port = free_port()
+
+    def as_postgres(*command: str) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", *command], check=True, capture_output=True)
+
+    try:
+        as_postgres(str(POSTGRESQL_BIN / "initdb"), "-D", f"{folder}/data", "--auth=trust", "-U", "postgres")
+        options = f"-k {folder} -p {port} -h 127.0.0.1 -c fsync=off"
+        as_postgres(
+            str(POSTGRESQL_BIN / "pg_ctl"), "-D", f"{folder}/data", "-l", f"{folder}/log", "-w", "-o", options, "start"
+        )
+        try:
+            as_postgres(
+                str(POSTGRESQL_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "orthanc"
+            )
+            yield port
+        finally:
+            as_postgres(str(POSTGRESQL_BIN / "pg_ctl"), "-D", f"{folder}/data", "-m", "immediate", "-w", "stop")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@needs_root
+@pytest.mark.integration
+@pytest.mark.skipif(POSTGRESQL_BIN is None, reason="no PostgreSQL server on the host (Debian postgresql)")
+def test_trixie_orthanc_with_the_postgresql_index_plugin_5_runs_the_plugin(tmp_path: Path, postgresql: int) -> None:
+    """The production set-up (docker-compose.yml: PostgreSQL index) on the same Orthanc and plugin generation."""
+    overrides = {
+        "Plugins": [
+            "/usr/share/orthanc/plugins/libOrthancPython.so",
+            "/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so",
+        ],
+        "PostgreSQL": {
+            "EnableIndex": True,
+            "EnableStorage": False,
+            "Host": "127.0.0.1",
+            "Port": postgresql,
+            "Database": "orthanc",
+            "Username": "postgres",
+            "Password": "",
+            "EnableSsl": False,
+            "Lock": False,
+        },
+    }
+    server = TrixieOrthanc(tmp_path, overrides)
+    try:
+        server.wait_ready()
+        assert "PostgreSQLIndex" in str(server.json("/system")["DatabaseBackendPlugin"])
+        assert server.json("/plugins/postgresql-index")["Version"] == "5.0"
+        anonymize_one_study(server)
+        assert server.stop() == 0, server.log_text()
+    finally:
+        server.process.kill()
+        server.process.wait()
