@@ -321,17 +321,17 @@ class JobManager:
         with self._lock:
             job.state, job.started = RUNNING, time.time()
         self._save(job)
-        plan: list[_ResourceRun] = []
+        # Count first (for the progress), list each resource's instances only when its turn comes: a batch of many
+        # large studies never has more than one study's instance list in memory.
+        counts: list[tuple[str, int | None]] = []
         for resource in job.resources:
             try:
-                plan.append(_ResourceRun(job.level, resource, self.client.instances_of(job.level, resource)))
-            except ResourceNotFound:
-                job.errors.append(f"{job.level}/{resource}: unknown resource")
-                job.results.append({"Source": resource, "Level": LEVELS[job.level], "Error": "unknown resource"})
+                counts.append((resource, self.client.count_instances(job.level, resource)))
             except OrthancError as error:
-                job.errors.append(f"{job.level}/{resource}: {error}")
-                job.results.append({"Source": resource, "Level": LEVELS[job.level], "Error": str(error)})
-        total = sum(len(run.instances) for run in plan)
+                counts.append((resource, None))
+                reason = "unknown resource" if isinstance(error, ResourceNotFound) else str(error)
+                job.errors.append(f"{job.level}/{resource}: {reason}")
+        total = sum(count or 0 for _, count in counts)
         task = InstanceTask(settings=job.settings.engine_settings(self.hasher), dry_run=job.settings.dry_run)
         # Compile the profile's action table once, here: it travels to the workers with every instance (a few KB)
         # instead of being compiled again in the worker for each one (~5 ms).
@@ -347,15 +347,32 @@ class JobManager:
             if done % 25 == 0:
                 self._save(job)
 
-        for run in plan:
-            self._anonymize_resource(job, run, task, parents, advance)
-            result = self._conclude(job, run)
+        for resource, count in counts:
+            result: dict[str, Any]
+            try:
+                if count is None:
+                    raise ResourceNotFound("GET", f"/{job.level}/{resource}", 404)
+                instances = [
+                    {"ID": str(item["ID"]), "ParentSeries": str(item["ParentSeries"])}
+                    for item in self.client.instances_of(job.level, resource)
+                ]
+            except OrthancError as error:
+                reason = "unknown resource" if isinstance(error, ResourceNotFound) else str(error)
+                if count is not None:
+                    job.errors.append(f"{job.level}/{resource}: {reason}")
+                result = {"Source": resource, "Level": LEVELS[job.level], "Error": reason}
+            else:
+                run = _ResourceRun(job.level, resource, instances)
+                self._anonymize_resource(job, run, task, parents, advance)
+                result = self._conclude(job, run)
             with self._lock:
                 job.results.append(result)
             self._save(job)
         failed = bool(job.errors) or any(result.get("Failed") or result.get("Error") for result in job.results)
         self._finish(job, FAILURE if failed else SUCCESS)
-        logger.info("job %s (%s, %d resources, %d instances) ended: %s", job.id, job.level, len(plan), total, job.state)
+        logger.info(
+            "job %s (%s, %d resources, %d instances) ended: %s", job.id, job.level, len(counts), total, job.state
+        )
 
     def _anonymize_resource(
         self, job: Job, run: _ResourceRun, task: InstanceTask, parents: _ParentCache, advance: Callable[[], None]

@@ -115,6 +115,13 @@ class OrthancClient:
         answer = self.get_json(f"/{level}/{resource_id}/instances")
         return list(answer)
 
+    def count_instances(self, level: str, resource_id: str) -> int:
+        """How many instances a resource has (``ResourceNotFound`` if it does not exist)."""
+        if level == "instances":
+            self.request("GET", f"/instances/{resource_id}")
+            return 1
+        return int(self.get_json(f"/{level}/{resource_id}/statistics")["CountInstances"])
+
     def instance_file(self, instance_id: str) -> bytes:
         return self.get_bytes(f"/instances/{instance_id}/file")
 

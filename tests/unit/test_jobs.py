@@ -66,6 +66,9 @@ class FakeOrthanc:
             raise ResourceNotFound("GET", f"/{level}/{resource}", 404)
         return found
 
+    def count_instances(self, level: str, resource: str) -> int:
+        return len(self.instances_of(level, resource))
+
     def instance_file(self, instance: str) -> bytes:
         with self.lock:
             self.in_memory += 1
@@ -205,10 +208,12 @@ def test_links_metadata_audit_and_record(manager: JobManager, orthanc: FakeOrtha
 
 def test_unknown_resource_in_a_batch_does_not_stop_the_others(manager: JobManager, orthanc: FakeOrthanc) -> None:
     study = {orthanc.add(data)["ParentStudy"] for data in make_files(1)}.pop()
-    job = run(manager, "studies", ["nope", study])
+    job = run(manager, "studies", ["nope", study, "gone"])
     assert job.state == FAILURE
     assert job.results[0] == {"Source": "nope", "Level": "Study", "Error": "unknown resource"}
     assert job.results[1]["Instances"] == 1
+    assert job.results[2]["Error"] == "unknown resource"
+    assert job.errors == ["studies/nope: unknown resource", "studies/gone: unknown resource"]
 
 
 def test_interrupted_jobs_are_marked_failed(tmp_path: Path) -> None:
