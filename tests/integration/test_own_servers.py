@@ -149,3 +149,15 @@ def test_same_secret_gives_the_same_copy_on_another_orthanc(orthanc, server_fact
         copies.append(sorted((ds.StudyInstanceUID, ds.SOPInstanceUID, str(ds.PatientName)) for ds in datasets))
     assert copies[0] == copies[1]
     assert not set(copies[0]) & set(copies[2])
+
+
+def test_copy_orthanc_did_not_store_is_reported_failed(server_factory) -> None:
+    server = server_factory("no-overwrite", overrides={"OverwriteInstances": False}).start()
+    study = server.upload_study(make_study(Patient(name="Overwrite^Leontyne", id="PID-OVERWRITE"), 1, 2))
+    first = server.anonymize("studies", study, {"PatientName": "FIRST^COPY"})
+    assert first["Failed"] == []
+    # Same UIDs and patient pseudonym, other PatientName: Orthanc keeps the first copy and says AlreadyStored.
+    second = server.anonymize("studies", study, {"PatientName": "SECOND^COPY"})
+    assert second["Instances"] == 0 and len(second["Failed"]) == 2
+    assert all("kept other bytes" in failed["Reason"] for failed in second["Failed"])
+    assert server.json(f"/studies/{first['Resource']}")["PatientMainDicomTags"]["PatientName"] == "FIRST^COPY"
