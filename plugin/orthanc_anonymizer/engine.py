@@ -123,6 +123,7 @@ _SOP_CLASS_UID = 0x00080016
 _MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
 # File meta attributes that only describe the sender (AE titles, addresses, private meta information): removed.
 _META_KEPT = frozenset({0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013})
+_DUMMIED_VRS = frozenset({"UT", "LT", "ST", "UC", "PN", "DA", "DT"})
 _TOKEN_VRS = frozenset({"PN", "LO", "SH", "AE", "UC", "CS", "DA", "DT"})
 IMPLEMENTATION_VERSION_NAME = ("OANON_" + __version__)[:16]
 
@@ -182,7 +183,7 @@ class _Walker:
 
     # -- pass 2: apply the actions ---------------------------------------------------------------------------
 
-    def process(self, dataset: Dataset, path: str, keywords: tuple[str, ...], cleaning: bool) -> None:
+    def process(self, dataset: Dataset, path: str, keywords: tuple[str, ...], cleaning: str) -> None:
         private_kept_blocks: set[tuple[int, int]] = set()
         private_creators: list[int] = []
         for tag in list(dataset.keys()):
@@ -226,9 +227,7 @@ class _Walker:
                 self._record("", tag, keyword_for_tag(tag), "X", "X", True)
                 del dataset[tag]
 
-    def _process_private(
-        self, dataset: Dataset, tag: int, path: str, keywords: tuple[str, ...], cleaning: bool
-    ) -> bool:
+    def _process_private(self, dataset: Dataset, tag: int, path: str, keywords: tuple[str, ...], cleaning: str) -> bool:
         """Apply the rule for one private attribute; ``True`` if it stays in the output."""
         rule = self.table.rule_for(tag)
         if rule is None:
@@ -253,7 +252,7 @@ class _Walker:
         tag: int,
         path: str,
         keywords: tuple[str, ...],
-        cleaning: bool,
+        cleaning: str,
         action: Action | None = None,
     ) -> None:
         rule = action if action is not None else self.table.action_for(tag)
@@ -269,7 +268,7 @@ class _Walker:
             if vr == "SQ":
                 self._descend(dataset, tag, path, keywords, keyword, cleaning)
             elif cleaning:
-                self._clean_untabled(dataset, tag, vr, path)
+                self._clean_untabled(dataset, tag, vr, path, cleaning)
             else:
                 _check_kept_value(dataset, tag, vr)
             return
@@ -297,7 +296,7 @@ class _Walker:
         action: Action,
         path: str,
         keywords: tuple[str, ...],
-        cleaning: bool,
+        cleaning: str,
     ) -> None:
         if action is Action.X:
             self._record(path, tag, keyword, rule.value, "X", True, dataset)
@@ -311,9 +310,16 @@ class _Walker:
                 element.value = Sequence()
                 return
             # K, D, U (X/Z/U*) and C keep the sequence and clean its items (PS3.15 E.1-1a: K is cleaned for
-            # sequences); C also cleans the free text inside.
+            # sequences). Inside, C also cleans the free text, and D replaces free text, names and dates that
+            # the table does not name with dummies (e.g. the Content Sequence of a structured report).
+            if action is Action.D or cleaning == "D":
+                mode = "D"
+            elif action is Action.C or cleaning:
+                mode = "C"
+            else:
+                mode = ""
             self._record(path, tag, keyword, rule.value, action.value, False)
-            self._descend(dataset, tag, path, keywords, keyword, cleaning or action is Action.C)
+            self._descend(dataset, tag, path, keywords, keyword, mode)
             return
         if action is Action.K:
             _check_kept_value(dataset, tag, vr)
@@ -337,7 +343,7 @@ class _Walker:
         self._record(path, tag, keyword, rule.value, label, changed, original=before, new=element.value)
 
     def _descend(
-        self, dataset: Dataset, tag: int, path: str, keywords: tuple[str, ...], keyword: str, cleaning: bool
+        self, dataset: Dataset, tag: int, path: str, keywords: tuple[str, ...], keyword: str, cleaning: str
     ) -> None:
         items = dataset[tag].value or []
         for index, item in enumerate(items):
@@ -390,17 +396,30 @@ class _Walker:
             return self.cleaner.clean(value, vr)
         return [self.cleaner.clean(str(item), vr) for item in value]
 
-    def _clean_untabled(self, dataset: Dataset, tag: int, vr: str, path: str) -> None:
-        """Inside a sequence being cleaned (C), attributes the table does not name are cleaned by their VR."""
-        if vr not in TEXT_VRS and vr not in DATE_VRS and vr not in ("PN", "TM"):
-            return
-        element = dataset[tag]
-        before = element.value
-        new, label = self._clean_value(tag, vr, before)
+    def _clean_untabled(self, dataset: Dataset, tag: int, vr: str, path: str, mode: str) -> None:
+        """Inside a sequence being cleaned (C) or dummied (D), attributes the table does not name are handled
+        by their VR: under C, text is cleaned and names replaced; under D, free text (UT, LT, ST, UC) and names
+        are replaced by dummies (codes in SH, LO and CS stay, so a report keeps its structure); dates follow
+        the temporal options (kept, shifted, or a dummy)."""
+        if mode == "D":
+            if vr not in _DUMMIED_VRS:
+                return
+            element = dataset[tag]
+            before = element.value
+            if vr in DATE_VRS or vr == "TM":
+                new, label = self._clean_value(tag, vr, before)
+            else:
+                new, label = dummy_value(vr), "D"
+        else:
+            if vr not in TEXT_VRS and vr not in DATE_VRS and vr not in ("PN", "TM"):
+                return
+            element = dataset[tag]
+            before = element.value
+            new, label = self._clean_value(tag, vr, before)
         element.value = new
         changed = _as_text(before) != _as_text(element.value)
         if changed:
-            self._record(path, tag, keyword_for_tag(tag), "C", label, True, original=before, new=element.value)
+            self._record(path, tag, keyword_for_tag(tag), mode, label, True, original=before, new=element.value)
 
     def _record(
         self,
@@ -477,7 +496,7 @@ class _Walker:
                 self._record("", tag, keyword_for_tag(tag), "X", "X", True, meta)
                 del meta[tag]
         if _MEDIA_STORAGE_SOP_INSTANCE_UID in meta:
-            self._process_element(meta, _MEDIA_STORAGE_SOP_INSTANCE_UID, "", (), False)
+            self._process_element(meta, _MEDIA_STORAGE_SOP_INSTANCE_UID, "", (), "")
             # Keep the meta consistent with the instance, whatever the rules did to each.
             if "SOPInstanceUID" in dataset:
                 meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
@@ -496,7 +515,7 @@ def anonymize_dataset(dataset: Dataset, settings: AnonymizationSettings) -> Anon
             _clean_pixels(dataset, settings, walker)
         if settings.profile.cleans_text:
             walker.collect_identifying(dataset)
-        walker.process(dataset, "", (), False)
+        walker.process(dataset, "", (), "")
         walker.set_patient_identity(dataset)
         walker.add_markers(dataset)
         walker.process_file_meta(dataset)

@@ -269,3 +269,29 @@ def test_not_dicom_and_truncated_input_are_refused() -> None:
     data = Path(get_testdata_file("CT_small.dcm")).read_bytes()
     with pytest.raises(InvalidDicomError):
         anonymize_bytes(data[:1000], settings())
+
+
+def test_structured_report_content_is_dummied_or_cleaned() -> None:
+    ds = make_instance("1.14.1", "1.14.1.1", "1.14.1.1.1", SOPClassUID="1.2.840.10008.5.1.4.1.1.88.11")
+    concept = Dataset()
+    concept.CodeValue = "121060"
+    concept.CodingSchemeDesignator = "DCM"
+    concept.CodeMeaning = "History"
+    text = Dataset()
+    text.RelationshipType = "CONTAINS"
+    text.ValueType = "TEXT"
+    text.ConceptNameCodeSequence = Sequence([concept])
+    text.TextValue = "Smith seen on 10.01.2024, fracture healing well"
+    observer = Dataset()
+    observer.RelationshipType = "HAS OBS CONTEXT"
+    observer.ValueType = "PNAME"
+    observer.PersonName = "Jones^Robert"
+    ds.ContentSequence = Sequence([text, observer])
+    basic = roundtrip(ds, settings())
+    assert basic.ContentSequence[0].TextValue == "ANONYMIZED"  # Content Sequence is D: free text dummied
+    assert basic.ContentSequence[0].ConceptNameCodeSequence[0].CodeMeaning == "History"  # structure kept
+    assert str(basic.ContentSequence[1].PersonName) == "ANONYMOUS"
+    cleaned = roundtrip(ds, settings(["CleanStructdCont"]))
+    value = cleaned.ContentSequence[0].TextValue
+    assert "fracture healing well" in value and "Smith" not in value and "10.01.2024" not in value
+    assert "Jones" not in str(cleaned.ContentSequence[1].PersonName)
