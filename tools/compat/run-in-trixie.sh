@@ -29,6 +29,7 @@ shared="$(dirname "$COMPAT_CHECKOUT")/shared"
 [[ -d "$shared" ]] || shared=""
 [[ -d "$COMPAT_VENV" ]] || compat_die "no venv at $COMPAT_VENV: run 'make compat-venv' first"
 # The mount point of the venv: an empty .venv made here is what `make venv` would fill anyway (it is ignored by git).
+[[ ! -L "$COMPAT_CHECKOUT/.venv" ]] || compat_die "$COMPAT_CHECKOUT/.venv is a symbolic link: make it a folder"
 [[ -e "$COMPAT_CHECKOUT/.venv" ]] || mkdir "$COMPAT_CHECKOUT/.venv"
 cp -f /etc/resolv.conf "$COMPAT_ROOT/etc/resolv.conf"
 # A shared lock for as long as COMMAND runs (the descriptor is inherited through exec): build-trixie-root.sh waits
