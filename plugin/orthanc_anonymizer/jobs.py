@@ -28,7 +28,7 @@ from . import __version__
 from .engine import AnonymizationSettings
 from .links import LinkIndex
 from .logs import exception_summary
-from .orthanc_client import LEVELS, OrthancClient, OrthancError, ResourceNotFound
+from .orthanc_client import LEVELS, OrthancClient, OrthancError, OrthancUnreachable, ResourceNotFound
 from .profiles import Profile
 from .uids import KeyedHasher
 from .workers import InstanceOutcome, InstanceTask
@@ -38,6 +38,7 @@ logger = logging.getLogger("orthanc_anonymizer.jobs")
 FROM_RESOURCE = "AnonymizedFromResource"
 PROFILE_METADATA = "AnonymizationProfile"
 PENDING, RUNNING, SUCCESS, FAILURE = "Pending", "Running", "Success", "Failure"
+INTERRUPTED = "interrupted: Orthanc stopped before the job ended"
 PARENT_LEVELS = (("series", "ParentSeries"), ("studies", "ParentStudy"), ("patients", "ParentPatient"))
 
 
@@ -162,7 +163,7 @@ class JobStore:
             record = json.loads(path.read_text(encoding="utf-8"))
             if record.get("State") in (PENDING, RUNNING):
                 record["State"] = FAILURE
-                record["Errors"] = [*record.get("Errors", []), "interrupted: Orthanc stopped before the job ended"]
+                record["Errors"] = [*record.get("Errors", []), INTERRUPTED]
                 self.save(record)
                 count += 1
         return count
@@ -216,6 +217,8 @@ class _ResourceRun:
         self.residual_unknown = 0
         self.lock = threading.Lock()
         """Storer threads update the outcome concurrently."""
+        self.interrupted = False
+        """Orthanc stopped (or became unreachable) before every instance was handled."""
 
 
 class JobManager:
@@ -252,6 +255,7 @@ class JobManager:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self._queue: queue.Queue[Job | None] = queue.Queue()
+        self.stopping = threading.Event()
         self._threads = [
             threading.Thread(target=self._run_forever, name=f"anonymizer-job-{n}", daemon=True)
             for n in range(concurrent_jobs)
@@ -275,7 +279,10 @@ class JobManager:
                 return job.record()
         return self.store.load(job_id)
 
-    def shutdown(self, timeout: float = 5.0) -> None:
+    def shutdown(self, timeout: float = 3.0) -> None:
+        """Orthanc is stopping: running jobs stop after the instances in flight, queued ones do not start; both end
+        as failures saying so (their copies so far stay stored, linked and audited). Orthanc waits for this."""
+        self.stopping.set()
         for _ in self._threads:
             self._queue.put(None)
         deadline = time.monotonic() + timeout
@@ -296,6 +303,10 @@ class JobManager:
             if job is None:
                 self.client.close()
                 return
+            if self.stopping.is_set():
+                job.errors.append(INTERRUPTED)
+                self._finish(job, FAILURE)
+                continue
             try:
                 self.run(job)
             except Exception as error:  # a bug must not kill the runner thread
@@ -327,6 +338,10 @@ class JobManager:
         for resource in job.resources:
             try:
                 counts.append((resource, self.client.count_instances(job.level, resource)))
+            except OrthancUnreachable:
+                job.errors.append(INTERRUPTED)
+                self._finish(job, FAILURE)
+                return
             except OrthancError as error:
                 counts.append((resource, None))
                 reason = "unknown resource" if isinstance(error, ResourceNotFound) else str(error)
@@ -348,7 +363,11 @@ class JobManager:
                 self._save(job)
 
         for resource, count in counts:
+            if self.stopping.is_set():
+                job.errors.append(INTERRUPTED)
+                break
             result: dict[str, Any]
+            interrupted = False
             try:
                 if count is None:
                     raise ResourceNotFound("GET", f"/{job.level}/{resource}", 404)
@@ -365,9 +384,13 @@ class JobManager:
                 run = _ResourceRun(job.level, resource, instances)
                 self._anonymize_resource(job, run, task, parents, advance)
                 result = self._conclude(job, run)
+                interrupted = run.interrupted
             with self._lock:
                 job.results.append(result)
             self._save(job)
+            if interrupted:
+                job.errors.append(INTERRUPTED)
+                break
         failed = bool(job.errors) or any(result.get("Failed") or result.get("Error") for result in job.results)
         self._finish(job, FAILURE if failed else SUCCESS)
         logger.info(
@@ -380,8 +403,14 @@ class JobManager:
         """Stream the instances: download here, anonymize in a worker, store on a storer thread."""
         pending: deque[Future[None]] = deque()
         for instance in run.instances:
+            if self.stopping.is_set():
+                run.interrupted = True  # the result shows fewer instances; InPlace keeps the original
+                break
             try:
                 data = self.client.instance_file(str(instance["ID"]))
+            except OrthancUnreachable:
+                run.interrupted = True
+                break
             except OrthancError as error:
                 with run.lock:
                     run.failed.append({"Instance": str(instance["ID"]), "Reason": f"cannot read the original: {error}"})
@@ -531,7 +560,8 @@ class JobManager:
         """InPlace: delete the original only when every instance was stored and verified."""
         if run.failed or len(run.stored) != len(run.instances):
             job.errors.append(
-                f"{run.level}/{run.source}: original kept (InPlace) because {len(run.failed)} instances failed"
+                f"{run.level}/{run.source}: original kept (InPlace): {len(run.stored)} of {len(run.instances)} "
+                "instances stored"
             )
             return False
         if run.source in new_resources:

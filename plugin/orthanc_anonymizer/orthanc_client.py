@@ -33,6 +33,10 @@ class ResourceNotFound(OrthancError):
     """Orthanc has no such resource (HTTP 404)."""
 
 
+class OrthancUnreachable(OrthancError):
+    """No connection to Orthanc: on loopback, that means it is stopping."""
+
+
 class OrthancClient:
     """A small, thread-safe client of Orthanc's REST API (one HTTP session per thread)."""
 
@@ -78,6 +82,8 @@ class OrthancClient:
         session = self._session()
         try:
             response = session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
+        except requests.ConnectionError:
+            raise OrthancUnreachable(method, path, 0, "no connection") from None
         finally:
             if not self.keep_alive:
                 session.close()

@@ -12,6 +12,7 @@ Rules that keep orthanc-python 4.0 from deadlocking (it holds the GIL during eve
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
 import json
@@ -307,11 +308,6 @@ def _audit_verify(output: Any, uri: str, **request: Any) -> None:
     _answer(output, _state().audit.verify())
 
 
-def _on_change(change_type: int, level: int, resource_id: str) -> None:
-    if change_type == orthanc.ChangeType.ORTHANC_STOPPED and _plugin is not None:
-        _plugin.stop()
-
-
 def _check_orthanc_settings(orthanc_config: dict[str, Any], config: AnonymizerConfig) -> None:
     declared = orthanc_config.get("UserMetadata") or {}
     for name in (FROM_RESOURCE, PROFILE_METADATA):
@@ -359,7 +355,10 @@ def start() -> None:
     orthanc.RegisterRestCallback("/anonymizer/audit/verify", _audit_verify)
     orthanc.RegisterRestCallback(f"/anonymizer/{LEVEL_PATTERN}/([^/]+)", _anonymize)
     orthanc.RegisterRestCallback(f"/anonymizer/{LEVEL_PATTERN}/([^/]+)/links", _links)
-    orthanc.RegisterOnChangeCallback(_on_change)
+    # No on-change callback on purpose: orthanc-python calls it for every change (each copy makes several), each
+    # call waits for the GIL, and Orthanc's stop waits for the backlog. Jobs notice a stopping Orthanc by its
+    # refused loopback connections instead, and the rest is closed when Python ends.
+    atexit.register(_plugin.stop)
     # The "Anonymize (PS3.15)" button of Orthanc Explorer (explorer.py, explorer.js).
     orthanc.ExtendOrthancExplorer(explorer_javascript())
     logger.info(

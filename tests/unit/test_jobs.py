@@ -18,7 +18,7 @@ from pydicom.uid import generate_uid
 from orthanc_anonymizer.audit import AuditLog
 from orthanc_anonymizer.jobs import FAILURE, SUCCESS, Job, JobManager, JobSettings, JobStore
 from orthanc_anonymizer.links import LinkIndex
-from orthanc_anonymizer.orthanc_client import ResourceNotFound
+from orthanc_anonymizer.orthanc_client import OrthancUnreachable, ResourceNotFound
 from orthanc_anonymizer.profiles import basic_profile
 from orthanc_anonymizer.uids import KeyedHasher
 from orthanc_anonymizer.workers import InstanceOutcome, InstanceTask, anonymize_instance
@@ -234,3 +234,41 @@ def test_ended_jobs_leave_memory_but_not_disk(manager: JobManager, orthanc: Fake
     first, second = run(manager, "studies", [study]), run(manager, "studies", [study])
     assert first.id not in manager._jobs and second.id in manager._jobs
     assert manager.record(first.id) == first.record()
+
+
+@pytest.mark.parametrize("how", ["plugin stopping", "connection refused"])
+def test_orthanc_stopping_ends_the_running_job_early_and_keeps_the_original(
+    manager: JobManager, orthanc: FakeOrthanc, how: str
+) -> None:
+    study = {orthanc.add(data)["ParentStudy"] for data in make_files(40)}.pop()
+    real_file = orthanc.instance_file
+    calls = []
+
+    def file_then_stop(instance: str) -> bytes:
+        """Orthanc begins to stop once the first instance was read."""
+        calls.append(instance)
+        if how == "plugin stopping":
+            manager.stopping.set()
+        elif len(calls) > 1:
+            raise OrthancUnreachable("GET", f"/instances/{instance}/file", 0, "no connection")
+        return real_file(instance)
+
+    orthanc.instance_file = file_then_stop  # type: ignore[method-assign]
+    job = manager.submit(
+        Job(level="studies", resources=[study], settings=JobSettings(basic_profile(), in_place=True), user="u")
+    )
+    assert job.done.wait(30)
+    assert job.state == FAILURE
+    assert job.errors == [
+        f"studies/{study}: original kept (InPlace): {job.results[0]['Instances']} of 40 instances stored",
+        "interrupted: Orthanc stopped before the job ended",
+    ]
+    assert job.results[0]["Instances"] == 1 and job.results[0]["Deleted"] is False
+    assert orthanc.deleted == []
+    assert manager.audit.read()[-1]["Instances"] == job.results[0]["Instances"]  # type: ignore[attr-defined]
+    if how == "plugin stopping":  # a job queued while the plugin stops does not start
+        queued = manager.submit(
+            Job(level="studies", resources=[study], settings=JobSettings(basic_profile()), user="u")
+        )
+        assert queued.done.wait(30)
+        assert queued.state == FAILURE and queued.results == []
