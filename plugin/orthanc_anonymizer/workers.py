@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import multiprocessing
+import os
 import sys
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -88,8 +90,18 @@ def _identity(data: bytes) -> tuple[str, ...]:
     return tuple(str(ds.get(keyword, "")) for keyword in _IDENTITY_TAGS)
 
 
+def _exit_with_parent(parent: int) -> None:
+    # A worker holds both ends of its task pipe, so it never sees Orthanc die (SIGKILL, a crash): it would wait
+    # forever. When its parent is gone it is re-parented; then it leaves.
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
+
+
 def _initialize_worker() -> None:
-    """Runs once in each worker: warnings (which may quote values) go to logging, stripped, then to stderr."""
+    """Runs once in each worker: leave with Orthanc; warnings (which may quote values) go to logging, stripped,
+    then to stderr."""
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="exit-with-parent", daemon=True).start()
     route_warnings_to_logging()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("anonymizer worker: %(levelname)s %(name)s: %(message)s"))

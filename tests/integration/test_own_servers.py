@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
@@ -161,3 +163,37 @@ def test_copy_orthanc_did_not_store_is_reported_failed(server_factory) -> None:
     assert second["Instances"] == 0 and len(second["Failed"]) == 2
     assert all("kept other bytes" in failed["Reason"] for failed in second["Failed"])
     assert server.json(f"/studies/{first['Resource']}")["PatientMainDicomTags"]["PatientName"] == "FIRST^COPY"
+
+
+def test_job_killed_with_orthanc_is_marked_interrupted_and_the_original_kept(server_factory) -> None:
+    from checks import instance_files
+
+    server = server_factory("killed", overrides={"Anonymizer": {"Workers": 1}}).start()
+    study = server.upload_study(make_study(Patient(name="Killed^Barnabas", id="PID-KILLED"), 2, 60))
+    originals = instance_files(server, "studies", study)
+    job = server.anonymize("studies", study, {"Asynchronous": True, "InPlace": True})["Job"]
+    deadline = time.monotonic() + 60
+    while server.json(f"/anonymizer/jobs/{job}")["Progress"] < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.process is not None
+    workers = [
+        int(pid)
+        for pid in Path(f"/proc/{server.process.pid}/task").glob("*/children")
+        for pid in pid.read_text().split()
+    ]
+    assert workers, "the engine runs in worker processes"
+    server.process.kill()  # no chance to clean up: a power cut
+    server.process.wait(30)
+    server.process = None
+    # The worker processes do not outlive their Orthanc.
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+
+    server.start()
+    record = server.json(f"/anonymizer/jobs/{job}")
+    assert record["State"] == "Failure"
+    assert any("interrupted" in error for error in record["Errors"])
+    assert instance_files(server, "studies", study) == originals  # InPlace never deleted the original
+    assert server.json("/anonymizer/audit/verify")["Valid"] is True
