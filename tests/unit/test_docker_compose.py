@@ -1,0 +1,253 @@
+"""The production deployment (``docker-compose.yml``, ``orthanc-config/docker/``) read as files: what it mounts and
+copies exists, the Orthanc configuration it mounts is the one the plugin accepts, no secret is written in it, and
+every image is pinned.
+
+No Docker engine runs here; ``tests/integration/test_docker_configuration.py`` starts a real Orthanc 1.12 with the
+same configuration file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pytest
+import yaml
+
+from orthanc_anonymizer.config import SECRET_ENVIRONMENT_VARIABLE, ConfigurationError, parse_configuration
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = CHECKOUT / "docker-compose.yml"
+ORTHANC_IMAGE = "orthancteam/orthanc:25.1.1"
+"""Orthanc 1.12.6, Python plugin 5.0 (Python 3.11), PostgreSQL plugins 7.1, Debian bookworm."""
+ORTHANC_CONFIGURATION_TARGET = "/etc/orthanc/orthanc.json"
+SECRET_NAMES = re.compile(r"SECRET|PASSWORD|USERS|TOKEN|KEY", re.IGNORECASE)
+REQUIRED_VARIABLE = re.compile(r"^\$\{(?P<name>[A-Z_][A-Z0-9_]*):\?[^}]*\}$")
+"""``${NAME:?message}``: compose takes the value from the environment and refuses to start without it."""
+
+
+def compose() -> dict[str, Any]:
+    loaded = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def service(name: str) -> dict[str, Any]:
+    services = compose()["services"]
+    assert name in services, f"docker-compose.yml has no service {name!r}"
+    return dict(services[name])
+
+
+def environment(name: str) -> dict[str, str]:
+    value = service(name).get("environment", {})
+    if isinstance(value, list):  # the KEY=VALUE form
+        value = dict(item.split("=", 1) for item in value)
+    return {str(key): str(item) for key, item in value.items()}
+
+
+def bind_mounts(name: str) -> dict[str, Path]:
+    """Container path -> host path of the service's bind mounts (short syntax, relative to the compose file)."""
+    mounts = {}
+    for volume in service(name).get("volumes", []):
+        source, target = str(volume).split(":")[:2]
+        if source.startswith((".", "/")):
+            mounts[target] = (COMPOSE_FILE.parent / source).resolve()
+    return mounts
+
+
+def named_volume_targets(name: str) -> set[str]:
+    targets = set()
+    for volume in service(name).get("volumes", []):
+        source, target = str(volume).split(":")[:2]
+        if not source.startswith((".", "/")):
+            assert source in (compose().get("volumes") or {}), f"volume {source!r} is not declared"
+            targets.add(target)
+    return targets
+
+
+def dockerfile() -> Path:
+    build = service("orthanc")["build"]
+    return (COMPOSE_FILE.parent / build["context"] / build.get("dockerfile", "Dockerfile")).resolve()
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """``(INSTRUCTION, arguments)`` with continuation lines joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", dockerfile().read_text(encoding="utf-8"))
+    instructions = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, arguments = line.partition(" ")
+            instructions.append((keyword.upper(), arguments.strip()))
+    return instructions
+
+
+def copies() -> list[tuple[list[str], str]]:
+    """``COPY`` instructions as (sources, destination)."""
+    result = []
+    for keyword, arguments in dockerfile_instructions():
+        if keyword == "COPY":
+            words = [word for word in arguments.split() if not word.startswith("--")]
+            result.append((words[:-1], words[-1]))
+    return result
+
+
+def container_to_host(path: str) -> Path:
+    """Where a path of the orthanc container comes from in the checkout: a bind mount, or a file the Dockerfile
+    copies."""
+    posix = PurePosixPath(path)
+    for target, source in bind_mounts("orthanc").items():
+        if posix == PurePosixPath(target) or PurePosixPath(target) in posix.parents:
+            return source / posix.relative_to(target)
+    context = (COMPOSE_FILE.parent / service("orthanc")["build"]["context"]).resolve()
+    for sources, destination in copies():
+        if len(sources) == 1 and posix == PurePosixPath(destination):
+            return context / sources[0]
+    raise AssertionError(f"{path} is neither mounted nor copied into the orthanc container")
+
+
+def mounted_configuration() -> dict[str, Any]:
+    mounts = bind_mounts("orthanc")
+    assert ORTHANC_CONFIGURATION_TARGET in mounts, f"nothing is mounted at {ORTHANC_CONFIGURATION_TARGET}"
+    loaded = json.loads(mounts[ORTHANC_CONFIGURATION_TARGET].read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def development_configuration() -> dict[str, Any]:
+    loaded = json.loads((CHECKOUT / "orthanc-config" / "orthanc.json").read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def configuration_as_the_host_sees_it() -> dict[str, Any]:
+    """The mounted configuration with its container paths replaced by the checkout's files they come from."""
+    config = mounted_configuration()
+    section = dict(config["Anonymizer"])
+    section["ProfilesDirectory"] = str(container_to_host(section["ProfilesDirectory"]))
+    return {**config, "Anonymizer": section}
+
+
+# -- images -------------------------------------------------------------------------------------------------------
+
+
+def test_the_orthanc_image_is_built_from_the_pinned_orthancteam_tag() -> None:
+    bases = [arguments.split()[-1] for keyword, arguments in dockerfile_instructions() if keyword == "FROM"]
+    assert bases == [ORTHANC_IMAGE]
+
+
+def test_every_image_is_pinned_to_a_version() -> None:
+    images = [str(spec["image"]) for spec in compose()["services"].values() if "image" in spec]
+    images += [arguments.split()[-1] for keyword, arguments in dockerfile_instructions() if keyword == "FROM"]
+    for image in images:
+        name, _, tag = image.rpartition(":")
+        assert name and "/" not in tag, f"{image}: no tag"
+        assert tag != "latest" and re.match(r"^\d", tag), f"{image}: not pinned to a version"
+
+
+def test_postgres_is_an_official_image_pinned_to_a_major_version_with_a_volume_and_a_healthcheck() -> None:
+    postgres = service("postgres")
+    assert re.fullmatch(r"postgres:\d+(\.\d+)?(-[a-z0-9]+)?", postgres["image"])
+    assert "/var/lib/postgresql/data" in named_volume_targets("postgres")
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    assert service("orthanc")["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+# -- files --------------------------------------------------------------------------------------------------------
+
+
+def test_every_file_mounted_or_copied_exists_in_the_checkout() -> None:
+    assert dockerfile().is_file()
+    for target, source in bind_mounts("orthanc").items():
+        assert source.exists(), f"{source} (mounted at {target}) is missing"
+        assert source.is_relative_to(CHECKOUT), f"{source} is outside the checkout"
+    context = (COMPOSE_FILE.parent / service("orthanc")["build"]["context"]).resolve()
+    assert context == CHECKOUT
+    for sources, _ in copies():
+        for source in sources:
+            assert (context / source).exists(), f"COPY {source}: missing"
+
+
+def test_the_image_installs_the_package_into_the_system_python_and_copies_entry_py() -> None:
+    runs = " ".join(arguments for keyword, arguments in dockerfile_instructions() if keyword == "RUN")
+    assert re.search(r"pip install .*--break-system-packages", runs)
+    config = mounted_configuration()
+    assert container_to_host(config["PythonScript"]) == CHECKOUT / "plugin" / "entry.py"
+    # entry.py there has no .venv beside it: it falls back to the system's packages.
+    assert not PurePosixPath(config["PythonScript"]).is_relative_to("/etc/orthanc")
+
+
+def test_the_state_of_orthanc_and_of_the_plugin_lives_in_a_named_volume() -> None:
+    config = mounted_configuration()
+    assert config["StorageDirectory"] in named_volume_targets("orthanc")
+
+
+def test_profiles_are_mounted_from_the_checkout_and_not_read_as_orthanc_configuration() -> None:
+    profiles = mounted_configuration()["Anonymizer"]["ProfilesDirectory"]
+    assert container_to_host(profiles) == CHECKOUT / "profiles"
+    # The image reads every /etc/orthanc/*.json as Orthanc configuration; profiles are JSON too.
+    assert not PurePosixPath(profiles).is_relative_to("/etc/orthanc")
+
+
+# -- the Orthanc configuration it mounts ---------------------------------------------------------------------------
+
+
+def test_the_mounted_configuration_declares_the_same_user_metadata_as_the_development_one() -> None:
+    assert mounted_configuration()["UserMetadata"] == development_configuration()["UserMetadata"]
+    assert {"AnonymizedFromResource", "AnonymizationProfile"} <= set(mounted_configuration()["UserMetadata"])
+
+
+def test_the_mounted_configuration_enables_python_threads_and_the_postgresql_index() -> None:
+    config = mounted_configuration()
+    assert config["Python"] == {"AllowThreads": True}
+    assert config["PythonScript"].endswith("/entry.py")
+    postgresql = config["PostgreSQL"]
+    assert postgresql["EnableIndex"] is True and postgresql["EnableStorage"] is False
+    assert postgresql["Host"] in compose()["services"]
+    database = environment(postgresql["Host"])
+    assert postgresql["Database"] == database["POSTGRES_DB"]
+    assert postgresql["Username"] == database["POSTGRES_USER"]
+    # The image's own plugin list ("Plugins") is left alone: it enables plugins by these settings.
+    assert "Plugins" not in config
+
+
+def test_the_mounted_configuration_passes_the_plugin_check_with_the_secret_from_the_environment() -> None:
+    parsed = parse_configuration(
+        configuration_as_the_host_sees_it(), environ={SECRET_ENVIRONMENT_VARIABLE: "a-production-secret"}
+    )
+    assert parsed.secret == b"a-production-secret"
+    assert not parsed.development_secret
+    assert parsed.profiles_directory == CHECKOUT / "profiles"
+    assert parsed.state_directory == Path("/var/lib/orthanc/db/anonymizer")
+
+
+def test_the_mounted_configuration_is_refused_without_the_secret() -> None:
+    config = configuration_as_the_host_sees_it()
+    assert config["Anonymizer"]["AllowDevelopmentSecret"] is False
+    with pytest.raises(ConfigurationError, match=SECRET_ENVIRONMENT_VARIABLE):
+        parse_configuration(config, environ={})
+
+
+# -- secrets ------------------------------------------------------------------------------------------------------
+
+
+def test_the_secrets_come_from_the_environment_and_are_required() -> None:
+    orthanc = environment("orthanc")
+    assert REQUIRED_VARIABLE.match(orthanc[SECRET_ENVIRONMENT_VARIABLE])
+    for name in ("orthanc", "postgres"):
+        for key, value in environment(name).items():
+            if SECRET_NAMES.search(key):
+                assert REQUIRED_VARIABLE.match(value), f"{name}: {key} is written in docker-compose.yml"
+
+
+def test_no_secret_is_written_in_the_mounted_configuration() -> None:
+    config = mounted_configuration()
+    assert config["Anonymizer"].get("Secret", "") == ""
+    assert "RegisteredUsers" not in config
+    # Orthanc (and the image, before it) substitutes the environment's value; compose passes it to the container.
+    variable = re.fullmatch(r"\$\{([A-Z_][A-Z0-9_]*)\}", config["PostgreSQL"]["Password"])
+    assert variable, "PostgreSQL.Password is written in the configuration"
+    assert variable.group(1) in environment("orthanc")
+    assert config["AuthenticationEnabled"] is True
