@@ -1,0 +1,253 @@
+"""The production configuration (``orthanc-config/docker/orthanc.json``, mounted by ``docker-compose.yml``) on a real
+Orthanc 1.12 with orthanc-python 5.0 and the PostgreSQL index plugin: Debian trixie's, in the root of
+``tools/compat/`` (no Docker engine runs here).
+
+The test changes in that file only what names the container's world: ports, host names, paths, and what the image
+itself adds (its plugin list; the users that compose passes as ``ORTHANC__REGISTERED_USERS``). The rest, PostgreSQL
+section, ``"Python"`` section, user metadata, ``"Anonymizer"`` section, is used as written; the PostgreSQL password
+reaches Orthanc as in the container, through ``${POSTGRES_PASSWORD}``, against a throwaway cluster of the host's
+PostgreSQL server that checks passwords. ``entry.py`` is copied to where the Dockerfile puts it, with no ``.venv``
+beside it, as in the image: it must fall back to the interpreter's own packages (``PYTHONPATH`` stands in for the
+image's system site-packages).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from pydicom.data import get_testdata_file
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+DOCKER_CONFIGURATION = CHECKOUT / "orthanc-config" / "docker" / "orthanc.json"
+RUN_IN_TRIXIE = CHECKOUT / "tools" / "compat" / "run-in-trixie.sh"
+ROOT = Path(os.environ.get("COMPAT_ROOT", CHECKOUT / ".compat" / "trixie"))
+VENV = Path(os.environ.get("COMPAT_VENV", CHECKOUT / ".compat" / "venv-trixie"))
+POSTGRESQL_BIN = max(Path("/usr/lib/postgresql").glob("*/bin"), default=None, key=lambda path: int(path.parent.name))
+PLUGINS = ["/usr/share/orthanc/plugins/libOrthancPython.so", "/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so"]
+USER = ("admin", "integration-test-password")
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        os.geteuid() != 0 or not (ROOT / ".compat-root-key").is_file() or not (VENV / ".compat-venv-key").is_file(),
+        reason=f"the production configuration runs on trixie's Orthanc 1.12: no root and venv at {ROOT} and {VENV} "
+        "(make compat-venv), or not root",
+    ),
+    pytest.mark.skipif(POSTGRESQL_BIN is None, reason="no PostgreSQL server on the host (Debian postgresql)"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Database:
+    port: int
+    password: str
+
+
+@pytest.fixture(scope="module")
+def postgresql() -> Iterator[Database]:
+    """A throwaway cluster on a free loopback port with the database and user that docker-compose.yml's postgres
+    service creates (``orthanc``/``orthanc``), a random password, and password checks on TCP."""
+    assert POSTGRESQL_BIN is not None
+    configuration = json.loads(DOCKER_CONFIGURATION.read_text(encoding="utf-8"))["PostgreSQL"]
+    database = Database(free_port(), secrets.token_hex(16))
+    folder = Path(tempfile.mkdtemp(prefix="docker-postgresql-"))  # the postgres user may not enter tmp_path
+    shutil.chown(folder, "postgres", "postgres")
+
+    def as_postgres(*command: str, stdin: str | None = None) -> None:
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", *command], input=stdin, text=True, check=True, capture_output=True
+        )
+
+    password_file = folder / "password"
+    password_file.write_text(database.password + "\n", encoding="utf-8")
+    shutil.chown(password_file, "postgres", "postgres")
+    data = f"{folder}/data"
+    try:
+        as_postgres(
+            str(POSTGRESQL_BIN / "initdb"),
+            *("-D", data, "-U", configuration["Username"], f"--pwfile={password_file}"),
+            *("--auth-local=trust", "--auth-host=scram-sha-256"),
+        )
+        options = f"-k {folder} -p {database.port} -h 127.0.0.1 -c fsync=off"
+        as_postgres(str(POSTGRESQL_BIN / "pg_ctl"), "-D", data, "-l", f"{folder}/log", "-w", "-o", options, "start")
+        try:
+            as_postgres(
+                str(POSTGRESQL_BIN / "createdb"),
+                *("-h", str(folder), "-p", str(database.port), "-U", configuration["Username"]),
+                configuration["Database"],
+            )
+            yield database
+        finally:
+            as_postgres(str(POSTGRESQL_BIN / "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def rewritten_configuration(folder: Path, database: Database) -> tuple[dict[str, Any], set[str]]:
+    """The docker configuration with the container's ports, host names and paths replaced by this machine's; the
+    top-level settings it changed or added."""
+    original = json.loads(DOCKER_CONFIGURATION.read_text(encoding="utf-8"))
+    config = json.loads(json.dumps(original))
+    entry = folder / config["PythonScript"].lstrip("/")  # where the Dockerfile copies it, under the test's folder
+    entry.parent.mkdir(parents=True)
+    shutil.copy2(CHECKOUT / "plugin" / "entry.py", entry)
+    storage = folder / "storage"
+    config.update(
+        HttpPort=free_port(),
+        DicomPort=free_port(),
+        StorageDirectory=str(storage),
+        IndexDirectory=str(storage),
+        PythonScript=str(entry),
+        Plugins=PLUGINS,  # the image builds its own list from the "PythonScript" and "PostgreSQL" settings
+        RegisteredUsers=dict([USER]),  # compose passes them as ORTHANC__REGISTERED_USERS
+    )
+    config["PostgreSQL"].update(Host="127.0.0.1", Port=database.port)
+    config["Anonymizer"]["ProfilesDirectory"] = str(CHECKOUT / "profiles")  # what compose mounts there
+    changed = {key for key in config if original.get(key) != config[key]}
+    return config, changed
+
+
+class DockerConfiguredOrthanc:
+    """Trixie's Orthanc with the rewritten docker configuration, ``entry.py`` outside any checkout."""
+
+    def __init__(self, folder: Path, database: Database, environ: dict[str, str]) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.config, self.changed = rewritten_configuration(folder, database)
+        self.url = f"http://127.0.0.1:{self.config['HttpPort']}"
+        self.log = folder / "orthanc.log"
+        path = folder / "orthanc.json"
+        path.write_text(json.dumps(self.config, indent=2), encoding="utf-8")
+        # The trixie venv is mounted at <checkout>/.venv inside the root.
+        site_packages = CHECKOUT / ".venv" / "lib" / "python3.13" / "site-packages"
+        command = [
+            str(RUN_IN_TRIXIE),
+            "/usr/bin/env",
+            f"PYTHONPATH={CHECKOUT / 'plugin'}:{site_packages}",
+            "/usr/sbin/Orthanc",
+            str(path),
+        ]
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "POSTGRES_PASSWORD": database.password, "TCP_NODELAY": "1", **environ},
+            )
+
+    def log_text(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"Orthanc exited:\n{self.log_text()[-6000:]}"
+            try:
+                if requests.get(self.url + "/system", auth=USER, timeout=2).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"Orthanc did not answer within {timeout} s:\n{self.log_text()[-6000:]}")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            return self.process.wait(30)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+
+    def get(self, path: str) -> Any:
+        response = requests.get(self.url + path, auth=USER, timeout=30)
+        assert response.status_code == 200, f"GET {path}: {response.status_code} {response.text}"
+        return response.json()
+
+
+@pytest.fixture
+def start(tmp_path: Path, postgresql: Database) -> Iterator[Any]:
+    servers: list[DockerConfiguredOrthanc] = []
+
+    def starter(name: str, environ: dict[str, str]) -> DockerConfiguredOrthanc:
+        server = DockerConfiguredOrthanc(tmp_path / name, postgresql, environ)
+        servers.append(server)
+        return server
+
+    yield starter
+    for server in servers:
+        server.stop()
+
+
+def test_the_production_configuration_runs_the_plugin_on_orthanc_1_12_with_the_postgresql_index(start: Any) -> None:
+    server: DockerConfiguredOrthanc = start("orthanc", {"ANONYMIZER_SECRET": secrets.token_hex(16)})
+    assert server.changed == {
+        "HttpPort",
+        "DicomPort",
+        "StorageDirectory",
+        "IndexDirectory",
+        "PythonScript",
+        "Plugins",
+        "RegisteredUsers",
+        "PostgreSQL",
+        "Anonymizer",
+    }
+    server.wait_ready()
+    system = server.get("/system")
+    assert system["Version"].startswith("1.12.")
+    assert "PostgreSQL" in str(system["DatabaseBackendPlugin"])  # logged in with ${POSTGRES_PASSWORD}
+    assert server.get("/plugins/python")["Version"] == "5.0"
+    # entry.py found no .venv beside it and used the interpreter's own packages.
+    assert "using the system's Python packages" in server.log_text()
+    assert requests.get(server.url + "/anonymizer/profiles", timeout=10).status_code == 401
+    assert {"basic", "research-longitudinal"} <= {profile["Name"] for profile in server.get("/anonymizer/profiles")}
+
+    upload = requests.post(
+        server.url + "/instances",
+        data=Path(str(get_testdata_file("CT_small.dcm"))).read_bytes(),
+        headers={"Content-Type": "application/dicom"},
+        auth=USER,
+        timeout=30,
+    )
+    assert upload.status_code == 200, upload.text
+    study = upload.json()["ParentStudy"]
+    response = requests.post(f"{server.url}/anonymizer/studies/{study}", json={}, auth=USER, timeout=120)
+    assert response.status_code == 200, f"{response.text}\n{server.log_text()[-6000:]}"
+    answer = response.json()
+    assert answer["Instances"] == 1 and answer["Failed"] == []
+    copy = answer["Resource"]
+    assert server.get(f"/anonymizer/studies/{study}/links")["Copies"] == [copy]
+    metadata = requests.get(f"{server.url}/studies/{copy}/metadata/AnonymizedFromResource", auth=USER, timeout=10)
+    assert metadata.text == study
+    assert server.get("/anonymizer/audit/verify")["Valid"] is True
+    assert (Path(server.config["StorageDirectory"]) / "anonymizer" / "audit.jsonl").is_file()
+    assert server.stop() == 0, server.log_text()[-6000:]
+
+
+def test_the_production_configuration_refuses_to_start_without_the_secret(start: Any) -> None:
+    server: DockerConfiguredOrthanc = start("no-secret", {"ANONYMIZER_SECRET": ""})
+    try:
+        status = server.process.wait(60)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"Orthanc started without a secret:\n{server.log_text()[-6000:]}")
+    assert status != 0
+    assert "ANONYMIZER_SECRET" in server.log_text()
