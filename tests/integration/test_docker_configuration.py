@@ -6,15 +6,17 @@ The test changes in that file only what names the container's world: ports, host
 itself adds (its plugin list; the users that compose passes as ``ORTHANC__REGISTERED_USERS``). The rest, PostgreSQL
 section, ``"Python"`` section, user metadata, ``"Anonymizer"`` section, is used as written; the PostgreSQL password
 reaches Orthanc as in the container, through ``${POSTGRES_PASSWORD}``, against a throwaway cluster of the host's
-PostgreSQL server that checks passwords. ``entry.py`` is copied to where the Dockerfile puts it, with no ``.venv``
-beside it, as in the image: it must fall back to the interpreter's own packages (``PYTHONPATH`` stands in for the
-image's system site-packages).
+PostgreSQL server that checks passwords. As in the image, the package is built and installed (not editable) from
+exactly the files the Dockerfile copies, ``entry.py`` sits where the Dockerfile copies it with no ``.venv`` beside it,
+and the worker processes run on the system's ``python3``; ``PYTHONPATH`` stands in for the image's system
+site-packages (the package first, then the trixie venv for its pinned dependencies).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -32,6 +34,7 @@ from pydicom.data import get_testdata_file
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 DOCKER_CONFIGURATION = CHECKOUT / "orthanc-config" / "docker" / "orthanc.json"
+DOCKERFILE = CHECKOUT / "orthanc-config" / "docker" / "Dockerfile"
 RUN_IN_TRIXIE = CHECKOUT / "tools" / "compat" / "run-in-trixie.sh"
 ROOT = Path(os.environ.get("COMPAT_ROOT", CHECKOUT / ".compat" / "trixie"))
 VENV = Path(os.environ.get("COMPAT_VENV", CHECKOUT / ".compat" / "venv-trixie"))
@@ -48,6 +51,19 @@ pytestmark = [
     ),
     pytest.mark.skipif(POSTGRESQL_BIN is None, reason="no PostgreSQL server on the host (Debian postgresql)"),
 ]
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
 
 
 def free_port() -> int:
@@ -102,6 +118,36 @@ def postgresql() -> Iterator[Database]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def image_packages(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The package as the Dockerfile installs it: the files it copies, then ``pip install`` of that folder (here
+    with ``--target`` and without the dependencies, which come from the trixie venv)."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text(encoding="utf-8"))
+    installs = re.findall(r"pip install .*--break-system-packages (\S+)", text)
+    assert len(installs) == 1, "the Dockerfile should pip install one folder"
+    source_in_image = installs[0].rstrip("/") + "/"
+    folder = tmp_path_factory.mktemp("image")
+    source = folder / "source"
+    for line in re.findall(r"^COPY\s+(.+)$", text, re.MULTILINE):
+        *sources, destination = line.split()
+        if not destination.startswith(source_in_image):
+            continue
+        target = source / destination[len(source_in_image) :]
+        for item in sources:
+            origin = CHECKOUT / item
+            into = target / origin.name if destination.endswith("/") else target
+            if origin.is_dir():
+                shutil.copytree(origin, into, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            else:
+                into.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(origin, into)
+    site = folder / "site-packages"
+    pip = [str(CHECKOUT / ".venv" / "bin" / "pip"), "install", "-q", "--no-deps", "--target", str(site), str(source)]
+    result = subprocess.run(pip, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, f"pip install of what the Dockerfile copies failed:\n{result.stderr[-4000:]}"
+    return site
+
+
 def rewritten_configuration(folder: Path, database: Database) -> tuple[dict[str, Any], set[str]]:
     """The docker configuration with the container's ports, host names and paths replaced by this machine's; the
     top-level settings it changed or added."""
@@ -129,7 +175,7 @@ def rewritten_configuration(folder: Path, database: Database) -> tuple[dict[str,
 class DockerConfiguredOrthanc:
     """Trixie's Orthanc with the rewritten docker configuration, ``entry.py`` outside any checkout."""
 
-    def __init__(self, folder: Path, database: Database, environ: dict[str, str]) -> None:
+    def __init__(self, folder: Path, database: Database, packages: Path, environ: dict[str, str]) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.config, self.changed = rewritten_configuration(folder, database)
         self.url = f"http://127.0.0.1:{self.config['HttpPort']}"
@@ -141,7 +187,7 @@ class DockerConfiguredOrthanc:
         command = [
             str(RUN_IN_TRIXIE),
             "/usr/bin/env",
-            f"PYTHONPATH={CHECKOUT / 'plugin'}:{site_packages}",
+            f"PYTHONPATH={packages}:{site_packages}",
             "/usr/sbin/Orthanc",
             str(path),
         ]
@@ -185,11 +231,11 @@ class DockerConfiguredOrthanc:
 
 
 @pytest.fixture
-def start(tmp_path: Path, postgresql: Database) -> Iterator[Any]:
+def start(tmp_path: Path, postgresql: Database, image_packages: Path) -> Iterator[Any]:
     servers: list[DockerConfiguredOrthanc] = []
 
     def starter(name: str, environ: dict[str, str]) -> DockerConfiguredOrthanc:
-        server = DockerConfiguredOrthanc(tmp_path / name, postgresql, environ)
+        server = DockerConfiguredOrthanc(tmp_path / name, postgresql, image_packages, environ)
         servers.append(server)
         return server
 
@@ -239,6 +285,10 @@ def test_the_production_configuration_runs_the_plugin_on_orthanc_1_12_with_the_p
     metadata = requests.get(f"{server.url}/studies/{copy}/metadata/AnonymizedFromResource", auth=USER, timeout=10)
     assert metadata.text == study
     assert server.get("/anonymizer/audit/verify")["Valid"] is True
+    # No .venv beside the installed package: the workers run on the system's Python, as in the image.
+    assert {os.readlink(f"/proc/{pid}/exe") for pid in children(server.process.pid)} == {
+        str(ROOT / "usr" / "bin" / "python3.13")
+    }
     assert (Path(server.config["StorageDirectory"]) / "anonymizer" / "audit.jsonl").is_file()
     assert server.stop() == 0, server.log_text()[-6000:]
 
