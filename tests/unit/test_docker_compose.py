@@ -8,6 +8,7 @@ same configuration file.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from pathlib import Path, PurePosixPath
@@ -168,6 +169,35 @@ def test_every_file_mounted_or_copied_exists_in_the_checkout() -> None:
     for sources, _ in copies():
         for source in sources:
             assert (context / source).exists(), f"COPY {source}: missing"
+
+
+def test_the_build_context_leaves_out_the_virtual_environments_and_data_but_nothing_the_dockerfile_copies() -> None:
+    ignore_file = dockerfile().with_name(dockerfile().name + ".dockerignore")
+    patterns = [
+        line.strip()
+        for line in ignore_file.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+    def ignored(path: str) -> bool:
+        """Docker's rule, for the patterns used there: a path is left out when it or a folder above it matches;
+        ``**/`` matches any number of folders, none included."""
+        parts = PurePosixPath(path).parts
+        prefixes = ["/".join(parts[: index + 1]) for index in range(len(parts))]
+        alternatives = [
+            variant
+            for pattern in patterns
+            for variant in ([pattern[3:], "*/" + pattern[3:]] if pattern.startswith("**/") else [pattern])
+        ]
+        return any(fnmatch.fnmatchcase(prefix, variant) for variant in alternatives for prefix in prefixes)
+
+    for heavy in (".venv", ".compat", ".git", "data", "plugin/orthanc_anonymizer/__pycache__"):
+        assert ignored(heavy), f"{heavy} would be sent to the builder"
+    for sources, _ in copies():
+        for source in sources:
+            assert not ignored(source), f"COPY {source}: left out of the build context"
+            for path in (CHECKOUT / source).rglob("*.py") if (CHECKOUT / source).is_dir() else []:
+                assert not ignored(str(path.relative_to(CHECKOUT))), f"{path} is left out of the build context"
 
 
 def test_the_image_installs_the_package_into_the_system_python_and_copies_entry_py() -> None:
