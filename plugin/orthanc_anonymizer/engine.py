@@ -736,9 +736,9 @@ def _as_text(value: Any) -> str | None:
         return value.hex() if len(value) <= 64 else f"<{len(value)} bytes>"
     if isinstance(value, Sequence):
         return f"<{len(value)} items>"
-    if isinstance(value, list | tuple) or (not isinstance(value, str) and hasattr(value, "__iter__")):
+    if isinstance(value, MultiValue | list | tuple):
         return "\\".join(str(item) for item in value)
-    return str(value)
+    return str(value)  # PersonName, str and numbers
 
 
 def _tag_text(tag: int) -> str:

@@ -176,12 +176,19 @@ def _answer(output: Any, value: object, status: int = 200) -> None:
     if status == 200:
         output.AnswerBuffer(body, "application/json")
     else:
-        output.SendHttpStatus(status, body, len(body.encode("utf-8")))
+        _send_status(output, status, body)
 
 
 def _error(output: Any, status: int, message: str) -> None:
-    body = json.dumps({"HttpStatus": status, "Message": message}, indent=1)
-    output.SendHttpStatus(status, body, len(body.encode("utf-8")))
+    _send_status(output, status, json.dumps({"HttpStatus": status, "Message": message}, indent=1))
+
+
+def _send_status(output: Any, status: int, body: str) -> None:
+    """An error status with a body: orthanc-python 5.0 takes (status, body); 4.0 needs the length too."""
+    try:
+        output.SendHttpStatus(status, body)
+    except TypeError:
+        output.SendHttpStatus(status, body, len(body.encode("utf-8")))
 
 
 Route = Callable[..., None]

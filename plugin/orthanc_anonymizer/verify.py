@@ -78,6 +78,9 @@ _NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "UV", "SV", "FL", "FD", "AT", "
 _SKIPPED_SOURCE_VRS = _NUMBER_VRS | _BINARY_VRS | {"SQ", "CS", "TM"}
 _STANDARD_UIDS = frozenset(UID_dictionary)
 _MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
+# Written whole by the engine (PS3.15 E.1.1 markers: method, profile name, options), never copied from the
+# original: a word of them ("Rules", "Basic") is no leak even where it equals a component of an original value.
+_ENGINE_MARKERS = frozenset({0x00120063, 0x00120062, 0x00280303})
 _SOP_INSTANCE_UID = 0x00080018
 
 _PLAIN_NUMBER = re.compile(r"^[+-]?\d*\.?\d*(?:[eE][+-]?\d+)?$")
@@ -403,7 +406,7 @@ def _searchable_texts(dataset: Dataset) -> Iterator[tuple[str, DataElement, str,
     """(path, element, text, values) for every element of ``dataset`` that can hold text, at any depth, file meta
     too: binary elements as leniently decoded text (no values), text elements as their values joined by ``\\``."""
     for path, element in _walk(dataset):
-        if element.VR == "SQ" or int(element.tag) in _BULK_TAGS:
+        if element.VR == "SQ" or int(element.tag) in _BULK_TAGS or int(element.tag) in _ENGINE_MARKERS:
             continue
         try:
             value = element.value

@@ -187,3 +187,27 @@ def test_a_removed_comment_repeated_in_a_kept_description_is_not_a_leak(original
     output.DerivationDescription = f"JPEG 2000 irreversible (lossy) 20:1, reviewed by {GIVEN}"
     report = check(original, output)
     assert sources_by_path(report) == {"0008,2111": {"0010,0010"}}
+
+
+def test_the_engines_own_markers_are_not_leaks() -> None:
+    """A patient called Rules^Custom must not be found in the "custom rules" of DeidentificationMethod."""
+    from io import BytesIO
+
+    from pydicom import dcmread
+    from pydicom.data import get_testdata_file
+
+    from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes
+    from orthanc_anonymizer.profiles import Action, Rule, TagPattern, basic_profile
+    from orthanc_anonymizer.uids import KeyedHasher
+    from orthanc_anonymizer.verify import find_residual_phi
+
+    original = dcmread(get_testdata_file("CT_small.dcm"))
+    original.PatientID = "PID-RULES"
+    original.PatientName = "Rules^Custom"
+    buffer = BytesIO()
+    original.save_as(buffer)
+    profile = basic_profile().with_rules([Rule(TagPattern.parse("0008,0080"), Action.X, "test")])
+    output, _ = anonymize_bytes(buffer.getvalue(), AnonymizationSettings(profile=profile, hasher=KeyedHasher(b"k")))
+    anonymized = dcmread(BytesIO(output))
+    assert any("rules" in method.lower() for method in anonymized.DeidentificationMethod)
+    assert find_residual_phi(original, anonymized, profile).clean
