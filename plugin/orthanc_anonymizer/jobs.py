@@ -353,6 +353,10 @@ class JobManager:
         _ = task.settings.profile.action_table
         parents = _ParentCache(self.client)
         done = 0
+        # At instance level each resource is one instance: they share one pipeline (a batch of single instances,
+        # as on-ingest anonymization submits, keeps every worker busy) and are concluded once it is drained.
+        shared: deque[Future[None]] | None = deque() if job.level == "instances" else None
+        slots: list[dict[str, Any] | _ResourceRun] = []
 
         def advance() -> None:
             nonlocal done
@@ -362,12 +366,12 @@ class JobManager:
             if done % 25 == 0:
                 self._save(job)
 
+        interrupted = False
         for resource, count in counts:
             if self.stopping.is_set():
                 job.errors.append(INTERRUPTED)
                 break
             result: dict[str, Any]
-            interrupted = False
             try:
                 if count is None:
                     raise ResourceNotFound("GET", f"/{job.level}/{resource}", 404)
@@ -382,15 +386,36 @@ class JobManager:
                 result = {"Source": resource, "Level": LEVELS[job.level], "Error": reason}
             else:
                 run = _ResourceRun(job.level, resource, instances)
-                self._anonymize_resource(job, run, task, parents, advance)
+                self._anonymize_resource(job, run, task, parents, advance, shared)
+                if shared is not None:
+                    slots.append(run)
+                    if run.interrupted:
+                        break
+                    continue
                 result = self._conclude(job, run)
                 interrupted = run.interrupted
+            if shared is not None:
+                slots.append(result)
+                continue
             with self._lock:
                 job.results.append(result)
             self._save(job)
             if interrupted:
                 job.errors.append(INTERRUPTED)
                 break
+        if shared is not None:
+            while shared:
+                shared.popleft().result()
+                advance()
+            for slot in slots:
+                if isinstance(slot, _ResourceRun):
+                    interrupted = interrupted or slot.interrupted
+                    slot = self._conclude(job, slot)
+                with self._lock:
+                    job.results.append(slot)
+            self._save(job)
+            if interrupted:
+                job.errors.append(INTERRUPTED)
         failed = bool(job.errors) or any(result.get("Failed") or result.get("Error") for result in job.results)
         self._finish(job, FAILURE if failed else SUCCESS)
         logger.info(
@@ -398,10 +423,17 @@ class JobManager:
         )
 
     def _anonymize_resource(
-        self, job: Job, run: _ResourceRun, task: InstanceTask, parents: _ParentCache, advance: Callable[[], None]
+        self,
+        job: Job,
+        run: _ResourceRun,
+        task: InstanceTask,
+        parents: _ParentCache,
+        advance: Callable[[], None],
+        shared: deque[Future[None]] | None = None,
     ) -> None:
-        """Stream the instances: download here, anonymize in a worker, store on a storer thread."""
-        pending: deque[Future[None]] = deque()
+        """Stream the instances: download here, anonymize in a worker, store on a storer thread. With ``shared``
+        (a pipeline several resources feed), the instances still in flight are left in it for the caller."""
+        pending: deque[Future[None]] = deque() if shared is None else shared
         for instance in run.instances:
             if self.stopping.is_set():
                 run.interrupted = True  # the result shows fewer instances; InPlace keeps the original
@@ -422,7 +454,7 @@ class JobManager:
             while len(pending) >= self.window:
                 pending.popleft().result()
                 advance()
-        while pending:
+        while pending and shared is None:
             pending.popleft().result()
             advance()
 
@@ -484,6 +516,9 @@ class JobManager:
             ) != outcome.md5:
                 return "Orthanc kept other bytes for this SOPInstanceUID (OverwriteInstances is off?)"
             self._link(job, parents.originals(instance), new_ids, parents)
+        except OrthancUnreachable as error:
+            run.interrupted = True  # Orthanc is stopping: not a verdict on this instance
+            return f"cannot store the copy: {error}"
         except OrthancError as error:
             return f"cannot store the copy: {error}"
         with run.lock:

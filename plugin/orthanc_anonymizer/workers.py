@@ -14,10 +14,12 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from io import BytesIO
+from typing import Any, TypeVar
 
 from pydicom import dcmread
 
@@ -26,6 +28,7 @@ from .logs import exception_summary, route_warnings_to_logging
 from .verify import verify_bytes
 
 logger = logging.getLogger("orthanc_anonymizer.workers")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -126,14 +129,18 @@ class WorkerPool:
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=self._context, initializer=_initialize_worker)
 
     def submit(self, data: bytes, task: InstanceTask) -> Future[InstanceOutcome]:
+        return self.call(anonymize_instance, data, task)
+
+    def call(self, function: Callable[..., T], *args: Any) -> Future[T]:
+        """Run a module-level ``function(*args)`` in a worker process (both picklable)."""
         with self._lock:
             try:
-                return self._executor.submit(anonymize_instance, data, task)
+                return self._executor.submit(function, *args)
             except BrokenProcessPool:
                 # A worker died (the instances it held fail with the reason); later work gets fresh processes.
                 logger.warning("a worker process died; starting new ones")
                 self._executor = self._new_executor()
-                return self._executor.submit(anonymize_instance, data, task)
+                return self._executor.submit(function, *args)
 
     def warm_up(self) -> None:
         """Start the processes now rather than at the first request."""
