@@ -1,0 +1,540 @@
+"""``make bench``: the plugin against the real alternatives, measured side by side in one run (issue 6).
+
+Every figure that matters is a ratio to a baseline measured in the same run, on the same data, interleaved
+repeat by repeat (this machine is shared: absolute seconds move 5-20% between runs, ratios much less). Cases:
+
+(a) inside Orthanc, on a generated study of 512x512 16-bit CT-like instances: the plugin's study route (Basic
+    profile, every copy stored and linked, synchronous) against Orthanc's built-in ``POST /studies/{id}/anonymize``
+    (synchronous) and plain ingest (``POST /instances`` of the same files over one connection);
+(b) on ingest: a storescu burst with and without AutoAnonymize (when the on-ingest wiring is in the plugin);
+(c) the CLI with ``--jobs`` = cores against dicognito (pinned, in its own venv under ``.bench-venv/``) and plain
+    pydicom (read, set 3 tags, write) on the same folder;
+(d) memory: the peak RSS of Orthanc (and of Orthanc with its worker processes) while anonymizing a study of
+    2,000 small instances and one of 200, each on a fresh Orthanc;
+(e) growth: time per instance at 10, 200 and 2,000 instances.
+
+Results go to ``bench/results/`` (``results.json``, ``results.md``) and the table is printed. Each goal prints a
+PASS or FAIL line; the exit status is non-zero on a FAIL only with ``--strict``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+
+# The integration tests' server class: one Orthanc with the plugin on free loopback ports.
+from conftest import OrthancServer  # type: ignore[import-not-found]
+
+from bench.studies import ct_study, small_study, write_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+BENCH_VENV = ROOT / ".bench-venv"
+DICOGNITO = "dicognito==0.19.0"
+PYDICOM = "pydicom==3.0.2"  # the same pydicom as the plugin, for dicognito
+SECRET = "bench-secret"
+T = TypeVar("T")
+
+
+# --- measuring -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Measure:
+    """Seconds of each repeat of one case, and what it did."""
+
+    name: str
+    instances: int
+    seconds: list[float] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds) if self.seconds else float("nan")
+
+    @property
+    def rate(self) -> float:
+        return self.instances / self.median if self.seconds else float("nan")
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "Name": self.name,
+            "Instances": self.instances,
+            "Seconds": self.seconds,
+            "Median": self.median,
+            "InstancesPerSecond": self.rate,
+            **self.extra,
+        }
+
+
+def timed(action: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[float, T]:
+    """Seconds ``action(*args, **kwargs)`` took, and what it returned."""
+    started = time.perf_counter()
+    result = action(*args, **kwargs)
+    return time.perf_counter() - started, result
+
+
+class PeakMemory:
+    """Samples the RSS of a process, and of it with its children, every few milliseconds, in a thread."""
+
+    def __init__(self, pid: int, interval: float = 0.005) -> None:
+        self.pid = pid
+        self.interval = interval
+        self.peak = 0
+        self.peak_with_children = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            own = _rss(self.pid)
+            children = sum(_rss(child) for child in _children(self.pid))
+            self.peak = max(self.peak, own)
+            self.peak_with_children = max(self.peak_with_children, own + children)
+            time.sleep(self.interval)
+
+
+def _rss(pid: int) -> int:
+    """Resident set size in bytes (0 when the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    with contextlib.suppress(FileNotFoundError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(FileNotFoundError), open(f"/proc/{pid}/task/{task}/children") as handle:
+                found.extend(int(child) for child in handle.read().split())
+    return found
+
+
+# --- Orthanc -------------------------------------------------------------------------------------------------------
+
+
+class Bench:
+    """One Orthanc with the plugin, and the REST calls each case makes."""
+
+    def __init__(self, folder: Path, overrides: dict[str, Any] | None = None) -> None:
+        self.server = OrthancServer(folder, overrides, secret=SECRET).start()
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self.url: str = self.server.url
+        self.session.headers["Accept-Encoding"] = "identity"
+
+    def stop(self) -> None:
+        self.session.close()
+        self.server.stop()
+
+    @property
+    def pid(self) -> int:
+        assert self.server.process is not None
+        return int(self.server.process.pid)
+
+    def ingest(self, files: list[bytes]) -> str:
+        """POST /instances of every file, one connection, one after the other; the study's ID."""
+        studies = set()
+        for data in files:
+            response = self.session.post(
+                self.url + "/instances", data=data, headers={"Content-Type": "application/dicom", "Expect": ""}
+            )
+            response.raise_for_status()
+            studies.add(response.json()["ParentStudy"])
+        assert len(studies) == 1, studies
+        return str(studies.pop())
+
+    def delete(self, level: str, resource: str | None) -> None:
+        if resource:
+            self.session.delete(f"{self.url}/{level}/{resource}").raise_for_status()
+
+    def plugin(self, study: str, instances: int) -> str:
+        """The plugin's study route, synchronous, Basic profile; the copy's ID (checked complete)."""
+        response = self.session.post(f"{self.url}/anonymizer/studies/{study}", json={}, timeout=3600)
+        response.raise_for_status()
+        answer = response.json()
+        assert answer["Instances"] == instances and not answer["Failed"], {k: answer[k] for k in ("Instances",)}
+        copy = str(answer["Resource"])
+        meta = self.session.get(f"{self.url}/studies/{copy}/metadata/AnonymizedFromResource")
+        assert meta.text == study, "the copy is not linked to its original"
+        return copy
+
+    def builtin(self, study: str, instances: int) -> str:
+        """Orthanc's own anonymization of the study (C++, Basic profile), synchronous; the copy's ID."""
+        response = self.session.post(f"{self.url}/studies/{study}/anonymize", json={"Synchronous": True}, timeout=3600)
+        response.raise_for_status()
+        copy = str(response.json()["ID"])
+        count = self.session.get(f"{self.url}/studies/{copy}/statistics").json()["CountInstances"]
+        assert count == instances, count
+        return copy
+
+    def ingest_wired(self) -> bool:
+        """Whether the plugin anonymizes on ingest (the glue starts the ingest module)."""
+        glue = ROOT / "plugin" / "orthanc_anonymizer" / "orthanc_glue.py"
+        return "from .ingest import" in glue.read_text(encoding="utf-8")
+
+
+def case_orthanc(bench: Bench, files: list[bytes], repeat: int) -> dict[str, Measure]:
+    """(a) plain ingest, the plugin and Orthanc's anonymizer, interleaved; originals re-ingested each repeat."""
+    count = len(files)
+    ingest = Measure("Orthanc plain ingest, POST /instances, one connection", count)
+    plugin = Measure("plugin POST /anonymizer/studies/{id} (Basic, stored and linked)", count)
+    builtin = Measure("Orthanc built-in POST /studies/{id}/anonymize (synchronous)", count)
+    study = bench.ingest(files)  # warm-up: the files in the page cache, Orthanc's database created
+    bench.delete("studies", bench.plugin(study, count))
+    bench.delete("studies", bench.builtin(study, count))
+    for number in range(repeat):
+        bench.delete("studies", study)
+        seconds, study = timed(bench.ingest, files)
+        ingest.seconds.append(seconds)
+        order = [(plugin, bench.plugin), (builtin, bench.builtin)]
+        for measure, run in order if number % 2 == 0 else order[::-1]:
+            seconds, copy = timed(run, study, count)
+            measure.seconds.append(seconds)
+            bench.delete("studies", copy)
+        print(
+            f"  repeat {number + 1}: ingest {ingest.seconds[-1]:.2f} s, plugin {plugin.seconds[-1]:.2f} s, "
+            f"built-in {builtin.seconds[-1]:.2f} s",
+            flush=True,
+        )
+    bench.delete("studies", study)
+    return {"ingest": ingest, "plugin": plugin, "builtin": builtin}
+
+
+def case_storescu(bench: Bench, folder: Path, count: int, repeat: int) -> dict[str, Measure]:
+    """(b) storescu bursts into Orthanc without auto-anonymization (the baseline of the on-ingest goal)."""
+    burst = Measure("storescu burst into Orthanc (TCP_NODELAY=1), AutoAnonymize off", count)
+    environ = {**os.environ, "TCP_NODELAY": "1"}
+    command = [
+        "storescu", "-aet", "BENCH", "-aec", "ORTHANC", "127.0.0.1", str(bench.server.dicom_port), "+sd", str(folder),
+    ]  # fmt: skip
+    study = None
+    for _ in range(repeat):
+        bench.delete("studies", study)
+        burst.seconds.append(timed(subprocess.run, command, env=environ, check=True, capture_output=True)[0])
+        studies = bench.session.get(bench.url + "/studies").json()
+        study = studies[0] if len(studies) == 1 else None
+    bench.delete("studies", study)
+    return {"storescu": burst}
+
+
+def case_growth(folder: Path, sizes: list[int], repeat: int) -> dict[str, Measure]:
+    """(d) and (e): on a fresh Orthanc per size, the plugin's time per instance and its peak memory."""
+    measures: dict[str, Measure] = {}
+    for size in sizes:
+        bench = Bench(folder / f"growth-{size}")
+        try:
+            files = small_study(size, name=f"Growthperson^N{size}")
+            study = bench.ingest(files)
+            bench.delete("studies", bench.plugin(study, size))  # warm-up: the worker processes started
+            measure = Measure(f"plugin, study of {size} small instances", size)
+            idle = _rss(bench.pid)
+            for number in range(repeat):
+                with PeakMemory(bench.pid) as memory:
+                    seconds, copy = timed(bench.plugin, study, size)
+                measure.seconds.append(seconds)
+                bench.delete("studies", copy)
+                if number == 0:
+                    measure.extra.update(
+                        RssBefore=idle, PeakRss=memory.peak, PeakRssWithWorkers=memory.peak_with_children
+                    )
+            measures[f"growth-{size}"] = measure
+            print(f"  {size} instances: {1000 * measure.median / size:.2f} ms/instance", flush=True)
+        finally:
+            bench.stop()
+    return measures
+
+
+# --- the CLI and its alternatives ----------------------------------------------------------------------------------
+
+
+def bench_venv() -> Path:
+    """``.bench-venv/`` with dicognito (pinned) and pyinstrument, made on first use; its python."""
+    python = BENCH_VENV / "bin" / "python"
+    marker = BENCH_VENV / ".installed"
+    wanted = f"{DICOGNITO} {PYDICOM} pyinstrument==5.1.1"
+    if not marker.exists() or marker.read_text() != wanted:
+        print(f"installing {wanted} into {BENCH_VENV.relative_to(ROOT)}/", flush=True)
+        if not python.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *wanted.split()], check=True)
+        marker.write_text(wanted)
+    return python
+
+
+_PYDICOM_SCRIPT = """
+import sys
+from pathlib import Path
+from pydicom import dcmread
+source, destination = Path(sys.argv[1]), Path(sys.argv[2])
+for path in sorted(source.iterdir()):
+    ds = dcmread(path)
+    ds.PatientName = "ANONYMOUS"
+    ds.PatientID = "ANON"
+    ds.PatientBirthDate = ""
+    ds.save_as(destination / path.name)
+"""
+
+
+def case_cli(folder: Path, work: Path, count: int, repeat: int, jobs: int) -> dict[str, Measure]:
+    """(c) the CLI, dicognito and plain pydicom on the same folder, interleaved; each writes a fresh folder."""
+    python = bench_venv()
+    cli = Measure(f"orthanc-anonymizer anonymize --jobs {jobs} (Basic)", count)
+    dicognito = Measure(f"dicognito {DICOGNITO.split('==')[1]} CLI", count)
+    plain = Measure("pydicom read + 3 tags + write (one process)", count)
+    environ = {**os.environ, "ANONYMIZER_SECRET": SECRET}
+    venv_bin = Path(sys.executable).parent
+    commands: list[tuple[Measure, Callable[[Path], list[str]]]] = [
+        (cli, lambda out: [str(venv_bin / "orthanc-anonymizer"), "anonymize", str(folder), str(out), "--jobs", str(jobs)]),
+        (dicognito, lambda out: [str(python), "-m", "dicognito", "--quiet", "--output-directory", str(out), str(folder)]),
+        (plain, lambda out: [sys.executable, "-c", _PYDICOM_SCRIPT, str(folder), str(out)]),
+    ]  # fmt: skip
+    for number in range(repeat + 1):  # the first round warms the page cache and is not counted
+        for measure, command in commands if number % 2 else commands[::-1]:
+            out = work / "cli-out"
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir(parents=True)
+            seconds, _ = timed(subprocess.run, command(out), env=environ, check=True, capture_output=True)
+            written = sum(1 for _ in out.rglob("*") if _.is_file())
+            assert written == count, f"{measure.name}: {written} of {count} files written"
+            if number:
+                measure.seconds.append(seconds)
+        if number:
+            print(
+                f"  repeat {number}: CLI {cli.seconds[-1]:.2f} s, dicognito {dicognito.seconds[-1]:.2f} s, "
+                f"pydicom {plain.seconds[-1]:.2f} s",
+                flush=True,
+            )
+    shutil.rmtree(work / "cli-out", ignore_errors=True)
+    return {"cli": cli, "dicognito": dicognito, "pydicom": plain}
+
+
+# --- report --------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Goal:
+    text: str
+    value: float
+    limit: float
+    at_most: bool = True
+
+    @property
+    def passed(self) -> bool:
+        return self.value <= self.limit if self.at_most else self.value >= self.limit
+
+    def line(self) -> str:
+        sign = "<=" if self.at_most else ">="
+        return f"{'PASS' if self.passed else 'FAIL'}  {self.text}: {self.value:.2f} (goal {sign} {self.limit:g})"
+
+
+def goals(measures: dict[str, Measure], skipped: dict[str, str]) -> list[Goal]:
+    found: list[Goal] = []
+    if "plugin" in measures:
+        plugin = measures["plugin"].median
+        found.append(Goal("plugin / Orthanc built-in anonymize (time)", plugin / measures["builtin"].median, 0.9))
+        found.append(Goal("plugin / plain ingest (time)", plugin / measures["ingest"].median, 1.15))
+    if "cli" in measures:
+        found.append(
+            Goal("CLI / dicognito (throughput)", measures["cli"].rate / measures["dicognito"].rate, 5.0, at_most=False)
+        )
+    growth = sorted((m for key, m in measures.items() if key.startswith("growth-")), key=lambda m: m.instances)
+    if len(growth) >= 2:
+        small, large = growth[-2], growth[-1]
+        if "PeakRss" in large.extra and "PeakRss" in small.extra:
+            found.append(
+                Goal(
+                    f"peak RSS of Orthanc, {large.instances} / {small.instances} instances",
+                    large.extra["PeakRss"] / small.extra["PeakRss"],
+                    1.10,
+                )
+            )
+            found.append(
+                Goal(
+                    f"peak RSS of Orthanc with its workers, {large.instances} / {small.instances} instances",
+                    large.extra["PeakRssWithWorkers"] / small.extra["PeakRssWithWorkers"],
+                    1.10,
+                )
+            )
+        for before, after in itertools.pairwise(growth):
+            per_before = before.median / before.instances
+            per_after = after.median / after.instances
+            found.append(
+                Goal(
+                    f"time per instance, {after.instances} / {before.instances} instances",
+                    per_after / per_before,
+                    1.15,
+                )
+            )
+    return found
+
+
+def table(measures: dict[str, Measure], baselines: dict[str, str]) -> str:
+    lines = [
+        "| case | instances | median s | instances/s | ratio (time) to | runs (s) |",
+        "| --- | ---: | ---: | ---: | --- | --- |",
+    ]
+    for key, measure in measures.items():
+        base = baselines.get(key)
+        ratio = ""
+        if base and base in measures:
+            ratio = f"{measure.median / measures[base].median:.2f}x {measures[base].name.split(',')[0]}"
+        runs = ", ".join(f"{s:.2f}" for s in measure.seconds)
+        lines.append(
+            f"| {measure.name} | {measure.instances} | {measure.median:.2f} | {measure.rate:.0f} | {ratio} | {runs} |"
+        )
+    memory = [m for m in measures.values() if "PeakRss" in m.extra]
+    if memory:
+        lines += [
+            "",
+            "| study (small instances) | ms/instance | Orthanc RSS before | peak RSS | peak RSS with workers |",
+            "| ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for measure in memory:
+            mib = 1024 * 1024
+            lines.append(
+                f"| {measure.instances} | {1000 * measure.median / measure.instances:.2f} | "
+                f"{measure.extra['RssBefore'] / mib:.0f} MiB | {measure.extra['PeakRss'] / mib:.0f} MiB | "
+                f"{measure.extra['PeakRssWithWorkers'] / mib:.0f} MiB |"
+            )
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpu = ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
+        cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), "")
+    load = os.getloadavg()[0]
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    orthanc = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "orthanc"], capture_output=True, text=True).stdout
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GB, load {load:.1f} at start; Orthanc {orthanc}; "
+        f"Python {platform.python_version()}"
+    )
+
+
+@contextlib.contextmanager
+def workspace(keep: bool) -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="anonymizer-bench-"))
+    try:
+        yield folder
+    finally:
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--instances", type=int, default=300, help="instances of the CT study (default 300)")
+    parser.add_argument("--repeat", type=int, default=5, help="repeats of each timed case (default 5)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="CLI --jobs (default: the cores)")
+    parser.add_argument(
+        "--cases", default="orthanc,storescu,cli,growth", help="comma-separated: orthanc,storescu,cli,growth"
+    )
+    parser.add_argument("--growth-sizes", default="10,200,2000", help="study sizes of the growth and memory cases")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a goal fails")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (studies, Orthanc logs)")
+    args = parser.parse_args(argv)
+    cases = set(args.cases.split(","))
+    measures: dict[str, Measure] = {}
+    skipped: dict[str, str] = {}
+    started = time.time()
+    about = machine()
+    print(f"machine: {about}", flush=True)
+    with workspace(args.keep) as work:
+        print(f"generating {args.instances} CT-like instances (512x512, 16-bit) under {work}", flush=True)
+        files = ct_study(args.instances)
+        folder = write_folder(files, work / "ct")
+        if cases & {"orthanc", "storescu"}:
+            bench = Bench(work / "orthanc")
+            try:
+                if "orthanc" in cases:
+                    print("(a) inside Orthanc", flush=True)
+                    measures.update(case_orthanc(bench, files, args.repeat))
+                if "storescu" in cases:
+                    print("(b) storescu", flush=True)
+                    measures.update(case_storescu(bench, folder, len(files), args.repeat))
+                    if not bench.ingest_wired():
+                        skipped["storescu-auto"] = (
+                            "on-ingest anonymization is not wired into the plugin yet (orthanc_glue.py does not "
+                            "start ingest.py): only the baseline was measured"
+                        )
+            finally:
+                bench.stop()
+        del files
+        if "cli" in cases:
+            print(f"(c) CLI --jobs {args.jobs} vs dicognito vs pydicom", flush=True)
+            measures.update(case_cli(folder, work, args.instances, args.repeat, args.jobs))
+        if "growth" in cases:
+            print("(d, e) memory and growth", flush=True)
+            sizes = [int(size) for size in args.growth_sizes.split(",")]
+            measures.update(case_growth(work, sizes, max(1, min(args.repeat, 3))))
+    baselines = {"plugin": "builtin", "ingest": "builtin", "dicognito": "cli", "pydicom": "cli"}
+    text = table(measures, baselines)
+    checks = goals(measures, skipped)
+    command = "make bench" if argv is None and len(sys.argv) == 1 else "python -m bench.run " + " ".join(sys.argv[1:])
+    report = [
+        f"# Benchmark results ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))})",
+        "",
+        f"Machine: {about}. Command: `{command}`. Medians of {args.repeat} repeats (growth: up to 3).",
+        "",
+        text,
+        "",
+        "Goals (issue 6), as ratios measured in this run:",
+        "",
+        *[f"    {goal.line()}" for goal in checks],
+        *[f"    SKIP  {name}: {reason}" for name, reason in skipped.items()],
+    ]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "results.md").write_text("\n".join(report) + "\n", encoding="utf-8")
+    (RESULTS / "results.json").write_text(
+        json.dumps(
+            {
+                "Started": started,
+                "Machine": about,
+                "Command": command,
+                "Measures": {key: measure.as_json() for key, measure in measures.items()},
+                "Goals": [{"Goal": g.text, "Value": g.value, "Limit": g.limit, "Pass": g.passed} for g in checks],
+                "Skipped": skipped,
+            },
+            indent=1,
+        ),
+        encoding="utf-8",
+    )
+    print("\n".join(report))
+    print(f"written: {RESULTS.relative_to(ROOT)}/results.md, results.json")
+    return 1 if args.strict and not all(goal.passed for goal in checks) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
