@@ -31,11 +31,36 @@ _KNOWN_KEYS = {
     "ConcurrentJobs",
     "WorkerPython",
     "AutoAnonymize",
+    "Authorization",
 }
+
+RESTRICTABLE_ROUTES = {
+    "profiles": "GET /anonymizer/profiles",
+    "anonymize": "POST /anonymizer/{level}/{id} (storing copies)",
+    "dry-run": "POST /anonymizer/{level}/{id} with DryRun",
+    "dry-run-values": "DryRun with IncludeValues (original values in the answer)",
+    "batch": "POST /anonymizer/batch",
+    "jobs": "GET /anonymizer/jobs/{id}",
+    "links": "GET /anonymizer/{level}/{id}/links (copy back to its original)",
+    "audit": "GET /anonymizer/audit and /anonymizer/audit/verify",
+}
+"""The names ``Anonymizer.Authorization.RestrictedRoutes`` may list, and what each covers."""
 
 
 class ConfigurationError(AnonymizerError):
     """A setting of the ``"Anonymizer"`` section (or an Orthanc setting the plugin relies on) is wrong."""
+
+
+@dataclass(frozen=True)
+class AccessRules:
+    """``Anonymizer.Authorization``: routes only administrators may use. Empty: every authenticated user may."""
+
+    admin_users: frozenset[str] = frozenset()
+    restricted_routes: frozenset[str] = frozenset()
+
+    def allows(self, user: str, route: str) -> bool:
+        """May ``user`` (the HTTP user Orthanc authenticated) use ``route`` (a :data:`RESTRICTABLE_ROUTES` name)?"""
+        return route not in self.restricted_routes or user in self.admin_users
 
 
 @dataclass(frozen=True)
@@ -57,6 +82,7 @@ class AnonymizerConfig:
     http_port: int = 8042
     http_threads: int = 50
     auto_anonymize: Mapping[str, object] = field(default_factory=dict)
+    access: AccessRules = AccessRules()
 
 
 def _setting(name: str) -> str:
@@ -98,6 +124,40 @@ def _orthanc_int(orthanc_config: Mapping[str, object], key: str, default: int) -
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigurationError(f"{key}: expected a whole number, got {type(value).__name__}")
     return value
+
+
+def _access_rules(section: Mapping[str, object], orthanc_config: Mapping[str, object]) -> AccessRules:
+    """``Anonymizer.Authorization``, checked against Orthanc's own authentication settings."""
+    name = _setting("Authorization")
+    value = section.get("Authorization")
+    if value is None:
+        return AccessRules()
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"{name}: expected an object, got {type(value).__name__}")
+    unknown = sorted(set(value) - {"AdminUsers", "RestrictedRoutes"})
+    if unknown:
+        raise ConfigurationError(f"{name}.{unknown[0]}: unknown setting; known settings: AdminUsers, RestrictedRoutes")
+    admins = value.get("AdminUsers", [])
+    if not isinstance(admins, list) or not all(isinstance(user, str) and user for user in admins):
+        raise ConfigurationError(f"{name}.AdminUsers: expected a list of user names")
+    routes = value.get("RestrictedRoutes", [])
+    if not isinstance(routes, list) or not all(isinstance(route, str) for route in routes):
+        raise ConfigurationError(f"{name}.RestrictedRoutes: expected a list of route names")
+    for route in routes:
+        if route not in RESTRICTABLE_ROUTES:
+            raise ConfigurationError(
+                f"{name}.RestrictedRoutes: unknown route {route!r}; known: {', '.join(sorted(RESTRICTABLE_ROUTES))}"
+            )
+    if routes:
+        # The user name comes from the Basic authorization header, which only Orthanc's authentication checks:
+        # without it any caller could name itself an administrator.
+        if orthanc_config.get("AuthenticationEnabled") is not True:
+            raise ConfigurationError(f'{name}: restricted routes need "AuthenticationEnabled": true')
+        registered = orthanc_config.get("RegisteredUsers") or {}
+        for user in admins:
+            if not isinstance(registered, Mapping) or user not in registered:
+                raise ConfigurationError(f"{name}.AdminUsers: {user!r} is not one of RegisteredUsers")
+    return AccessRules(admin_users=frozenset(admins), restricted_routes=frozenset(routes))
 
 
 def parse_configuration(
@@ -196,4 +256,5 @@ def parse_configuration(
         http_port=http_port,
         http_threads=http_threads,
         auto_anonymize=dict(auto),
+        access=_access_rules(section, orthanc_config),
     )

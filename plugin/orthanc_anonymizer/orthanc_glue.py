@@ -28,7 +28,7 @@ import orthanc
 from . import __version__
 from .api import BadRequest, optional_int, parse_anonymize, parse_batch, profiles_answer
 from .audit import AuditLog
-from .config import AnonymizerConfig, ConfigurationError, parse_configuration
+from .config import RESTRICTABLE_ROUTES, AnonymizerConfig, ConfigurationError, parse_configuration
 from .errors import AnonymizerError, ProfileError
 from .explorer import explorer_javascript
 from .jobs import FROM_RESOURCE, PROFILE_METADATA, Job, JobManager, JobStore
@@ -61,6 +61,10 @@ class _OrthancLogHandler(logging.Handler):
 
 class _Busy(Exception):
     """Too many requests hold HTTP threads already (HTTP 503)."""
+
+
+class _Forbidden(Exception):
+    """The route is restricted to administrators by ``Anonymizer.Authorization`` (HTTP 403)."""
 
 
 class _Gate:
@@ -171,6 +175,25 @@ def _caller(headers: dict[str, str]) -> str:
     return "anonymous"
 
 
+def _require(headers: dict[str, str] | None, *routes: str) -> None:
+    """:class:`_Forbidden` naming the first of ``routes`` (``RESTRICTABLE_ROUTES`` names) the caller may not use."""
+    access = _state().config.access
+    user = _caller(headers or {})
+    for route in routes:
+        if not access.allows(user, route):
+            raise _Forbidden(
+                f"{route}: {RESTRICTABLE_ROUTES[route]} is restricted to the users of "
+                "Anonymizer.Authorization.AdminUsers"
+            )
+
+
+def _settings_routes(settings: Any) -> tuple[str, ...]:
+    """The restrictable routes a request with these settings uses."""
+    if not settings.dry_run:
+        return ("anonymize",)
+    return ("dry-run", "dry-run-values") if settings.include_values else ("dry-run",)
+
+
 def _answer(output: Any, value: object, status: int = 200) -> None:
     body = json.dumps(value, indent=1)
     if status == 200:
@@ -208,6 +231,8 @@ def _route(methods: tuple[str, ...]) -> Callable[[Route], Route]:
                 _error(output, 400, str(error))
             except ResourceNotFound as error:
                 _error(output, 404, f"unknown resource ({error})")
+            except _Forbidden as error:
+                _error(output, 403, str(error))
             except _Busy as error:
                 _error(output, 503, str(error))
             except Exception as error:
@@ -231,6 +256,7 @@ def _state() -> _Plugin:
 
 @_route(("GET",))
 def _profiles(output: Any, uri: str, **request: Any) -> None:
+    _require(request.get("headers"), "profiles")
     _answer(output, profiles_answer(_state().config.profiles_directory))
 
 
@@ -248,6 +274,7 @@ def _anonymize(output: Any, uri: str, **request: Any) -> None:
     plugin = _state()
     level, resource = request["groups"]
     parsed = parse_anonymize(request.get("body") or b"", plugin.config)
+    _require(request.get("headers"), *_settings_routes(parsed.settings))
     with plugin.gate.hold():
         with plugin.gate.loopback():
             if not plugin.route_client.exists(level, resource):
@@ -273,14 +300,25 @@ def _anonymize(output: Any, uri: str, **request: Any) -> None:
 def _batch(output: Any, uri: str, **request: Any) -> None:
     plugin = _state()
     parsed = parse_batch(request.get("body") or b"", plugin.config)
+    _require(request.get("headers"), "batch", *_settings_routes(parsed.settings)[1:])
     job = _submit(parsed.level, list(parsed.resources), parsed.settings, request.get("headers") or {})
     _answer(output, _job_reference(job))
+
+
+def _holds_values(record: dict[str, Any]) -> bool:
+    """A dry run's record with original values in it (``IncludeValues``)."""
+    return any(
+        "Original" in change for result in record.get("Results", []) for change in result.get("Changes", []) or []
+    )
 
 
 @_route(("GET",))
 def _job(output: Any, uri: str, **request: Any) -> None:
     (job_id,) = request["groups"]
+    _require(request.get("headers"), "jobs")
     record = _state().manager.record(job_id)
+    if record is not None and _holds_values(record):
+        _require(request.get("headers"), "dry-run-values")
     if record is None:
         _error(output, 404, f"unknown job {job_id}")
     else:
@@ -291,6 +329,7 @@ def _job(output: Any, uri: str, **request: Any) -> None:
 def _links(output: Any, uri: str, **request: Any) -> None:
     plugin = _state()
     level, resource = request["groups"]
+    _require(request.get("headers"), "links")
     with plugin.gate.hold(), plugin.gate.loopback():
         if not plugin.route_client.exists(level, resource):
             raise ResourceNotFound("GET", f"/{level}/{resource}", 404)
@@ -305,6 +344,7 @@ def _links(output: Any, uri: str, **request: Any) -> None:
 
 @_route(("GET",))
 def _audit(output: Any, uri: str, **request: Any) -> None:
+    _require(request.get("headers"), "audit")
     query = request.get("get") or {}
     records = _state().audit.read(since=optional_int(query, "since"), limit=optional_int(query, "limit"))
     _answer(output, records)
@@ -312,6 +352,7 @@ def _audit(output: Any, uri: str, **request: Any) -> None:
 
 @_route(("GET",))
 def _audit_verify(output: Any, uri: str, **request: Any) -> None:
+    _require(request.get("headers"), "audit")
     _answer(output, _state().audit.verify())
 
 

@@ -66,3 +66,34 @@ def test_options_and_profiles_directory(tmp_path: Path) -> None:
     config = parse({"Secret": "s", "DefaultOptions": ["CleanDesc"], "ProfilesDirectory": str(tmp_path)})
     assert config.default_options == (Option.CleanDesc,)
     assert config.profiles_directory == tmp_path
+
+
+def test_authorization_restricts_routes_to_the_admin_users() -> None:
+    config = parse(
+        {"Secret": "s", "Authorization": {"AdminUsers": ["admin"], "RestrictedRoutes": ["links", "audit"]}},
+        AuthenticationEnabled=True,
+        RegisteredUsers={"admin": "a", "operator": "o"},
+    )
+    assert config.access.allows("admin", "links") and config.access.allows("admin", "audit")
+    assert not config.access.allows("operator", "links") and not config.access.allows("anonymous", "audit")
+    assert config.access.allows("operator", "anonymize")
+    assert parse({"Secret": "s"}).access.allows("anonymous", "links")  # nothing restricted by default
+
+
+@pytest.mark.parametrize(
+    ("authorization", "orthanc", "named"),
+    [
+        ({"AdminUsers": ["admin"], "RestrictedRoutes": ["links"]}, {}, "AuthenticationEnabled"),
+        ({"AdminUsers": ["root"], "RestrictedRoutes": ["links"]}, None, "'root'"),
+        ({"AdminUsers": ["admin"], "RestrictedRoutes": ["../links"]}, None, "'../links'"),
+        ({"AdminUsers": "admin", "RestrictedRoutes": ["links"]}, None, "AdminUsers"),
+        ({"Admins": ["admin"]}, None, "Authorization.Admins"),
+        (["admin"], None, "Authorization"),
+    ],
+)
+def test_wrong_authorization_is_refused_naming_it(authorization, orthanc, named) -> None:
+    if orthanc is None:
+        orthanc = {"AuthenticationEnabled": True, "RegisteredUsers": {"admin": "a"}}
+    with pytest.raises(ConfigurationError, match=r"Anonymizer\.Authorization") as raised:
+        parse({"Secret": "s", "Authorization": authorization}, **orthanc)
+    assert named in str(raised.value)
