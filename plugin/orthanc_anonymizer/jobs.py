@@ -129,6 +129,24 @@ def _timestamp(moment: float | None) -> str | None:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(moment))
 
 
+_VALUE_FIELDS = ("Original", "New")
+"""A dry run's values (``IncludeValues``): in the answer and in memory, never on disk."""
+
+
+def without_values(record: Mapping[str, Any]) -> dict[str, Any]:
+    """``record`` as written to disk: the original and new values of a dry run left out, ``ValuesOmitted`` said."""
+    results = record.get("Results") or []
+    if not any(key in change for result in results for change in result.get("Changes") or [] for key in _VALUE_FIELDS):
+        return dict(record)
+    kept = [
+        {**result, "Changes": [{k: v for k, v in c.items() if k not in _VALUE_FIELDS} for c in result["Changes"]]}
+        if result.get("Changes")
+        else result
+        for result in results
+    ]
+    return {**record, "Results": kept, "ValuesOmitted": True}
+
+
 class JobStore:
     """Job records as JSON files, one per job, written atomically and kept after the job ends."""
 
@@ -142,7 +160,7 @@ class JobStore:
     def save(self, record: Mapping[str, Any]) -> None:
         path = self._path(str(record["ID"]))
         temporary = path.with_suffix(f".{threading.get_ident()}.tmp")
-        temporary.write_text(json.dumps(record, indent=1), encoding="utf-8")
+        temporary.write_text(json.dumps(without_values(record), indent=1), encoding="utf-8")
         os.replace(temporary, path)
 
     def load(self, job_id: str) -> dict[str, Any] | None:
