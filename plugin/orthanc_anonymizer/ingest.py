@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .errors import AnonymizerError, ProfileError
+from .jobs import INTERRUPTED, Job, JobSettings
 from .profiles import Option
 
 logger = logging.getLogger("orthanc_anonymizer.ingest")
@@ -233,6 +234,9 @@ class IngestLoop:
     without moving the position. ``on_stable_study`` is told about every study that became stable (forwarding).
     """
 
+    LOOK_BACK = 1000
+    """First run: how far back in the log to look for changes made since the plugin started."""
+
     def __init__(
         self,
         source: ChangeSource,
@@ -252,15 +256,30 @@ class IngestLoop:
         self.stopping = threading.Event()
         self.processed = 0
         self.skipped = 0
+        self.started_at: str | None = None
+        self.follow_new_instances = True
+        """False in Gateway mode: what is stored is already anonymized; only stable studies matter (forwarding)."""
 
     def start_position(self) -> int:
-        """Where to start: the saved position, or (first run) the end of the log, so old studies stay as they are."""
+        """Where to start: the saved position, or (first run) the end of the log, so old studies stay as they are.
+
+        With :attr:`started_at` (the plugin's start, UTC ``YYYYMMDDTHHMMSS``), a first run starts before the
+        first change logged since then instead: instances that arrived while Orthanc was still starting (before
+        this thread could reach its REST API) are not skipped.
+        """
         saved = self.cursor.load()
         if saved is not None:
             return saved
         last = int(self.source.get_json("/changes?last")["Last"])
-        self.cursor.save(last)
-        return last
+        position = last
+        if self.started_at is not None and last > 0:
+            since = max(0, last - self.LOOK_BACK)
+            answer = self.source.get_json(f"/changes?since={since}&limit={self.LOOK_BACK}")
+            recent = [change for change in answer.get("Changes", []) if str(change.get("Date", "")) >= self.started_at]
+            if recent:
+                position = min(position, int(recent[0]["Seq"]) - 1)
+        self.cursor.save(position)
+        return position
 
     def poll_once(self, position: int) -> tuple[int, bool]:
         """Handle the changes after ``position``; returns the new position and whether the log is exhausted."""
@@ -272,7 +291,11 @@ class IngestLoop:
         batch_end = position
         for change in changes:
             sequence = int(change["Seq"])
-            if change.get("ChangeType") == "NewInstance" and self._wanted(str(change["ID"])):
+            if (
+                change.get("ChangeType") == "NewInstance"
+                and self.follow_new_instances
+                and self._wanted(str(change["ID"]))
+            ):
                 batch.append(str(change["ID"]))
             elif change.get("ChangeType") == "StableStudy" and self.on_stable_study is not None:
                 self.on_stable_study(str(change["ID"]))
@@ -314,21 +337,72 @@ class IngestLoop:
             return False
         return True
 
-    def run_forever(self, idle_seconds: float = 1.0, retry_seconds: float = 2.0) -> None:
-        """Poll until :attr:`stopping` is set; a change callback sets :attr:`wake` to poll at once."""
+    def run_forever(self, busy_seconds: float = 0.1, idle_seconds: float = 1.0, retry_seconds: float = 2.0) -> None:
+        """Poll until :attr:`stopping` is set.
+
+        After a poll that found changes the next one comes ``busy_seconds`` later; each empty poll doubles the wait
+        up to ``idle_seconds``. Polling costs one loopback request, on this thread; an on-change callback would cost
+        a GIL round on Orthanc's threads for every change, copies included. Setting :attr:`wake` polls at once.
+        Until Orthanc first answers (it is still starting) it is asked again every ``busy_seconds``.
+        """
         position: int | None = None
         delay = retry_seconds
+        wait = busy_seconds
+        reached = False
         while not self.stopping.is_set():
             try:
                 if position is None:
                     position = self.start_position()
+                    reached = True
+                previous = position
                 position, done = self.poll_once(position)
                 delay = retry_seconds
                 if done:
-                    self.wake.wait(idle_seconds)
+                    wait = busy_seconds if position != previous else min(idle_seconds, wait * 2)
+                    self.wake.wait(wait)
                     self.wake.clear()
             except Exception as error:  # Orthanc not ready or gone: retry later from the saved position
-                logger.warning("ingest: will retry in %.0f s (%s)", delay, type(error).__name__)
                 position = None
+                if not reached:
+                    self.stopping.wait(busy_seconds)
+                    continue
+                logger.warning("ingest: will retry in %.0f s (%s)", delay, type(error).__name__)
                 self.stopping.wait(delay)
                 delay = min(delay * 2, 60.0)
+
+
+class IngestInterrupted(AnonymizerError):
+    """A batch did not end because Orthanc (or the plugin) is stopping; it is replayed after the restart."""
+
+
+class JobBatchRunner:
+    """``run_batch`` for :class:`IngestLoop`: a job at instance level through the same machinery as the REST
+    routes (download, anonymize in a worker, store, verify, link, one audit record per instance, ``User`` "auto").
+
+    With ``DeleteOriginal`` the job runs "in place": an original is deleted only once its copy is stored and its
+    MD5 checked. A batch that Orthanc's stop interrupted raises :class:`IngestInterrupted`, so the position stays.
+    """
+
+    USER = "auto"
+
+    def __init__(self, submit: Callable[[Job], Job], settings: JobSettings, stopping: threading.Event) -> None:
+        self.submit = submit
+        self.settings = settings
+        self.stopping = stopping
+
+    def __call__(self, instance_ids: list[str]) -> BatchOutcome:
+        job = self.submit(Job(level="instances", resources=list(instance_ids), settings=self.settings, user=self.USER))
+        while not job.done.wait(0.5):
+            if self.stopping.is_set():
+                raise IngestInterrupted(f"job {job.id}: the plugin is stopping")
+        if INTERRUPTED in job.errors:
+            raise IngestInterrupted(f"job {job.id}: {INTERRUPTED}")
+        outcome = BatchOutcome()
+        for result in job.results:
+            if "Error" in result:
+                if result["Error"] != "unknown resource":  # deleted since it arrived: nothing to anonymize
+                    outcome.failed.append({"Instance": str(result.get("Source")), "Reason": str(result["Error"])})
+                continue
+            outcome.anonymized += int(result.get("Instances", 0))
+            outcome.failed.extend(result.get("Failed", []))
+        return outcome

@@ -28,6 +28,7 @@ import orthanc
 from . import __version__
 from .api import BadRequest, optional_int, parse_anonymize, parse_batch, profiles_answer
 from .audit import AuditLog
+from .auto_anonymize import AutoAnonymizer, AutoAnonymizeSetup, resolve_auto_anonymize
 from .config import RESTRICTABLE_ROUTES, AnonymizerConfig, ConfigurationError, parse_configuration
 from .errors import AnonymizerError, ProfileError
 from .explorer import explorer_javascript
@@ -105,7 +106,9 @@ class _Gate:
 class _Plugin:
     """Everything the routes use, made once at start-up."""
 
-    def __init__(self, config: AnonymizerConfig, orthanc_config: dict[str, Any]) -> None:
+    def __init__(
+        self, config: AnonymizerConfig, orthanc_config: dict[str, Any], auto: AutoAnonymizeSetup | None = None
+    ) -> None:
         self.config = config
         # Loopback to this very Orthanc: with SslEnabled its certificate names the public host, not 127.0.0.1.
         tls = bool(orthanc_config.get("SslEnabled", False))
@@ -136,6 +139,7 @@ class _Plugin:
             window=2 * config.workers,
         )
         self.gate = _Gate(config.http_threads, config.concurrent_jobs)
+        self.auto = AutoAnonymizer(auto, config, self.client, self.manager, self.pool, self.store) if auto else None
 
     def _warm_up(self) -> None:
         try:
@@ -144,6 +148,8 @@ class _Plugin:
             logger.error("worker processes do not start (%s): %s", self.config.worker_python, exception_summary(error))
 
     def stop(self) -> None:
+        if self.auto is not None:
+            self.auto.stop()
         self.manager.shutdown()
         self.pool.shutdown()
         self.links.close()
@@ -371,6 +377,32 @@ def _check_orthanc_settings(orthanc_config: dict[str, Any], config: AnonymizerCo
         raise ConfigurationError(f"Anonymizer.DefaultProfile: {error}") from None
 
 
+_ORIGINS = {"DICOM_PROTOCOL": "DicomProtocol", "REST_API": "RestApi", "PLUGIN": "Plugins", "LUA": "Lua"}
+"""orthanc.InstanceOrigin members -> the names Orthanc's ``Origin`` metadata uses (what Filter.Origin matches)."""
+
+
+def _received_instance(received: bytes, origin: Any) -> tuple[Any, bytes | None]:
+    """Gateway mode: Orthanc stores what this returns instead of what it received (:mod:`.gateway`). Runs on
+    Orthanc's storage thread; the engine runs in a worker, and waiting for it releases the GIL."""
+    actions = orthanc.ReceivedInstanceAction
+    try:
+        name = next(
+            (value for key, value in _ORIGINS.items() if origin == getattr(orthanc.InstanceOrigin, key, None)),
+            "Unknown",
+        )
+        gateway = _state().auto
+        assert gateway is not None and gateway.gateway is not None
+        action, data = gateway.gateway.decide(bytes(received), name)
+    except Exception as error:  # fail closed: a gateway stores nothing it has not anonymized
+        logger.error("gateway: a received instance was discarded: %s", exception_summary(error))
+        return actions.DISCARD, None
+    if action == "modify":
+        return actions.MODIFY, data
+    if action == "keep":
+        return actions.KEEP_AS_IS, None
+    return actions.DISCARD, None
+
+
 def start() -> None:
     """Read the configuration, start the plugin and register its routes. Raises on a wrong setting, which makes
     Orthanc stop at start-up with the message in its log."""
@@ -386,6 +418,7 @@ def start() -> None:
     try:
         config = parse_configuration(orthanc_config, os.environ, Path.cwd())
         _check_orthanc_settings(orthanc_config, config)
+        auto = resolve_auto_anonymize(config, orthanc_config)
     except AnonymizerError as error:
         orthanc.LogError(f"anonymizer: wrong configuration: {error}")
         raise
@@ -394,7 +427,7 @@ def start() -> None:
             "no Anonymizer.Secret nor ANONYMIZER_SECRET: using the public development secret "
             "(AllowDevelopmentSecret); never use this setup for real data"
         )
-    _plugin = _Plugin(config, orthanc_config)
+    _plugin = _Plugin(config, orthanc_config, auto)
 
     orthanc.RegisterRestCallback("/anonymizer/profiles", _profiles)
     orthanc.RegisterRestCallback("/anonymizer/batch", _batch)
@@ -407,6 +440,10 @@ def start() -> None:
     # call waits for the GIL, and Orthanc's stop waits for the backlog. Jobs notice a stopping Orthanc by its
     # refused loopback connections instead, and the rest is closed when Python ends.
     atexit.register(_plugin.stop)
+    if _plugin.auto is not None:
+        _plugin.auto.start()
+        if _plugin.auto.gateway is not None:
+            orthanc.RegisterReceivedInstanceCallback(_received_instance)
     # The "Anonymize (PS3.15)" button of Orthanc Explorer (explorer.py, explorer.js).
     orthanc.ExtendOrthancExplorer(explorer_javascript())
     logger.info(

@@ -13,7 +13,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +169,21 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]
     server = OrthancServer(tmp_path_factory.mktemp("orthanc")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[Callable[..., OrthancServer]]:
+    """Servers of a test's own (``make(name, overrides=..., secret=..., auth=...)``), stopped after it."""
+    servers: list[OrthancServer] = []
+
+    def make(name: str, **kwargs: Any) -> OrthancServer:
+        server = OrthancServer(tmp_path / name, **kwargs)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
 
 
 @pytest.hookimpl(hookwrapper=True)

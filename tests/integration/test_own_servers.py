@@ -8,24 +8,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import OrthancServer
 from study_generator import Patient, make_study
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def server_factory(tmp_path):
-    servers: list[OrthancServer] = []
-
-    def make(name: str, **kwargs) -> OrthancServer:
-        server = OrthancServer(tmp_path / name, **kwargs)
-        servers.append(server)
-        return server
-
-    yield make
-    for server in servers:
-        server.stop()
 
 
 def test_orthanc_authentication_guards_the_routes(server_factory) -> None:
