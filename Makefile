@@ -10,7 +10,7 @@ export ORTHANC_HTTP_PORT ?= 8042
 export ORTHANC_DICOM_PORT ?= 4242
 export ORTHANC_DATA ?= $(CURDIR)/data
 
-.PHONY: run test unit integration browser lint bench apt venv clean
+.PHONY: run test unit integration browser lint bench soak apt venv clean
 
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -69,6 +69,11 @@ test-compat: venv compat-venv
 
 bench: venv
 	$(VENV)/bin/python -m bench.run
+
+# Long fuzz runs, never part of make test: the engine's input and the REST routes' bodies (a real Orthanc).
+soak: venv
+	HYPOTHESIS_PROFILE=long $(VENV)/bin/pytest -q tests/unit/test_engine_hostile_input.py \
+	  tests/integration/test_fuzz_route_bodies.py
 
 standard: venv
 	$(VENV)/bin/python tools/generate_standard.py ../shared

@@ -6,8 +6,10 @@ answer. Profiles, options and rules are checked here, before any job starts.
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,12 +52,51 @@ class AnonymizeRequest:
     """Batch only: the Orthanc IDs."""
 
 
+MAX_NESTING = 16
+"""The deepest body accepted (a real one is 3 deep: body, Rules, rule). Orthanc's HTTP threads have small stacks:
+a JSON body nested thousands deep would overflow one in the C JSON parser and take Orthanc down with it."""
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+
+
+def _outside_strings(text: str) -> Iterator[str]:
+    """The parts of ``text`` outside JSON strings (an unterminated string runs to the end)."""
+    position = 0
+    while (quote := text.find('"', position)) >= 0:
+        yield text[position:quote]
+        end = quote
+        while True:
+            end = text.find('"', end + 1)
+            if end < 0:
+                return
+            backslashes = 0
+            while text[end - 1 - backslashes] == "\\":  # each run of backslashes is counted once
+                backslashes += 1
+            if backslashes % 2 == 0:
+                break
+        position = end + 1
+    yield text[position:]
+
+
+def nesting_depth(text: str) -> int:
+    """How deep the arrays and objects of the JSON ``text`` nest (brackets inside strings not counted): without
+    parsing nor recursion, in time linear in its length whatever it holds."""
+    brackets = _NOT_BRACKETS.sub("", "".join(_outside_strings(text)))
+    return max(itertools.accumulate((1 if bracket in "[{" else -1 for bracket in brackets), initial=0))
+
+
 def _decode(body: bytes) -> dict[str, Any]:
     if not body.strip():
         return {}
+    try:  # as json.loads does with bytes (UTF-8, 16 or 32), but first, so the depth is checked on the text
+        text = body.decode(json.detect_encoding(body), "surrogatepass")
+    except UnicodeDecodeError as error:
+        raise BadRequest(f"body: not JSON ({error})") from None
+    # Counting brackets is fast (C); only a body with many of them needs the scan.
+    if text.count("[") + text.count("{") > MAX_NESTING and nesting_depth(text) > MAX_NESTING:
+        raise BadRequest(f"body: JSON nested deeper than {MAX_NESTING} levels")
     try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
+        value = json.loads(text)
+    except ValueError as error:
         raise BadRequest(f"body: not JSON ({error})") from None
     if not isinstance(value, dict):
         raise BadRequest(f"body: expected a JSON object, got {type(value).__name__}")
