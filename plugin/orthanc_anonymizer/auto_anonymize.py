@@ -117,6 +117,7 @@ class AutoAnonymizer:
             runner,
             on_stable_study=self.forwarder.study_stable if self.forwarder else None,
         )
+        runner.outputs = self.loop.own_outputs
         self.loop.started_at = time.strftime("%Y%m%dT%H%M%S", time.gmtime(time.time() - 1))
         self.loop.follow_new_instances = auto.mode == "Copy"
         self._thread: threading.Thread | None = None

@@ -257,6 +257,8 @@ class IngestLoop:
         self.processed = 0
         self.skipped = 0
         self.started_at: str | None = None
+        self.own_outputs: set[str] = set()
+        """Copies ``run_batch`` just stored: their own NewInstance changes are skipped without reading them."""
         self.follow_new_instances = True
         """False in Gateway mode: what is stored is already anonymized; only stable studies matter (forwarding)."""
 
@@ -317,6 +319,10 @@ class IngestLoop:
         self.cursor.save(position)
 
     def _wanted(self, instance_id: str) -> bool:
+        if instance_id in self.own_outputs:
+            self.own_outputs.discard(instance_id)
+            self.skipped += 1
+            return False
         try:
             tags = self.source.get_json(f"/instances/{instance_id}/simplified-tags")
         except AnonymizerError:
@@ -385,10 +391,18 @@ class JobBatchRunner:
 
     USER = "auto"
 
-    def __init__(self, submit: Callable[[Job], Job], settings: JobSettings, stopping: threading.Event) -> None:
+    def __init__(
+        self,
+        submit: Callable[[Job], Job],
+        settings: JobSettings,
+        stopping: threading.Event,
+        outputs: set[str] | None = None,
+    ) -> None:
         self.submit = submit
         self.settings = settings
         self.stopping = stopping
+        self.outputs = outputs if outputs is not None else set()
+        """The IDs of the copies stored (the loop's :attr:`IngestLoop.own_outputs`)."""
 
     def __call__(self, instance_ids: list[str]) -> BatchOutcome:
         job = self.submit(Job(level="instances", resources=list(instance_ids), settings=self.settings, user=self.USER))
@@ -404,5 +418,7 @@ class JobBatchRunner:
                     outcome.failed.append({"Instance": str(result.get("Source")), "Reason": str(result["Error"])})
                 continue
             outcome.anonymized += int(result.get("Instances", 0))
+            if result.get("Resource"):
+                self.outputs.add(str(result["Resource"]))
             outcome.failed.extend(result.get("Failed", []))
         return outcome

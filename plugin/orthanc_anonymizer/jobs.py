@@ -354,6 +354,9 @@ class JobManager:
         # large studies never has more than one study's instance list in memory.
         counts: list[tuple[str, int | None]] = []
         for resource in job.resources:
+            if job.level == "instances":
+                counts.append((resource, 1))  # listing it below is the existence check: one request, not two
+                continue
             try:
                 counts.append((resource, self.client.count_instances(job.level, resource)))
             except OrthancUnreachable:
