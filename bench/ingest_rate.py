@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
 
-from conftest import OrthancServer  # noqa: E402
-from ingest_support import auto_overrides, interleaved, send, studies_for  # noqa: E402
-from study_generator import Patient  # noqa: E402
+from conftest import OrthancServer
+from ingest_support import auto_overrides, interleaved, send, studies_for
+from study_generator import Patient
 
 
 def one_run(folder: Path, instances: int, auto: bool) -> tuple[float, float | None]:
