@@ -1,0 +1,200 @@
+"""AutoAnonymize without Orthanc: settings resolved like a REST request's, forwarding's retries, Gateway decisions,
+and a batch that Orthanc's stop interrupted."""
+
+from __future__ import annotations
+
+import threading
+import time
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydicom import dcmread
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+from orthanc_anonymizer.auto_anonymize import resolve_auto_anonymize
+from orthanc_anonymizer.config import AnonymizerConfig, ConfigurationError
+from orthanc_anonymizer.engine import AnonymizationSettings
+from orthanc_anonymizer.forwarding import Forwarder
+from orthanc_anonymizer.gateway import DISCARD, KEEP, MODIFY, decide_in_worker, orthanc_instance_id
+from orthanc_anonymizer.ingest import IngestFilter, IngestInterrupted, JobBatchRunner
+from orthanc_anonymizer.jobs import INTERRUPTED, Job, JobSettings, JobStore
+from orthanc_anonymizer.profiles import Option, basic_profile
+from orthanc_anonymizer.uids import KeyedHasher
+from orthanc_anonymizer.workers import InstanceTask
+
+PROFILES = Path(__file__).resolve().parents[2] / "profiles"
+
+
+def config(auto: dict[str, Any], **kwargs: Any) -> AnonymizerConfig:
+    return AnonymizerConfig(profiles_directory=PROFILES, secret=b"s", auto_anonymize=auto, **kwargs)
+
+
+def test_disabled_is_nothing_and_defaults_follow_the_rest_routes() -> None:
+    assert resolve_auto_anonymize(config({}), {}) is None
+    setup = resolve_auto_anonymize(
+        config({"Enabled": True}, default_options=(Option.CleanDesc,)), {"DicomModalities": {}}
+    )
+    assert setup is not None
+    assert setup.settings.profile.name == "basic" and setup.settings.profile.options == {Option.CleanDesc}
+    assert not setup.settings.in_place
+    deleting = resolve_auto_anonymize(config({"Enabled": True, "DeleteOriginal": True, "Options": []}), {})
+    assert deleting is not None and deleting.settings.in_place and deleting.settings.profile.options == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("auto", "orthanc", "named"),
+    [
+        ({"Enabled": True, "Profile": "no-such-profile"}, {}, "AutoAnonymize.Profile"),
+        ({"Enabled": True, "Options": ["RetainEverything"]}, {}, "RetainEverything"),
+        ({"Enabled": True, "ForwardTo": ["NOWHERE"]}, {"DicomModalities": {"PACS": []}}, "NOWHERE"),
+        ({"Enabled": True, "Mode": "Gateway", "Filter": {"CallingAET": "X"}}, {}, "Filter.CallingAET"),
+        ({"Enabled": True, "Wrong": 1}, {}, "AutoAnonymize.Wrong"),
+    ],
+)
+def test_wrong_settings_stop_start_up_naming_them(auto: dict[str, Any], orthanc: dict[str, Any], named: str) -> None:
+    with pytest.raises(ConfigurationError, match=named):
+        resolve_auto_anonymize(config(auto), orthanc)
+
+
+class FakeOrthanc:
+    """A modality that refuses the first ``failures`` store jobs."""
+
+    def __init__(self, failures: int, anonymized: bool = True) -> None:
+        self.failures = failures
+        self.anonymized = anonymized
+        self.stores: list[tuple[str, Any]] = []
+
+    def get_metadata(self, level: str, resource: str, name: str) -> str | None:
+        return "original-study" if self.anonymized else None
+
+    def get_json(self, path: str) -> Any:
+        if path == "/modalities":
+            return ["RESEARCH"]
+        if path == "/peers":
+            return ["PEER"]
+        if path.startswith("/jobs/"):
+            number = int(path.rsplit("-", 1)[1])
+            if number <= self.failures:
+                return {"State": "Failure", "ErrorDescription": "DicomAssociation: Connection refused"}
+            return {"State": "Success", "Progress": 100}
+        raise AssertionError(path)
+
+    def post_json(self, path: str, body: Any) -> Any:
+        self.stores.append((path, body))
+        return {"ID": f"job-{len(self.stores)}"}
+
+    def close(self) -> None:
+        pass
+
+
+class Audit:
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    def append(self, record: dict[str, Any]) -> dict[str, Any]:
+        self.records.append(record)
+        return record
+
+
+def wait_for(condition: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "not in time"
+        time.sleep(0.01)
+
+
+def test_forward_is_retried_with_back_off_and_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Forwarder, "FIRST_DELAY", 0.05)
+    orthanc, audit, store = FakeOrthanc(failures=2), Audit(), JobStore(tmp_path / "jobs")
+    forwarder = Forwarder(orthanc, store, audit, ("RESEARCH", "PEER"))  # type: ignore[arg-type]
+    forwarder.start()
+    try:
+        forwarder.study_stable("copy-study")
+        wait_for(lambda: len(audit.records) == 2)
+    finally:
+        forwarder.stop()
+    by_destination = {record["Destination"]: record for record in audit.records}
+    assert by_destination["RESEARCH"]["State"] == "Success" and by_destination["PEER"]["State"] == "Success"
+    assert sum(record["Attempts"] for record in audit.records) == 4  # two refused, then one success each
+    paths = sorted({path for path, _ in orthanc.stores})
+    assert paths == ["/modalities/RESEARCH/store", "/peers/PEER/store"]
+    assert all(body == {"Resources": ["copy-study"], "Asynchronous": True} for _, body in orthanc.stores)
+    for record in audit.records:
+        saved = store.load(record["Job"])
+        assert saved is not None and saved["Type"] == "Forward" and saved["State"] == "Success"
+        assert saved["Resources"] == ["copy-study"]
+    retried = [store.load(record["Job"]) for record in audit.records if record["Errors"]]
+    assert retried and all("Connection refused" in (job or {})["Errors"][0] for job in retried)
+
+
+def test_a_study_that_is_no_copy_is_not_forwarded(tmp_path: Path) -> None:
+    orthanc, audit = FakeOrthanc(failures=0, anonymized=False), Audit()
+    forwarder = Forwarder(orthanc, JobStore(tmp_path / "jobs"), audit, ("RESEARCH",))  # type: ignore[arg-type]
+    forwarder.start()
+    forwarder.study_stable("original-study")
+    time.sleep(0.2)
+    forwarder.stop()
+    assert orthanc.stores == [] and audit.records == []
+
+
+def ct_instance(**values: str) -> bytes:
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = CTImageStorage
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.PatientName, ds.PatientID, ds.Modality = "Gateway^Unit", "PID-GW-UNIT", "CT"
+    for keyword, value in values.items():
+        setattr(ds, keyword, value)
+    buffer = BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def test_gateway_decisions() -> None:
+    task = InstanceTask(settings=AnonymizationSettings(profile=basic_profile(), hasher=KeyedHasher(b"s")))
+    ct_only = IngestFilter.parse({"Modality": "CT", "Origin": "DicomProtocol"})
+    decision = decide_in_worker(ct_instance(), task, ct_only, "DicomProtocol")
+    assert decision.action == MODIFY and decision.outcome is not None and decision.outcome.data is not None
+    copy = dcmread(BytesIO(decision.outcome.data))
+    assert copy.PatientIdentityRemoved == "YES" and copy.PatientID != "PID-GW-UNIT"
+    # the ID Orthanc will give it (the integration test checks it against a real Orthanc)
+    assert decision.orthanc_id == orthanc_instance_id(
+        copy.PatientID, copy.StudyInstanceUID, copy.SeriesInstanceUID, copy.SOPInstanceUID
+    )
+    assert decide_in_worker(ct_instance(Modality="US"), task, ct_only, "DicomProtocol").action == DISCARD
+    assert decide_in_worker(ct_instance(), task, ct_only, "RestApi").action == DISCARD
+    assert decide_in_worker(decision.outcome.data, task, ct_only, "DicomProtocol").action == KEEP
+    assert decide_in_worker(b"not DICOM at all", task, ct_only, "DicomProtocol").action == DISCARD
+
+
+def test_an_interrupted_batch_raises_so_the_position_stays() -> None:
+    settings = JobSettings(profile=basic_profile())
+
+    def interrupted(job: Job) -> Job:
+        job.errors.append(INTERRUPTED)
+        job.done.set()
+        return job
+
+    with pytest.raises(IngestInterrupted):
+        JobBatchRunner(interrupted, settings, threading.Event())(["a", "b"])
+
+    def finished(job: Job) -> Job:
+        job.results = [
+            {"Source": "a", "Resource": "copy-a", "Instances": 1, "Failed": []},
+            {"Source": "b", "Error": "unknown resource"},  # deleted since it arrived
+            {"Source": "c", "Resource": None, "Instances": 0, "Failed": [{"Instance": "c", "Reason": "residual"}]},
+        ]
+        job.done.set()
+        return job
+
+    outputs: set[str] = set()
+    outcome = JobBatchRunner(finished, settings, threading.Event(), outputs)(["a", "b", "c"])
+    assert outcome.anonymized == 1 and outcome.failed == [{"Instance": "c", "Reason": "residual"}]
+    assert outputs == {"copy-a"}
