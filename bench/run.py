@@ -198,11 +198,6 @@ class Bench:
         assert count == instances, count
         return copy
 
-    def ingest_wired(self) -> bool:
-        """Whether the plugin anonymizes on ingest (the glue starts the ingest module)."""
-        glue = ROOT / "plugin" / "orthanc_anonymizer" / "orthanc_glue.py"
-        return "from .ingest import" in glue.read_text(encoding="utf-8")
-
 
 def case_orthanc(bench: Bench, files: list[bytes], repeat: int) -> dict[str, Measure]:
     """(a) plain ingest, the plugin and Orthanc's anonymizer, interleaved; originals re-ingested each repeat."""
@@ -232,8 +227,8 @@ def case_orthanc(bench: Bench, files: list[bytes], repeat: int) -> dict[str, Mea
 
 
 def case_storescu(bench: Bench, folder: Path, count: int, repeat: int) -> dict[str, Measure]:
-    """(b) storescu bursts into Orthanc without auto-anonymization (the baseline of the on-ingest goal)."""
-    burst = Measure("storescu burst into Orthanc (TCP_NODELAY=1), AutoAnonymize off", count)
+    """(b) baseline: storescu bursts of the CT study into Orthanc without auto-anonymization."""
+    burst = Measure("storescu burst of the CT study (TCP_NODELAY=1), AutoAnonymize off", count)
     environ = {**os.environ, "TCP_NODELAY": "1"}
     command = [
         "storescu", "-aet", "BENCH", "-aec", "ORTHANC", "127.0.0.1", str(bench.server.dicom_port), "+sd", str(folder),
@@ -246,6 +241,28 @@ def case_storescu(bench: Bench, folder: Path, count: int, repeat: int) -> dict[s
         study = studies[0] if len(studies) == 1 else None
     bench.delete("studies", study)
     return {"storescu": burst}
+
+
+def case_ingest(folder: Path, count: int, repeat: int) -> dict[str, Measure]:
+    """(b) on ingest: the same storescu burst (small instances, 5 studies interleaved) into a fresh Orthanc without
+    and with AutoAnonymize, alternately (:mod:`bench.ingest_rate`); and the lag of the last copy."""
+    from bench.ingest_rate import one_run
+
+    plain = Measure("storescu burst, small instances, AutoAnonymize off", count)
+    auto = Measure("storescu burst, small instances, AutoAnonymize on (Basic)", count)
+    lags: list[float] = []
+    for number in range(repeat):
+        rate, _ = one_run(folder / f"ingest-plain-{number}", count, auto=False)
+        plain.seconds.append(count / rate)
+        rate, lag = one_run(folder / f"ingest-auto-{number}", count, auto=True)
+        auto.seconds.append(count / rate)
+        assert lag is not None
+        lags.append(lag)
+        print(f"  repeat {number + 1}: without {plain.seconds[-1]:.2f} s, with {auto.seconds[-1]:.2f} s, "
+              f"last copy {lag:.2f} s after the last original", flush=True)  # fmt: skip
+    auto.extra["LastCopyLagSeconds"] = lags
+    auto.extra["MedianLastCopyLagSeconds"] = statistics.median(lags)
+    return {"ingest-plain": plain, "ingest-auto": auto}
 
 
 def case_growth(folder: Path, sizes: list[int], repeat: int) -> dict[str, Measure]:
@@ -364,6 +381,12 @@ def goals(measures: dict[str, Measure], skipped: dict[str, str]) -> list[Goal]:
         plugin = measures["plugin"].median
         found.append(Goal("plugin / Orthanc built-in anonymize (time)", plugin / measures["builtin"].median, 0.9))
         found.append(Goal("plugin / plain ingest (time)", plugin / measures["ingest"].median, 1.15))
+    if "ingest-auto" in measures:
+        auto = measures["ingest-auto"]
+        found.append(
+            Goal("storescu rate with / without AutoAnonymize", auto.rate / measures["ingest-plain"].rate, 0.9, False)
+        )
+        found.append(Goal("seconds from the last original to its last copy", auto.extra["MedianLastCopyLagSeconds"], 2))
     if "cli" in measures:
         found.append(
             Goal("CLI / dicognito (throughput)", measures["cli"].rate / measures["dicognito"].rate, 5.0, at_most=False)
@@ -461,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cases", default="orthanc,storescu,cli,growth", help="comma-separated: orthanc,storescu,cli,growth"
     )
+    parser.add_argument("--burst", type=int, default=1000, help="instances of the on-ingest burst (default 1000)")
     parser.add_argument("--growth-sizes", default="10,200,2000", help="study sizes of the growth and memory cases")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a goal fails")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (studies, Orthanc logs)")
@@ -484,14 +508,12 @@ def main(argv: list[str] | None = None) -> int:
                 if "storescu" in cases:
                     print("(b) storescu", flush=True)
                     measures.update(case_storescu(bench, folder, len(files), args.repeat))
-                    if not bench.ingest_wired():
-                        skipped["storescu-auto"] = (
-                            "on-ingest anonymization is not wired into the plugin yet (orthanc_glue.py does not "
-                            "start ingest.py): only the baseline was measured"
-                        )
             finally:
                 bench.stop()
         del files
+        if "storescu" in cases:
+            print(f"(b) on ingest: storescu bursts of {args.burst} small instances, without and with AutoAnonymize")
+            measures.update(case_ingest(work, args.burst, args.repeat))
         if "cli" in cases:
             print(f"(c) CLI --jobs {args.jobs} vs dicognito vs pydicom", flush=True)
             measures.update(case_cli(folder, work, args.instances, args.repeat, args.jobs))
@@ -499,7 +521,13 @@ def main(argv: list[str] | None = None) -> int:
             print("(d, e) memory and growth", flush=True)
             sizes = [int(size) for size in args.growth_sizes.split(",")]
             measures.update(case_growth(work, sizes, max(1, min(args.repeat, 3))))
-    baselines = {"plugin": "builtin", "ingest": "builtin", "dicognito": "cli", "pydicom": "cli"}
+    baselines = {
+        "plugin": "builtin",
+        "ingest": "builtin",
+        "dicognito": "cli",
+        "pydicom": "cli",
+        "ingest-auto": "ingest-plain",
+    }
     text = table(measures, baselines)
     checks = goals(measures, skipped)
     command = "make bench" if argv is None and len(sys.argv) == 1 else "python -m bench.run " + " ".join(sys.argv[1:])

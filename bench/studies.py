@@ -25,7 +25,7 @@ def ct_study(count: int, seed: int = 7) -> list[bytes]:
     template_path = get_testdata_file("CT_small.dcm")
     assert template_path is not None, "pydicom's CT_small.dcm test file is missing"
     rng = np.random.default_rng(seed)
-    study_uid = generate_uid()
+    study_uid, frame_uid = generate_uid(), generate_uid()
     series_uid = ""
     files = []
     for number in range(count):
@@ -38,7 +38,7 @@ def ct_study(count: int, seed: int = 7) -> list[bytes]:
         ds.SeriesInstanceUID = series_uid
         ds.SeriesNumber = number // SERIES_SIZE + 1
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        ds.FrameOfReferenceUID = study_uid + ".1"
+        ds.FrameOfReferenceUID = frame_uid
         ds.InstanceNumber = number % SERIES_SIZE + 1
         ds.ImagePositionPatient = [-158.0, -179.0, -number * 1.25]
         ds.SliceLocation = -number * 1.25
