@@ -64,8 +64,12 @@ def originals_of(server: OrthancServer, patients: list[Patient]) -> dict[str, st
         ).json()
         for instance in answer:
             found[instance["ID"]] = instance["ParentSeries"]
-    series_to_study = {series: server.json(f"/series/{series}")["ParentStudy"] for series in set(found.values())}
-    return {instance: series_to_study[series] for instance, series in found.items()}
+    series_to_study: dict[str, str] = {}
+    for series in set(found.values()):
+        response = server.get(f"/series/{series}")
+        if response.status_code == 200:  # else deleted since (DeleteOriginal)
+            series_to_study[series] = response.json()["ParentStudy"]
+    return {instance: series_to_study[series] for instance, series in found.items() if series in series_to_study}
 
 
 def copies_by_original(server: OrthancServer) -> Counter[str]:
