@@ -30,6 +30,7 @@ An append reads only the end of the file, not the whole of it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -153,8 +154,14 @@ class AuditLog:
             if stat.st_size and not self._ends_with_newline(file, stat.st_size):
                 # A line cut by a crash stays on its own line (verify reports it); ours starts on a fresh one.
                 line = b"\n" + line
-            os.write(file.fileno(), line)
-            os.fsync(file.fileno())
+            try:
+                written = os.write(file.fileno(), line)
+                if written != len(line):  # a full disk writes part of the line, then nothing
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                os.fsync(file.fileno())
+            except OSError:
+                os.ftruncate(file.fileno(), stat.st_size)  # no cut line left to break the chain
+                raise
             self._tail_key = (stat.st_ino, stat.st_size + len(line))
             self._tail = (sequence + 1, str(stored["Hash"]))
         return stored

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import queue
+import sqlite3
 import threading
 import time
 import uuid
@@ -160,8 +161,12 @@ class JobStore:
     def save(self, record: Mapping[str, Any]) -> None:
         path = self._path(str(record["ID"]))
         temporary = path.with_suffix(f".{threading.get_ident()}.tmp")
-        temporary.write_text(json.dumps(without_values(record), indent=1), encoding="utf-8")
-        os.replace(temporary, path)
+        try:
+            temporary.write_text(json.dumps(without_values(record), indent=1), encoding="utf-8")
+            os.replace(temporary, path)
+        except OSError:
+            temporary.unlink(missing_ok=True)  # a full disk leaves no half-written record behind
+            raise
 
     def load(self, job_id: str) -> dict[str, Any] | None:
         try:
@@ -313,7 +318,13 @@ class JobManager:
     def _save(self, job: Job) -> None:
         with self._lock:
             record = job.record()
-        self.store.save(record)
+        try:
+            self.store.save(record)
+        except OSError as error:  # a full disk: the job goes on (and fails, saying so); its runner thread too
+            problem = f"job record not written: {exception_summary(error)}"
+            if problem not in job.errors:
+                logger.error("job %s: %s", job.id, problem)
+                job.errors.append(problem)
 
     def _run_forever(self) -> None:
         while True:
@@ -536,7 +547,10 @@ class JobManager:
                 new_ids["instances"]
             ) != outcome.md5:
                 return "Orthanc kept other bytes for this SOPInstanceUID (OverwriteInstances is off?)"
-            self._link(job, parents.originals(instance), new_ids, parents)
+            try:
+                self._link(job, parents.originals(instance), new_ids, parents)
+            except (OSError, sqlite3.Error) as error:  # the state folder's disk is full, say
+                return self._remove_unlinked(new_ids["instances"], error)
         except OrthancUnreachable as error:
             run.interrupted = True  # Orthanc is stopping: not a verdict on this instance
             return f"cannot store the copy: {error}"
@@ -547,6 +561,14 @@ class JobManager:
             for segment, new_id in new_ids.items():
                 run.new_ids[segment].add(new_id)
         return None
+
+    def _remove_unlinked(self, copy: str, error: Exception) -> str:
+        """A copy stored but not linked is deleted again: a failed instance leaves no copy behind."""
+        try:
+            self.client.delete("instances", copy)
+        except OrthancError:
+            return f"cannot link the copy, nor delete it (instance {copy}): {exception_summary(error)}"
+        return f"cannot link the copy (deleted): {exception_summary(error)}"
 
     def _link(self, job: Job, originals: Mapping[str, str], new_ids: Mapping[str, str], parents: _ParentCache) -> None:
         """Metadata on the copy at each level (once per job for parents) and the reverse index."""
@@ -578,6 +600,8 @@ class JobManager:
             result.update({"DryRun": True, "Instances": len(run.instances), "Changes": run.changes})
         else:
             result.update({"Resource": new_resources[0] if new_resources else None, "Instances": len(run.stored)})
+            # A copy missing instances (failed, interrupted) is still in Orthanc, linked: this says it is partial.
+            result["Complete"] = bool(run.stored) and len(run.stored) == len(run.instances)
             if len(new_resources) > 1:
                 result["Resources"] = new_resources
             if job.settings.in_place:
@@ -592,6 +616,7 @@ class JobManager:
             "Result": result.get("Resource"),
             "SourceInstances": len(run.instances),
             "Instances": len(run.stored),
+            "Complete": result.get("Complete"),
             "Failed": run.failed,
             "Settings": job.settings.describe(),
             "InPlace": job.settings.in_place,

@@ -8,7 +8,9 @@ warning to :mod:`logging` with its text reduced to the warning's category and th
 from __future__ import annotations
 
 import logging
+import os
 import re
+import sqlite3
 import warnings
 from types import TracebackType
 from typing import TextIO
@@ -58,5 +60,9 @@ def exception_summary(error: BaseException, tb: TracebackType | None = None) -> 
     from .errors import AnonymizerError
 
     if isinstance(error, AnonymizerError):
+        return f"{type(error).__name__}: {error}"
+    if isinstance(error, OSError) and error.errno:  # "No space left on device": the reason, without the path
+        return f"{type(error).__name__}: {os.strerror(error.errno)}"
+    if isinstance(error, sqlite3.Error):  # SQLite's messages name no value ("database or disk is full")
         return f"{type(error).__name__}: {error}"
     return f"{type(error).__name__} ({strip_values(str(error))})"
