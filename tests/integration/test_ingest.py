@@ -19,7 +19,8 @@ from ingest_support import (
     studies_for,
     wait_for_instances,
 )
-from study_generator import Patient, make_study, to_bytes
+from pydicom.uid import generate_uid
+from study_generator import Patient, make_instance, make_study, to_bytes
 
 pytestmark = pytest.mark.integration
 
@@ -70,9 +71,23 @@ def test_burst_of_interleaved_studies_each_becomes_one_anonymized_study_and_the_
     series_copy = server.json(f"/instances/{some_instance}")["ParentSeries"]
     assert server.get(f"/series/{series_copy}/metadata/AnonymizedFromResource").status_code == 200
 
+    # An instance of the same study arriving much later, in a new series, joins the same anonymized study.
+    first_original = next(iter(studies))
+    study_uid = server.json(f"/studies/{first_original}")["MainDicomTags"]["StudyInstanceUID"]
+    patient = next(
+        p
+        for p in BURST_PATIENTS
+        if p.id == server.json(f"/studies/{first_original}")["PatientMainDicomTags"]["PatientID"]
+    )
+    late = to_bytes(make_instance(patient, study_uid, generate_uid(), 9, 1))
+    send(server, [late], tmp_path / "late")
+    wait_for_instances(server, 300 * 2 + 6 + 2)
+    assert server.json(f"/anonymizer/studies/{first_original}/links")["Copies"] == [studies[first_original]]
+    assert int(server.json(f"/studies/{studies[first_original]}/statistics")["CountInstances"]) == 61
+
     # One audit record per instance, by "auto", and the chain is intact.
     records = [record for record in server.json("/anonymizer/audit") if record.get("User") == "auto"]
-    assert len({record["Source"] for record in records}) == 300
+    assert len({record["Source"] for record in records}) == 301
     assert all(record["Level"] == "Instance" and record["Instances"] == 1 for record in records)
     assert server.json("/anonymizer/audit/verify")["Valid"] is True
     texts = [server.log_text()] + [path.read_text() for path in server.state.rglob("*.json*")]
@@ -180,3 +195,17 @@ def _wait(fetch, done, timeout: float = 90.0):  # type: ignore[no-untyped-def]
         time.sleep(0.2)
         value = fetch()
     return value
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"Profile": "no-such-profile"}, "Anonymizer.AutoAnonymize.Profile"),
+        ({"Options": ["RetainEverything"]}, "RetainEverything"),
+        ({"ForwardTo": ["NOWHERE"]}, "NOWHERE"),
+    ],
+)
+def test_wrong_auto_anonymize_setting_stops_start_up_naming_it(server_factory, settings, named) -> None:
+    server = server_factory("wrong-auto", overrides=auto_overrides(**settings))
+    assert server.launch().wait(60) != 0
+    assert named in server.log_text()
