@@ -4,7 +4,8 @@ The ingest loop sees Orthanc's ``StableStudy`` changes and hands the study here;
 that the study is an anonymizer output (its ``AnonymizedFromResource`` link, or in Gateway mode its instances'
 markers) and, for each destination of ``ForwardTo``, asks Orthanc to send it (``POST /modalities/{name}/store`` or
 ``POST /peers/{name}/store``, as an asynchronous Orthanc job it then follows). A failed attempt is retried after
-``2, 4, 8 ...`` seconds (at most :attr:`Forwarder.MAX_DELAY`), up to :attr:`Forwarder.MAX_ATTEMPTS` attempts.
+``2, 4, 8 ...`` seconds (at most :attr:`Forwarder.MAX_DELAY`), up to :attr:`Forwarder.MAX_ATTEMPTS` attempts; a
+forward that a stop of Orthanc cut short starts again, as a new job, when the plugin next starts.
 Each forward is a job record (``"Type": "Forward"``) readable at ``GET /anonymizer/jobs/{id}``, and its end is an
 audit record (``"Event": "forward"``). Everything goes through loopback HTTP, never on Orthanc's threads.
 """
@@ -12,6 +13,7 @@ audit record (``"Event": "forward"``). Everything goes through loopback HTTP, ne
 from __future__ import annotations
 
 import heapq
+import json
 import logging
 import queue
 import threading
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .ingest import is_anonymizer_output
-from .jobs import FAILURE, FROM_RESOURCE, PENDING, RUNNING, SUCCESS, AuditTrail, JobStore
+from .jobs import FAILURE, FROM_RESOURCE, INTERRUPTED, PENDING, RUNNING, SUCCESS, AuditTrail, JobStore
 from .logs import exception_summary
 from .orthanc_client import OrthancClient, OrthancError
 
@@ -102,7 +104,33 @@ class Forwarder:
         self._thread = threading.Thread(target=self._run_forever, name="anonymizer-forward", daemon=True)
 
     def start(self) -> None:
+        self._resume()
         self._thread.start()
+
+    def _resume(self) -> None:
+        """Forwards the last stop of Orthanc cut short (marked failed as interrupted at start-up) start again."""
+        for path in sorted(self.store.directory.glob("*.json")):
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if (
+                record.get("Type") != "Forward"
+                or record.get("State") != FAILURE
+                or INTERRUPTED not in record.get("Errors", [])
+                or record.get("ResumedAs")
+            ):
+                continue
+            study, destination = record["Resources"][0], str(record["Destination"])
+            if destination not in self.destinations or (study, destination) in self._active:
+                continue
+            job = ForwardJob(study=study, destination=destination)
+            record["ResumedAs"] = job.id
+            self.store.save(record)
+            self._active.add((study, destination))
+            self.store.save(job.record())
+            logger.warning("forward job %s: study %s to %s (resuming job %s)", job.id, study, destination, record["ID"])
+            self._schedule(job, time.time())
 
     def stop(self, timeout: float = 3.0) -> None:
         self.stopping.set()

@@ -17,7 +17,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from orthanc_anonymizer.auto_anonymize import resolve_auto_anonymize
 from orthanc_anonymizer.config import AnonymizerConfig, ConfigurationError
 from orthanc_anonymizer.engine import AnonymizationSettings
-from orthanc_anonymizer.forwarding import Forwarder
+from orthanc_anonymizer.forwarding import Forwarder, ForwardJob
 from orthanc_anonymizer.gateway import DISCARD, KEEP, MODIFY, decide_in_worker, orthanc_instance_id
 from orthanc_anonymizer.ingest import IngestFilter, IngestInterrupted, JobBatchRunner
 from orthanc_anonymizer.jobs import INTERRUPTED, Job, JobSettings, JobStore
@@ -198,3 +198,21 @@ def test_an_interrupted_batch_raises_so_the_position_stays() -> None:
     outcome = JobBatchRunner(finished, settings, threading.Event(), outputs)(["a", "b", "c"])
     assert outcome.anonymized == 1 and outcome.failed == [{"Instance": "c", "Reason": "residual"}]
     assert outputs == {"copy-a"}
+
+
+def test_a_forward_cut_short_by_a_stop_starts_again(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "jobs")
+    cut = ForwardJob(study="copy-study", destination="RESEARCH", attempts=1)
+    store.save(cut.record())
+    assert store.mark_interrupted() == 1  # what start-up does to the jobs the last Orthanc left
+    orthanc, audit = FakeOrthanc(failures=0), Audit()
+    forwarder = Forwarder(orthanc, store, audit, ("RESEARCH",))  # type: ignore[arg-type]
+    forwarder.start()
+    try:
+        wait_for(lambda: len(audit.records) == 1)
+    finally:
+        forwarder.stop()
+    (record,) = audit.records
+    assert record["State"] == "Success" and record["Source"] == "copy-study"
+    old = store.load(cut.id)
+    assert old is not None and old["ResumedAs"] == record["Job"]
