@@ -183,10 +183,21 @@ class JobStore:
         """Jobs a previous Orthanc left pending or running end as failures (their copies so far stay linked)."""
         count = 0
         for path in self.directory.glob("*.json"):
-            record = json.loads(path.read_text(encoding="utf-8"))
-            if record.get("State") in (PENDING, RUNNING):
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as error:  # one damaged record must not stop Orthanc's start-up
+                logger.warning("job record %s unreadable, left as it is: %s", path.name, exception_summary(error))
+                continue
+            if isinstance(record, dict) and record.get("State") in (PENDING, RUNNING):
+                # The resources the job did not conclude: a copy of one may be partial (no result says Complete).
+                concluded = {result.get("Source") for result in record.get("Results", [])}
+                unfinished = [
+                    f"{record.get('Level')} {resource}: not finished; its copy, if any, is partial"
+                    for resource in record.get("Resources", [])
+                    if resource not in concluded
+                ]
                 record["State"] = FAILURE
-                record["Errors"] = [*record.get("Errors", []), INTERRUPTED]
+                record["Errors"] = [*record.get("Errors", []), *unfinished, INTERRUPTED]
                 self.save(record)
                 count += 1
         return count

@@ -150,16 +150,19 @@ def test_copy_orthanc_did_not_store_is_reported_failed(server_factory) -> None:
     assert server.json(f"/studies/{first['Resource']}")["PatientMainDicomTags"]["PatientName"] == "FIRST^COPY"
 
 
-def test_job_killed_with_orthanc_is_marked_interrupted_and_the_original_kept(server_factory) -> None:
+def test_batch_killed_with_orthanc_is_marked_interrupted_and_the_originals_kept(server_factory) -> None:
     from checks import instance_files
 
     server = server_factory("killed", overrides={"Anonymizer": {"Workers": 1}}).start()
-    study = server.upload_study(make_study(Patient(name="Killed^Barnabas", id="PID-KILLED"), 2, 60))
-    originals = instance_files(server, "studies", study)
-    job = server.anonymize("studies", study, {"Asynchronous": True, "InPlace": True})["Job"]
+    studies = [
+        server.upload_study(make_study(Patient(name=f"Killed^Barnabas{n}", id=f"PID-KILLED-{n}"), 2, 20))
+        for n in range(3)
+    ]
+    originals = {study: instance_files(server, "studies", study) for study in studies}
+    job = server.post("/anonymizer/batch", {"Level": "Study", "Resources": studies, "InPlace": True}).json()["Job"]
     deadline = time.monotonic() + 60
-    while server.json(f"/anonymizer/jobs/{job}")["Progress"] < 5 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while server.json(f"/anonymizer/jobs/{job}")["Progress"] < 40 and time.monotonic() < deadline:
+        time.sleep(0.05)  # killed in the middle of the second study
     assert server.process is not None
     workers = [
         int(pid)
@@ -179,6 +182,36 @@ def test_job_killed_with_orthanc_is_marked_interrupted_and_the_original_kept(ser
     server.start()
     record = server.json(f"/anonymizer/jobs/{job}")
     assert record["State"] == "Failure"
-    assert any("interrupted" in error for error in record["Errors"])
-    assert instance_files(server, "studies", study) == originals  # InPlace never deleted the original
+    assert any(error.startswith("interrupted") for error in record["Errors"])
+    # InPlace deleted an original only once its copy was complete; every other original is byte-identical.
+    deleted = {result["Source"]: result["Resource"] for result in record["Results"] if result.get("Deleted")}
+    for study in studies:
+        if study in deleted:
+            assert server.get(f"/studies/{study}").status_code == 404
+            assert len(server.json(f"/studies/{deleted[study]}/instances")) == len(originals[study])
+        else:
+            assert instance_files(server, "studies", study) == originals[study]
+    # What the record says is complete is complete; no result claims more than the copy holds.
+    for result in record["Results"]:
+        copy_count = len(server.json(f"/studies/{result['Resource']}/instances")) if result["Resource"] else 0
+        assert copy_count >= result["Instances"]
+        if result.get("Complete"):
+            assert copy_count == len(originals[result["Source"]])
+    assert len(deleted) < len(studies)  # the kill did cut the batch short
+    concluded = {result["Source"] for result in record["Results"]}
+    for study in set(studies) - concluded:
+        assert f"Study {study}: not finished; its copy, if any, is partial" in record["Errors"]
+    assert server.json("/anonymizer/audit/verify")["Valid"] is True
+
+    # The rest again (keeping the originals now): every copy completed in place, none doubled.
+    remaining = [study for study in studies if study not in deleted]
+    again = server.post("/anonymizer/batch", {"Level": "Study", "Resources": remaining}).json()["Job"]
+    finished = server.wait_job(again)
+    assert finished["State"] == "Success", finished["Errors"]
+    for result in finished["Results"]:
+        assert result["Complete"] is True
+        assert len(server.json(f"/studies/{result['Resource']}/instances")) == len(originals[result["Source"]])
+        assert server.json(f"/anonymizer/studies/{result['Source']}/links")["Copies"] == [result["Resource"]]
+    copies = sum(len(originals[study]) for study in studies)
+    assert server.json("/statistics")["CountInstances"] == copies + sum(len(originals[study]) for study in remaining)
     assert server.json("/anonymizer/audit/verify")["Valid"] is True

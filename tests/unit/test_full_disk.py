@@ -1,4 +1,5 @@
-"""A full disk under the plugin's state folder: no cut audit line, no half-written job record, a reason in words."""
+"""Faults under the state folder: a full disk (no cut audit line, no half-written job record, a reason in words)
+and a crash (unfinished resources named, a damaged record skipped)."""
 
 from __future__ import annotations
 
@@ -52,3 +53,30 @@ def test_a_job_record_the_disk_refuses_leaves_no_temporary_file(
 def test_disk_errors_are_summarized_by_their_reason_without_the_path() -> None:
     error = OSError(errno.ENOSPC, "No space left on device", "/srv/Doe^John/record.json")
     assert exception_summary(error) == "OSError: No space left on device"
+
+
+def test_after_a_crash_unfinished_resources_are_named_and_a_damaged_record_does_not_stop_start_up(
+    tmp_path: Path,
+) -> None:
+    store = JobStore(tmp_path)
+    job_id = "8d0c7a52-4c0e-4d57-9d6e-7a5a3c1b2f10"
+    store.save(
+        {
+            "ID": job_id,
+            "Level": "Study",
+            "State": "Running",
+            "Resources": ["a", "b", "c"],
+            "Results": [{"Source": "a", "Complete": True}],
+            "Errors": [],
+        }
+    )
+    (tmp_path / "0b5cbd0e-8d8b-4a43-9a3f-0b4c1e0d2a11.json").write_text('{"ID": "0b5c', encoding="utf-8")
+
+    assert store.mark_interrupted() == 1
+    record = store.load(job_id)
+    assert record is not None and record["State"] == "Failure"
+    assert record["Errors"][-1].startswith("interrupted")
+    assert record["Errors"][:-1] == [
+        "Study b: not finished; its copy, if any, is partial",
+        "Study c: not finished; its copy, if any, is partial",
+    ]
