@@ -18,12 +18,12 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from io import BytesIO
 from typing import Any, TypeVar
 
-from pydicom import dcmread
+from pydicom.dataset import Dataset
 
-from .engine import AnonymizationSettings, anonymize_bytes
+from .engine import AnonymizationSettings, anonymize_dataset, read_dataset, write_dataset
+from .errors import AnonymizationError
 from .logs import exception_summary, route_warnings_to_logging
 from .verify import verify_bytes
 
@@ -46,7 +46,6 @@ class InstanceOutcome:
 
     data: bytes | None = None
     """The anonymized file (``None`` on a dry run or a failure)."""
-    md5: str = ""
     changes: list[dict[str, object]] = field(default_factory=list)
     """Change records (dry run only)."""
     counts: dict[str, int] = field(default_factory=dict)
@@ -58,23 +57,36 @@ class InstanceOutcome:
     error: str | None = None
     """Why the instance failed (type and a value-free message)."""
 
+    @property
+    def md5(self) -> str:
+        """The MD5 of ``data`` (hex), as Orthanc computes it of a stored file. Computed when asked, by the job's
+        thread (hashlib releases the GIL): most copies never need it, and it cost the worker ~1.4 ms a CT image."""
+        return hashlib.md5(self.data).hexdigest() if self.data is not None else ""
+
 
 def anonymize_instance(data: bytes, task: InstanceTask) -> InstanceOutcome:
     """Anonymize one DICOM file. Never raises: a failure comes back as ``error``."""
     try:
-        new_data, report = anonymize_bytes(data, task.settings)
+        # One parse: the identities are read from the dataset before and after, not from the bytes again.
+        dataset = read_dataset(data)
+        original_identity = _identity(dataset)
+        report = anonymize_dataset(dataset, task.settings)
+        try:
+            new_data = write_dataset(dataset)
+        except Exception as error:
+            raise AnonymizationError(f"could not write the anonymized instance: {type(error).__name__}") from None
         outcome = InstanceOutcome(counts=report.counts(), warnings=list(report.warnings))
         if task.dry_run:
             outcome.changes = [change.as_json() for change in report.changes]
             return outcome
-        if _identity(data) == _identity(new_data):
+        if _identity(dataset) == original_identity:
             # Orthanc would file the copy under the original's ID and replace the original with it.
             return InstanceOutcome(
                 error="the copy keeps the original's PatientID and UIDs (RetainUIDs?) and would replace it in Orthanc; "
                 "give another PatientID"
             )
+        del dataset
         outcome.data = new_data
-        outcome.md5 = hashlib.md5(new_data).hexdigest()
         if task.check_residual:
             residual = verify_bytes(data, new_data, task.settings.profile)
             outcome.residual_clean = residual.clean
@@ -87,10 +99,9 @@ def anonymize_instance(data: bytes, task: InstanceTask) -> InstanceOutcome:
 _IDENTITY_TAGS = ["PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"]
 
 
-def _identity(data: bytes) -> tuple[str, ...]:
+def _identity(dataset: Dataset) -> tuple[str, ...]:
     """What Orthanc derives an instance's ID from (its patient, study, series and instance)."""
-    ds = dcmread(BytesIO(data), stop_before_pixels=True, specific_tags=_IDENTITY_TAGS)
-    return tuple(str(ds.get(keyword, "")) for keyword in _IDENTITY_TAGS)
+    return tuple(str(dataset.get(keyword, "")) for keyword in _IDENTITY_TAGS)
 
 
 def _exit_with_parent(parent: int) -> None:
