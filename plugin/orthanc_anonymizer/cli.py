@@ -293,6 +293,9 @@ def command_anonymize(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) 
         patient_name=args.patient_name,
         patient_id=args.patient_id,
     )
+    # Compile the profile's action table once, here: it travels with each chunk of files to the worker processes
+    # instead of being compiled again for every chunk (4-11 ms each).
+    _ = settings.profile.action_table
     started = time.monotonic()
     failures: list[dict[str, object]] = []
     anonymized = 0
