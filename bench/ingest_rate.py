@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
 
-from conftest import OrthancServer
 from ingest_support import auto_overrides, interleaved, send, studies_for
+from orthanc_server import OrthancServer
 from study_generator import Patient
 
 

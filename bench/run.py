@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 import requests
 
 # The integration tests' server class: one Orthanc with the plugin on free loopback ports.
-from conftest import OrthancServer  # type: ignore[import-not-found]
+from orthanc_server import OrthancServer  # type: ignore[import-not-found]
 
 from bench.studies import ct_study, small_study, write_folder
 

@@ -39,7 +39,7 @@ def _load(name: str, path: Path) -> ModuleType:
     return module
 
 
-integration = _load("integration_orthanc", TESTS / "integration" / "conftest.py")
+integration = _load("orthanc_server", TESTS / "integration" / "orthanc_server.py")
 study_generator = _load("integration_study_generator", TESTS / "integration" / "study_generator.py")
 OrthancServer = integration.OrthancServer
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import OrthancServer
+from orthanc_server import OrthancServer
 from study_generator import Patient, make_study, write_files
 
 AUTO = "AutoAnonymize"

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from conftest import OrthancServer
+from orthanc_server import OrthancServer
 from study_generator import Patient, make_study
 
 pytestmark = pytest.mark.integration

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from conftest import OrthancServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from orthanc_server import OrthancServer
 from study_generator import Patient, make_study
 
 from orthanc_anonymizer.profiles import Option

@@ -8,7 +8,6 @@ import time
 
 import pytest
 from checks import read
-from conftest import OrthancServer
 from ingest_support import (
     assert_exactly_one_copy_each,
     auto_overrides,
@@ -19,6 +18,7 @@ from ingest_support import (
     studies_for,
     wait_for_instances,
 )
+from orthanc_server import OrthancServer
 from pydicom.uid import generate_uid
 from study_generator import Patient, make_instance, make_study, to_bytes
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 import requests
-from conftest import free_port
+from orthanc_server import free_port
 
 pytestmark = pytest.mark.integration
 

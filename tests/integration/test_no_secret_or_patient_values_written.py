@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from conftest import OrthancServer
+from orthanc_server import OrthancServer
 from pydicom.uid import generate_uid
 from study_generator import Patient, make_instance, make_study, to_bytes, write_files
 from test_anonymize_study_received_over_dicom import storescu

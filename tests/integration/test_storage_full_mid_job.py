@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from checks import instance_files
-from conftest import OrthancServer
+from orthanc_server import OrthancServer
 from pydicom.uid import generate_uid
 from study_generator import Patient, make_instance, to_bytes
 
