@@ -1,11 +1,12 @@
 """On-ingest anonymization: which arriving instances to anonymize, and how to do it exactly once.
 
 The plugin follows Orthanc's change log (``GET /changes``) from a position persisted on disk, on its own thread,
-through loopback HTTP; Orthanc's storage threads only wake it. For every ``NewInstance`` change it reads the
-instance's origin and a few tags, applies the :class:`IngestFilter`, and hands the matching instances, a batch at a
-time, to the same job machinery as the REST routes. Only once a batch is stored and linked does the position move
-past it, so a crash replays at most that batch: the keyed, deterministic UIDs make the replayed copies the same
-instances (Orthanc keeps one), so nothing is lost and nothing is doubled.
+through loopback HTTP, by polling: no on-change callback, so Orthanc's storage threads do no Python work. For
+every ``NewInstance`` change it reads the instance's origin and a few tags, applies the :class:`IngestFilter`, and
+hands the matching instances, a batch at a time, to the same job machinery as the REST routes. Only once a batch
+is stored and linked does the position move past it, so a crash replays at most that batch: the keyed,
+deterministic UIDs make the replayed copies the same instances (Orthanc keeps one), so nothing is lost and
+nothing is doubled.
 
 Anonymizer outputs are recognised by their own markers (PatientIdentityRemoved ``YES`` and a
 DeidentificationMethod naming this engine), which they carry from the moment they are stored, so they are never
