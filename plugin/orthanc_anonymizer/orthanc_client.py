@@ -88,6 +88,7 @@ class OrthancClient:
             if not self.keep_alive:
                 session.close()
         if response.status_code == 404:
+            response.close()  # a streamed answer's body is not read: do not leave it on the connection
             raise ResourceNotFound(method, path, 404)
         if response.status_code >= 400:
             detail = ""
@@ -104,7 +105,16 @@ class OrthancClient:
         return self.request("GET", path).json()
 
     def get_bytes(self, path: str) -> bytes:
-        return self.request("GET", path).content
+        """A binary answer (a DICOM file), read from the socket in one piece: ``Response.content`` reads it 10 KB
+        at a time, ~1 ms more CPU (under the GIL, inside Orthanc) for a 530 KB image."""
+        if not self.keep_alive:
+            return self.request("GET", path).content
+        response = self.request("GET", path, stream=True)
+        try:
+            data: bytes = response.raw.read(decode_content=True)
+        finally:
+            response.close()  # after a complete read the connection is back in the pool already; else dropped
+        return data
 
     def exists(self, level: str, resource_id: str) -> bool:
         """Whether ``/{level}/{resource_id}`` exists (``level`` is a URI segment: ``studies``...)."""
