@@ -19,7 +19,14 @@ from orthanc_anonymizer.config import AnonymizerConfig, ConfigurationError
 from orthanc_anonymizer.engine import AnonymizationSettings
 from orthanc_anonymizer.forwarding import Forwarder, ForwardJob
 from orthanc_anonymizer.gateway import DISCARD, KEEP, MODIFY, decide_in_worker, orthanc_instance_id
-from orthanc_anonymizer.ingest import IngestFilter, IngestInterrupted, JobBatchRunner
+from orthanc_anonymizer.ingest import (
+    AutoAnonymizeConfig,
+    ChangeCursor,
+    IngestFilter,
+    IngestInterrupted,
+    IngestLoop,
+    JobBatchRunner,
+)
 from orthanc_anonymizer.jobs import INTERRUPTED, Job, JobSettings, JobStore
 from orthanc_anonymizer.profiles import Option, basic_profile
 from orthanc_anonymizer.uids import KeyedHasher
@@ -216,3 +223,27 @@ def test_a_forward_cut_short_by_a_stop_starts_again(tmp_path: Path) -> None:
     assert record["State"] == "Success" and record["Source"] == "copy-study"
     old = store.load(cut.id)
     assert old is not None and old["ResumedAs"] == record["Job"]
+
+
+class ChangeLog:
+    """``/changes`` with dates, as Orthanc answers it."""
+
+    def __init__(self, dates: list[str]) -> None:
+        self.changes = [
+            {"Seq": n + 1, "ChangeType": "NewInstance", "ID": f"i{n}", "Date": date} for n, date in enumerate(dates)
+        ]
+
+    def get_json(self, path: str) -> Any:
+        if path == "/changes?last":
+            return {"Last": len(self.changes)}
+        since, limit = (int(part.split("=")[1]) for part in path.split("?")[1].split("&"))
+        page = [change for change in self.changes if change["Seq"] > since][:limit]
+        return {"Changes": page, "Done": True, "Last": page[-1]["Seq"] if page else since}
+
+
+def test_first_run_keeps_what_arrived_while_orthanc_was_starting(tmp_path: Path) -> None:
+    log = ChangeLog(["20261122T040000", "20261122T040001", "20261122T041500", "20261122T041501"])
+    loop = IngestLoop(log, ChangeCursor(tmp_path / "c.json"), AutoAnonymizeConfig(enabled=True), lambda b: None)  # type: ignore[arg-type]
+    loop.started_at = "20261122T041500"  # the plugin started then; the DICOM port opened before loop reached REST
+    assert loop.start_position() == 2  # the two older changes stay as they are; the two since are anonymized
+    assert ChangeCursor(tmp_path / "c.json").load() == 2
