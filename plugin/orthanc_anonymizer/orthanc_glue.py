@@ -67,6 +67,10 @@ class _Busy(Exception):
 class _Forbidden(Exception):
     """The route is restricted to administrators by ``Anonymizer.Authorization`` (HTTP 403)."""
 
+    def __init__(self, message: str, user: str, route: str) -> None:
+        super().__init__(message)
+        self.user, self.route = user, route
+
 
 class _Gate:
     """Keeps Orthanc's HTTP threads from all waiting on each other.
@@ -189,7 +193,9 @@ def _require(headers: dict[str, str] | None, *routes: str) -> None:
         if not access.allows(user, route):
             raise _Forbidden(
                 f"{route}: {RESTRICTABLE_ROUTES[route]} is restricted to the users of "
-                "Anonymizer.Authorization.AdminUsers"
+                "Anonymizer.Authorization.AdminUsers",
+                user,
+                route,
             )
 
 
@@ -223,6 +229,15 @@ def _send_status(output: Any, status: int, body: str) -> None:
 Route = Callable[..., None]
 
 
+def _audit_denial(denial: _Forbidden, method: object, uri: str) -> None:
+    """Who tried a restricted route goes to the audit trail (IDs and route names only, as every record)."""
+    record = {"Event": "denied", "User": denial.user, "Route": denial.route, "Request": f"{method} {uri}"}
+    try:
+        _state().audit.append(record)
+    except Exception as error:  # the answer is 403 all the same
+        logger.error("denied request not audited: %s", exception_summary(error))
+
+
 def _route(methods: tuple[str, ...]) -> Callable[[Route], Route]:
     """Wrap a route: method check, and exceptions turned into HTTP answers (400, 404, 503, 500)."""
 
@@ -238,6 +253,7 @@ def _route(methods: tuple[str, ...]) -> Callable[[Route], Route]:
             except ResourceNotFound as error:
                 _error(output, 404, f"unknown resource ({error})")
             except _Forbidden as error:
+                _audit_denial(error, request.get("method"), uri)
                 _error(output, 403, str(error))
             except _Busy as error:
                 _error(output, 503, str(error))

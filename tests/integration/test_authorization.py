@@ -84,8 +84,17 @@ def test_operator_anonymizes_but_cannot_follow_links_read_values_or_the_audit(se
     values = server.anonymize("studies", study, {"DryRun": True, "IncludeValues": True})
     assert any(change.get("Original") == "Restricted^Wilhelmina" for change in values["Changes"])
     assert server.json("/anonymizer/audit/verify")["Valid"] is True
-    users = [record["User"] for record in server.json("/anonymizer/audit")]
+    records = server.json("/anonymizer/audit")
+    users = [record["User"] for record in records if record["Event"] != "denied"]
     assert users == ["operator", "operator", "operator", "admin", "admin"]
+    # Each refusal is audited too: who, which route, which request.
+    denied = [(record["User"], record["Route"]) for record in records if record["Event"] == "denied"]
+    assert denied == [("operator", route) for *_, route in refused] + [("operator", "dry-run-values")]
+    assert all(
+        record["Request"].startswith(("GET /anonymizer/", "POST /anonymizer/"))
+        for record in records
+        if record["Event"] == "denied"
+    )
     # Wrong password or no credentials: Orthanc's own 401 comes first.
     assert requests.get(server.url + "/anonymizer/audit", auth=("admin", "wrong"), timeout=30).status_code == 401
     assert requests.get(server.url + "/anonymizer/audit", timeout=30).status_code == 401
