@@ -22,6 +22,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -236,6 +237,8 @@ class IngestLoop:
     """
 
     LOOK_BACK = 1000
+    CHECKS = 4
+    """How many new instances are looked at (tags, origin) at the same time."""
     """First run: how far back in the log to look for changes made since the plugin started."""
 
     def __init__(
@@ -245,7 +248,7 @@ class IngestLoop:
         config: AutoAnonymizeConfig,
         run_batch: Callable[[list[str]], BatchOutcome],
         on_stable_study: Callable[[str], None] | None = None,
-        page: int = 200,
+        page: int = 500,
     ) -> None:
         self.source = source
         self.cursor = cursor
@@ -254,6 +257,7 @@ class IngestLoop:
         self.on_stable_study = on_stable_study
         self.page = page
         self.wake = threading.Event()
+        self._checks = ThreadPoolExecutor(self.CHECKS, thread_name_prefix="anonymizer-ingest-check")
         self.stopping = threading.Event()
         self.processed = 0
         self.skipped = 0
@@ -292,13 +296,15 @@ class IngestLoop:
         last = int(answer.get("Last", position))
         batch: list[str] = []
         batch_end = position
+        arrived = [str(change["ID"]) for change in changes if change.get("ChangeType") == "NewInstance"]
+        # One request per new instance (its tags, maybe its origin): a few at a time, not one after the other.
+        wanted: set[str] = set()
+        if self.follow_new_instances and arrived:
+            checked = zip(arrived, self._checks.map(self._wanted, arrived), strict=True)
+            wanted = {instance for instance, keep in checked if keep}
         for change in changes:
             sequence = int(change["Seq"])
-            if (
-                change.get("ChangeType") == "NewInstance"
-                and self.follow_new_instances
-                and self._wanted(str(change["ID"]))
-            ):
+            if change.get("ChangeType") == "NewInstance" and str(change["ID"]) in wanted:
                 batch.append(str(change["ID"]))
             elif change.get("ChangeType") == "StableStudy" and self.on_stable_study is not None:
                 self.on_stable_study(str(change["ID"]))
@@ -376,6 +382,7 @@ class IngestLoop:
                 logger.warning("ingest: will retry in %.0f s (%s)", delay, type(error).__name__)
                 self.stopping.wait(delay)
                 delay = min(delay * 2, 60.0)
+        self._checks.shutdown(wait=False)
 
 
 class IngestInterrupted(AnonymizerError):
