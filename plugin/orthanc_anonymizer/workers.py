@@ -28,6 +28,7 @@ from .logs import exception_summary, route_warnings_to_logging
 from .verify import verify_bytes
 
 logger = logging.getLogger("orthanc_anonymizer.workers")
+WORKER_NICENESS = 5
 T = TypeVar("T")
 
 
@@ -116,6 +117,9 @@ def _initialize_worker() -> None:
     """Runs once in each worker: leave with Orthanc; warnings (which may quote values) go to logging, stripped,
     then to stderr."""
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="exit-with-parent", daemon=True).start()
+    # Below Orthanc's priority: when the cores are busy, storing what modalities send (and answering REST) comes
+    # before anonymizing it (on-ingest anonymization must not slow ingest down).
+    os.nice(WORKER_NICENESS)
     route_warnings_to_logging()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("anonymizer worker: %(levelname)s %(name)s: %(message)s"))
