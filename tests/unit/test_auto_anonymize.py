@@ -82,6 +82,10 @@ class FakeOrthanc:
             return ["RESEARCH"]
         if path == "/peers":
             return ["PEER"]
+        if path == "/studies/gateway-study/instances":
+            return [{"ID": "stored"}]
+        if path == "/instances/stored/simplified-tags":
+            return {"PatientIdentityRemoved": "YES", "DeidentificationMethod": "orthanc-anonymizer 0.1.0 profile basic"}
         if path.startswith("/jobs/"):
             number = int(path.rsplit("-", 1)[1])
             if number <= self.failures:
@@ -247,3 +251,16 @@ def test_first_run_keeps_what_arrived_while_orthanc_was_starting(tmp_path: Path)
     loop.started_at = "20261122T041500"  # the plugin started then; the DICOM port opened before loop reached REST
     assert loop.start_position() == 2  # the two older changes stay as they are; the two since are anonymized
     assert ChangeCursor(tmp_path / "c.json").load() == 2
+
+
+def test_in_gateway_mode_a_stable_study_of_anonymized_instances_is_forwarded(tmp_path: Path) -> None:
+    orthanc, audit = FakeOrthanc(failures=0, anonymized=False), Audit()  # no link back: there is no original
+    store = JobStore(tmp_path / "jobs")
+    forwarder = Forwarder(orthanc, store, audit, ("RESEARCH",), gateway=True)  # type: ignore[arg-type]
+    forwarder.start()
+    try:
+        forwarder.study_stable("gateway-study")
+        wait_for(lambda: len(audit.records) == 1)
+    finally:
+        forwarder.stop()
+    assert audit.records[0]["State"] == "Success" and orthanc.stores[0][1]["Resources"] == ["gateway-study"]
