@@ -118,6 +118,10 @@ class AutoAnonymizer:
             on_stable_study=self.forwarder.study_stable if self.forwarder else None,
         )
         runner.outputs = self.loop.own_outputs
+        # Two batches at a time (each a job of its own): the next is read, checked and downloaded while the
+        # previous one is still being stored; the position in the log still moves in order.
+        self.loop.start_batch = runner.start
+        self.loop.in_flight = min(2, config.concurrent_jobs)
         self.loop.started_at = time.strftime("%Y%m%dT%H%M%S", time.gmtime(time.time() - 1))
         self.loop.follow_new_instances = auto.mode == "Copy"
         self._thread: threading.Thread | None = None

@@ -21,6 +21,7 @@ import logging
 import os
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -262,6 +263,10 @@ class IngestLoop:
         self.processed = 0
         self.skipped = 0
         self.started_at: str | None = None
+        self.start_batch: Callable[[list[str]], Callable[[], BatchOutcome]] | None = None
+        """Optional: start a batch and return what waits for its outcome (several batches at once)."""
+        self.in_flight = 1
+        self._pending: deque[tuple[Callable[[], BatchOutcome] | None, int, int]] = deque()
         self.own_outputs: set[str] = set()
         """Copies ``run_batch`` just stored: their own NewInstance changes are skipped without reading them."""
         self.follow_new_instances = True
@@ -312,18 +317,40 @@ class IngestLoop:
             if len(batch) >= self.config.batch_size:
                 self._finish_batch(batch, batch_end)
                 batch = []
-        self._finish_batch(batch, max(batch_end, last if done else batch_end))
+        self._finish_batch(batch, max(batch_end, last if done else batch_end), drain=done)
         return max(batch_end, last if done else batch_end), done
 
-    def _finish_batch(self, batch: list[str], position: int) -> None:
+    def _finish_batch(self, batch: list[str], position: int, drain: bool = False) -> None:
+        """Run ``batch``; the saved position moves to ``position`` once it and every batch before it are done.
+
+        With :attr:`start_batch`, up to :attr:`in_flight` batches run at once (the next is gathered and started
+        while the previous ones are anonymized); the position still moves past batches in log order only."""
+        if self.start_batch is None:
+            if batch:
+                self._report(self.run_batch(batch), len(batch))
+            self.cursor.save(position)
+            return
         if batch:
-            outcome = self.run_batch(batch)
-            self.processed += outcome.anonymized
-            if outcome.failed:
-                logger.warning(
-                    "ingest: %d of %d instances failed (see the audit trail)", len(outcome.failed), len(batch)
-                )
-        self.cursor.save(position)
+            while sum(1 for waiter, _, _ in self._pending if waiter is not None) >= self.in_flight:
+                self._settle_oldest()
+            self._pending.append((self.start_batch(batch), len(batch), position))
+        else:
+            self._pending.append((None, 0, position))
+        while self._pending and (drain or self._pending[0][0] is None):
+            self._settle_oldest()
+
+    def _settle_oldest(self) -> None:
+        """Wait for the oldest batch still running, then save the position past it."""
+        waiter, size, end = self._pending[0]
+        if waiter is not None:
+            self._report(waiter(), size)
+        self._pending.popleft()
+        self.cursor.save(end)
+
+    def _report(self, outcome: BatchOutcome, size: int) -> None:
+        self.processed += outcome.anonymized
+        if outcome.failed:
+            logger.warning("ingest: %d of %d instances failed (see the audit trail)", len(outcome.failed), size)
 
     def _wanted(self, instance_id: str) -> bool:
         if instance_id in self.own_outputs:
@@ -376,6 +403,7 @@ class IngestLoop:
                     self.wake.clear()
             except Exception as error:  # Orthanc not ready or gone: retry later from the saved position
                 position = None
+                self._pending.clear()  # batches still running are replayed from the saved position (harmless)
                 if not reached:
                     self.stopping.wait(busy_seconds)
                     continue
@@ -413,7 +441,14 @@ class JobBatchRunner:
         """The IDs of the copies stored (the loop's :attr:`IngestLoop.own_outputs`)."""
 
     def __call__(self, instance_ids: list[str]) -> BatchOutcome:
+        return self.start(instance_ids)()
+
+    def start(self, instance_ids: list[str]) -> Callable[[], BatchOutcome]:
+        """Submit the batch's job now; the returned callable waits for it and gives its outcome."""
         job = self.submit(Job(level="instances", resources=list(instance_ids), settings=self.settings, user=self.USER))
+        return lambda: self._outcome(job)
+
+    def _outcome(self, job: Job) -> BatchOutcome:
         while not job.done.wait(0.5):
             if self.stopping.is_set():
                 raise IngestInterrupted(f"job {job.id}: the plugin is stopping")

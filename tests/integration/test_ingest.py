@@ -85,8 +85,11 @@ def test_burst_of_interleaved_studies_each_becomes_one_anonymized_study_and_the_
     assert server.json(f"/anonymizer/studies/{first_original}/links")["Copies"] == [studies[first_original]]
     assert int(server.json(f"/studies/{studies[first_original]}/statistics")["CountInstances"]) == 61
 
-    # One audit record per instance, by "auto", and the chain is intact.
-    records = [record for record in server.json("/anonymizer/audit") if record.get("User") == "auto"]
+    # One audit record per instance, by "auto" (written once its batch ends), and the chain is intact.
+    records = _wait(
+        lambda: [record for record in server.json("/anonymizer/audit") if record.get("User") == "auto"],
+        lambda found: len({record["Source"] for record in found}) >= 301,
+    )
     assert len({record["Source"] for record in records}) == 301
     assert all(record["Level"] == "Instance" and record["Instances"] == 1 for record in records)
     assert server.json("/anonymizer/audit/verify")["Valid"] is True
@@ -108,7 +111,10 @@ def test_delete_original_only_after_its_copy_is_stored(server_factory) -> None:
     assert settle(server) == 10  # the copies, and nothing else
     (study,) = server.json("/studies")
     assert server.get(f"/studies/{study}/metadata/AnonymizedFromResource").status_code == 200
-    records = [record for record in server.json("/anonymizer/audit") if record.get("User") == "auto"]
+    records = _wait(
+        lambda: [record for record in server.json("/anonymizer/audit") if record.get("User") == "auto"],
+        lambda found: len(found) >= 10,
+    )
     assert len(records) == 10 and all(record["DeletedOriginal"] for record in records)
 
 

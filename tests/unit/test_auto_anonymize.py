@@ -21,6 +21,7 @@ from orthanc_anonymizer.forwarding import Forwarder, ForwardJob
 from orthanc_anonymizer.gateway import DISCARD, KEEP, MODIFY, decide_in_worker, orthanc_instance_id
 from orthanc_anonymizer.ingest import (
     AutoAnonymizeConfig,
+    BatchOutcome,
     ChangeCursor,
     IngestFilter,
     IngestInterrupted,
@@ -240,6 +241,8 @@ class ChangeLog:
     def get_json(self, path: str) -> Any:
         if path == "/changes?last":
             return {"Last": len(self.changes)}
+        if path.endswith("/simplified-tags"):
+            return {"Modality": "CT"}
         since, limit = (int(part.split("=")[1]) for part in path.split("?")[1].split("&"))
         page = [change for change in self.changes if change["Seq"] > since][:limit]
         return {"Changes": page, "Done": True, "Last": page[-1]["Seq"] if page else since}
@@ -264,3 +267,35 @@ def test_in_gateway_mode_a_stable_study_of_anonymized_instances_is_forwarded(tmp
     finally:
         forwarder.stop()
     assert audit.records[0]["State"] == "Success" and orthanc.stores[0][1]["Resources"] == ["gateway-study"]
+
+
+def test_two_batches_in_flight_move_the_position_in_order_only(tmp_path: Path) -> None:
+    log = ChangeLog(["20261122T040000"] * 10)
+    cursor = ChangeCursor(tmp_path / "c.json")
+    cursor.save(0)
+    started: list[list[str]] = []
+    waited: list[list[str]] = []
+
+    def start(batch: list[str]) -> Any:
+        started.append(batch)
+
+        def wait() -> BatchOutcome:
+            if batch == ["i4", "i5"]:
+                raise ConnectionError("Orthanc went away")  # the third batch never ends
+            waited.append(batch)
+            return BatchOutcome(anonymized=len(batch))
+
+        return wait
+
+    loop = IngestLoop(log, cursor, AutoAnonymizeConfig(enabled=True, batch_size=2), lambda b: BatchOutcome())
+    loop.start_batch, loop.in_flight = start, 2
+    with pytest.raises(ConnectionError):
+        loop.poll_once(0)
+    assert started[:3] == [["i0", "i1"], ["i2", "i3"], ["i4", "i5"]]  # the next began before the previous ended
+    assert waited == [["i0", "i1"], ["i2", "i3"]]
+    assert cursor.load() == 4  # past the two batches that ended, not past the one that did not
+
+    loop = IngestLoop(log, cursor, AutoAnonymizeConfig(enabled=True, batch_size=2), lambda b: BatchOutcome())
+    loop.start_batch, loop.in_flight = lambda batch: lambda: BatchOutcome(anonymized=len(batch)), 2
+    assert loop.poll_once(4) == (10, True)
+    assert cursor.load() == 10 and loop.processed == 6
