@@ -372,7 +372,7 @@ class Goal:
 
     def line(self) -> str:
         sign = "<=" if self.at_most else ">="
-        return f"{'PASS' if self.passed else 'FAIL'}  {self.text}: {self.value:.2f} (goal {sign} {self.limit:g})"
+        return f"{'PASS' if self.passed else 'FAIL'}  {self.text}: {self.value:.3f} (goal {sign} {self.limit:g})"
 
 
 def goals(measures: dict[str, Measure], skipped: dict[str, str]) -> list[Goal]:
@@ -440,14 +440,16 @@ def table(measures: dict[str, Measure], baselines: dict[str, str]) -> str:
     if memory:
         lines += [
             "",
-            "| study (small instances) | ms/instance | Orthanc RSS before | peak RSS | peak RSS with workers |",
-            "| ---: | ---: | ---: | ---: | ---: |",
+            "| study (small instances) | ms/instance | Orthanc RSS before | peak RSS | peak over before | "
+            "peak RSS with workers |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for measure in memory:
             mib = 1024 * 1024
             lines.append(
                 f"| {measure.instances} | {1000 * measure.median / measure.instances:.2f} | "
                 f"{measure.extra['RssBefore'] / mib:.0f} MiB | {measure.extra['PeakRss'] / mib:.0f} MiB | "
+                f"{(measure.extra['PeakRss'] - measure.extra['RssBefore']) / mib:+.1f} MiB | "
                 f"{measure.extra['PeakRssWithWorkers'] / mib:.0f} MiB |"
             )
     return "\n".join(lines)
