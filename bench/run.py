@@ -131,6 +131,20 @@ def _rss(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) used so far by a process, and by its living children (the plugin's workers)."""
+
+    def used(process: int) -> float:
+        try:
+            with open(f"/proc/{process}/stat", encoding="ascii") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    return used(pid), sum(used(child) for child in _children(pid))
+
+
 def _children(pid: int) -> list[int]:
     found: list[int] = []
     with contextlib.suppress(FileNotFoundError):
@@ -210,12 +224,22 @@ def case_orthanc(bench: Bench, files: list[bytes], repeat: int) -> dict[str, Mea
     bench.delete("studies", bench.builtin(study, count))
     for number in range(repeat):
         bench.delete("studies", study)
+        before = cpu_seconds(bench.pid)
         seconds, study = timed(bench.ingest, files)
+        after = cpu_seconds(bench.pid)
         ingest.seconds.append(seconds)
+        ingest.extra.setdefault("OrthancCpuMsPerInstance", []).append(1000 * (after[0] - before[0]) / count)
+        ingest.extra.setdefault("WorkersCpuMsPerInstance", []).append(0.0)
         order = [(plugin, bench.plugin), (builtin, bench.builtin)]
         for measure, run in order if number % 2 == 0 else order[::-1]:
+            before = cpu_seconds(bench.pid)
             seconds, copy = timed(run, study, count)
+            after = cpu_seconds(bench.pid)
             measure.seconds.append(seconds)
+            # Where the time goes: CPU per instance in Orthanc (its HTTP threads, the plugin's job threads) and in
+            # the plugin's worker processes. Two cores are shared by both.
+            measure.extra.setdefault("OrthancCpuMsPerInstance", []).append(1000 * (after[0] - before[0]) / count)
+            measure.extra.setdefault("WorkersCpuMsPerInstance", []).append(1000 * (after[1] - before[1]) / count)
             bench.delete("studies", copy)
         print(
             f"  repeat {number + 1}: ingest {ingest.seconds[-1]:.2f} s, plugin {plugin.seconds[-1]:.2f} s, "
@@ -436,6 +460,17 @@ def table(measures: dict[str, Measure], baselines: dict[str, str]) -> str:
         lines.append(
             f"| {measure.name} | {measure.instances} | {measure.median:.2f} | {measure.rate:.0f} | {ratio} | {runs} |"
         )
+    cpu = [m for m in measures.values() if "OrthancCpuMsPerInstance" in m.extra]
+    if cpu:
+        lines += [
+            "",
+            "| CPU per instance (medians) | Orthanc process | plugin's worker processes | total |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        for measure in cpu:
+            orthanc = statistics.median(measure.extra["OrthancCpuMsPerInstance"])
+            workers = statistics.median(measure.extra["WorkersCpuMsPerInstance"])
+            lines.append(f"| {measure.name} | {orthanc:.1f} ms | {workers:.1f} ms | {orthanc + workers:.1f} ms |")
     memory = [m for m in measures.values() if "PeakRss" in m.extra]
     if memory:
         lines += [
