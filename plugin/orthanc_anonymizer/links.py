@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 _SCHEMA = """
@@ -36,11 +37,24 @@ class LinkIndex:
 
     def add(self, level: str, source: str, copy: str) -> None:
         """Record that ``copy`` was made from ``source`` (idempotent)."""
+        self.add_many([(level, source, copy)])
+
+    def add_many(self, rows: Iterable[tuple[str, str, str]]) -> None:
+        """Record several ``(level, source, copy)`` links in one transaction (idempotent)."""
+        now = time.time()
+        values = [(level, source, copy, now) for level, source, copy in rows]
+        if not values:
+            return
         with self._lock:
-            self._connection.execute(
-                "INSERT OR IGNORE INTO links (level, source, copy, created) VALUES (?, ?, ?, ?)",
-                (level, source, copy, time.time()),
-            )
+            self._connection.execute("BEGIN")
+            try:
+                self._connection.executemany(
+                    "INSERT OR IGNORE INTO links (level, source, copy, created) VALUES (?, ?, ?, ?)", values
+                )
+            except BaseException:
+                self._connection.execute("ROLLBACK")
+                raise
+            self._connection.execute("COMMIT")
 
     def copies(self, level: str, source: str) -> list[str]:
         """The copies made of ``source``, oldest first."""
