@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PY := /usr/bin/python3
 VENV := .venv
 APT_PACKAGES := orthanc orthanc-python dcmtk dicom3tools python3-venv python3-dev tesseract-ocr tesseract-ocr-eng \
-  chromium chromium-driver
+  chromium chromium-driver postgresql orthanc-postgresql
 export ORTHANC_HTTP_PORT ?= 8042
 export ORTHANC_DICOM_PORT ?= 4242
 export ORTHANC_DATA ?= $(CURDIR)/data

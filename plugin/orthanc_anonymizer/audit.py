@@ -37,7 +37,7 @@ import json
 import os
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -92,13 +92,64 @@ def _check_no_person_names(value: object, path: str) -> None:
             _check_no_person_names(item, f"{path}[{index}]")
 
 
-def _parse_line(line: bytes) -> dict[str, Any] | None:
+def parse_record(line: bytes | str) -> dict[str, Any] | None:
     """The record on ``line``, or ``None`` if it is not a JSON object (cut or garbled)."""
     try:
         value = json.loads(line)
     except (ValueError, UnicodeDecodeError):
         return None
     return value if isinstance(value, dict) else None
+
+
+def check_record(record: dict[str, object], reject_person_names: bool = True) -> None:
+    """:class:`AuditError` if ``record`` sets a field the log sets, is not JSON, or (``reject_person_names``) holds
+    a string that looks like a DICOM person name."""
+    clash = sorted(set(record) & set(LOG_FIELDS))
+    if clash:
+        raise AuditError(f"audit record must not set {', '.join(clash)}: the log sets them")
+    if not all(isinstance(key, str) for key in record):
+        raise AuditError("audit record keys must be strings")
+    if reject_person_names:
+        _check_no_person_names(record, "record")
+    try:
+        canonical_json(dict(record))
+    except (TypeError, ValueError) as error:
+        raise AuditError(f"audit record is not JSON: {type(error).__name__}") from None
+
+
+def seal(record: dict[str, object], previous_sequence: int, previous_hash: str) -> dict[str, object]:
+    """``record`` as stored after the one numbered ``previous_sequence`` with ``previous_hash``: with its Sequence,
+    Time, PreviousHash and Hash."""
+    stored: dict[str, object] = {
+        **record,
+        "Sequence": previous_sequence + 1,
+        "Time": _utc_now(),
+        "PreviousHash": previous_hash,
+    }
+    stored["Hash"] = record_hash(stored)
+    return stored
+
+
+def verify_chain(records: Iterable[dict[str, Any] | None]) -> dict[str, object]:
+    """Check a chain of records, oldest first (``None`` for one that does not parse): ``{"Valid", "Records",
+    "BrokenAt"}``, as :meth:`AuditLog.verify` explains."""
+    count = 0
+    broken_at: int | None = None
+    previous_hash = GENESIS_HASH
+    for record in records:
+        count += 1
+        if broken_at is not None:
+            continue
+        if (
+            record is None
+            or record.get("Sequence") != count
+            or record.get("PreviousHash") != previous_hash
+            or record.get("Hash") != _hash_or_none(record)
+        ):
+            broken_at = count
+            continue
+        previous_hash = str(record["Hash"])
+    return {"Valid": broken_at is None, "Records": count, "BrokenAt": broken_at}
 
 
 class AuditLog:
@@ -124,18 +175,7 @@ class AuditLog:
         Raises :class:`AuditError` if ``record`` carries a field the log sets, is not JSON-serializable, or holds
         a string that looks like a DICOM person name; :class:`OSError` if the file cannot be written.
         """
-        clash = sorted(set(record) & set(LOG_FIELDS))
-        if clash:
-            raise AuditError(f"audit record must not set {', '.join(clash)}: the log sets them")
-        if not all(isinstance(key, str) for key in record):
-            raise AuditError("audit record keys must be strings")
-        if self.reject_person_names:
-            _check_no_person_names(record, "record")
-        try:
-            canonical_json(dict(record))
-        except (TypeError, ValueError) as error:
-            raise AuditError(f"audit record is not JSON: {type(error).__name__}") from None
-
+        check_record(record, self.reject_person_names)
         with self._lock, self._open_locked(fcntl.LOCK_EX, create=True) as file:
             assert file is not None
             stat = os.fstat(file.fileno())
@@ -143,13 +183,7 @@ class AuditLog:
             if key != self._tail_key:
                 self._tail = self._read_tail(file, stat.st_size)
             sequence, previous_hash = self._tail
-            stored: dict[str, object] = {
-                **record,
-                "Sequence": sequence + 1,
-                "Time": _utc_now(),
-                "PreviousHash": previous_hash,
-            }
-            stored["Hash"] = record_hash(stored)
+            stored = seal(record, sequence, previous_hash)
             line = canonical_json(stored) + b"\n"
             if stat.st_size and not self._ends_with_newline(file, stat.st_size):
                 # A line cut by a crash stays on its own line (verify reports it); ours starts on a fresh one.
@@ -216,7 +250,7 @@ class AuditLog:
             pending = lines[0] if end > 0 else b""
             complete = lines[1:] if end > 0 else lines
             for line in reversed(complete):
-                record = _parse_line(line) if line.strip() else None
+                record = parse_record(line) if line.strip() else None
                 if record is not None and isinstance(record.get("Sequence"), int):
                     return int(record["Sequence"]), str(record.get("Hash", ""))
         return 0, GENESIS_HASH
@@ -230,7 +264,7 @@ class AuditLog:
                 return
             for number, line in enumerate(file, start=1):
                 if line.strip():
-                    yield number, _parse_line(line)
+                    yield number, parse_record(line)
 
     def read(self, since: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """Records, oldest first (newest last).
@@ -269,20 +303,4 @@ class AuditLog:
         parse, its Sequence is not the next number, its PreviousHash is not the Hash of the record before, or its
         Hash does not match its content.
         """
-        count = 0
-        broken_at: int | None = None
-        previous_hash = GENESIS_HASH
-        for _, record in self._records():
-            count += 1
-            if broken_at is not None:
-                continue
-            if (
-                record is None
-                or record.get("Sequence") != count
-                or record.get("PreviousHash") != previous_hash
-                or record.get("Hash") != _hash_or_none(record)
-            ):
-                broken_at = count
-                continue
-            previous_hash = str(record["Hash"])
-        return {"Valid": broken_at is None, "Records": count, "BrokenAt": broken_at}
+        return verify_chain(record for _, record in self._records())

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .cluster import IngestLeadership
 from .config import AnonymizerConfig, ConfigurationError
 from .errors import ProfileError
 from .forwarding import Forwarder
@@ -97,8 +98,11 @@ class AutoAnonymizer:
         manager: JobManager,
         pool: WorkerPool,
         store: JobStore,
+        leadership: IngestLeadership | None = None,
     ) -> None:
         self.setup = setup
+        self.leadership = leadership
+        """A cluster's: the loop and the forwarder run only while this node holds the lead (:mod:`.cluster`)."""
         auto = setup.auto
         self.stopping = threading.Event()
         self.forwarder: Forwarder | None = None
@@ -118,6 +122,8 @@ class AutoAnonymizer:
             on_stable_study=self.forwarder.study_stable if self.forwarder else None,
         )
         runner.outputs = self.loop.own_outputs
+        if leadership is not None:
+            leadership.follow(self.loop)
         # Two batches at a time (each a job of its own): the next is read, checked and downloaded while the
         # previous one is still being stored; the position in the log still moves in order.
         self.loop.start_batch = runner.start
@@ -129,7 +135,7 @@ class AutoAnonymizer:
             self._thread = threading.Thread(target=self._run_loop, name="anonymizer-ingest", daemon=True)
 
     def start(self) -> None:
-        if self.forwarder is not None:
+        if self.forwarder is not None and self.leadership is None:
             self.forwarder.start()
         if self._thread is not None:
             self._thread.start()
@@ -144,6 +150,9 @@ class AutoAnonymizer:
         )
 
     def _run_loop(self) -> None:
+        if self.leadership is not None:
+            self.leadership.run(self.loop, on_first_lead=self.forwarder.start if self.forwarder else None)
+            return
         self.loop.run_forever()
 
     def stop(self, timeout: float = 3.0) -> None:

@@ -32,7 +32,11 @@ _KNOWN_KEYS = {
     "WorkerPython",
     "AutoAnonymize",
     "Authorization",
+    "SharedState",
 }
+
+SHARED_STATE_MODES = ("Auto", "Local", "PostgreSQL")
+"""``Anonymizer.SharedState``: where links, ingest position and audit trail live (see :mod:`.cluster`)."""
 
 RESTRICTABLE_ROUTES = {
     "profiles": "GET /anonymizer/profiles",
@@ -64,6 +68,19 @@ class AccessRules:
 
 
 @dataclass(frozen=True)
+class SharedDatabase:
+    """The PostgreSQL database of Orthanc's index, where several Orthanc servers share the plugin's state.
+
+    ``parameters`` are libpq connection keywords (``host``, ``port``, ``dbname``, ``user``, ``password``,
+    ``sslmode``), or only ``conninfo`` for ``PostgreSQL.ConnectionUri``; the password is never logged.
+    """
+
+    parameters: Mapping[str, str] = field(repr=False)
+    description: str = ""
+    """Where, for the log: ``host:port/database``, without user or password."""
+
+
+@dataclass(frozen=True)
 class AnonymizerConfig:
     """The checked settings the plugin runs with. ``secret`` is never logged nor written anywhere."""
 
@@ -83,6 +100,8 @@ class AnonymizerConfig:
     http_threads: int = 50
     auto_anonymize: Mapping[str, object] = field(default_factory=dict)
     access: AccessRules = AccessRules()
+    shared_database: SharedDatabase | None = None
+    """Set when links, ingest position and audit trail are shared through PostgreSQL (a cluster of Orthancs)."""
 
 
 def _setting(name: str) -> str:
@@ -158,6 +177,52 @@ def _access_rules(section: Mapping[str, object], orthanc_config: Mapping[str, ob
             if not isinstance(registered, Mapping) or user not in registered:
                 raise ConfigurationError(f"{name}.AdminUsers: {user!r} is not one of RegisteredUsers")
     return AccessRules(admin_users=frozenset(admins), restricted_routes=frozenset(routes))
+
+
+def _postgresql_text(section: Mapping[str, object], key: str, default: str, environ: Mapping[str, str]) -> str:
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ConfigurationError(f"PostgreSQL.{key}: expected a string, got {type(value).__name__}")
+    text = str(value)
+    # Orthanc substitutes ${VARIABLE} when it reads the file; an Orthanc that did not leaves it to us.
+    if text.startswith("${") and text.endswith("}"):
+        text = environ.get(text[2:-1], "")
+    return text
+
+
+def _shared_database(
+    section: Mapping[str, object], orthanc_config: Mapping[str, object], environ: Mapping[str, str]
+) -> SharedDatabase | None:
+    """``Anonymizer.SharedState`` against Orthanc's ``"PostgreSQL"`` section: the database to share, or ``None``."""
+    mode = section.get("SharedState", "Auto")
+    if mode not in SHARED_STATE_MODES:
+        raise ConfigurationError(
+            f"{_setting('SharedState')}: expected one of {', '.join(SHARED_STATE_MODES)}, got {mode!r}"
+        )
+    postgresql = orthanc_config.get("PostgreSQL")
+    indexed = isinstance(postgresql, Mapping) and postgresql.get("EnableIndex") is True
+    if mode == "Local" or (mode == "Auto" and not indexed):
+        return None
+    if not indexed or not isinstance(postgresql, Mapping):
+        raise ConfigurationError(
+            f'{_setting("SharedState")}: "PostgreSQL" needs Orthanc\'s index in PostgreSQL '
+            '("PostgreSQL": {"EnableIndex": true, ...}); several Orthancs share nothing else'
+        )
+    uri = _postgresql_text(postgresql, "ConnectionUri", "", environ)
+    if uri:
+        return SharedDatabase(parameters={"conninfo": uri}, description="PostgreSQL.ConnectionUri")
+    host = _postgresql_text(postgresql, "Host", "localhost", environ)
+    port = _postgresql_text(postgresql, "Port", "5432", environ)
+    database = _postgresql_text(postgresql, "Database", "orthanc", environ)
+    parameters = {
+        "host": host,
+        "port": port,
+        "dbname": database,
+        "user": _postgresql_text(postgresql, "Username", "orthanc", environ),
+        "password": _postgresql_text(postgresql, "Password", "", environ),
+        "sslmode": "require" if postgresql.get("EnableSsl") is True else "prefer",
+    }
+    return SharedDatabase(parameters=parameters, description=f"{host}:{port}/{database}")
 
 
 def parse_configuration(
@@ -257,4 +322,5 @@ def parse_configuration(
         http_threads=http_threads,
         auto_anonymize=dict(auto),
         access=_access_rules(section, orthanc_config),
+        shared_database=_shared_database(section, orthanc_config, environ),
     )

@@ -215,6 +215,20 @@ class ChangeCursor:
             os.close(directory)
 
 
+class PositionStore(Protocol):
+    """Where the position is kept: :class:`ChangeCursor` (a file), or the shared database of a cluster."""
+
+    def load(self) -> int | None: ...
+
+    def save(self, position: int) -> None: ...
+
+
+class GapJudge(Protocol):
+    """Whether a change number missing from the log will never appear (see :class:`~.cluster.ChangeLogGaps`)."""
+
+    def settled(self, missing: int) -> bool: ...
+
+
 class ChangeSource(Protocol):
     """What the loop needs of Orthanc (the glue passes the loopback REST client)."""
 
@@ -245,7 +259,7 @@ class IngestLoop:
     def __init__(
         self,
         source: ChangeSource,
-        cursor: ChangeCursor,
+        cursor: PositionStore,
         config: AutoAnonymizeConfig,
         run_batch: Callable[[list[str]], BatchOutcome],
         on_stable_study: Callable[[str], None] | None = None,
@@ -271,6 +285,10 @@ class IngestLoop:
         """Copies ``run_batch`` just stored: their own NewInstance changes are skipped without reading them."""
         self.follow_new_instances = True
         """False in Gateway mode: what is stored is already anonymized; only stable studies matter (forwarding)."""
+        self.gaps: GapJudge | None = None
+        """Several Orthancs write the log: do not move past a missing change number until it is known for good."""
+        self.leading: Callable[[], bool] | None = None
+        """Several Orthancs: whether this one still leads ingest; :meth:`run_forever` returns once it does not."""
 
     def start_position(self) -> int:
         """Where to start: the saved position, or (first run) the end of the log, so old studies stay as they are.
@@ -296,9 +314,9 @@ class IngestLoop:
     def poll_once(self, position: int) -> tuple[int, bool]:
         """Handle the changes after ``position``; returns the new position and whether the log is exhausted."""
         answer = self.source.get_json(f"/changes?since={position}&limit={self.page}")
-        changes = answer.get("Changes", [])
-        done = bool(answer.get("Done", True))
-        last = int(answer.get("Last", position))
+        changes, held = self._before_gap(position, answer.get("Changes", []))
+        done = bool(answer.get("Done", True)) or held
+        last = position if held else int(answer.get("Last", position))
         batch: list[str] = []
         batch_end = position
         arrived = [str(change["ID"]) for change in changes if change.get("ChangeType") == "NewInstance"]
@@ -319,6 +337,18 @@ class IngestLoop:
                 batch = []
         self._finish_batch(batch, max(batch_end, last if done else batch_end), drain=done)
         return max(batch_end, last if done else batch_end), done
+
+    def _before_gap(self, position: int, changes: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool]:
+        """The changes up to the first missing number that may still appear, and whether the list was cut there."""
+        if self.gaps is None:
+            return changes, False
+        expected = position + 1
+        for index, change in enumerate(changes):
+            sequence = int(change["Seq"])
+            if sequence > expected and not self.gaps.settled(expected):
+                return changes[:index], True
+            expected = sequence + 1
+        return changes, False
 
     def _finish_batch(self, batch: list[str], position: int, drain: bool = False) -> None:
         """Run ``batch``; the saved position moves to ``position`` once it and every batch before it are done.
@@ -378,7 +408,7 @@ class IngestLoop:
         return True
 
     def run_forever(self, busy_seconds: float = 0.1, idle_seconds: float = 1.0, retry_seconds: float = 2.0) -> None:
-        """Poll until :attr:`stopping` is set.
+        """Poll until :attr:`stopping` is set (or, in a cluster, until :attr:`leading` says the lead is lost).
 
         After a poll that found changes the next one comes ``busy_seconds`` later; each empty poll doubles the wait
         up to ``idle_seconds``. Polling costs one loopback request, on this thread; an on-change callback would cost
@@ -389,7 +419,10 @@ class IngestLoop:
         delay = retry_seconds
         wait = busy_seconds
         reached = False
+        self._pending.clear()
         while not self.stopping.is_set():
+            if self.leading is not None and not self.leading():
+                break  # another Orthanc of the cluster takes over from the shared position
             try:
                 if position is None:
                     position = self.start_position()
@@ -404,13 +437,16 @@ class IngestLoop:
             except Exception as error:  # Orthanc not ready or gone: retry later from the saved position
                 position = None
                 self._pending.clear()  # batches still running are replayed from the saved position (harmless)
+                if self.leading is not None and not self.leading():
+                    break
                 if not reached:
                     self.stopping.wait(busy_seconds)
                     continue
                 logger.warning("ingest: will retry in %.0f s (%s)", delay, type(error).__name__)
                 self.stopping.wait(delay)
                 delay = min(delay * 2, 60.0)
-        self._checks.shutdown(wait=False)
+        if self.stopping.is_set():  # else the lead was lost: run again once it is taken again
+            self._checks.shutdown(wait=False)
 
 
 class IngestInterrupted(AnonymizerError):

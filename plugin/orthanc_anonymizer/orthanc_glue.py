@@ -29,6 +29,7 @@ from . import __version__
 from .api import BadRequest, optional_int, parse_anonymize, parse_batch, profiles_answer
 from .audit import AuditLog
 from .auto_anonymize import AutoAnonymizer, AutoAnonymizeSetup, resolve_auto_anonymize
+from .cluster import Cluster
 from .config import RESTRICTABLE_ROUTES, AnonymizerConfig, ConfigurationError, parse_configuration
 from .errors import AnonymizerError, ProfileError
 from .explorer import explorer_javascript
@@ -126,8 +127,10 @@ class _Plugin:
         interrupted = self.store.mark_interrupted()
         if interrupted:
             logger.warning("%d jobs were interrupted by the last stop of Orthanc; marked as failed", interrupted)
-        self.links = LinkIndex(config.state_directory / "links.sqlite")
-        self.audit = AuditLog(config.state_directory / "audit.jsonl")
+        # Several Orthancs on one PostgreSQL index share links, ingest position and audit trail there (cluster.py).
+        self.cluster = Cluster.open(config.shared_database) if config.shared_database else None
+        self.links = self.cluster.links if self.cluster else LinkIndex(config.state_directory / "links.sqlite")
+        self.audit = self.cluster.audit if self.cluster else AuditLog(config.state_directory / "audit.jsonl")
         self.pool = WorkerPool(config.workers, config.worker_python)
         # Start the worker processes now, off Orthanc's start-up path: the first request is faster, and a worker
         # that cannot start (wrong WorkerPython) is in the log before anyone anonymizes anything.
@@ -143,7 +146,10 @@ class _Plugin:
             window=2 * config.workers,
         )
         self.gate = _Gate(config.http_threads, config.concurrent_jobs)
-        self.auto = AutoAnonymizer(auto, config, self.client, self.manager, self.pool, self.store) if auto else None
+        leadership = self.cluster.leadership() if self.cluster else None
+        self.auto = (
+            AutoAnonymizer(auto, config, self.client, self.manager, self.pool, self.store, leadership) if auto else None
+        )
 
     def _warm_up(self) -> None:
         try:
@@ -463,9 +469,12 @@ def start() -> None:
     # The "Anonymize (PS3.15)" button of Orthanc Explorer (explorer.py, explorer.js).
     orthanc.ExtendOrthancExplorer(explorer_javascript())
     logger.info(
-        "orthanc-anonymizer %s started: %d workers, %d concurrent jobs, state in %s",
+        "orthanc-anonymizer %s started: %d workers, %d concurrent jobs, state in %s%s",
         __version__,
         config.workers,
         config.concurrent_jobs,
         config.state_directory,
+        f"; links, ingest position and audit trail shared in PostgreSQL {config.shared_database.description}"
+        if config.shared_database
+        else "",
     )

@@ -97,3 +97,42 @@ def test_wrong_authorization_is_refused_naming_it(authorization, orthanc, named)
     with pytest.raises(ConfigurationError, match=r"Anonymizer\.Authorization") as raised:
         parse({"Secret": "s", "Authorization": authorization}, **orthanc)
     assert named in str(raised.value)
+
+
+INDEX = {
+    "EnableIndex": True,
+    "Host": "db.example",
+    "Port": 5433,
+    "Database": "pacs",
+    "Username": "orthanc",
+    "Password": "${POSTGRES_PASSWORD}",
+}
+
+
+def test_shared_state_follows_the_postgresql_index_unless_told_otherwise() -> None:
+    assert parse({"Secret": "s"}).shared_database is None  # SQLite index: nothing to share
+    shared = parse({"Secret": "s"}, {"POSTGRES_PASSWORD": "pw"}, PostgreSQL=INDEX).shared_database
+    assert shared is not None and shared.description == "db.example:5433/pacs"
+    assert shared.parameters == {
+        "host": "db.example",
+        "port": "5433",
+        "dbname": "pacs",
+        "user": "orthanc",
+        "password": "pw",
+        "sslmode": "prefer",
+    }
+    assert "pw" not in repr(shared)
+    assert parse({"Secret": "s", "SharedState": "Local"}, PostgreSQL=INDEX).shared_database is None
+    uri = parse({"Secret": "s", "SharedState": "PostgreSQL"}, PostgreSQL={"EnableIndex": True, "ConnectionUri": "x"})
+    assert uri.shared_database is not None and uri.shared_database.parameters == {"conninfo": "x"}
+    storage_only = {"EnableIndex": False, "EnableStorage": True}
+    assert parse({"Secret": "s"}, PostgreSQL=storage_only).shared_database is None
+
+
+@pytest.mark.parametrize(
+    "section, postgresql",
+    [({"SharedState": "Cluster"}, INDEX), ({"SharedState": "PostgreSQL"}, None), ({"SharedState": True}, INDEX)],
+)
+def test_a_wrong_shared_state_is_named(section: dict[str, object], postgresql: object) -> None:
+    with pytest.raises(ConfigurationError, match=r"Anonymizer\.SharedState"):
+        parse({"Secret": "s", **section}, PostgreSQL=postgresql)

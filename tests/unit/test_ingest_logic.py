@@ -144,3 +144,43 @@ def test_first_run_starts_at_the_end_of_the_log(tmp_path: Path) -> None:
         orthanc, ChangeCursor(tmp_path / "c.json"), AutoAnonymizeConfig(enabled=True), lambda b: BatchOutcome()
     )
     assert loop.start_position() == 1
+
+
+class Holes:
+    """A cluster's judge of missing change numbers: a number is for good once ``final`` holds it."""
+
+    def __init__(self) -> None:
+        self.final: set[int] = set()
+        self.asked: list[int] = []
+
+    def settled(self, missing: int) -> bool:
+        self.asked.append(missing)
+        return missing in self.final
+
+
+def test_in_a_cluster_the_loop_waits_at_a_missing_change_until_it_appears_or_is_known_gone(tmp_path: Path) -> None:
+    orthanc = FakeOrthanc()
+    for index in range(6):
+        orthanc.add(f"i{index}", Modality="CT")
+    late = orthanc.changes.pop(2)  # number 3: its transaction (on the other Orthanc) has not committed yet
+    anonymized: list[str] = []
+
+    def run_batch(batch: list[str]) -> BatchOutcome:
+        anonymized.extend(batch)
+        return BatchOutcome(anonymized=len(batch))
+
+    cursor = ChangeCursor(tmp_path / "ingest.json")
+    loop = IngestLoop(orthanc, cursor, AutoAnonymizeConfig.parse({"Enabled": True}), run_batch)
+    loop.gaps = holes = Holes()
+    assert loop.poll_once(0) == (2, True)  # up to the hole, not past it
+    assert anonymized == ["i0", "i1"] and cursor.load() == 2 and holes.asked == [3]
+    orthanc.changes.insert(2, late)  # committed: nothing skipped
+    assert loop.poll_once(2) == (6, True)
+    assert anonymized == ["i0", "i1", "i2", "i3", "i4", "i5"]
+
+    orthanc.add("i6", Modality="CT")
+    orthanc.changes[-1]["Seq"] = 8  # number 7 rolled back: gone for good
+    assert loop.poll_once(6) == (6, True)
+    holes.final.add(7)
+    assert loop.poll_once(6) == (8, True)
+    assert anonymized[-1] == "i6" and cursor.load() == 8

@@ -10,9 +10,9 @@ COMPAT_VENV="${COMPAT_VENV:-$COMPAT_CHECKOUT/.compat/venv-$COMPAT_SUITE}"
 # Finished roots are kept here as tarballs so that a fresh clone on the same machine (CI) unpacks one in seconds.
 COMPAT_CACHE="${COMPAT_CACHE:-/var/cache/orthanc-anonymizer-compat}"
 # What the root holds beyond debootstrap's minbase: what `make apt` installs on bookworm (the Makefile's
-# APT_PACKAGES: Orthanc, orthanc-python, dcmtk, dicom3tools, tesseract, python3-venv, ...), less the browser (the browser
-# tests run Debian bookworm's Chromium on the host against the trixie Orthanc), plus orthanc-postgresql and
-# ca-certificates. COMPAT_PACKAGES overrides the whole list.
+# APT_PACKAGES: Orthanc, orthanc-python, orthanc-postgresql, dcmtk, dicom3tools, tesseract, python3-venv, ...), less
+# the browser (the browser tests run Debian bookworm's Chromium on the host against the trixie Orthanc) and the
+# PostgreSQL server (the tests start the host's), plus ca-certificates. COMPAT_PACKAGES overrides the whole list.
 compat_packages() {
     if [[ -n "${COMPAT_PACKAGES:-}" ]]; then
         printf '%s\n' "$COMPAT_PACKAGES"
@@ -24,8 +24,8 @@ compat_packages() {
         --eval 'compat-print-apt-packages: ; @echo $(APT_PACKAGES)' compat-print-apt-packages)"
     [[ -n "$make_packages" ]] || compat_die "no APT_PACKAGES in $COMPAT_CHECKOUT/Makefile"
     local package out=()
-    for package in $make_packages orthanc-postgresql ca-certificates; do
-        case "$package" in chromium | chromium-driver | chromium-*) continue ;; esac
+    for package in $make_packages ca-certificates; do
+        case "$package" in chromium | chromium-driver | chromium-* | postgresql | postgresql-*) continue ;; esac
         out+=("$package")
     done
     printf '%s\n' "${out[*]}"

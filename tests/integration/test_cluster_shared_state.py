@@ -1,0 +1,107 @@
+"""The plugin's shared state (``cluster.py``) on a real PostgreSQL, without Orthanc: two nodes' objects on one
+database see each other's links, write one audit chain between them, and only one of them leads ingest at a time."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from postgresql_cluster import PostgreSQL, needs_postgresql, postgresql_cluster
+
+from orthanc_anonymizer.cluster import SCHEMA, ChangeLogGaps, Cluster, IngestLeadership, LeadershipLost
+from orthanc_anonymizer.config import SharedDatabase
+
+pytestmark = [pytest.mark.integration, needs_postgresql]
+
+
+@pytest.fixture(scope="module")
+def postgresql() -> Iterator[PostgreSQL]:
+    with postgresql_cluster(user="orthanc", password="cluster-test-password") as server:
+        yield server
+
+
+@pytest.fixture
+def database(postgresql: PostgreSQL) -> Iterator[SharedDatabase]:
+    shared = SharedDatabase(parameters=postgresql.connection_parameters(), description="test")
+    yield shared
+    with psycopg.connect(**postgresql.connection_parameters(), autocommit=True) as connection:
+        connection.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+
+
+def test_links_made_on_one_node_are_found_from_the_other(database: SharedDatabase) -> None:
+    node_a, node_b = Cluster.open(database), Cluster.open(database)
+    node_a.links.add("Study", "original", "copy")
+    node_a.links.add_many([("Instance", f"original-{n}", f"copy-{n}") for n in range(20)])
+    node_b.links.add("Study", "original", "copy")  # the same study anonymized on B: one link
+    assert node_b.links.copies("Study", "original") == ["copy"]
+    assert node_b.links.source("Study", "copy") == "original"
+    assert node_b.links.source("Instance", "copy-19") == "original-19"
+    assert node_b.links.source("Series", "copy") is None
+    node_a.close()
+    node_b.close()
+
+
+def test_both_nodes_append_to_one_chain_and_an_edited_record_breaks_it(
+    database: SharedDatabase, postgresql: PostgreSQL
+) -> None:
+    nodes = [Cluster.open(database), Cluster.open(database)]
+
+    def append(node: Cluster, name: str) -> None:
+        for n in range(40):
+            node.audit.append({"Event": "anonymize", "Node": name, "N": n})
+
+    threads = [threading.Thread(target=append, args=(node, name)) for node, name in zip(nodes, "AB", strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert nodes[1].audit.verify() == {"Valid": True, "Records": 80, "BrokenAt": None}
+    records = nodes[0].audit.read()
+    assert [record["Sequence"] for record in records] == list(range(1, 81))
+    assert {record["Node"] for record in records} == {"A", "B"}
+    assert [record["Sequence"] for record in nodes[0].audit.read(limit=3)] == [78, 79, 80]
+    assert [record["Sequence"] for record in nodes[0].audit.read(since=10, limit=2)] == [11, 12]
+    assert nodes[0].audit.head()[0] == 80
+
+    with psycopg.connect(**postgresql.connection_parameters(), autocommit=True) as connection:
+        connection.execute(
+            f"UPDATE {SCHEMA}.audit SET record = replace(record, 'anonymize', 'anonymise') WHERE sequence = 30"
+        )
+        assert nodes[0].audit.verify() == {"Valid": False, "Records": 80, "BrokenAt": 30}
+        connection.execute(f"DELETE FROM {SCHEMA}.audit WHERE sequence >= 30 AND sequence <= 31")
+        assert nodes[0].audit.verify() == {"Valid": False, "Records": 78, "BrokenAt": 30}
+    for node in nodes:
+        node.close()
+
+
+def test_one_leader_at_a_time_and_the_lead_passes_on_when_its_connection_ends(database: SharedDatabase) -> None:
+    Cluster.open(database).close()
+    first, second = IngestLeadership(database), IngestLeadership(database)
+    assert first.try_acquire()
+    assert not second.try_acquire()
+    assert first.leading() and not second.leading()
+    first.connection().close()  # as when the leader's process dies: its session ends
+    assert not first.leading()
+    with pytest.raises(LeadershipLost):
+        first.connection()
+    assert second.try_acquire()
+    second.release()
+
+
+def test_a_hole_in_the_numbers_is_waited_for_while_the_transaction_that_may_fill_it_runs(
+    database: SharedDatabase, postgresql: PostgreSQL
+) -> None:
+    leadership = IngestLeadership(database)
+    assert leadership.try_acquire()
+    gaps = ChangeLogGaps(leadership)
+    assert gaps.settled(5)  # nothing runs: a hole is for good
+    with psycopg.connect(**postgresql.connection_parameters()) as writer:
+        writer.execute("CREATE TEMPORARY TABLE pending (n int)")
+        writer.execute("INSERT INTO pending VALUES (1)")  # a transaction with an ID, not committed
+        assert not gaps.settled(7)
+        assert not gaps.settled(7)
+        writer.commit()
+    assert gaps.settled(7)
+    leadership.release()
