@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+import struct
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from io import BytesIO
@@ -20,6 +21,7 @@ from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError as PydicomInvalidDicomError
+from pydicom.filereader import read_dataset as read_dataset_from_stream
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
@@ -545,10 +547,17 @@ def read_dataset(data: bytes) -> Dataset:
 
     Raises :class:`InvalidDicomError` naming what is wrong, never quoting content.
     """
+    return _parse(data, stop_before_pixels=False)[0]
+
+
+def _parse(data: bytes, stop_before_pixels: bool) -> tuple[Dataset, int]:
+    """The data set of ``data``, and where the parse stopped (at the pixel data with ``stop_before_pixels``)."""
     if len(data) < 132 or data[128:132] != b"DICM":
         raise InvalidDicomError("not a DICOM file: no 'DICM' prefix after the 128-byte preamble")
     try:
-        dataset = dcmread(BytesIO(data), force=False)
+        stream = BytesIO(data)
+        dataset = dcmread(stream, force=False, stop_before_pixels=stop_before_pixels)
+        position = stream.tell()
         # Read every element now: a truncated or malformed file must fail here, not half-way through the walk.
         for _ in _walk_tags(dataset):
             pass
@@ -558,12 +567,165 @@ def read_dataset(data: bytes) -> Dataset:
         raise InvalidDicomError(f"not a valid DICOM file ({type(error).__name__})") from None
     except Exception as error:
         raise InvalidDicomError(f"damaged DICOM file: {type(error).__name__} while parsing") from None
+    if stop_before_pixels and position < len(data):
+        return dataset, position
     _check_complete(dataset, data)
     if 0x00080018 not in dataset:
         raise InvalidDicomError("no SOP Instance UID (0008,0018): the data set is empty or cut short")
     if 0x00280010 in dataset and not any(tag in dataset for tag in _PIXEL_TAGS):
         raise InvalidDicomError("an image without its pixel data (7FE0,0010): the file looks cut short")
-    return dataset
+    return dataset, position
+
+
+@dataclass
+class DicomInstance:
+    """A DICOM file parsed for anonymization: its data set, and where its pixel data was left unparsed.
+
+    When the profile leaves the pixels alone (no CleanPixelData, no rule for (7FE0,0010)) and removes whatever
+    follows the Pixel Data element, only the header (and what follows) is parsed: the pixel data goes to the
+    output as the very bytes pydicom would write for it, without being read into the data set or copied.
+    """
+
+    dataset: Dataset
+    data: bytes
+    pixel_offset: int | None = None
+    """Where the unparsed (7FE0,0010) element starts in ``data``; ``None``: the file was parsed whole."""
+    pixel_end: int | None = None
+    """Where it ends; elements after it were parsed into :attr:`dataset` (the profile removes them all)."""
+
+    def output_parts(self) -> list[bytes | memoryview]:
+        """The anonymized file, in pieces to write one after the other (the pixel data is not copied).
+
+        Raises :class:`AnonymizationError` when the data set cannot be written.
+        """
+        if self.pixel_offset is not None and any(tag > _PIXEL_DATA for tag in self.dataset.keys()):  # noqa: SIM118 (tags, not elements)
+            # Cannot happen (the profile removes every element after the pixel data, the engine adds none there);
+            # but one written before the spliced pixel data would be out of order.
+            raise AnonymizationError("internal error: an attribute after the pixel data")
+        try:
+            header = write_dataset(self.dataset)
+        except Exception as error:
+            raise AnonymizationError(f"could not write the anonymized instance: {type(error).__name__}") from None
+        if self.pixel_offset is None:
+            return [header]
+        return [header, memoryview(self.data)[self.pixel_offset : self.pixel_end]]
+
+    def output_bytes(self) -> bytes:
+        """The anonymized file as one ``bytes``."""
+        return b"".join(self.output_parts())
+
+
+def read_instance(data: bytes, profile: Profile) -> DicomInstance:
+    """Parse ``data`` for anonymization under ``profile``: the header only, where the pixel data can go to the
+    output untouched (see :class:`DicomInstance`); otherwise the whole file, as :func:`read_dataset`.
+
+    Raises :class:`InvalidDicomError` exactly where :func:`read_dataset` would.
+    """
+    if not _pixels_pass_through(profile):
+        return DicomInstance(read_dataset(data), data)
+    try:
+        header, position = _parse(data, stop_before_pixels=True)
+    except InvalidDicomError:
+        return DicomInstance(read_dataset(data), data)  # the full parse says what is wrong, in its own words
+    if position >= len(data):
+        return DicomInstance(header, data)  # no pixel data: parsed whole, and checked as read_dataset does
+    end = _pixel_data_end(header, data, position)
+    if end is None or (end < len(data) and not _read_trailer(header, data, end, profile)):
+        return DicomInstance(read_dataset(data), data)
+    if 0x00080018 not in header:
+        raise InvalidDicomError("no SOP Instance UID (0008,0018): the data set is empty or cut short")
+    return DicomInstance(header, data, position, end)
+
+
+_PIXEL_DATA = 0x7FE00010
+
+
+def _pixels_pass_through(profile: Profile) -> bool:
+    """Whether ``profile`` leaves (7FE0,0010) as it is: no CleanPixelData and no rule or table row for it."""
+    return Option.CleanPixelData not in profile.options and profile.action_table.action_for(_PIXEL_DATA) is None
+
+
+_PIXEL_TAG_BYTES = {True: b"\xe0\x7f\x10\x00", False: b"\x7f\xe0\x00\x10"}  # by little endian
+_ITEM_TAG_LE = b"\xfe\xff\x00\xe0"
+
+
+def _pixel_data_end(header: Dataset, data: bytes, offset: int) -> int | None:
+    """Where the Pixel Data element that starts at ``offset`` (where the header stopped) ends, when pydicom would
+    write it back byte for byte (see :func:`write_dataset`); ``None`` otherwise (then the file is parsed whole).
+
+    pydicom writes Pixel Data with its value padded to an even length, with an undefined length (then
+    encapsulated, closed by a Sequence Delimiter of length 0) exactly when the transfer syntax is compressed,
+    and, in explicit VR, with the VR read from the file; a file that differs in any of these is parsed whole.
+    """
+    implicit, little = header.original_encoding
+    if implicit is None or little is None:
+        return None
+    meta = getattr(header, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    if syntax is None or syntax.is_private or not syntax.is_transfer_syntax or syntax.is_deflated:
+        return None
+    if (syntax.is_implicit_VR, syntax.is_little_endian) != (implicit, little):
+        return None  # pydicom writes in the transfer syntax's encoding, not the one the file was read in
+    if data[offset : offset + 4] != _PIXEL_TAG_BYTES[little]:
+        return None
+    order = "<" if little else ">"
+    if implicit:
+        if not little or syntax.is_compressed or offset + 8 > len(data):
+            return None
+        (length,) = struct.unpack_from(order + "I", data, offset + 4)
+        value = offset + 8
+    else:
+        if data[offset + 4 : offset + 6] not in (b"OB", b"OW") or data[offset + 6 : offset + 8] != b"\x00\x00":
+            return None
+        if offset + 12 > len(data):
+            return None
+        (length,) = struct.unpack_from(order + "I", data, offset + 8)
+        value = offset + 12
+    if length == _UNDEFINED_LENGTH:
+        if not (little and syntax.is_compressed and data[value : value + 4] == _ITEM_TAG_LE):
+            return None
+        # pydicom reads the items one by one, to the Sequence Delimiter, which must have length 0.
+        position = value
+        while data[position : position + 4] == _ITEM_TAG_LE and position + 8 <= len(data):
+            (item_length,) = struct.unpack_from("<I", data, position + 4)
+            if item_length == _UNDEFINED_LENGTH:
+                return None
+            position += 8 + item_length
+        if data[position : position + 8] != _SEQUENCE_DELIMITER:
+            return None
+        return position + 8
+    if syntax.is_compressed or length % 2 or value + length > len(data):
+        return None
+    return value + int(length)
+
+
+def _read_trailer(header: Dataset, data: bytes, start: int, profile: Profile) -> bool:
+    """Parse the elements after the pixel data (e.g. (FFFC,FFFC) Data Set Trailing Padding, (FFFA,FFFA) Digital
+    Signatures Sequence) into ``header``, where the engine handles them like any other; ``True`` when every one
+    of them is public and removed (X) by ``profile``, so that nothing is written after the pixel data."""
+    implicit, little = header.original_encoding
+    stream = BytesIO(data)
+    stream.seek(start)
+    try:
+        trailer = read_dataset_from_stream(stream, bool(implicit), bool(little))
+    except Exception:
+        return False
+    tags = list(trailer.keys())
+    if not tags or any(tag <= _PIXEL_DATA or (tag >> 16) & 1 or tag in header for tag in tags):
+        return False
+    if any(profile.action_table.action_for(tag) is not Action.X for tag in tags):
+        return False
+    for tag in tags:
+        header[tag] = trailer.get_item(tag)
+    try:
+        for _ in _walk_tags(header, tags):
+            pass
+        _check_complete(header, data)
+    except Exception:
+        for tag in tags:
+            del header[tag]
+        return False
+    return True
 
 
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
@@ -593,8 +755,8 @@ def _check_complete(dataset: Dataset, data: bytes) -> None:
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
-def _walk_tags(dataset: Dataset) -> Iterator[int]:
-    for tag in list(dataset.keys()):
+def _walk_tags(dataset: Dataset, tags: Iterable[int] | None = None) -> Iterator[int]:
+    for tag in list(dataset.keys()) if tags is None else tags:
         element = dataset.get_item(tag)
         if (
             isinstance(element, RawDataElement)
@@ -632,20 +794,26 @@ def anonymize_bytes(data: bytes, settings: AnonymizationSettings) -> tuple[bytes
     Raises :class:`InvalidDicomError` when ``data`` is not DICOM, :class:`AnonymizationError` when it cannot be
     anonymized safely. Runs in any process: bytes and picklable settings in, bytes and a report out.
     """
-    dataset = read_dataset(data)
-    report = anonymize_dataset(dataset, settings)
-    try:
-        return write_dataset(dataset), report
-    except Exception as error:
-        raise AnonymizationError(f"could not write the anonymized instance: {type(error).__name__}") from None
+    instance, report = anonymize_instance_data(data, settings)
+    return instance.output_bytes(), report
+
+
+def anonymize_instance_data(data: bytes, settings: AnonymizationSettings) -> tuple[DicomInstance, AnonymizationReport]:
+    """:func:`anonymize_bytes`, leaving the output in pieces (:meth:`DicomInstance.output_parts`) for the caller
+    to write without joining them."""
+    instance = read_instance(data, settings.profile)
+    return instance, anonymize_dataset(instance.dataset, settings)
 
 
 def anonymize_file(source: Path, destination: Path, settings: AnonymizationSettings) -> AnonymizationReport:
     """De-identify the file ``source`` into ``destination`` (parent folders are created)."""
-    output, report = anonymize_bytes(Path(source).read_bytes(), settings)
+    instance, report = anonymize_instance_data(Path(source).read_bytes(), settings)
+    parts = instance.output_parts()
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    destination.write_bytes(output)
+    with destination.open("wb") as output:
+        for part in parts:
+            output.write(part)
     return report
 
 

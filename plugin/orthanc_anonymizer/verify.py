@@ -156,27 +156,7 @@ def find_residual_phi(original: Dataset, anonymized: Dataset, profile: Profile) 
     Identifying values are those of the attributes ``profile`` removes or replaces (see the module docstring for
     what is looked for and how it is matched). Neither dataset is changed.
     """
-    needles = _Needles.collect(original, profile)
-    report = ResidualPhiReport(checked_values=needles.count)
-    if not needles.count:
-        return report
-    seen: set[tuple[str, str]] = set()
-    for path, element, text, values in _searchable_texts(anonymized):
-        for source_tag, kind in needles.find(element, text, values):
-            key = (path, source_tag)
-            if key in seen:
-                continue
-            seen.add(key)
-            report.leaks.append(
-                Leak(
-                    path=path,
-                    tag=_tag_text(element.tag),
-                    source=source_tag,
-                    source_keyword=_keyword(source_tag),
-                    kind=kind,
-                )
-            )
-    return report
+    return IdentifyingValues.collect(original, profile).search(anonymized)
 
 
 def verify_bytes(original: bytes, anonymized: bytes, profile: Profile) -> ResidualPhiReport:
@@ -188,8 +168,12 @@ def _read(data: bytes) -> Dataset:
     return dcmread(BytesIO(data), force=True)
 
 
-class _Needles:
+class IdentifyingValues:
     """The identifying values of one original, grouped by how they are matched, each mapped to its source tag.
+
+    Collected from the original before the engine changes it (:meth:`collect`), then looked for in the output
+    (:meth:`search`): the worker checks its output this way without parsing either file again. Collecting changes
+    no value: it converts the elements the profile removes or replaces, as the engine does next anyway.
 
     *Strong* words (names that are not everyday DICOM words, text with several words or a digit) are found
     anywhere, as whole words; *weak* ones (a name such as ``Green`` or ``Field``, a single-word text such as
@@ -209,8 +193,31 @@ class _Needles:
     def count(self) -> int:
         return len(self.strong) + len(self.weak) + len(self.dates) + len(self.uids)
 
+    def search(self, anonymized: Dataset) -> ResidualPhiReport:
+        """Every place in ``anonymized`` (at any depth, file meta included) holding one of these values."""
+        report = ResidualPhiReport(checked_values=self.count)
+        if not self.count:
+            return report
+        seen: set[tuple[str, str]] = set()
+        for path, element, text, values in _searchable_texts(anonymized):
+            for source_tag, kind in self.find(element, text, values):
+                key = (path, source_tag)
+                if key in seen:
+                    continue
+                seen.add(key)
+                report.leaks.append(
+                    Leak(
+                        path=path,
+                        tag=_tag_text(element.tag),
+                        source=source_tag,
+                        source_keyword=_keyword(source_tag),
+                        kind=kind,
+                    )
+                )
+        return report
+
     @classmethod
-    def collect(cls, original: Dataset, profile: Profile) -> _Needles:
+    def collect(cls, original: Dataset, profile: Profile) -> IdentifyingValues:
         table = profile.action_table
         needles = cls()
         kept_values: set[str] = set()

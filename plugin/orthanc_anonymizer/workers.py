@@ -22,10 +22,9 @@ from typing import Any, TypeVar
 
 from pydicom.dataset import Dataset
 
-from .engine import AnonymizationSettings, anonymize_dataset, read_dataset, write_dataset
-from .errors import AnonymizationError
+from .engine import AnonymizationSettings, anonymize_dataset, read_instance
 from .logs import exception_summary, route_warnings_to_logging
-from .verify import verify_bytes
+from .verify import IdentifyingValues
 
 logger = logging.getLogger("orthanc_anonymizer.workers")
 WORKER_NICENESS = 5
@@ -68,14 +67,19 @@ class InstanceOutcome:
 def anonymize_instance(data: bytes, task: InstanceTask) -> InstanceOutcome:
     """Anonymize one DICOM file. Never raises: a failure comes back as ``error``."""
     try:
-        # One parse: the identities are read from the dataset before and after, not from the bytes again.
-        dataset = read_dataset(data)
+        # One parse, of the header only where the pixel data goes through untouched: the identities and the
+        # identifying values (for the residual-PHI check) are read from the data set before the engine changes
+        # it, and the check searches the output data set, not the bytes parsed again.
+        instance = read_instance(data, task.settings.profile)
+        dataset = instance.dataset
         original_identity = _identity(dataset)
+        identifying = (
+            IdentifyingValues.collect(dataset, task.settings.profile)
+            if task.check_residual and not task.dry_run
+            else None
+        )
         report = anonymize_dataset(dataset, task.settings)
-        try:
-            new_data = write_dataset(dataset)
-        except Exception as error:
-            raise AnonymizationError(f"could not write the anonymized instance: {type(error).__name__}") from None
+        new_data = instance.output_bytes()
         outcome = InstanceOutcome(counts=report.counts(), warnings=list(report.warnings))
         if task.dry_run:
             outcome.changes = [change.as_json() for change in report.changes]
@@ -86,10 +90,10 @@ def anonymize_instance(data: bytes, task: InstanceTask) -> InstanceOutcome:
                 error="the copy keeps the original's PatientID and UIDs (RetainUIDs?) and would replace it in Orthanc; "
                 "give another PatientID"
             )
-        del dataset
         outcome.data = new_data
-        if task.check_residual:
-            residual = verify_bytes(data, new_data, task.settings.profile)
+        if identifying is not None:
+            # After writing: the search converts the kept elements, which must be written as they were read.
+            residual = identifying.search(dataset)
             outcome.residual_clean = residual.clean
             outcome.residual_leaks = [leak.path for leak in residual.leaks]
         return outcome

@@ -1,0 +1,93 @@
+"""The worker's residual-PHI check (values collected before the engine runs, the output searched in memory) finds
+what the standalone check finds on the two files parsed again: the same leaks, on clean and leaking outputs."""
+
+from __future__ import annotations
+
+from io import BytesIO
+
+import pytest
+from pydicom import dcmread
+from pydicom.data import get_testdata_file, get_testdata_files
+from pydicom.dataset import Dataset
+
+from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes
+from orthanc_anonymizer.errors import AnonymizerError
+from orthanc_anonymizer.profile_files import parse_rules
+from orthanc_anonymizer.profiles import Profile, basic_profile
+from orthanc_anonymizer.uids import KeyedHasher
+from orthanc_anonymizer.verify import verify_bytes
+from orthanc_anonymizer.workers import InstanceTask, anonymize_instance
+
+SECRET = b"worker residual secret"
+FAMILY = "Vanderberg"
+PATIENT_ID = "PID-7730021"
+
+
+def to_bytes(ds: Dataset) -> bytes:
+    buffer = BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def leaking_ct() -> bytes:
+    path = get_testdata_file("CT_small.dcm")
+    assert path is not None
+    ds = dcmread(path)
+    ds.PatientName = f"{FAMILY}^Jonathan"
+    ds.PatientID = PATIENT_ID
+    ds.StudyDate = "19990312"
+    ds.ImageComments = f"seen by {FAMILY}, {PATIENT_ID} on 19990312"
+    ds.add_new(0x00091010, "LO", f"{FAMILY} {PATIENT_ID}")  # the GE block of CT_small: a private copy
+    return to_bytes(ds)
+
+
+# Rules that keep what the table removes: the output leaks, and both checks must say where.
+LEAKY = basic_profile().with_rules(parse_rules("0020,4000;K\n0009,xxxx;K\n", "csv", "test"))
+
+
+def worker(data: bytes, profile: Profile) -> tuple[bool | None, list[str], bytes | None, str | None]:
+    outcome = anonymize_instance(data, InstanceTask(AnonymizationSettings(profile=profile, hasher=KeyedHasher(SECRET))))
+    return outcome.residual_clean, sorted(outcome.residual_leaks), outcome.data, outcome.error
+
+
+def standalone(data: bytes, profile: Profile) -> tuple[bool, list[str], bytes]:
+    output = anonymize_bytes(data, AnonymizationSettings(profile=profile, hasher=KeyedHasher(SECRET)))[0]
+    report = verify_bytes(data, output, profile)
+    return report.clean, sorted(leak.path for leak in report.leaks), output
+
+
+def test_a_kept_comment_and_private_copy_are_caught_by_the_worker() -> None:
+    data = leaking_ct()
+    clean, leaks, output, error = worker(data, LEAKY)
+    assert error is None and output is not None
+    assert clean is False
+    assert "0020,4000" in leaks
+    assert any(path.startswith("0009,") for path in leaks)
+    assert (clean, leaks, output) == standalone(data, LEAKY)
+
+
+def test_the_same_file_under_the_basic_profile_is_clean_for_both() -> None:
+    data = leaking_ct()
+    clean, leaks, output, error = worker(data, basic_profile())
+    assert error is None
+    assert clean is True and leaks == []
+    assert (clean, leaks, output) == standalone(data, basic_profile())
+
+
+@pytest.mark.parametrize("profile", [basic_profile(), LEAKY], ids=["basic", "leaky-rules"])
+@pytest.mark.parametrize(
+    "path", sorted(str(path) for path in get_testdata_files("*.dcm")), ids=lambda path: path.rsplit("/", 1)[-1]
+)
+def test_the_worker_and_the_standalone_check_agree_on_every_pydicom_file(path: str, profile: Profile) -> None:
+    with open(path, "rb") as handle:
+        data = handle.read()
+    clean, leaks, output, error = worker(data, profile)
+    try:
+        expected = standalone(data, profile)
+    except AnonymizerError:
+        assert error is not None
+        return
+    if error is not None:
+        assert "RetainUIDs" in error  # the copy would replace the original in Orthanc: refused before the check
+        return
+    assert (clean, leaks, output) == expected
