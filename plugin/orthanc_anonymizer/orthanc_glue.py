@@ -85,8 +85,9 @@ class _Gate:
 
     CHECKS = 4
 
-    def __init__(self, http_threads: int, concurrent_jobs: int) -> None:
-        job_connections = concurrent_jobs * (1 + JobManager.STORERS)
+    def __init__(self, http_threads: int, concurrent_jobs: int, workers: int = 0) -> None:
+        # The job threads' connections, and each worker process's (it downloads the originals itself).
+        job_connections = concurrent_jobs * (1 + JobManager.STORERS) + workers
         self.waiting = max(1, http_threads - job_connections - self.CHECKS - 4)
         self._waiting = threading.BoundedSemaphore(self.waiting)
         self._checks = threading.BoundedSemaphore(self.CHECKS)
@@ -145,7 +146,7 @@ class _Plugin:
             concurrent_jobs=config.concurrent_jobs,
             window=2 * config.workers,
         )
-        self.gate = _Gate(config.http_threads, config.concurrent_jobs)
+        self.gate = _Gate(config.http_threads, config.concurrent_jobs, config.workers)
         leadership = self.cluster.leadership() if self.cluster else None
         self.auto = (
             AutoAnonymizer(auto, config, self.client, self.manager, self.pool, self.store, leadership) if auto else None

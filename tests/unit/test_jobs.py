@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from pydicom import dcmread
@@ -22,6 +23,8 @@ from orthanc_anonymizer.orthanc_client import OrthancUnreachable, ResourceNotFou
 from orthanc_anonymizer.profiles import basic_profile
 from orthanc_anonymizer.uids import KeyedHasher
 from orthanc_anonymizer.workers import InstanceOutcome, InstanceTask, anonymize_instance
+
+T = TypeVar("T")
 
 
 def _id(*parts: str) -> str:
@@ -66,8 +69,15 @@ class FakeOrthanc:
             raise ResourceNotFound("GET", f"/{level}/{resource}", 404)
         return found
 
+    def instance_ids(self, level: str, resource: str) -> list[tuple[str, str]]:
+        return [(p["ID"], p["ParentSeries"]) for p in self.instances_of(level, resource)]
+
     def count_instances(self, level: str, resource: str) -> int:
         return len(self.instances_of(level, resource))
+
+    def endpoint(self) -> FakeOrthanc:
+        """Where the workers read originals from: in these tests, this very object (no process boundary)."""
+        return self
 
     def instance_file(self, instance: str) -> bytes:
         with self.lock:
@@ -108,6 +118,9 @@ class InProcessPool:
 
     def submit(self, data: bytes, task: InstanceTask) -> Future[InstanceOutcome]:
         return self.executor.submit(anonymize_instance, data, task)
+
+    def call(self, function: Callable[..., T], *args: Any) -> Future[T]:
+        return self.executor.submit(function, *args)
 
 
 def make_files(count: int, patient_id: str = "PID-UNIT-1", leaky: set[int] | None = None) -> list[bytes]:
@@ -263,7 +276,8 @@ def test_orthanc_stopping_ends_the_running_job_early_and_keeps_the_original(
         f"studies/{study}: original kept (InPlace): {job.results[0]['Instances']} of 40 instances stored",
         "interrupted: Orthanc stopped before the job ended",
     ]
-    assert job.results[0]["Instances"] == 1 and job.results[0]["Deleted"] is False
+    # The instances already handed to the workers (at most the window of 3) are finished, no more.
+    assert 1 <= job.results[0]["Instances"] <= 3 and job.results[0]["Deleted"] is False
     assert orthanc.deleted == []
     assert manager.audit.read()[-1]["Instances"] == job.results[0]["Instances"]  # type: ignore[attr-defined]
     if how == "plugin stopping":  # a job queued while the plugin stops does not start
