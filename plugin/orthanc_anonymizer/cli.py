@@ -33,13 +33,13 @@ from typing import TextIO
 
 from . import __version__
 from .config import CHECKOUT, DEVELOPMENT_SECRET, SECRET_ENVIRONMENT_VARIABLE
-from .engine import AnonymizationSettings, anonymize_bytes
+from .engine import AnonymizationSettings, anonymize_dataset, read_instance
 from .errors import AnonymizerError, ProfileError
 from .logs import exception_summary, route_warnings_to_logging
 from .profile_files import load_profiles, parse_rules, resolve_profile
 from .profiles import Option, Profile
 from .uids import KeyedHasher
-from .verify import verify_bytes
+from .verify import IdentifyingValues
 
 PROG = "orthanc-anonymizer"
 EXIT_OK = 0
@@ -88,8 +88,18 @@ def anonymize_one(task: FileTask, settings: AnonymizationSettings, verify: bool)
         original = task.source.read_bytes()
     except OSError as error:
         return FileResult(task.display, False, f"cannot read ({error.strerror or type(error).__name__})")
+    identifying: IdentifyingValues | None = None
     try:
-        output, _report = anonymize_bytes(original, settings)
+        instance = read_instance(original, settings.profile)
+        if verify:
+            # From the parsed original, before the engine changes it: neither file is parsed again.
+            try:
+                identifying = IdentifyingValues.collect(instance.dataset, settings.profile)
+            except Exception as error:
+                _remove_stale(task.destination)
+                return FileResult(task.display, False, f"residual-PHI check failed: {exception_summary(error)}")
+        anonymize_dataset(instance.dataset, settings, record_changes=False)
+        output = instance.output_parts()
     except AnonymizerError as error:
         _remove_stale(task.destination)
         return FileResult(task.display, False, str(error))
@@ -97,9 +107,9 @@ def anonymize_one(task: FileTask, settings: AnonymizationSettings, verify: bool)
         _remove_stale(task.destination)
         return FileResult(task.display, False, exception_summary(error))
     result = FileResult(task.display, True)
-    if verify:
+    if identifying is not None:
         try:
-            residual = verify_bytes(original, output, settings.profile)
+            residual = identifying.search(instance.dataset)
         except Exception as error:
             _remove_stale(task.destination)
             return FileResult(task.display, False, f"residual-PHI check failed: {exception_summary(error)}")
@@ -121,11 +131,13 @@ def anonymize_one(task: FileTask, settings: AnonymizationSettings, verify: bool)
     return result
 
 
-def _write_atomically(destination: Path, data: bytes) -> None:
+def _write_atomically(destination: Path, parts: list[bytes | memoryview]) -> None:
     destination.parent.mkdir(parents=True, exist_ok=True)
     temporary = destination.with_name(f".{destination.name}.{os.getpid()}.part")
     try:
-        temporary.write_bytes(data)
+        with temporary.open("wb") as output:
+            for part in parts:  # the header, then the original's pixel data without a copy
+                output.write(part)
         os.replace(temporary, destination)
     finally:
         temporary.unlink(missing_ok=True)
@@ -273,7 +285,9 @@ def _results(
     if jobs <= 1 or len(tasks) <= 1:
         yield from map(_run_one, arguments)
         return
-    chunksize = max(1, min(32, len(tasks) // (jobs * 8)))
+    # Small chunks: the processes finish within a few files of each other (chunks of 18 CT files left one
+    # process working alone for up to ~0.15 s at the end).
+    chunksize = max(1, min(4, len(tasks) // (jobs * 8)))
     with ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init, initargs=(verbose,)) as pool:
         yield from pool.map(_run_one, arguments, chunksize=chunksize)
 

@@ -109,12 +109,12 @@ class AnonymizationReport:
     pixel_regions: list[dict[str, object]] = field(default_factory=list)
     """Under CleanPixelData: the boxes blacked out in the pixels (never the text found), see :mod:`.pixels`."""
 
+    action_counts: dict[str, int] = field(default_factory=dict)
+    """How many attributes each action touched, kept even when :attr:`changes` is not."""
+
     def counts(self) -> dict[str, int]:
         """How many attributes each action touched (for the audit trail)."""
-        result: dict[str, int] = {}
-        for change in self.changes:
-            result[change.action] = result.get(change.action, 0) + 1
-        return result
+        return dict(self.action_counts)
 
 
 _PATIENT_NAME = 0x00100010
@@ -133,8 +133,9 @@ IMPLEMENTATION_VERSION_NAME = ("OANON_" + __version__)[:16]
 class _Walker:
     """One anonymization: the compiled table, the keys, the cleaner, and the report being written."""
 
-    def __init__(self, dataset: Dataset, settings: AnonymizationSettings) -> None:
+    def __init__(self, dataset: Dataset, settings: AnonymizationSettings, record_changes: bool = True) -> None:
         self.settings = settings
+        self.record_changes = record_changes
         self.profile = settings.profile
         self.table: ActionTable = settings.profile.action_table
         self.hasher = settings.hasher
@@ -436,6 +437,9 @@ class _Walker:
         original: Any = None,
         new: Any = None,
     ) -> None:
+        self.report.action_counts[action] = self.report.action_counts.get(action, 0) + 1
+        if not self.record_changes:
+            return
         tag_text = _tag_text(tag)
         if self.settings.record_values:
             if dataset is not None and original is None and tag in dataset:
@@ -505,14 +509,17 @@ class _Walker:
         meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
 
 
-def anonymize_dataset(dataset: Dataset, settings: AnonymizationSettings) -> AnonymizationReport:
-    """De-identify ``dataset`` in place (file meta included) and report what was done.
+def anonymize_dataset(
+    dataset: Dataset, settings: AnonymizationSettings, *, record_changes: bool = True
+) -> AnonymizationReport:
+    """De-identify ``dataset`` in place (file meta included) and report what was done; without
+    ``record_changes`` the report counts the changes but does not list them (when nobody reads them).
 
     Pixel data is decoded only under CleanPixelData, for instances that need it (:mod:`.pixels`). Raises
     :class:`AnonymizationError` (naming tags, not values) when the dataset cannot be anonymized safely.
     """
     try:
-        walker = _Walker(dataset, settings)
+        walker = _Walker(dataset, settings, record_changes)
         if Option.CleanPixelData in settings.profile.options:
             _clean_pixels(dataset, settings, walker)
         if settings.profile.cleans_text:
@@ -798,11 +805,13 @@ def anonymize_bytes(data: bytes, settings: AnonymizationSettings) -> tuple[bytes
     return instance.output_bytes(), report
 
 
-def anonymize_instance_data(data: bytes, settings: AnonymizationSettings) -> tuple[DicomInstance, AnonymizationReport]:
+def anonymize_instance_data(
+    data: bytes, settings: AnonymizationSettings, *, record_changes: bool = True
+) -> tuple[DicomInstance, AnonymizationReport]:
     """:func:`anonymize_bytes`, leaving the output in pieces (:meth:`DicomInstance.output_parts`) for the caller
     to write without joining them."""
     instance = read_instance(data, settings.profile)
-    return instance, anonymize_dataset(instance.dataset, settings)
+    return instance, anonymize_dataset(instance.dataset, settings, record_changes=record_changes)
 
 
 def anonymize_file(source: Path, destination: Path, settings: AnonymizationSettings) -> AnonymizationReport:

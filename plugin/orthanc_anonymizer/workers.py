@@ -78,7 +78,7 @@ def anonymize_instance(data: bytes, task: InstanceTask) -> InstanceOutcome:
             if task.check_residual and not task.dry_run
             else None
         )
-        report = anonymize_dataset(dataset, task.settings)
+        report = anonymize_dataset(dataset, task.settings, record_changes=task.dry_run)
         new_data = instance.output_bytes()
         outcome = InstanceOutcome(counts=report.counts(), warnings=list(report.warnings))
         if task.dry_run:

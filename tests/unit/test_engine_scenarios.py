@@ -295,3 +295,16 @@ def test_structured_report_content_is_dummied_or_cleaned() -> None:
     value = cleaned.ContentSequence[0].TextValue
     assert "fracture healing well" in value and "Smith" not in value and "10.01.2024" not in value
     assert "Jones" not in str(cleaned.ContentSequence[1].PersonName)
+
+
+def test_without_recorded_changes_the_counts_are_the_same() -> None:
+    path = get_testdata_file("CT_small.dcm")
+    assert path is not None
+    data = Path(path).read_bytes()
+    listed = anonymize_dataset(read_dataset(data), settings(["CleanDesc"]))
+    counted = anonymize_dataset(read_dataset(data), settings(["CleanDesc"]), record_changes=False)
+    assert counted.changes == []
+    expected: dict[str, int] = {}
+    for change in listed.changes:
+        expected[change.action] = expected.get(change.action, 0) + 1
+    assert counted.counts() == listed.counts() == expected
