@@ -34,15 +34,18 @@ This module does not import ``orthanc``; psycopg is imported only when a cluster
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .audit import GENESIS_HASH, canonical_json, check_record, parse_record, seal, verify_chain
 from .config import SharedDatabase
 from .errors import AnonymizerError
+from .jobs import JobStore
 from .links import LinkIndex
 from .logs import exception_summary
 
@@ -57,6 +60,13 @@ SCHEMA = "orthanc_anonymizer"
 LOCK_CLASS = 0x416E6F6E
 """The first key of the plugin's advisory locks ("Anon"); two-key locks never meet the index plugin's one-key ones."""
 SETUP_LOCK, LEADER_LOCK, AUDIT_LOCK = 1, 2, 3
+NODE_LOCK_CLASS = LOCK_CLASS + 1
+"""Held by each running node, the second key being its name's hash: how nodes tell which others are alive."""
+
+
+def _node_key(node: str) -> int:
+    return int.from_bytes(hashlib.sha256(node.encode("utf-8")).digest()[:4], "big") & 0x7FFFFFFF
+
 
 _TABLES = f"""
 CREATE SCHEMA IF NOT EXISTS {SCHEMA};
@@ -195,12 +205,16 @@ class SharedAuditLog:
 
     PAGE = 2000
 
-    def __init__(self, session: _Session, *, reject_person_names: bool = True) -> None:
+    def __init__(self, session: _Session, node: str = "", *, reject_person_names: bool = True) -> None:
         self._session = session
+        self.node = node
+        """Added to every record as ``Node`` (which Orthanc of the cluster did it), unless the record has one."""
         self.reject_person_names = reject_person_names
 
     def append(self, record: dict[str, object]) -> dict[str, object]:
         check_record(record, self.reject_person_names)
+        if self.node and "Node" not in record:
+            record = {**record, "Node": self.node}
         # Not retried on a new connection: a commit whose answer was lost would be appended twice.
         with self._session.connection() as connection, connection.transaction():
             connection.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_CLASS, AUDIT_LOCK))
@@ -280,8 +294,10 @@ class IngestLeadership:
     CHECK_EVERY = 1.0
     """Seconds between two checks that the lock's connection is alive."""
 
-    def __init__(self, database: SharedDatabase) -> None:
+    def __init__(self, database: SharedDatabase, on_lead: Callable[[], object] | None = None) -> None:
         self.database = database
+        self.on_lead = on_lead
+        """Called each time this node takes the lead (the cluster marks the dead nodes' unfinished jobs)."""
         self._connection: psycopg.Connection[Any] | None = None
         self._checked = 0.0
 
@@ -342,6 +358,11 @@ class IngestLeadership:
             logger.warning(
                 "this Orthanc now runs on-ingest anonymization for the cluster (%s)", self.database.description
             )
+            try:
+                if self.on_lead is not None:
+                    self.on_lead()
+            except Exception as error:  # the lead is taken all the same
+                logger.error("on taking the ingest lead: %s", exception_summary(error))
             if on_first_lead is not None:
                 on_first_lead()
                 on_first_lead = None
@@ -422,18 +443,52 @@ class ChangeLogGaps:
         return False
 
 
+class SharedJobStore(JobStore):
+    """Job records in the shared storage, one folder per node (``jobs/<NodeName>/``): each node writes its own
+    and reads everyone's (``GET /anonymizer/jobs/{id}`` answers on any node). Jobs a node left pending or running
+    when it died are marked interrupted when it starts again, or when another node finds it gone."""
+
+    def __init__(self, root: Path, node: str, alive: Callable[[str], bool]) -> None:
+        super().__init__(root / node)
+        self.root = root
+        self.node = node
+        self._alive = alive
+
+    def load(self, job_id: str) -> dict[str, Any] | None:
+        record = super().load(job_id)
+        if record is not None:
+            return record
+        folders = [self.root, *sorted(path for path in self.root.iterdir() if path.is_dir())]
+        for folder in folders:
+            if folder != self.directory and (record := JobStore(folder).load(job_id)) is not None:
+                return record
+        return None
+
+    def mark_interrupted(self) -> int:
+        """This node's own unfinished jobs (it is starting), then those of every node that is not running."""
+        count = super().mark_interrupted()
+        for folder in sorted(path for path in self.root.iterdir() if path.is_dir() and path != self.directory):
+            if not self._alive(folder.name):
+                count += JobStore(folder).mark_interrupted()
+        return count
+
+
 class Cluster:
-    """The shared state of one node: links, audit trail, and what it needs to lead on-ingest anonymization."""
+    """The shared state of one node: links, audit trail, job records, and what it needs to lead on-ingest
+    anonymization. While it is open the node holds its name's lock, which tells the others it is alive."""
 
     def __init__(self, database: SharedDatabase) -> None:
         self.database = database
         self._session = _Session(database)
         self.links = SharedLinkIndex(self._session)
-        self.audit = SharedAuditLog(self._session)
+        self.audit = SharedAuditLog(self._session, database.node)
+        self._node_connection: psycopg.Connection[Any] | None = None
+        self.jobs: SharedJobStore | None = None
 
     @classmethod
     def open(cls, database: SharedDatabase) -> Cluster:
-        """Connect and create the schema and tables if missing (nodes starting together take turns)."""
+        """Connect, create the schema and tables if missing (nodes starting together take turns), and take this
+        node's name. :class:`ClusterError` if the database cannot be used or another node runs under the name."""
         import psycopg
 
         cluster = cls(database)
@@ -442,15 +497,45 @@ class Cluster:
                 connection.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_CLASS, SETUP_LOCK))
                 for statement in filter(str.strip, _TABLES.split(";")):
                     connection.execute(statement.encode("utf-8"))
+            cluster._node_connection = connect(database)
+            row = cluster._node_connection.execute(
+                "SELECT pg_try_advisory_lock(%s, %s)", (NODE_LOCK_CLASS, _node_key(database.node))
+            ).fetchone()
         except psycopg.Error as error:
+            cluster.close()
             raise ClusterError(
                 f"shared state: the PostgreSQL database {database.description} cannot be used: "
                 f"{exception_summary(error)}"
             ) from None
+        if not row or row[0] is not True:
+            cluster.close()
+            raise ClusterError(
+                f"Anonymizer.NodeName: another Orthanc of the cluster runs as {database.node!r}; give each its own"
+            )
         return cluster
 
+    def alive(self, node: str) -> bool:
+        """Whether an Orthanc named ``node`` runs with the plugin on this database now."""
+        row = self._session.run(
+            lambda connection: connection.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 "
+                "AND classid = %s::bigint::oid AND objid = %s::bigint::oid "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
+                (NODE_LOCK_CLASS, _node_key(node)),
+            ).fetchone()
+        )
+        return bool(row and row[0])
+
+    def job_store(self, state_directory: Path) -> SharedJobStore:
+        """This node's job records, under ``state_directory/jobs/<NodeName>/``."""
+        self.jobs = SharedJobStore(state_directory / "jobs", self.database.node, self.alive)
+        return self.jobs
+
     def leadership(self) -> IngestLeadership:
-        return IngestLeadership(self.database)
+        return IngestLeadership(self.database, on_lead=self.jobs.mark_interrupted if self.jobs else None)
 
     def close(self) -> None:
         self._session.close()
+        if self._node_connection is not None:
+            self._node_connection.close()
+            self._node_connection = None

@@ -8,6 +8,8 @@ the glue passes the parsed configuration in.
 from __future__ import annotations
 
 import os
+import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +35,7 @@ _KNOWN_KEYS = {
     "AutoAnonymize",
     "Authorization",
     "SharedState",
+    "NodeName",
 }
 
 SHARED_STATE_MODES = ("Auto", "Local", "PostgreSQL")
@@ -78,6 +81,9 @@ class SharedDatabase:
     parameters: Mapping[str, str] = field(repr=False)
     description: str = ""
     """Where, for the log: ``host:port/database``, without user or password."""
+    node: str = ""
+    """This Orthanc's name in the cluster (``Anonymizer.NodeName``, default the host name): its job records'
+    folder, and the ``Node`` of its audit records. Two running nodes may not share it."""
 
 
 @dataclass(frozen=True)
@@ -208,9 +214,14 @@ def _shared_database(
             f'{_setting("SharedState")}: "PostgreSQL" needs Orthanc\'s index in PostgreSQL '
             '("PostgreSQL": {"EnableIndex": true, ...}); several Orthancs share nothing else'
         )
+    node = _expect_str(section, "NodeName", "") or socket.gethostname()
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", node):
+        raise ConfigurationError(
+            f"{_setting('NodeName')}: {node!r} is not a node name (letters, digits, '.', '_', '-'; at most 64)"
+        )
     uri = _postgresql_text(postgresql, "ConnectionUri", "", environ)
     if uri:
-        return SharedDatabase(parameters={"conninfo": uri}, description="PostgreSQL.ConnectionUri")
+        return SharedDatabase(parameters={"conninfo": uri}, description="PostgreSQL.ConnectionUri", node=node)
     host = _postgresql_text(postgresql, "Host", "localhost", environ)
     port = _postgresql_text(postgresql, "Port", "5432", environ)
     database = _postgresql_text(postgresql, "Database", "orthanc", environ)
@@ -222,7 +233,7 @@ def _shared_database(
         "password": _postgresql_text(postgresql, "Password", "", environ),
         "sslmode": "require" if postgresql.get("EnableSsl") is True else "prefer",
     }
-    return SharedDatabase(parameters=parameters, description=f"{host}:{port}/{database}")
+    return SharedDatabase(parameters=parameters, description=f"{host}:{port}/{database}", node=node)
 
 
 def parse_configuration(

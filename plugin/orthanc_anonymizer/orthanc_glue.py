@@ -124,12 +124,16 @@ class _Plugin:
         # Routes' own calls close their connection: an idle keep-alive connection holds one of Orthanc's threads.
         self.route_client = OrthancClient(base_url, headers, timeout=30, keep_alive=False, verify_tls=not tls)
         config.state_directory.mkdir(parents=True, exist_ok=True)
-        self.store = JobStore(config.state_directory / "jobs")
+        # Several Orthancs on one PostgreSQL index share links, ingest position and audit trail there (cluster.py).
+        self.cluster = Cluster.open(config.shared_database) if config.shared_database else None
+        self.store = (
+            self.cluster.job_store(config.state_directory)
+            if self.cluster
+            else JobStore(config.state_directory / "jobs")
+        )
         interrupted = self.store.mark_interrupted()
         if interrupted:
             logger.warning("%d jobs were interrupted by the last stop of Orthanc; marked as failed", interrupted)
-        # Several Orthancs on one PostgreSQL index share links, ingest position and audit trail there (cluster.py).
-        self.cluster = Cluster.open(config.shared_database) if config.shared_database else None
         self.links = self.cluster.links if self.cluster else LinkIndex(config.state_directory / "links.sqlite")
         self.audit = self.cluster.audit if self.cluster else AuditLog(config.state_directory / "audit.jsonl")
         self.pool = WorkerPool(config.workers, config.worker_python)

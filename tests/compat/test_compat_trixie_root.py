@@ -9,15 +9,16 @@ without them, so ``make test`` on a machine without a root runs only the first o
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
-import shutil
 import socket
 import subprocess
-import tempfile
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -32,8 +33,21 @@ RUN_IN_TRIXIE = COMPAT / "run-in-trixie.sh"
 ROOT = Path(os.environ.get("COMPAT_ROOT", CHECKOUT / ".compat" / "trixie"))
 VENV = Path(os.environ.get("COMPAT_VENV", CHECKOUT / ".compat" / "venv-trixie"))
 SECRET = "compat-test-secret"
+
+
+def _integration_helper(name: str) -> ModuleType:
+    """A plain module of ``tests/integration`` (loaded by path: this folder is collected on its own too)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, CHECKOUT / "tests" / "integration" / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
 # Debian's PostgreSQL server on the host (bookworm's 15 on this project's machines), for the trixie Orthanc's index.
-POSTGRESQL_BIN = max(Path("/usr/lib/postgresql").glob("*/bin"), default=None, key=lambda path: int(path.parent.name))
+POSTGRESQL_CLUSTER = _integration_helper("postgresql_cluster")
+POSTGRESQL_BIN = POSTGRESQL_CLUSTER.POSTGRESQL_BIN
 
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0 or not (ROOT / ".compat-root-key").is_file() or not (VENV / ".compat-venv-key").is_file(),
@@ -259,31 +273,9 @@ def test_trixie_orthanc_1_12_runs_the_plugin_on_orthanc_python_5(trixie_orthanc:
 
 @pytest.fixture
 def postgresql() -> Iterator[int]:
-    """A throwaway PostgreSQL cluster of the host's server on a free loopback port, trusting local connections;
-    its port. The folder is made outside pytest's ``tmp_path``, which the ``postgres`` user may not enter."""
-    assert POSTGRESQL_BIN is not None
-    folder = Path(tempfile.mkdtemp(prefix="compat-postgresql-"))
-    shutil.chown(folder, "postgres", "postgres")
-    port = free_port()
-
-    def as_postgres(*command: str) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", *command], check=True, capture_output=True)
-
-    try:
-        as_postgres(str(POSTGRESQL_BIN / "initdb"), "-D", f"{folder}/data", "--auth=trust", "-U", "postgres")
-        options = f"-k {folder} -p {port} -h 127.0.0.1 -c fsync=off"
-        as_postgres(
-            str(POSTGRESQL_BIN / "pg_ctl"), "-D", f"{folder}/data", "-l", f"{folder}/log", "-w", "-o", options, "start"
-        )
-        try:
-            as_postgres(
-                str(POSTGRESQL_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "orthanc"
-            )
-            yield port
-        finally:
-            as_postgres(str(POSTGRESQL_BIN / "pg_ctl"), "-D", f"{folder}/data", "-m", "immediate", "-w", "stop")
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    """A throwaway PostgreSQL cluster of the host's server on a free loopback port, trusting logins; its port."""
+    with POSTGRESQL_CLUSTER.postgresql_cluster() as server:
+        yield server.port
 
 
 @needs_root

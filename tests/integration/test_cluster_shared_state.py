@@ -4,13 +4,17 @@ database see each other's links, write one audit chain between them, and only on
 from __future__ import annotations
 
 import threading
+import time
+import uuid
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 
 import psycopg
 import pytest
 from postgresql_cluster import PostgreSQL, needs_postgresql, postgresql_cluster
 
-from orthanc_anonymizer.cluster import SCHEMA, ChangeLogGaps, Cluster, IngestLeadership, LeadershipLost
+from orthanc_anonymizer.cluster import SCHEMA, ChangeLogGaps, Cluster, ClusterError, IngestLeadership, LeadershipLost
 from orthanc_anonymizer.config import SharedDatabase
 
 pytestmark = [pytest.mark.integration, needs_postgresql]
@@ -24,14 +28,14 @@ def postgresql() -> Iterator[PostgreSQL]:
 
 @pytest.fixture
 def database(postgresql: PostgreSQL) -> Iterator[SharedDatabase]:
-    shared = SharedDatabase(parameters=postgresql.connection_parameters(), description="test")
+    shared = SharedDatabase(parameters=postgresql.connection_parameters(), description="test", node="test-node")
     yield shared
     with psycopg.connect(**postgresql.connection_parameters(), autocommit=True) as connection:
         connection.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
 
 
 def test_links_made_on_one_node_are_found_from_the_other(database: SharedDatabase) -> None:
-    node_a, node_b = Cluster.open(database), Cluster.open(database)
+    node_a, node_b = Cluster.open(replace(database, node="a")), Cluster.open(replace(database, node="b"))
     node_a.links.add("Study", "original", "copy")
     node_a.links.add_many([("Instance", f"original-{n}", f"copy-{n}") for n in range(20)])
     node_b.links.add("Study", "original", "copy")  # the same study anonymized on B: one link
@@ -46,7 +50,7 @@ def test_links_made_on_one_node_are_found_from_the_other(database: SharedDatabas
 def test_both_nodes_append_to_one_chain_and_an_edited_record_breaks_it(
     database: SharedDatabase, postgresql: PostgreSQL
 ) -> None:
-    nodes = [Cluster.open(database), Cluster.open(database)]
+    nodes = [Cluster.open(replace(database, node=name)) for name in "ab"]
 
     def append(node: Cluster, name: str) -> None:
         for n in range(40):
@@ -105,3 +109,28 @@ def test_a_hole_in_the_numbers_is_waited_for_while_the_transaction_that_may_fill
         writer.commit()
     assert gaps.settled(7)
     leadership.release()
+
+
+def test_two_running_nodes_may_not_share_a_name_and_a_dead_nodes_unfinished_jobs_are_marked(
+    database: SharedDatabase, tmp_path: Path
+) -> None:
+    node_a = Cluster.open(replace(database, node="node-a"))
+    with pytest.raises(ClusterError, match=r"Anonymizer\.NodeName: .*'node-a'"):
+        Cluster.open(replace(database, node="node-a"))
+    node_b = Cluster.open(replace(database, node="node-b"))
+    assert node_b.alive("node-a") and node_a.alive("node-b") and not node_a.alive("node-c")
+    jobs_a, jobs_b = node_a.job_store(tmp_path), node_b.job_store(tmp_path)
+    running = {"ID": str(uuid.uuid4()), "Level": "Study", "Resources": ["s"], "State": "Running", "Results": []}
+    jobs_a.save(running)
+    assert jobs_b.load(running["ID"])["State"] == "Running"  # any node answers for any node's job
+    assert jobs_b.mark_interrupted() == 0  # node A runs it: left alone
+    node_a.close()  # as when node A dies: its session ends (within moments, on the server's side)
+    deadline = time.monotonic() + 5
+    while node_b.alive("node-a") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not node_b.alive("node-a")
+    assert jobs_b.mark_interrupted() == 1
+    assert jobs_b.load(running["ID"])["State"] == "Failure"
+    node_b.audit.append({"Event": "anonymize"})
+    assert node_b.audit.read(limit=1)[0]["Node"] == "node-b"  # which Orthanc of the cluster did it
+    node_b.close()

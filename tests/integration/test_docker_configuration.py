@@ -1,9 +1,11 @@
 """The production configuration (``orthanc-config/docker/orthanc.json``, mounted by ``docker-compose.yml``) on a real
 Orthanc 1.12 with orthanc-python 5.0 and the PostgreSQL index plugin: Debian trixie's, in the root of
-``tools/compat/`` (no Docker engine runs here).
+``tools/compat/`` (no Docker engine runs here), two of them, as ``docker-compose.yml`` runs ``orthanc-1`` and
+``orthanc-2``: one database, one storage folder.
 
 The test changes in that file only what names the container's world: ports, host names, paths, and what the image
-itself adds (its plugin list; the users that compose passes as ``ORTHANC__REGISTERED_USERS``). The rest, PostgreSQL
+itself adds (its plugin list; the users that compose passes as ``ORTHANC__REGISTERED_USERS``; the node's name, its
+host name in the container). The rest, PostgreSQL
 section, ``"Python"`` section, user metadata, ``"Anonymizer"`` section, is used as written; the PostgreSQL password
 reaches Orthanc as in the container, through ``${POSTGRES_PASSWORD}``, against a throwaway cluster of the host's
 PostgreSQL server that checks passwords. As in the image, the package is built and installed (not editable) from
@@ -19,17 +21,16 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from orthanc_server import free_port
+from postgresql_cluster import INDEX_PLUGIN, PostgreSQL, needs_postgresql, postgresql_cluster
 from pydicom.data import get_testdata_file
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -38,8 +39,7 @@ DOCKERFILE = CHECKOUT / "orthanc-config" / "docker" / "Dockerfile"
 RUN_IN_TRIXIE = CHECKOUT / "tools" / "compat" / "run-in-trixie.sh"
 ROOT = Path(os.environ.get("COMPAT_ROOT", CHECKOUT / ".compat" / "trixie"))
 VENV = Path(os.environ.get("COMPAT_VENV", CHECKOUT / ".compat" / "venv-trixie"))
-POSTGRESQL_BIN = max(Path("/usr/lib/postgresql").glob("*/bin"), default=None, key=lambda path: int(path.parent.name))
-PLUGINS = ["/usr/share/orthanc/plugins/libOrthancPython.so", "/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so"]
+PLUGINS = ["/usr/share/orthanc/plugins/libOrthancPython.so", INDEX_PLUGIN]
 USER = ("admin", "integration-test-password")
 
 pytestmark = [
@@ -49,7 +49,7 @@ pytestmark = [
         reason=f"the production configuration runs on trixie's Orthanc 1.12: no root and venv at {ROOT} and {VENV} "
         "(make compat-venv), or not root",
     ),
-    pytest.mark.skipif(POSTGRESQL_BIN is None, reason="no PostgreSQL server on the host (Debian postgresql)"),
+    needs_postgresql,
 ]
 
 
@@ -66,56 +66,14 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass(frozen=True)
-class Database:
-    port: int
-    password: str
-
-
 @pytest.fixture(scope="module")
-def postgresql() -> Iterator[Database]:
-    """A throwaway cluster on a free loopback port with the database and user that docker-compose.yml's postgres
-    service creates (``orthanc``/``orthanc``), a random password, and password checks on TCP."""
-    assert POSTGRESQL_BIN is not None
+def postgresql() -> Iterator[PostgreSQL]:
+    """A throwaway cluster with the database and user that docker-compose.yml's postgres service creates
+    (``orthanc``/``orthanc``), a random password, and password checks on TCP."""
     configuration = json.loads(DOCKER_CONFIGURATION.read_text(encoding="utf-8"))["PostgreSQL"]
-    database = Database(free_port(), secrets.token_hex(16))
-    folder = Path(tempfile.mkdtemp(prefix="docker-postgresql-"))  # the postgres user may not enter tmp_path
-    shutil.chown(folder, "postgres", "postgres")
-
-    def as_postgres(*command: str, stdin: str | None = None) -> None:
-        subprocess.run(
-            ["runuser", "-u", "postgres", "--", *command], input=stdin, text=True, check=True, capture_output=True
-        )
-
-    password_file = folder / "password"
-    password_file.write_text(database.password + "\n", encoding="utf-8")
-    shutil.chown(password_file, "postgres", "postgres")
-    data = f"{folder}/data"
-    try:
-        as_postgres(
-            str(POSTGRESQL_BIN / "initdb"),
-            *("-D", data, "-U", configuration["Username"], f"--pwfile={password_file}"),
-            *("--auth-local=trust", "--auth-host=scram-sha-256"),
-        )
-        options = f"-k {folder} -p {database.port} -h 127.0.0.1 -c fsync=off"
-        as_postgres(str(POSTGRESQL_BIN / "pg_ctl"), "-D", data, "-l", f"{folder}/log", "-w", "-o", options, "start")
-        try:
-            as_postgres(
-                str(POSTGRESQL_BIN / "createdb"),
-                *("-h", str(folder), "-p", str(database.port), "-U", configuration["Username"]),
-                configuration["Database"],
-            )
-            yield database
-        finally:
-            as_postgres(str(POSTGRESQL_BIN / "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop")
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    password = secrets.token_hex(16)
+    with postgresql_cluster(configuration["Username"], configuration["Database"], password) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -148,15 +106,16 @@ def image_packages(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return site
 
 
-def rewritten_configuration(folder: Path, database: Database) -> tuple[dict[str, Any], set[str]]:
-    """The docker configuration with the container's ports, host names and paths replaced by this machine's; the
+def rewritten_configuration(folder: Path, database: PostgreSQL, node: str) -> tuple[dict[str, Any], set[str]]:
+    """The docker configuration with the container's ports, host names and paths replaced by this machine's (the
+    storage folder is the test's, shared by its nodes; ``node`` stands for the container's host name); the
     top-level settings it changed or added."""
     original = json.loads(DOCKER_CONFIGURATION.read_text(encoding="utf-8"))
     config = json.loads(json.dumps(original))
     entry = folder / config["PythonScript"].lstrip("/")  # where the Dockerfile copies it, under the test's folder
     entry.parent.mkdir(parents=True)
     shutil.copy2(CHECKOUT / "plugin" / "entry.py", entry)
-    storage = folder / "storage"
+    storage = folder.parent / "storage"  # the orthanc-storage volume, mounted in every node
     config.update(
         HttpPort=free_port(),
         DicomPort=free_port(),
@@ -168,6 +127,7 @@ def rewritten_configuration(folder: Path, database: Database) -> tuple[dict[str,
     )
     config["PostgreSQL"].update(Host="127.0.0.1", Port=database.port)
     config["Anonymizer"]["ProfilesDirectory"] = str(CHECKOUT / "profiles")  # what compose mounts there
+    config["Anonymizer"]["NodeName"] = node  # in the container, its host name (compose's "hostname")
     changed = {key for key in config if original.get(key) != config[key]}
     return config, changed
 
@@ -175,9 +135,9 @@ def rewritten_configuration(folder: Path, database: Database) -> tuple[dict[str,
 class DockerConfiguredOrthanc:
     """Trixie's Orthanc with the rewritten docker configuration, ``entry.py`` outside any checkout."""
 
-    def __init__(self, folder: Path, database: Database, packages: Path, environ: dict[str, str]) -> None:
+    def __init__(self, folder: Path, database: PostgreSQL, packages: Path, environ: dict[str, str]) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        self.config, self.changed = rewritten_configuration(folder, database)
+        self.config, self.changed = rewritten_configuration(folder, database, folder.name)
         self.url = f"http://127.0.0.1:{self.config['HttpPort']}"
         self.log = folder / "orthanc.log"
         path = folder / "orthanc.json"
@@ -231,7 +191,7 @@ class DockerConfiguredOrthanc:
 
 
 @pytest.fixture
-def start(tmp_path: Path, postgresql: Database, image_packages: Path) -> Iterator[Any]:
+def start(tmp_path: Path, postgresql: PostgreSQL, image_packages: Path) -> Iterator[Any]:
     servers: list[DockerConfiguredOrthanc] = []
 
     def starter(name: str, environ: dict[str, str]) -> DockerConfiguredOrthanc:
@@ -244,8 +204,9 @@ def start(tmp_path: Path, postgresql: Database, image_packages: Path) -> Iterato
         server.stop()
 
 
-def test_the_production_configuration_runs_the_plugin_on_orthanc_1_12_with_the_postgresql_index(start: Any) -> None:
-    server: DockerConfiguredOrthanc = start("orthanc", {"ANONYMIZER_SECRET": secrets.token_hex(16)})
+def test_the_production_configuration_runs_two_nodes_on_orthanc_1_12_with_the_postgresql_index(start: Any) -> None:
+    secret = secrets.token_hex(16)
+    server: DockerConfiguredOrthanc = start("orthanc-1", {"ANONYMIZER_SECRET": secret})
     assert server.changed == {
         "HttpPort",
         "DicomPort",
@@ -258,6 +219,8 @@ def test_the_production_configuration_runs_the_plugin_on_orthanc_1_12_with_the_p
         "Anonymizer",
     }
     server.wait_ready()
+    other: DockerConfiguredOrthanc = start("orthanc-2", {"ANONYMIZER_SECRET": secret})
+    other.wait_ready()
     system = server.get("/system")
     assert system["Version"].startswith("1.12.")
     assert "PostgreSQL" in str(system["DatabaseBackendPlugin"])  # logged in with ${POSTGRES_PASSWORD}
@@ -281,16 +244,22 @@ def test_the_production_configuration_runs_the_plugin_on_orthanc_1_12_with_the_p
     answer = response.json()
     assert answer["Instances"] == 1 and answer["Failed"] == []
     copy = answer["Resource"]
-    assert server.get(f"/anonymizer/studies/{study}/links")["Copies"] == [copy]
-    metadata = requests.get(f"{server.url}/studies/{copy}/metadata/AnonymizedFromResource", auth=USER, timeout=10)
-    assert metadata.text == study
-    assert server.get("/anonymizer/audit/verify")["Valid"] is True
+    # The other node sees the copy, its links both ways, and the one audit trail of the cluster.
+    for node in (server, other):
+        assert node.get(f"/anonymizer/studies/{study}/links")["Copies"] == [copy]
+        assert node.get(f"/anonymizer/studies/{copy}/links")["Source"] == study
+        metadata = requests.get(f"{node.url}/studies/{copy}/metadata/AnonymizedFromResource", auth=USER, timeout=10)
+        assert metadata.text == study
+        assert node.get("/anonymizer/audit/verify") == {"Valid": True, "Records": 1, "BrokenAt": None}
+    assert other.get("/anonymizer/audit")[0]["Node"] == "orthanc-1"
     # No .venv beside the installed package: the workers run on the system's Python, as in the image.
     assert {os.readlink(f"/proc/{pid}/exe") for pid in children(server.process.pid)} == {
         str(ROOT / "usr" / "bin" / "python3.13")
     }
-    assert (Path(server.config["StorageDirectory"]) / "anonymizer" / "audit.jsonl").is_file()
+    state = Path(server.config["StorageDirectory"]) / "anonymizer"
+    assert (state / "jobs" / "orthanc-1").is_dir() and not (state / "audit.jsonl").exists()
     assert server.stop() == 0, server.log_text()[-6000:]
+    assert other.stop() == 0, other.log_text()[-6000:]
 
 
 def test_the_production_configuration_refuses_to_start_without_the_secret(start: Any) -> None:

@@ -9,6 +9,7 @@ node that leads ingest; and when that node is killed the other one takes over, s
 from __future__ import annotations
 
 import itertools
+import json
 import signal
 import subprocess
 import time
@@ -72,7 +73,8 @@ def two_nodes(server_factory: Any, postgresql: PostgreSQL, tmp_path: Path) -> It
         }
         nodes = []
         for name in ("node-a", "node-b"):
-            node = server_factory(name, overrides=settings)
+            section = {**settings.get("Anonymizer", {}), "NodeName": name}  # both run on this one host
+            node = server_factory(name, overrides={**settings, "Anonymizer": section})
             node.storage = storage  # the plugin's state folder is in the shared storage too
             started.append(node)
             nodes.append(node.start())
@@ -102,7 +104,11 @@ def test_a_copy_made_on_one_node_is_linked_both_ways_from_the_other(two_nodes: N
     # One audit trail for the cluster: B shows and verifies the record A wrote.
     (record,) = [record for record in node_b.json("/anonymizer/audit") if record.get("Event") == "anonymize"]
     assert (record["Source"], record["Result"]) == (study, copy)
+    assert record["Node"] == "node-a"
     assert node_b.json("/anonymizer/audit/verify") == {"Valid": True, "Records": 1, "BrokenAt": None}
+    # A job started on A is followed on B (a load balancer may send the next request to either).
+    job = node_a.post(f"/anonymizer/series/{node_a.json(f'/studies/{study}')['Series'][0]}", {"Asynchronous": True})
+    assert node_b.wait_job(job.json()["Job"])["State"] == "Success"
     assert LEADS not in node_a.log_text() + node_b.log_text()  # no on-ingest anonymization configured
 
 
@@ -193,6 +199,9 @@ def test_when_the_leader_is_killed_mid_burst_the_other_node_finishes_the_work(tw
     settle(survivor, 3.0)
     assert_exactly_one_copy_each(survivor, patients)
     assert LEADS in survivor.log_text()
+    # The batches the leader had under way: its job records say they were interrupted, none is left "Running".
+    leader_jobs = [json.loads(path.read_text()) for path in (leader.state / "jobs" / leader.folder.name).glob("*.json")]
+    assert leader_jobs and not [job for job in leader_jobs if job["State"] in ("Pending", "Running")]
     audited = audited_instances(survivor)
     assert set(audited) == set(originals_of(survivor, patients))
     # At most the batches the leader had under way are made again (the same copies, audited twice).

@@ -24,6 +24,10 @@ COMPOSE_FILE = CHECKOUT / "docker-compose.yml"
 ORTHANC_IMAGE = "orthancteam/orthanc:25.1.1"
 """Orthanc 1.12.6, Python plugin 5.0 (Python 3.11), PostgreSQL plugins 7.1, Debian bookworm."""
 ORTHANC_CONFIGURATION_TARGET = "/etc/orthanc/orthanc.json"
+ORTHANC_SERVICES = ("orthanc-1", "orthanc-2")
+"""Two Orthancs on one PostgreSQL index and one storage volume (scale-out); the first one stands for both where
+they are the same (a test checks that they are)."""
+ORTHANC = ORTHANC_SERVICES[0]
 SECRET_NAMES = re.compile(r"SECRET|PASSWORD|USERS|TOKEN|KEY", re.IGNORECASE)
 REQUIRED_VARIABLE = re.compile(r"^\$\{(?P<name>[A-Z_][A-Z0-9_]*):\?[^}]*\}$")
 """``${NAME:?message}``: compose takes the value from the environment and refuses to start without it."""
@@ -69,7 +73,7 @@ def named_volume_targets(name: str) -> set[str]:
 
 
 def dockerfile() -> Path:
-    build = service("orthanc")["build"]
+    build = service(ORTHANC)["build"]
     return (COMPOSE_FILE.parent / build["context"] / build.get("dockerfile", "Dockerfile")).resolve()
 
 
@@ -99,10 +103,10 @@ def container_to_host(path: str) -> Path:
     """Where a path of the orthanc container comes from in the checkout: a bind mount, or a file the Dockerfile
     copies."""
     posix = PurePosixPath(path)
-    for target, source in bind_mounts("orthanc").items():
+    for target, source in bind_mounts(ORTHANC).items():
         if posix == PurePosixPath(target) or PurePosixPath(target) in posix.parents:
             return source / posix.relative_to(target)
-    context = (COMPOSE_FILE.parent / service("orthanc")["build"]["context"]).resolve()
+    context = (COMPOSE_FILE.parent / service(ORTHANC)["build"]["context"]).resolve()
     for sources, destination in copies():
         if len(sources) == 1 and posix == PurePosixPath(destination):
             return context / sources[0]
@@ -110,7 +114,7 @@ def container_to_host(path: str) -> Path:
 
 
 def mounted_configuration() -> dict[str, Any]:
-    mounts = bind_mounts("orthanc")
+    mounts = bind_mounts(ORTHANC)
     assert ORTHANC_CONFIGURATION_TARGET in mounts, f"nothing is mounted at {ORTHANC_CONFIGURATION_TARGET}"
     loaded = json.loads(mounts[ORTHANC_CONFIGURATION_TARGET].read_text(encoding="utf-8"))
     assert isinstance(loaded, dict)
@@ -153,7 +157,26 @@ def test_postgres_is_an_official_image_pinned_to_a_major_version_with_a_volume_a
     assert re.fullmatch(r"postgres:\d+(\.\d+)?(-[a-z0-9]+)?", postgres["image"])
     assert "/var/lib/postgresql/data" in named_volume_targets("postgres")
     assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
-    assert service("orthanc")["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert service(ORTHANC)["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_two_orthancs_of_one_image_and_configuration_share_the_index_and_the_storage() -> None:
+    services = compose()["services"]
+    orthancs = [name for name, spec in services.items() if spec.get("image") == service(ORTHANC)["image"]]
+    assert orthancs == list(ORTHANC_SERVICES)
+    specs = [service(name) for name in ORTHANC_SERVICES]
+    differing = {"hostname", "ports"}
+    assert [{k: v for k, v in spec.items() if k not in differing} for spec in specs[1:]] == [
+        {k: v for k, v in specs[0].items() if k not in differing}
+    ] * (len(specs) - 1)
+    # The host name is the node's name in the cluster (Anonymizer.NodeName's default): each its own.
+    assert len({spec["hostname"] for spec in specs}) == len(specs)
+    published = [port.split(":")[0] for spec in specs for port in spec["ports"]]
+    assert len(set(published)) == len(published)
+    assert mounted_configuration()["StorageDirectory"] in named_volume_targets(ORTHANC)
+    assert mounted_configuration()["PostgreSQL"]["Lock"] is False  # several Orthancs on the one database
+    section = mounted_configuration()["Anonymizer"]
+    assert section["SharedState"] == "PostgreSQL" and "NodeName" not in section
 
 
 # -- files --------------------------------------------------------------------------------------------------------
@@ -161,10 +184,10 @@ def test_postgres_is_an_official_image_pinned_to_a_major_version_with_a_volume_a
 
 def test_every_file_mounted_or_copied_exists_in_the_checkout() -> None:
     assert dockerfile().is_file()
-    for target, source in bind_mounts("orthanc").items():
+    for target, source in bind_mounts(ORTHANC).items():
         assert source.exists(), f"{source} (mounted at {target}) is missing"
         assert source.is_relative_to(CHECKOUT), f"{source} is outside the checkout"
-    context = (COMPOSE_FILE.parent / service("orthanc")["build"]["context"]).resolve()
+    context = (COMPOSE_FILE.parent / service(ORTHANC)["build"]["context"]).resolve()
     assert context == CHECKOUT
     for sources, _ in copies():
         for source in sources:
@@ -211,7 +234,7 @@ def test_the_image_installs_the_package_into_the_system_python_and_copies_entry_
 
 def test_the_state_of_orthanc_and_of_the_plugin_lives_in_a_named_volume() -> None:
     config = mounted_configuration()
-    assert config["StorageDirectory"] in named_volume_targets("orthanc")
+    assert config["StorageDirectory"] in named_volume_targets(ORTHANC)
 
 
 def test_profiles_are_mounted_from_the_checkout_and_not_read_as_orthanc_configuration() -> None:
@@ -251,6 +274,9 @@ def test_the_mounted_configuration_passes_the_plugin_check_with_the_secret_from_
     assert not parsed.development_secret
     assert parsed.profiles_directory == CHECKOUT / "profiles"
     assert parsed.state_directory == Path("/var/lib/orthanc/db/anonymizer")
+    # Links, ingest position and audit trail in the index's database; the password from the environment.
+    assert parsed.shared_database is not None
+    assert parsed.shared_database.description == "postgres:5432/orthanc"
 
 
 def test_the_mounted_configuration_is_refused_without_the_secret() -> None:
@@ -264,9 +290,9 @@ def test_the_mounted_configuration_is_refused_without_the_secret() -> None:
 
 
 def test_the_secrets_come_from_the_environment_and_are_required() -> None:
-    orthanc = environment("orthanc")
+    orthanc = environment(ORTHANC)
     assert REQUIRED_VARIABLE.match(orthanc[SECRET_ENVIRONMENT_VARIABLE])
-    for name in ("orthanc", "postgres"):
+    for name in (*ORTHANC_SERVICES, "postgres"):
         for key, value in environment(name).items():
             if SECRET_NAMES.search(key):
                 assert REQUIRED_VARIABLE.match(value), f"{name}: {key} is written in docker-compose.yml"
@@ -279,5 +305,5 @@ def test_no_secret_is_written_in_the_mounted_configuration() -> None:
     # Orthanc (and the image, before it) substitutes the environment's value; compose passes it to the container.
     variable = re.fullmatch(r"\$\{([A-Z_][A-Z0-9_]*)\}", config["PostgreSQL"]["Password"])
     assert variable, "PostgreSQL.Password is written in the configuration"
-    assert variable.group(1) in environment("orthanc")
+    assert variable.group(1) in environment(ORTHANC)
     assert config["AuthenticationEnabled"] is True
