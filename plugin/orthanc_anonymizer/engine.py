@@ -10,6 +10,7 @@ import logging
 import re
 import struct
 from collections.abc import Iterable, Iterator
+from copy import deepcopy
 from dataclasses import dataclass, field
 from functools import lru_cache
 from io import BytesIO
@@ -17,13 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from pydicom import dcmread
+from pydicom.charset import default_encoding
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, validate_file_meta
 from pydicom.errors import InvalidDicomError as PydicomInvalidDicomError
+from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset as read_dataset_from_stream
+from pydicom.filewriter import write_data_element, write_file_meta_info
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
+from pydicom.tag import Tag, tag_in_exception
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 from . import __version__, standard
 from .actions import (
@@ -788,10 +794,90 @@ def _walk_tags(dataset: Dataset, tags: Iterable[int] | None = None) -> Iterator[
 
 
 def write_dataset(dataset: Dataset) -> bytes:
-    """Serialise ``dataset`` as a DICOM file in its own transfer syntax."""
+    """Serialise ``dataset`` as a DICOM file in its own transfer syntax: the bytes of pydicom's
+    ``save_as(enforce_file_format=True)``, with the elements still as read written straight from their bytes."""
+    fast = _write_plainly(dataset)
+    if fast is not None:
+        return fast
     buffer = BytesIO()
     dataset.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
+
+
+def _write_plainly(dataset: Dataset) -> bytes | None:
+    """``dcmwrite(enforce_file_format=True)`` for the common case (a public transfer syntax, the data set in the
+    encoding and character set it was read in, no Pixel Data left in it), with its element loop
+    (:func:`pydicom.filewriter.write_dataset`) writing each unconverted element in one piece instead of through
+    :func:`~pydicom.filewriter.write_data_element`; ``None`` for anything else (pydicom then writes it all).
+    test_engine_pixel_splice.py compares the two on every pydicom test file."""
+    meta = getattr(dataset, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    if (
+        meta is None
+        or syntax is None
+        or syntax.is_private
+        or not syntax.is_transfer_syntax
+        or syntax.is_deflated
+        or _PIXEL_DATA in dataset
+    ):
+        return None
+    encoding = (bool(syntax.is_implicit_VR), bool(syntax.is_little_endian))
+    if encoding == (True, False) or encoding != dataset.original_encoding:
+        return None
+    if dataset.original_character_set != dataset._character_set:
+        return None
+    keys = sorted(dataset.keys())
+    if any(tag >> 16 in (0, 2) for tag in keys):
+        return None
+    preamble = getattr(dataset, "preamble", None)
+    if preamble and len(preamble) != 128:
+        return None
+    # What dcmwrite does to the file meta with enforce_file_format.
+    file_meta = deepcopy(meta)
+    meta_class = file_meta.get("MediaStorageSOPClassUID", None)
+    ds_class = dataset.get("SOPClassUID", None)
+    if meta_class is None or (ds_class and ds_class != meta_class):
+        file_meta.MediaStorageSOPClassUID = ds_class
+    meta_instance = file_meta.get("MediaStorageSOPInstanceUID", None)
+    ds_instance = dataset.get("SOPInstanceUID", None)
+    if meta_instance is None or (ds_instance and ds_instance != meta_instance):
+        file_meta.MediaStorageSOPInstanceUID = ds_instance
+    validate_file_meta(file_meta, enforce_standard=True)
+    implicit, little = encoding
+    fp = DicomBytesIO()
+    fp.is_implicit_VR = implicit
+    fp.is_little_endian = little
+    fp.write(preamble or b"\x00" * 128)
+    fp.write(b"DICM")
+    write_file_meta_info(fp, file_meta, enforce_standard=True)
+    order = "<" if little else ">"
+    tag_format, short_format, long_format = order + "HH", order + "H", order + "I"
+    charset = dataset.get("SpecificCharacterSet", default_encoding)
+    write = fp.write
+    for tag in keys:
+        if tag & 0xFFFF == 0 and tag >> 16 > 6:
+            continue  # retired group lengths are not written (PS3.5 7.2)
+        element = dataset.get_item(tag)
+        value = element.value
+        vr = element.VR
+        if (
+            isinstance(element, RawDataElement)
+            and isinstance(value, bytes)
+            and element.length != _UNDEFINED_LENGTH
+            and (implicit or (vr is not None and (vr in EXPLICIT_VR_LENGTH_32 or len(value) <= 0xFFFF)))
+        ):
+            write(struct.pack(tag_format, tag >> 16, tag & 0xFFFF))
+            if implicit:
+                write(struct.pack(long_format, len(value)))
+            elif vr in EXPLICIT_VR_LENGTH_32:
+                write(vr.encode() + b"\x00\x00" + struct.pack(long_format, len(value)))
+            else:
+                write(vr.encode() + struct.pack(short_format, len(value)))
+            write(value)
+        else:
+            with tag_in_exception(Tag(tag)):
+                write_data_element(fp, element, charset)
+    return fp.getvalue()
 
 
 def anonymize_bytes(data: bytes, settings: AnonymizationSettings) -> tuple[bytes, AnonymizationReport]:
