@@ -25,6 +25,10 @@ separator of DICOM person names) is refused with :class:`AuditError`.
 Appends take an exclusive ``flock`` on the file, so threads and processes (the plugin's workers, the CLI) can
 share one log; each record is written with one ``write`` and ``fsync``-ed before :meth:`AuditLog.append` returns.
 An append reads only the end of the file, not the whole of it.
+
+Several Orthancs on one PostgreSQL index keep one trail for all of them in that database instead
+(:class:`~.cluster.SharedAuditLog`): the same records, chained and checked by the same functions here
+(:func:`check_record`, :func:`seal`, :func:`verify_chain`).
 """
 
 from __future__ import annotations

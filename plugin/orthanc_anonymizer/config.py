@@ -185,6 +185,9 @@ def _access_rules(section: Mapping[str, object], orthanc_config: Mapping[str, ob
     return AccessRules(admin_users=frozenset(admins), restricted_routes=frozenset(routes))
 
 
+_NODE_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+
+
 def _postgresql_text(section: Mapping[str, object], key: str, default: str, environ: Mapping[str, str]) -> str:
     value = section.get(key, default)
     if isinstance(value, bool) or not isinstance(value, str | int):
@@ -205,6 +208,11 @@ def _shared_database(
         raise ConfigurationError(
             f"{_setting('SharedState')}: expected one of {', '.join(SHARED_STATE_MODES)}, got {mode!r}"
         )
+    named = _expect_str(section, "NodeName", "")
+    if named and not re.fullmatch(_NODE_NAME, named):
+        raise ConfigurationError(
+            f"{_setting('NodeName')}: {named!r} is not a node name (letters, digits, '.', '_', '-'; at most 64)"
+        )
     postgresql = orthanc_config.get("PostgreSQL")
     indexed = isinstance(postgresql, Mapping) and postgresql.get("EnableIndex") is True
     if mode == "Local" or (mode == "Auto" and not indexed):
@@ -214,11 +222,9 @@ def _shared_database(
             f'{_setting("SharedState")}: "PostgreSQL" needs Orthanc\'s index in PostgreSQL '
             '("PostgreSQL": {"EnableIndex": true, ...}); several Orthancs share nothing else'
         )
-    node = _expect_str(section, "NodeName", "") or socket.gethostname()
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", node):
-        raise ConfigurationError(
-            f"{_setting('NodeName')}: {node!r} is not a node name (letters, digits, '.', '_', '-'; at most 64)"
-        )
+    node = named or socket.gethostname()
+    if not re.fullmatch(_NODE_NAME, node):
+        raise ConfigurationError(f"{_setting('NodeName')}: the host name {node!r} is not a node name; set one")
     uri = _postgresql_text(postgresql, "ConnectionUri", "", environ)
     if uri:
         return SharedDatabase(parameters={"conninfo": uri}, description="PostgreSQL.ConnectionUri", node=node)

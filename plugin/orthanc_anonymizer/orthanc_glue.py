@@ -168,6 +168,8 @@ class _Plugin:
         self.manager.shutdown()
         self.pool.shutdown()
         self.links.close()
+        if self.cluster is not None:
+            self.cluster.close()  # this node's name is free again at once
 
 
 def _loopback_headers(orthanc_config: dict[str, Any]) -> dict[str, str]:

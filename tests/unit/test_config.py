@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -122,6 +123,9 @@ def test_shared_state_follows_the_postgresql_index_unless_told_otherwise() -> No
         "sslmode": "prefer",
     }
     assert "pw" not in repr(shared)
+    assert shared.node == socket.gethostname()
+    named = parse({"Secret": "s", "NodeName": "orthanc-2"}, PostgreSQL=INDEX).shared_database
+    assert named is not None and named.node == "orthanc-2"
     assert parse({"Secret": "s", "SharedState": "Local"}, PostgreSQL=INDEX).shared_database is None
     uri = parse({"Secret": "s", "SharedState": "PostgreSQL"}, PostgreSQL={"EnableIndex": True, "ConnectionUri": "x"})
     assert uri.shared_database is not None and uri.shared_database.parameters == {"conninfo": "x"}
@@ -130,9 +134,16 @@ def test_shared_state_follows_the_postgresql_index_unless_told_otherwise() -> No
 
 
 @pytest.mark.parametrize(
-    "section, postgresql",
-    [({"SharedState": "Cluster"}, INDEX), ({"SharedState": "PostgreSQL"}, None), ({"SharedState": True}, INDEX)],
+    "section, postgresql, name",
+    [
+        ({"SharedState": "Cluster"}, INDEX, "SharedState"),
+        ({"SharedState": "PostgreSQL"}, None, "SharedState"),
+        ({"SharedState": True}, INDEX, "SharedState"),
+        ({"NodeName": "../other"}, INDEX, "NodeName"),
+        ({"NodeName": "node a"}, None, "NodeName"),
+        ({"NodeName": 7}, INDEX, "NodeName"),
+    ],
 )
-def test_a_wrong_shared_state_is_named(section: dict[str, object], postgresql: object) -> None:
-    with pytest.raises(ConfigurationError, match=r"Anonymizer\.SharedState"):
+def test_a_wrong_shared_state_or_node_name_is_named(section: dict[str, object], postgresql: object, name: str) -> None:
+    with pytest.raises(ConfigurationError, match=rf"Anonymizer\.{name}"):
         parse({"Secret": "s", **section}, PostgreSQL=postgresql)
