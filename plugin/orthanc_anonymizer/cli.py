@@ -109,7 +109,7 @@ def anonymize_one(task: FileTask, settings: AnonymizationSettings, verify: bool)
     result = FileResult(task.display, True)
     if identifying is not None:
         try:
-            residual = identifying.search(instance.dataset)
+            residual = identifying.search_written(instance.dataset, output[0])
         except Exception as error:
             _remove_stale(task.destination)
             return FileResult(task.display, False, f"residual-PHI check failed: {exception_summary(error)}")

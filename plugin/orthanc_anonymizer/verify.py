@@ -82,6 +82,10 @@ _MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
 # original: a word of them ("Rules", "Basic") is no leak even where it equals a component of an original value.
 _ENGINE_MARKERS = frozenset({0x00120063, 0x00120062, 0x00280303})
 _SOP_INSTANCE_UID = 0x00080018
+_SPECIFIC_CHARACTER_SET = 0x00080005
+_LATIN_1_CHARSETS = frozenset({"", "ISO_IR 6", "ISO_IR 100"})
+# U+0130, U+0131, U+017F, U+212A in UTF-8: they match ASCII letters case-insensitively (see search_written).
+_CASE_FOLDING_UTF8 = (b"\xc4\xb0", b"\xc4\xb1", b"\xc5\xbf", b"\xe2\x84\xaa")
 
 _PLAIN_NUMBER = re.compile(r"^[+-]?\d*\.?\d*(?:[eE][+-]?\d+)?$")
 _DATE_TOKEN = re.compile(r"(?<![\d.])(\d{8})(?!\d)(?!\.\d)")
@@ -192,6 +196,38 @@ class IdentifyingValues:
     @property
     def count(self) -> int:
         return len(self.strong) + len(self.weak) + len(self.dates) + len(self.uids)
+
+    def search_written(self, anonymized: Dataset, written: bytes | memoryview) -> ResidualPhiReport:
+        """:meth:`search` on ``anonymized``, whose header was written as ``written``: answered clean at once when
+        none of the values occurs in those bytes (the common case), else searched element by element.
+
+        Sound because every text the search looks at is the bytes of an element as written, decoded as Latin-1
+        (the only character sets this shortcut accepts) or leniently as UTF-8: an ASCII value found in such a text,
+        case-insensitively, is in the bytes. Non-ASCII values, other character sets, and the four non-ASCII letters
+        that match ASCII ones case-insensitively (U+0130, U+0131, U+017F, U+212A, in UTF-8) go the long way.
+        """
+        if not self.count:
+            return ResidualPhiReport(checked_values=0)
+        if self._absent_from(anonymized, bytes(written)):
+            return ResidualPhiReport(checked_values=self.count)
+        return self.search(anonymized)
+
+    def _absent_from(self, anonymized: Dataset, data: bytes) -> bool:
+        values = [*self.strong, *self.weak, *self.dates, *self.uids]
+        if not all(value.isascii() and "\n" not in value for value in values):
+            return False
+        charset = anonymized.get(_SPECIFIC_CHARACTER_SET)
+        terms = charset.value if charset is not None else None
+        terms = [terms] if terms is None or isinstance(terms, str) else list(terms)
+        if not all(isinstance(term, str | None) and (term or "").strip() in _LATIN_1_CHARSETS for term in terms):
+            return False
+        # A character set named again inside a sequence item would decode that item otherwise.
+        if data.count(b"\x08\x00\x05\x00") + data.count(b"\x00\x08\x00\x05") > (charset is not None):
+            return False
+        if any(sequence in data for sequence in _CASE_FOLDING_UTF8):
+            return False
+        lowered = data.lower().replace(b"\x00", b" ")
+        return not any(value.lower().encode("ascii") in lowered for value in values)
 
     def search(self, anonymized: Dataset) -> ResidualPhiReport:
         """Every place in ``anonymized`` (at any depth, file meta included) holding one of these values."""

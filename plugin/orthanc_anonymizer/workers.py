@@ -79,7 +79,8 @@ def anonymize_instance(data: bytes, task: InstanceTask) -> InstanceOutcome:
             else None
         )
         report = anonymize_dataset(dataset, task.settings, record_changes=task.dry_run)
-        new_data = instance.output_bytes()
+        parts = instance.output_parts()
+        new_data = b"".join(parts)
         outcome = InstanceOutcome(counts=report.counts(), warnings=list(report.warnings))
         if task.dry_run:
             outcome.changes = [change.as_json() for change in report.changes]
@@ -93,7 +94,7 @@ def anonymize_instance(data: bytes, task: InstanceTask) -> InstanceOutcome:
         outcome.data = new_data
         if identifying is not None:
             # After writing: the search converts the kept elements, which must be written as they were read.
-            residual = identifying.search(dataset)
+            residual = identifying.search_written(dataset, parts[0])
             outcome.residual_clean = residual.clean
             outcome.residual_leaks = [leak.path for leak in residual.leaks]
         return outcome

@@ -91,3 +91,45 @@ def test_the_worker_and_the_standalone_check_agree_on_every_pydicom_file(path: s
         assert "RetainUIDs" in error  # the copy would replace the original in Orthanc: refused before the check
         return
     assert (clean, leaks, output) == expected
+
+
+def planted(*elements: tuple[int, str, object], charset: str | None = None) -> bytes:
+    path = get_testdata_file("CT_small.dcm")
+    assert path is not None
+    ds = dcmread(path)
+    ds.PatientName = "Kirk^John Smith"
+    ds.PatientID = PATIENT_ID
+    if charset is not None:
+        ds.SpecificCharacterSet = charset
+    for tag, vr, value in elements:
+        ds.add_new(tag, vr, value)
+    return to_bytes(ds)
+
+
+KEEP_PRIVATE = basic_profile().with_rules(parse_rules("0009,xxxx;K\n", "csv", "test"))
+
+
+@pytest.mark.parametrize(
+    ("elements", "charset"),
+    [
+        # Found only through the lenient decoding of bytes: NULs read as spaces between the two words.
+        ([(0x00091011, "OB", b"john\x00smith\x00")], None),
+        # U+212A KELVIN SIGN matches "k" case-insensitively: in UTF-8 bytes of a kept binary element...
+        ([(0x00091011, "OB", "\u212airk".encode())], None),
+        # ...and in text of a UTF-8 data set.
+        ([(0x00091010, "LO", "\u212aIRK")], "ISO_IR 192"),
+        # Latin-1 text around the name.
+        ([(0x00091010, "LO", "Müller KIRK Ærø")], "ISO_IR 100"),
+        # A character set named again inside a sequence item.
+        ([(0x00091010, "LO", "nothing here")], None),
+    ],
+    ids=["nul-separated", "kelvin-binary", "kelvin-utf8", "latin-1", "clean"],
+)
+def test_the_shortcut_on_the_written_bytes_agrees_with_the_full_search(
+    elements: list[tuple[int, str, object]], charset: str | None
+) -> None:
+    data = planted(*elements, charset=charset)
+    clean, leaks, output, error = worker(data, KEEP_PRIVATE)
+    assert error is None
+    assert (clean, leaks, output) == standalone(data, KEEP_PRIVATE)
+    assert clean is (elements[0][2] == "nothing here")
