@@ -224,11 +224,12 @@ class _Walker:
     def _drop_overlays_without_data(self, dataset: Dataset) -> None:
         """An overlay plane whose Overlay Data (60xx,3000, type 1) the profile removed goes whole: the rest of
         its group alone would make the instance invalid (PS3.3 C.9.2)."""
-        for group in range(0x6000, 0x6020, 2):
+        by_group: dict[int, list[int]] = {}
+        for key in dataset.keys():  # noqa: SIM118 (tags, not elements)
+            if 0x6000 <= key >> 16 < 0x6020 and not (key >> 16) & 1:
+                by_group.setdefault(key >> 16, []).append(int(key))
+        for group, leftovers in sorted(by_group.items()):
             if (group << 16 | 0x3000) in dataset:
-                continue
-            leftovers = [tag for tag in list(dataset.keys()) if tag >> 16 == group]
-            if not leftovers:
                 continue
             if self.table.action_for(group << 16 | 0x3000) is not Action.X:
                 continue
@@ -769,20 +770,24 @@ _UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
 def _walk_tags(dataset: Dataset, tags: Iterable[int] | None = None) -> Iterator[int]:
-    for tag in list(dataset.keys()) if tags is None else tags:
-        element = dataset.get_item(tag)
-        if (
-            isinstance(element, RawDataElement)
-            and element.length != _UNDEFINED_LENGTH
-            and isinstance(element.value, bytes)
-            and len(element.value) < element.length
-        ):
-            raise InvalidDicomError(
-                f"{_tag_text(tag)}: {len(element.value)} of its {element.length} bytes present: the file is cut short"
-            )
-        if (isinstance(element, RawDataElement) and element.VR in ("SQ", None, "UN")) or (
-            isinstance(element, DataElement) and element.VR == "SQ"
-        ):
+    # The elements as stored (raw or converted), without a look-up per tag: this runs over every element read.
+    elements = list(dataset.values()) if tags is None else [dataset.get_item(tag) for tag in tags]
+    for element in elements:
+        tag = element.tag
+        if isinstance(element, RawDataElement):
+            if (
+                element.length != _UNDEFINED_LENGTH
+                and isinstance(element.value, bytes)
+                and len(element.value) < element.length
+            ):
+                raise InvalidDicomError(
+                    f"{_tag_text(tag)}: {len(element.value)} of its {element.length} bytes present: the file is cut "
+                    "short"
+                )
+            descend = element.VR in ("SQ", None, "UN")
+        else:
+            descend = element.VR == "SQ"
+        if descend:
             try:
                 value = dataset[tag].value
             except KeyError:

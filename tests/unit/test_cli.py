@@ -341,3 +341,22 @@ def test_a_file_cut_inside_its_pixel_data_is_reported_not_written(tmp_path: Path
     assert result.returncode == 1
     assert "cut.dcm" in result.stderr
     assert sorted(files_under(tmp_path / "out")) == ["fine.dcm"]
+
+
+@pytest.mark.parametrize("options", [[], ["CleanPixelData"]], ids=["pixels-untouched", "CleanPixelData"])
+def test_the_cli_writes_what_the_engine_writes_in_process(good_tree: Path, tmp_path: Path, options: list[str]) -> None:
+    # Without CleanPixelData the CLI loads pydicom without numpy, Pillow and requests (start-up time): the bytes
+    # must be the same as the engine's with everything loaded, here in the test process.
+    from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes
+    from orthanc_anonymizer.profiles import basic_profile
+    from orthanc_anonymizer.uids import KeyedHasher
+
+    out = tmp_path / "out"
+    result = run(
+        "anonymize", good_tree, out, "--jobs", "2", *(arg for option in options for arg in ("--option", option))
+    )
+    assert result.returncode == 0, result.stderr
+    settings = AnonymizationSettings(profile=basic_profile(options), hasher=KeyedHasher(SECRET.encode()))
+    for relative in GOOD_FILES:
+        expected, _ = anonymize_bytes((good_tree / relative).read_bytes(), settings)
+        assert (out / relative).read_bytes() == expected, relative
