@@ -151,6 +151,17 @@ def audited_instances(node: OrthancServer) -> Counter[str]:
     return Counter(record["Source"] for record in records if record.get("User") == "auto" and record.get("Result"))
 
 
+def jobbed_instances(node: OrthancServer) -> Counter[str]:
+    """Original instance ID -> how many on-ingest job records of any node (the shared storage) list it."""
+    records = [json.loads(path.read_text()) for path in (node.state / "jobs").glob("*/*.json")]
+    return Counter(
+        resource
+        for record in records
+        if record.get("User") == "auto" and record.get("Type") == "Anonymize"
+        for resource in record["Resources"]
+    )
+
+
 def test_instances_arriving_on_both_nodes_are_anonymized_once_each(two_nodes: Nodes, tmp_path: Path) -> None:
     nodes = two_nodes(**auto_overrides())
     patients = [Patient(name=f"Cluster^Ingest{n}", id=f"PID-CLUSTER-INGEST-{n}") for n in range(3)]
@@ -163,6 +174,7 @@ def test_instances_arriving_on_both_nodes_are_anonymized_once_each(two_nodes: No
         assert_exactly_one_copy_each(node, patients)
     originals = originals_of(nodes[0], patients)
     assert audited_instances(nodes[1]) == Counter(dict.fromkeys(originals, 1))
+    assert jobbed_instances(nodes[0]) == Counter(dict.fromkeys(originals, 1))
     assert nodes[0].json("/anonymizer/audit/verify")["Valid"] is True
     assert [LEADS in node.log_text() for node in nodes].count(True) == 1  # one node led, the other waited
 
