@@ -9,9 +9,9 @@ host name in the container). The rest, PostgreSQL
 section, ``"Python"`` section, user metadata, ``"Anonymizer"`` section, is used as written; the PostgreSQL password
 reaches Orthanc as in the container, through ``${POSTGRES_PASSWORD}``, against a throwaway cluster of the host's
 PostgreSQL server that checks passwords. As in the image, the package is built and installed (not editable) from
-exactly the files the Dockerfile copies, ``entry.py`` sits where the Dockerfile copies it with no ``.venv`` beside it,
-and the worker processes run on the system's ``python3``; ``PYTHONPATH`` stands in for the image's system
-site-packages (the package first, then the trixie venv for its pinned dependencies).
+exactly the files the Dockerfile copies; ``plugin/`` sits where compose mounts it, with no ``.venv`` beside it, and
+its package comes first; the worker processes run on the system's ``python3``; ``PYTHONPATH`` stands in for the
+image's system site-packages (the package, then the trixie venv for its pinned dependencies).
 """
 
 from __future__ import annotations
@@ -112,9 +112,10 @@ def rewritten_configuration(folder: Path, database: PostgreSQL, node: str) -> tu
     top-level settings it changed or added."""
     original = json.loads(DOCKER_CONFIGURATION.read_text(encoding="utf-8"))
     config = json.loads(json.dumps(original))
-    entry = folder / config["PythonScript"].lstrip("/")  # where the Dockerfile copies it, under the test's folder
-    entry.parent.mkdir(parents=True)
-    shutil.copy2(CHECKOUT / "plugin" / "entry.py", entry)
+    # plugin/ where compose mounts it (over the Dockerfile's copy of entry.py), under the test's folder; a copy, not a
+    # link, so that entry.py finds no .venv beside it, as in the container.
+    entry = folder / config["PythonScript"].lstrip("/")
+    shutil.copytree(CHECKOUT / "plugin", entry.parent, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     storage = folder.parent / "storage"  # the orthanc-storage volume, mounted in every node
     config.update(
         HttpPort=free_port(),

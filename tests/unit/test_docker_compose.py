@@ -232,6 +232,13 @@ def test_the_image_installs_the_package_into_the_system_python_and_copies_entry_
     assert not PurePosixPath(config["PythonScript"]).is_relative_to("/etc/orthanc")
 
 
+def test_the_plugin_runs_from_the_checkout_mounted_over_the_copy_in_the_image() -> None:
+    script = PurePosixPath(mounted_configuration()["PythonScript"])
+    assert bind_mounts(ORTHANC)[str(script.parent)] == CHECKOUT / "plugin"
+    # entry.py puts its own folder first on sys.path: the mounted package wins over the one installed in the image.
+    assert "sys.path.insert(0" in (CHECKOUT / "plugin" / "entry.py").read_text(encoding="utf-8")
+
+
 def test_the_state_of_orthanc_and_of_the_plugin_lives_in_a_named_volume() -> None:
     config = mounted_configuration()
     assert config["StorageDirectory"] in named_volume_targets(ORTHANC)
