@@ -297,9 +297,9 @@ def _results(
         yield from pool.map(_run_one, arguments, chunksize=chunksize)
 
 
-# Imported by pydicom at start-up when installed, used by it only to decode pixel data (numpy, Pillow) and to
-# download its own test files (requests, tqdm): 0.2 s of the CLI's 0.4 s start-up, before any file is read.
-_PYDICOM_OPTIONAL = ("numpy", "PIL", "requests", "tqdm")
+# Imported by pydicom at start-up when installed, used by it only to decode pixel data (numpy, Pillow, the codec
+# plugins) and to download its own test files (requests, tqdm): 0.2 s of the CLI's 0.4 s start-up.
+_PYDICOM_OPTIONAL = ("numpy", "PIL", "requests", "tqdm", "pylibjpeg", "jpeg_ls", "gdcm")
 
 
 def _import_pydicom(pixels: bool) -> None:
