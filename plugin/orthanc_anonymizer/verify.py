@@ -407,9 +407,9 @@ def _string_values(element: DataElement) -> list[str]:
 def _original_elements(dataset: Dataset) -> Iterator[tuple[Dataset, int, str]]:
     """(dataset, tag, VR) of every element at every depth, file meta last. Only sequences are converted here:
     most elements of the original are kept and need no conversion (see :func:`_raw_strings`)."""
-    for tag in list(dataset.keys()):
-        item = dataset.get_item(tag)
-        vr = (item.VR if item is not None else None) or _dictionary_vr(tag)
+    for item in list(dataset.values()):  # as stored, raw or converted; no look-up per tag
+        tag = int(item.tag)
+        vr = item.VR or _dictionary_vr(tag)
         if vr in ("SQ", "UN") and _dictionary_vr(tag) == "SQ":
             try:
                 element = dataset[tag]
