@@ -67,7 +67,13 @@ test-compat: venv compat-venv
 	$(COMPAT_RUN) .venv/bin/pytest -q -p no:cacheprovider tests/unit
 	ORTHANC_COMMAND="$(COMPAT_RUN) /usr/sbin/Orthanc" $(VENV)/bin/pytest -q tests/integration tests/browser tests/compat
 
-bench: venv
+# Installs the bench extra (matplotlib, for the plot) into .venv, and dicognito into .bench-venv/ (bench/run.py);
+# writes bench/RESULTS.md and bench/time-per-instance.png.
+$(VENV)/.bench-installed: pyproject.toml $(VENV)/.installed
+	$(VENV)/bin/pip install -q -e '.[dev,bench]'
+	touch $@
+
+bench: venv $(VENV)/.bench-installed
 	$(VENV)/bin/python -m bench.run
 
 # Long fuzz runs, never part of make test: the engine's input and the REST routes' bodies (a real Orthanc).

@@ -11,10 +11,14 @@ repeat by repeat (this machine is shared: absolute seconds move 5-20% between ru
     pydicom (read, set 3 tags, write) on the same folder;
 (d) memory: the peak RSS of Orthanc (and of Orthanc with its worker processes) while anonymizing a study of
     2,000 small instances and one of 200, each on a fresh Orthanc;
-(e) growth: time per instance at 10, 200 and 2,000 instances.
+(e) growth: time per instance at 10, 200 and 2,000 instances, the plugin and Orthanc's built-in anonymizer;
+(f) where Orthanc's time goes: each REST request a copy costs the plugin (download, store, metadata), its CPU in
+    Orthanc and in the plugin's client, measured one by one on the CT study.
 
-Results go to ``bench/results/`` (``results.json``, ``results.md``) and the table is printed. Each goal prints a
-PASS or FAIL line; the exit status is non-zero on a FAIL only with ``--strict``.
+The table goes to ``bench/RESULTS.md`` (between its "generated" markers; what follows them, the notes on where the
+time goes, is kept), the plot of time per instance against study size to ``bench/time-per-instance.png``, the raw
+figures to ``bench/results/results.json``. Each goal prints a PASS or FAIL line; the exit status is non-zero on a
+FAIL only with ``--strict``.
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ from bench.studies import ct_study, small_study, write_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
+REPORT = ROOT / "bench" / "RESULTS.md"
+PLOT = ROOT / "bench" / "time-per-instance.png"
+BEGIN, END = "<!-- begin: written by make bench -->", "<!-- end: written by make bench -->"
 BENCH_VENV = ROOT / ".bench-venv"
 DICOGNITO = "dicognito==0.19.0"
 PYDICOM = "pydicom==3.0.2"  # the same pydicom as the plugin, for dicognito
@@ -250,6 +257,49 @@ def case_orthanc(bench: Bench, files: list[bytes], repeat: int) -> dict[str, Mea
     return {"ingest": ingest, "plugin": plugin, "builtin": builtin}
 
 
+def case_requests(bench: Bench, files: list[bytes], repeat: int) -> list[dict[str, Any]]:
+    """(f) The requests one copy costs, one kind at a time over the plugin's own client (:mod:`.orthanc_client`):
+    wall time, CPU in Orthanc (its HTTP threads) and CPU in the client (inside Orthanc, that is under the GIL)."""
+    from orthanc_anonymizer.orthanc_client import OrthancClient
+
+    client = OrthancClient(bench.url)
+    profile = json.dumps({"Profile": "basic", "Options": [], "Rules": [], "Edition": "2026d", "EngineVersion": "0"})
+    rows: list[dict[str, Any]] = []
+    for _ in range(max(1, min(repeat, 3))):
+        stored: list[dict[str, Any]] = []
+        ids: list[str] = []
+        kinds: list[tuple[str, Callable[[Any], Any], list[Any]]] = [
+            ("POST /instances (store a 530 KB copy)", client.store_instance, files),
+            ("GET /instances/{id}/file (download the original)", client.instance_file, ids),
+            ("PUT /instances/{id}/metadata (one of the two)", lambda i: client.put_metadata(
+                "instances", i, "AnonymizationProfile", profile), ids),
+            ("GET /instances/{id}/attachments/dicom/md5 (InPlace check)", client.stored_md5, ids),
+        ]  # fmt: skip
+        for name, call, items in kinds:
+            orthanc_before, client_before = cpu_seconds(bench.pid)[0], time.process_time()
+            seconds, answers = timed(lambda call=call, items=items: [call(item) for item in items])
+            orthanc_after, client_after = cpu_seconds(bench.pid)[0], time.process_time()
+            if not ids:
+                stored = answers
+                ids.extend(str(answer["ID"]) for answer in stored)
+            count = len(items)
+            rows.append({
+                "Request": name,
+                "WallMs": 1000 * seconds / count,
+                "OrthancCpuMs": 1000 * (orthanc_after - orthanc_before) / count,
+                "ClientCpuMs": 1000 * (client_after - client_before) / count,
+            })  # fmt: skip
+        bench.delete("studies", str(stored[0]["ParentStudy"]))
+    client.close()
+    merged: list[dict[str, Any]] = []
+    for name in dict.fromkeys(row["Request"] for row in rows):
+        same = [row for row in rows if row["Request"] == name]
+        merged.append(
+            {"Request": name, **{k: statistics.median(r[k] for r in same) for k in same[0] if k != "Request"}}
+        )
+    return merged
+
+
 def case_storescu(bench: Bench, folder: Path, count: int, repeat: int) -> dict[str, Measure]:
     """(b) baseline: storescu bursts of the CT study into Orthanc without auto-anonymization."""
     burst = Measure("storescu burst of the CT study (TCP_NODELAY=1), AutoAnonymize off", count)
@@ -299,6 +349,7 @@ def case_growth(folder: Path, sizes: list[int], repeat: int) -> dict[str, Measur
             study = bench.ingest(files)
             bench.delete("studies", bench.plugin(study, size))  # warm-up: the worker processes started
             measure = Measure(f"plugin, study of {size} small instances", size)
+            builtin = Measure(f"Orthanc built-in anonymize, study of {size} small instances", size)
             idle = _rss(bench.pid)
             for number in range(repeat):
                 with PeakMemory(bench.pid) as memory:
@@ -309,8 +360,20 @@ def case_growth(folder: Path, sizes: list[int], repeat: int) -> dict[str, Measur
                     measure.extra.update(
                         RssBefore=idle, PeakRss=memory.peak, PeakRssWithWorkers=memory.peak_with_children
                     )
+                before = _rss(bench.pid)
+                with PeakMemory(bench.pid) as memory:
+                    seconds, copy = timed(bench.builtin, study, size)
+                builtin.seconds.append(seconds)
+                bench.delete("studies", copy)
+                if number == 0:  # the same measure of Orthanc's own anonymizer, for comparison (no workers)
+                    builtin.extra.update(RssBefore=before, PeakRss=memory.peak, PeakRssWithWorkers=memory.peak)
             measures[f"growth-{size}"] = measure
-            print(f"  {size} instances: {1000 * measure.median / size:.2f} ms/instance", flush=True)
+            measures[f"growth-builtin-{size}"] = builtin
+            print(
+                f"  {size} instances: plugin {1000 * measure.median / size:.2f} ms/instance, "
+                f"built-in {1000 * builtin.median / size:.2f}",
+                flush=True,
+            )
         finally:
             bench.stop()
     return measures
@@ -415,7 +478,10 @@ def goals(measures: dict[str, Measure], skipped: dict[str, str]) -> list[Goal]:
         found.append(
             Goal("CLI / dicognito (throughput)", measures["cli"].rate / measures["dicognito"].rate, 5.0, at_most=False)
         )
-    growth = sorted((m for key, m in measures.items() if key.startswith("growth-")), key=lambda m: m.instances)
+    growth = sorted(
+        (m for key, m in measures.items() if key.startswith("growth-") and "builtin" not in key),
+        key=lambda m: m.instances,
+    )
     if len(growth) >= 2:
         small, large = growth[-2], growth[-1]
         if "PeakRss" in large.extra and "PeakRss" in small.extra:
@@ -425,6 +491,18 @@ def goals(measures: dict[str, Measure], skipped: dict[str, str]) -> list[Goal]:
                     large.extra["PeakRss"] / small.extra["PeakRss"],
                     1.10,
                 )
+            )
+            builtin_small = measures.get(f"growth-builtin-{small.instances}")
+            builtin_large = measures.get(f"growth-builtin-{large.instances}")
+            if builtin_small and builtin_large and "PeakRss" in builtin_large.extra:
+                # Not a goal: how Orthanc's own anonymizer fares on the same measure, in the same run.
+                skipped["(for comparison) Orthanc built-in anonymize, the same ratio"] = (
+                    f"{builtin_large.extra['PeakRss'] / builtin_small.extra['PeakRss']:.3f}"
+                )
+            mib = 1024 * 1024
+            skipped[f"(for comparison) peak RSS over RSS before the job, {large.instances} and {small.instances}"] = (
+                f"+{(large.extra['PeakRss'] - large.extra['RssBefore']) / mib:.1f} MiB and "
+                f"+{(small.extra['PeakRss'] - small.extra['RssBefore']) / mib:.1f} MiB (the plugin's own share)"
             )
             found.append(
                 Goal(
@@ -475,14 +553,14 @@ def table(measures: dict[str, Measure], baselines: dict[str, str]) -> str:
     if memory:
         lines += [
             "",
-            "| study (small instances) | ms/instance | Orthanc RSS before | peak RSS | peak over before | "
+            "| case (one fresh Orthanc per size) | ms/instance | Orthanc RSS before | peak RSS | peak over before | "
             "peak RSS with workers |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
         ]
         for measure in memory:
             mib = 1024 * 1024
             lines.append(
-                f"| {measure.instances} | {1000 * measure.median / measure.instances:.2f} | "
+                f"| {measure.name} | {1000 * measure.median / measure.instances:.2f} | "
                 f"{measure.extra['RssBefore'] / mib:.0f} MiB | {measure.extra['PeakRss'] / mib:.0f} MiB | "
                 f"{(measure.extra['PeakRss'] - measure.extra['RssBefore']) / mib:+.1f} MiB | "
                 f"{measure.extra['PeakRssWithWorkers'] / mib:.0f} MiB |"
@@ -494,13 +572,95 @@ def machine() -> str:
     cpu = ""
     with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
         cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), "")
-    load = os.getloadavg()[0]
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
-    orthanc = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "orthanc"], capture_output=True, text=True).stdout
+
+    def version(package: str) -> str:
+        query = ["dpkg-query", "-W", "-f=${Version}", package]
+        return subprocess.run(query, capture_output=True, text=True).stdout or "?"
+
     return (
-        f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GB, load {load:.1f} at start; Orthanc {orthanc}; "
-        f"Python {platform.python_version()}"
+        f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GB; Orthanc {version('orthanc')}, "
+        f"orthanc-python {version('orthanc-python')}; Python {platform.python_version()}"
     )
+
+
+class LoadSampler:
+    """The machine's 1-minute load average, sampled every 30 s for the whole run: what else was running."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = [os.getloadavg()[0]]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(30):
+            self.samples.append(os.getloadavg()[0])
+
+    def stop(self) -> str:
+        self._stop.set()
+        self.samples.append(os.getloadavg()[0])
+        own = "this benchmark keeps about 2 cores busy by itself"
+        return (
+            f"load average (1 min) {self.samples[0]:.1f} at the start, median {statistics.median(self.samples):.1f} "
+            f"and peak {max(self.samples):.1f} over the run, {self.samples[-1]:.1f} at the end ({own})"
+        )
+
+
+def plot(measures: dict[str, Measure], path: Path) -> bool:
+    """Time per instance against study size (the growth case), each repeat a point, medians joined."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib missing (make bench installs it): no plot", flush=True)
+        return False
+    series = {
+        "plugin (Basic, stored and linked)": sorted(
+            (m for k, m in measures.items() if k.startswith("growth-") and "builtin" not in k),
+            key=lambda m: m.instances,
+        ),
+        "Orthanc built-in anonymize": sorted(
+            (m for k, m in measures.items() if k.startswith("growth-builtin-")), key=lambda m: m.instances
+        ),
+    }
+    if not any(series.values()):
+        return False
+    figure, axes = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for (label, points), colour in zip(series.items(), ("tab:blue", "tab:grey"), strict=True):
+        if not points:
+            continue
+        sizes = [m.instances for m in points]
+        axes.plot(sizes, [1000 * m.median / m.instances for m in points], "-o", color=colour, label=label)
+        for m in points:
+            axes.plot([m.instances] * len(m.seconds), [1000 * s / m.instances for s in m.seconds], ".", color=colour,
+                      alpha=0.4)  # fmt: skip
+    axes.set_xscale("log")
+    sizes = sorted({m.instances for points in series.values() for m in points})
+    axes.set_xticks(sizes, [str(size) for size in sizes])
+    axes.minorticks_off()
+    axes.set_xlabel("instances in the study (16x16 CT images)")
+    axes.set_ylabel("ms per instance (median; dots: each repeat)")
+    axes.set_ylim(bottom=0)
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    axes.set_title("Time per instance against study size, one Orthanc each size")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return True
+
+
+def write_report(generated: list[str], path: Path) -> None:
+    """``generated`` between the markers of ``path``; what follows the end marker (notes by hand) is kept."""
+    kept = ""
+    if path.exists():
+        text = path.read_text(encoding="utf-8")
+        if END in text:
+            kept = text.split(END, 1)[1]
+    path.write_text("\n".join([BEGIN, *generated, END]) + (kept or "\n"), encoding="utf-8")
 
 
 @contextlib.contextmanager
@@ -519,29 +679,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="repeats of each timed case (default 5)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="CLI --jobs (default: the cores)")
     parser.add_argument(
-        "--cases", default="orthanc,storescu,cli,growth", help="comma-separated: orthanc,storescu,cli,growth"
+        "--cases",
+        default="orthanc,requests,storescu,cli,growth",
+        help="comma-separated: orthanc,requests,storescu,cli,growth",
     )
     parser.add_argument("--burst", type=int, default=1000, help="instances of the on-ingest burst (default 1000)")
     parser.add_argument("--growth-sizes", default="10,200,2000", help="study sizes of the growth and memory cases")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a goal fails")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (studies, Orthanc logs)")
     args = parser.parse_args(argv)
+    args.cases_given = any(arg.startswith("--cases") for arg in (argv if argv is not None else sys.argv[1:]))
     cases = set(args.cases.split(","))
     measures: dict[str, Measure] = {}
     skipped: dict[str, str] = {}
     started = time.time()
     about = machine()
+    load = LoadSampler()
+    requests_cost: list[dict[str, Any]] = []
     print(f"machine: {about}", flush=True)
     with workspace(args.keep) as work:
         print(f"generating {args.instances} CT-like instances (512x512, 16-bit) under {work}", flush=True)
         files = ct_study(args.instances)
         folder = write_folder(files, work / "ct")
-        if cases & {"orthanc", "storescu"}:
+        if cases & {"orthanc", "storescu", "requests"}:
             bench = Bench(work / "orthanc")
             try:
                 if "orthanc" in cases:
                     print("(a) inside Orthanc", flush=True)
                     measures.update(case_orthanc(bench, files, args.repeat))
+                if "requests" in cases:
+                    print("(f) what each request of a copy costs", flush=True)
+                    requests_cost = case_requests(bench, files, args.repeat)
                 if "storescu" in cases:
                     print("(b) storescu", flush=True)
                     measures.update(case_storescu(bench, folder, len(files), args.repeat))
@@ -567,21 +735,53 @@ def main(argv: list[str] | None = None) -> int:
     }
     text = table(measures, baselines)
     checks = goals(measures, skipped)
+    conditions = load.stop()
     command = "make bench" if argv is None and len(sys.argv) == 1 else "python -m bench.run " + " ".join(sys.argv[1:])
+    minutes = (time.time() - started) / 60
     report = [
         f"# Benchmark results ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))})",
         "",
-        f"Machine: {about}. Command: `{command}`. Medians of {args.repeat} repeats (growth: up to 3).",
-        "",
-        text,
+        f"- Machine: {about}.",
+        f"- Load: {conditions}.",
+        f"- Command: `{command}` ({minutes:.0f} min). Medians of {args.repeat} repeats (growth: up to 3); every ratio "
+        "is taken between cases measured in this run, interleaved.",
         "",
         "Goals (issue 6), as ratios measured in this run:",
         "",
-        *[f"    {goal.line()}" for goal in checks],
-        *[f"    SKIP  {name}: {reason}" for name, reason in skipped.items()],
+        "| goal | value | limit | |",
+        "| --- | ---: | ---: | --- |",
+        *[
+            f"| {g.text} | {g.value:.3f} | {'<=' if g.at_most else '>='} {g.limit:g} | "
+            f"{'PASS' if g.passed else 'FAIL'} |"
+            for g in checks
+        ],
+        *[f"| {name} | {reason} | | |" for name, reason in skipped.items()],
+        "",
+        text,
     ]
+    if requests_cost:
+        report += [
+            "",
+            "What each request of a copy costs (the plugin's loopback client, one kind at a time, medians; the "
+            "client's CPU is spent inside Orthanc, under the GIL):",
+            "",
+            "| request | wall | Orthanc CPU | client CPU |",
+            "| --- | ---: | ---: | ---: |",
+            *[
+                f"| {r['Request']} | {r['WallMs']:.2f} ms | {r['OrthancCpuMs']:.2f} ms | {r['ClientCpuMs']:.2f} ms |"
+                for r in requests_cost
+            ],
+        ]
+    full = not (args.cases_given or args.instances != 300)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    picture = PLOT if full else RESULTS / PLOT.name  # a partial run leaves the committed plot alone
+    if plot(measures, picture):
+        report += ["", f"![time per instance against study size]({PLOT.name})"]
     (RESULTS / "results.md").write_text("\n".join(report) + "\n", encoding="utf-8")
+    if full:
+        write_report(report, REPORT)
+    else:
+        print(f"a partial run (--cases, --instances): {REPORT.relative_to(ROOT)} left as it is", flush=True)
     (RESULTS / "results.json").write_text(
         json.dumps(
             {
@@ -591,13 +791,15 @@ def main(argv: list[str] | None = None) -> int:
                 "Measures": {key: measure.as_json() for key, measure in measures.items()},
                 "Goals": [{"Goal": g.text, "Value": g.value, "Limit": g.limit, "Pass": g.passed} for g in checks],
                 "Skipped": skipped,
+                "Load": conditions,
+                "RequestCosts": requests_cost,
             },
             indent=1,
         ),
         encoding="utf-8",
     )
     print("\n".join(report))
-    print(f"written: {RESULTS.relative_to(ROOT)}/results.md, results.json")
+    print(f"written: {RESULTS.relative_to(ROOT)}/results.md, results.json, {picture.relative_to(ROOT)}")
     return 1 if args.strict and not all(goal.passed for goal in checks) else 0
 
 
