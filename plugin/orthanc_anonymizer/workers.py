@@ -102,12 +102,13 @@ def anonymize_instance(data: bytes, task: InstanceTask) -> InstanceOutcome:
         return InstanceOutcome(error=exception_summary(error))
 
 
-_IDENTITY_TAGS = ["PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"]
+# PatientID, StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID.
+_IDENTITY_TAGS = (0x00100020, 0x0020000D, 0x0020000E, 0x00080018)
 
 
 def _identity(dataset: Dataset) -> tuple[str, ...]:
     """What Orthanc derives an instance's ID from (its patient, study, series and instance)."""
-    return tuple(str(dataset.get(keyword, "")) for keyword in _IDENTITY_TAGS)
+    return tuple(str(dataset[tag].value) if tag in dataset else "" for tag in _IDENTITY_TAGS)
 
 
 def _exit_with_parent(parent: int) -> None:
