@@ -304,10 +304,13 @@ class IngestLeadership:
     def try_acquire(self) -> bool:
         import psycopg
 
+        connection: psycopg.Connection[Any] | None = None
         try:
             connection = connect(self.database)
             row = connection.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_CLASS, LEADER_LOCK)).fetchone()
         except psycopg.Error as error:
+            if connection is not None:
+                connection.close()
             logger.warning("ingest lead not taken: database unreachable (%s)", exception_summary(error))
             return False
         if not row or row[0] is not True:
