@@ -79,7 +79,9 @@ def test_more_waiting_requests_than_threads_are_refused_not_deadlocked(server_fa
     with ThreadPoolExecutor(len(studies)) as executor:
         statuses = list(executor.map(anonymize, studies, timeout=180))
     assert set(statuses) <= {200, 503}
-    assert statuses.count(200) >= 6  # 20 threads - 3 x 2 for the job runners - 4 checks - 4 spare
+    # 20 threads - 3 x 2 for the job runners and storers - 2 for the worker processes (they download the
+    # originals) - 4 checks - 4 spare
+    assert statuses.count(200) >= 4
     # Orthanc answers afterwards, and a refused request succeeds when retried.
     assert server.get("/system", timeout=10).status_code == 200
     for study, status in zip(studies, statuses, strict=True):
