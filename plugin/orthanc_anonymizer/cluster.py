@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from .audit import GENESIS_HASH, canonical_json, check_record, parse_record, seal, verify_chain
 from .config import SharedDatabase
-from .errors import AnonymizerError
+from .errors import AnonymizerError, LinkStoreError
 from .jobs import JobStore
 from .links import LinkIndex
 from .logs import exception_summary
@@ -171,23 +171,36 @@ class SharedLinkIndex(LinkIndex):
                     values,
                 )
 
-        self._session.run(insert)
+        self._run("written", insert)
+
+    def _run(self, doing: str, work: Callable[[psycopg.Connection[Any]], Any]) -> Any:
+        """The database's errors (unreachable, read-only, failed over) as :class:`LinkStoreError`."""
+        import psycopg
+
+        try:
+            return self._session.run(work)
+        except psycopg.Error as error:
+            raise LinkStoreError(
+                f"the links index (shared database) cannot be {doing}: {exception_summary(error)}"
+            ) from error
 
     def copies(self, level: str, source: str) -> list[str]:
-        rows = self._session.run(
+        rows = self._run(
+            "read",
             lambda connection: connection.execute(
                 f"SELECT copy FROM {SCHEMA}.links WHERE level = %s AND source = %s ORDER BY created, copy",
                 (level, source),
-            ).fetchall()
+            ).fetchall(),
         )
         return [str(row[0]) for row in rows]
 
     def source(self, level: str, copy: str) -> str | None:
-        row = self._session.run(
+        row = self._run(
+            "read",
             lambda connection: connection.execute(
                 f"SELECT source FROM {SCHEMA}.links WHERE level = %s AND copy = %s ORDER BY created DESC LIMIT 1",
                 (level, copy),
-            ).fetchone()
+            ).fetchone(),
         )
         return None if row is None else str(row[0])
 

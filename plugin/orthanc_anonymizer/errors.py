@@ -17,3 +17,7 @@ class InvalidDicomError(AnonymizerError):
 
 class AnonymizationError(AnonymizerError):
     """An instance could not be anonymized; the message says why, by tag number, without values."""
+
+
+class LinkStoreError(AnonymizerError):
+    """The index of links (the state folder's SQLite file, or the shared database) cannot be read or written."""

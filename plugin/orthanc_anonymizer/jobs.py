@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import queue
-import sqlite3
 import threading
 import time
 import uuid
@@ -29,6 +28,7 @@ from typing import Any, Protocol, TypeVar
 
 from . import __version__
 from .engine import AnonymizationSettings
+from .errors import LinkStoreError
 from .links import LinkIndex
 from .logs import exception_summary
 from .orthanc_client import LEVELS, OrthancClient, OrthancError, OrthancUnreachable, ResourceNotFound
@@ -603,7 +603,7 @@ class JobManager:
                 return "Orthanc kept other bytes for this SOPInstanceUID (OverwriteInstances is off?)"
             try:
                 self._link(job, parents.originals(instance), new_ids, parents)
-            except (OSError, sqlite3.Error) as error:  # the state folder's disk is full, say
+            except (OSError, LinkStoreError) as error:  # the state folder's disk is full, the database is gone
                 return self._remove_unlinked(new_ids["instances"], error)
         except OrthancUnreachable as error:
             run.interrupted = True  # Orthanc is stopping: not a verdict on this instance

@@ -7,11 +7,14 @@ SQLite file under its state folder to answer "which copies were made of this res
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from .errors import LinkStoreError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS links (
@@ -45,7 +48,7 @@ class LinkIndex:
         values = [(level, source, copy, now) for level, source, copy in rows]
         if not values:
             return
-        with self._lock:
+        with self._lock, _reported("written"):
             self._connection.execute("BEGIN")
             try:
                 self._connection.executemany(
@@ -58,7 +61,7 @@ class LinkIndex:
 
     def copies(self, level: str, source: str) -> list[str]:
         """The copies made of ``source``, oldest first."""
-        with self._lock:
+        with self._lock, _reported("read"):
             rows = self._connection.execute(
                 "SELECT copy FROM links WHERE level = ? AND source = ? ORDER BY created, copy", (level, source)
             ).fetchall()
@@ -66,7 +69,7 @@ class LinkIndex:
 
     def source(self, level: str, copy: str) -> str | None:
         """The original ``copy`` was made from, if the index knows it."""
-        with self._lock:
+        with self._lock, _reported("read"):
             row = self._connection.execute(
                 "SELECT source FROM links WHERE level = ? AND copy = ? ORDER BY created DESC LIMIT 1", (level, copy)
             ).fetchone()
@@ -75,3 +78,14 @@ class LinkIndex:
     def close(self) -> None:
         with self._lock:
             self._connection.close()
+
+
+@contextlib.contextmanager
+def _reported(doing: str) -> Iterator[None]:
+    """SQLite's errors (a full disk, a damaged file) as :class:`LinkStoreError`, naming the file's role."""
+    try:
+        yield
+    except sqlite3.Error as error:
+        raise LinkStoreError(
+            f"the links index (links.sqlite) cannot be {doing}: {type(error).__name__}: {error}"
+        ) from error

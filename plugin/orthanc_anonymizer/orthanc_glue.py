@@ -31,7 +31,7 @@ from .audit import AuditLog
 from .auto_anonymize import AutoAnonymizer, AutoAnonymizeSetup, resolve_auto_anonymize
 from .cluster import Cluster
 from .config import RESTRICTABLE_ROUTES, AnonymizerConfig, ConfigurationError, parse_configuration
-from .errors import AnonymizerError, ProfileError
+from .errors import AnonymizerError, LinkStoreError, ProfileError
 from .explorer import explorer_javascript
 from .jobs import FROM_RESOURCE, PROFILE_METADATA, Job, JobManager, JobStore
 from .links import LinkIndex
@@ -269,6 +269,9 @@ def _route(methods: tuple[str, ...]) -> Callable[[Route], Route]:
                 _audit_denial(error, request.get("method"), uri)
                 _error(output, 403, str(error))
             except _Busy as error:
+                _error(output, 503, str(error))
+            except LinkStoreError as error:  # its disk or database is away for now: try again later
+                logger.error("%s %s: %s", request.get("method"), uri, error)
                 _error(output, 503, str(error))
             except Exception as error:
                 summary = exception_summary(error)

@@ -16,6 +16,7 @@ from postgresql_cluster import PostgreSQL, needs_postgresql, postgresql_cluster
 
 from orthanc_anonymizer.cluster import SCHEMA, ChangeLogGaps, Cluster, ClusterError, IngestLeadership, LeadershipLost
 from orthanc_anonymizer.config import SharedDatabase
+from orthanc_anonymizer.errors import LinkStoreError
 
 pytestmark = [pytest.mark.integration, needs_postgresql]
 
@@ -45,6 +46,29 @@ def test_links_made_on_one_node_are_found_from_the_other(database: SharedDatabas
     assert node_b.links.source("Series", "copy") is None
     node_a.close()
     node_b.close()
+
+
+def test_a_database_that_turned_read_only_fails_link_writes_as_a_link_store_error(
+    database: SharedDatabase, postgresql: PostgreSQL
+) -> None:
+    """As after a fail-over to a standby: the next connection is read-only. The job's copy must then be deleted,
+    which it does on :class:`LinkStoreError` (tests/unit/test_jobs.py)."""
+    node = Cluster.open(database)
+    node.links.add("Study", "original", "copy")
+    user = postgresql.connection_parameters()["user"]
+    with psycopg.connect(**postgresql.connection_parameters(), autocommit=True) as admin:
+        admin.execute(f'ALTER ROLE "{user}" SET default_transaction_read_only = on')
+        try:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s AND pid <> pg_backend_pid()",
+                (user,),
+            )
+            with pytest.raises(LinkStoreError, match=r"links index \(shared database\) cannot be written"):
+                node.links.add("Study", "original", "copy-2")
+            assert node.links.copies("Study", "original") == ["copy"]  # reading still works
+        finally:
+            admin.execute(f'ALTER ROLE "{user}" RESET default_transaction_read_only')
+    node.close()
 
 
 def test_both_nodes_append_to_one_chain_and_an_edited_record_breaks_it(

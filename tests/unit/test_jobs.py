@@ -219,6 +219,23 @@ def test_links_metadata_audit_and_record(manager: JobManager, orthanc: FakeOrtha
     assert "Patientname" not in (tmp_path / "audit.jsonl").read_text() + json.dumps(saved)
 
 
+def test_a_copy_that_cannot_be_linked_is_deleted_and_its_instance_fails(
+    manager: JobManager, orthanc: FakeOrthanc
+) -> None:
+    originals = [orthanc.add(data) for data in make_files(3)]
+    study = originals[0]["ParentStudy"]
+    manager.links._connection.execute("PRAGMA query_only = ON")  # the index cannot be written (a read-only file)
+    job = run(manager, "studies", [study])
+    assert job.state == FAILURE
+    failed = job.results[0]["Failed"]
+    assert len(failed) == 3
+    assert all(f["Reason"].startswith("cannot link the copy (deleted): LinkStoreError") for f in failed)
+    assert "links index (links.sqlite) cannot be written" in failed[0]["Reason"]
+    copies = {resource for level, resource in orthanc.deleted if level == "instances"}
+    assert len(copies) == 3 and not copies & {o["ID"] for o in originals}  # the copies went, the originals stay
+    assert job.results[0]["Instances"] == 0 and job.results[0]["Complete"] is False
+
+
 def test_unknown_resource_in_a_batch_does_not_stop_the_others(manager: JobManager, orthanc: FakeOrthanc) -> None:
     study = {orthanc.add(data)["ParentStudy"] for data in make_files(1)}.pop()
     job = run(manager, "studies", ["nope", study, "gone"])

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from orthanc_anonymizer.errors import LinkStoreError
 from orthanc_anonymizer.links import LinkIndex
 
 
@@ -28,3 +31,17 @@ def test_add_many_writes_every_row_and_survives_a_reopening(tmp_path: Path) -> N
     reopened = LinkIndex(tmp_path / "links.sqlite")
     assert [reopened.copies("Instance", f"original-{n}") for n in range(50)] == [[f"copy-{n}"] for n in range(50)]
     assert reopened.source("Instance", "copy-49") == "original-49"
+
+
+def test_an_index_that_cannot_be_written_or_read_says_so_as_a_link_store_error(tmp_path: Path) -> None:
+    index = LinkIndex(tmp_path / "links.sqlite")
+    index.add("Study", "original", "copy")
+    index._connection.execute("PRAGMA query_only = ON")  # as a read-only file would
+    with pytest.raises(LinkStoreError, match=r"links index \(links.sqlite\) cannot be written"):
+        index.add("Study", "original", "copy-2")
+    assert index.copies("Study", "original") == ["copy"]  # the failed transaction left nothing half-done
+    (tmp_path / "links.sqlite").unlink()
+    (tmp_path / "links.sqlite-wal").unlink(missing_ok=True)
+    index._connection.close()
+    with pytest.raises(LinkStoreError, match="cannot be read"):
+        index.source("Study", "copy")
