@@ -38,7 +38,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -225,9 +225,16 @@ class SharedAuditLog:
         self.reject_person_names = reject_person_names
 
     def append(self, record: dict[str, object]) -> dict[str, object]:
-        check_record(record, self.reject_person_names)
-        if self.node and "Node" not in record:
-            record = {**record, "Node": self.node}
+        return self.append_many([record])[0]
+
+    def append_many(self, records: Sequence[dict[str, object]]) -> list[dict[str, object]]:
+        """As :meth:`~.audit.AuditLog.append_many`: in order, in one transaction, all or none."""
+        for record in records:
+            check_record(record, self.reject_person_names)
+        if not records:
+            return []
+        if self.node:
+            records = [record if "Node" in record else {**record, "Node": self.node} for record in records]
         # Not retried on a new connection: a commit whose answer was lost would be appended twice.
         with self._session.connection() as connection, connection.transaction():
             connection.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_CLASS, AUDIT_LOCK))
@@ -235,12 +242,20 @@ class SharedAuditLog:
                 f"SELECT sequence, hash FROM {SCHEMA}.audit ORDER BY sequence DESC LIMIT 1"
             ).fetchone()
             sequence, previous_hash = (int(newest[0]), str(newest[1])) if newest else (0, GENESIS_HASH)
-            stored = seal(record, sequence, previous_hash)
-            connection.execute(
-                f"INSERT INTO {SCHEMA}.audit (sequence, hash, record) VALUES (%s, %s, %s)",
-                (stored["Sequence"], stored["Hash"], canonical_json(stored).decode("utf-8")),
-            )
-        return stored
+            stored_records: list[dict[str, object]] = []
+            for record in records:
+                stored = seal(record, sequence, previous_hash)
+                stored_records.append(stored)
+                sequence, previous_hash = sequence + 1, str(stored["Hash"])
+            with connection.cursor() as cursor:
+                cursor.executemany(
+                    f"INSERT INTO {SCHEMA}.audit (sequence, hash, record) VALUES (%s, %s, %s)",
+                    [
+                        (stored["Sequence"], stored["Hash"], canonical_json(stored).decode("utf-8"))
+                        for stored in stored_records
+                    ],
+                )
+        return stored_records
 
     def _texts(self, query: str, parameters: tuple[object, ...]) -> list[str]:
         rows = self._session.run(lambda connection: connection.execute(query, parameters).fetchall())

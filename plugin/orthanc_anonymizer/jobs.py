@@ -12,6 +12,7 @@ one record to the audit trail.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -20,7 +21,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,8 @@ T = TypeVar("T")
 
 class AuditTrail(Protocol):
     def append(self, record: dict[str, Any]) -> dict[str, Any]: ...
+
+    def append_many(self, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]: ...
 
 
 class Pool(Protocol):
@@ -135,6 +138,16 @@ class JobSettings:
         if self.patient_id is not None:
             description["PatientIDGiven"] = True
         return description
+
+    @functools.cached_property
+    def description(self) -> dict[str, object]:
+        """:meth:`describe`, made once per job (not changed by its users): each instance's audit record holds it."""
+        return self.describe()
+
+    @functools.cached_property
+    def description_json(self) -> str:
+        """:attr:`description` as the ``AnonymizationProfile`` metadata's value."""
+        return json.dumps(self.description, sort_keys=True)
 
 
 @dataclass
@@ -483,7 +496,8 @@ class JobManager:
                     if run.interrupted:
                         break
                     continue
-                result = self._conclude(job, run)
+                result, record = self._conclude(job, run)
+                self._audit(job, [(result, record)])
                 interrupted = run.interrupted
             if shared is not None:
                 slots.append(result)
@@ -498,12 +512,17 @@ class JobManager:
             while shared:
                 shared.popleft().result()
                 advance()
+            results: list[dict[str, Any]] = []
+            concluded: list[tuple[dict[str, Any], dict[str, Any]]] = []
             for slot in slots:
                 if isinstance(slot, _ResourceRun):
                     interrupted = interrupted or slot.interrupted
-                    slot = self._conclude(job, slot)
-                with self._lock:
-                    job.results.append(slot)
+                    concluded.append(self._conclude(job, slot))
+                    slot = concluded[-1][0]
+                results.append(slot)
+            self._audit(job, concluded)
+            with self._lock:
+                job.results.extend(results)
             self._save(job)
             if interrupted:
                 job.errors.append(INTERRUPTED)
@@ -626,7 +645,7 @@ class JobManager:
 
     def _link(self, job: Job, originals: Mapping[str, str], new_ids: Mapping[str, str], parents: _ParentCache) -> None:
         """Metadata on the copy at each level (once per job for parents) and the reverse index (one transaction)."""
-        profile_json = json.dumps(job.settings.describe(), sort_keys=True)
+        profile_json = job.settings.description_json
         rows: list[tuple[str, str, str]] = []
         for segment in ("instances", "series", "studies", "patients"):
             copy, source = new_ids[segment], originals[segment]
@@ -642,8 +661,8 @@ class JobManager:
             rows.append((LEVELS[segment], source, copy))
         self.links.add_many(rows)
 
-    def _conclude(self, job: Job, run: _ResourceRun) -> dict[str, Any]:
-        """Delete the original if asked and safe, append the audit record, and shape the resource's result."""
+    def _conclude(self, job: Job, run: _ResourceRun) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Delete the original if asked and safe; the resource's result and its audit record (for :meth:`_audit`)."""
         level_name = LEVELS[run.level]
         new_resources = sorted(run.new_ids[run.level])
         result: dict[str, Any] = {
@@ -674,7 +693,7 @@ class JobManager:
             "Instances": len(run.stored),
             "Complete": result.get("Complete"),
             "Failed": run.failed,
-            "Settings": job.settings.describe(),
+            "Settings": job.settings.description,
             "InPlace": job.settings.in_place,
             "DeletedOriginal": deleted,
             "Counts": run.counts,
@@ -684,14 +703,19 @@ class JobManager:
                 "Leaking": sum(1 for failure in run.failed if failure["Reason"].startswith("residual PHI")),
             },
         }
+        return result, record
+
+    def _audit(self, job: Job, concluded: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """Append the audit records of concluded resources (one disk round or transaction for all of them) and
+        put each one's ``Audit`` sequence number in its result."""
         try:
-            appended = self.audit.append(record)
-            result["Audit"] = appended.get("Sequence")
-        except Exception as error:  # the copies exist; say loudly that their audit record does not
-            logger.error("job %s: audit record not written: %s", job.id, exception_summary(error))
+            appended = self.audit.append_many([record for _, record in concluded])
+        except Exception as error:  # the copies exist; say loudly that their audit records do not
+            logger.error("job %s: %d audit record(s) not written: %s", job.id, len(concluded), exception_summary(error))
             job.errors.append(f"audit record not written: {exception_summary(error)}")
-            result["Audit"] = None
-        return result
+            appended = [{} for _ in concluded]
+        for (result, _), stored in zip(concluded, appended, strict=True):
+            result["Audit"] = stored.get("Sequence")
 
     def _delete_original(self, job: Job, run: _ResourceRun, new_resources: Iterable[str]) -> bool:
         """InPlace: delete the original only when every instance was stored and verified."""

@@ -79,27 +79,33 @@ def test_both_nodes_append_to_one_chain_and_an_edited_record_breaks_it(
     def append(node: Cluster, name: str) -> None:
         for n in range(40):
             node.audit.append({"Event": "anonymize", "Node": name, "N": n})
+        # an on-ingest batch: its records stay together and in order in the chain
+        node.audit.append_many([{"Event": "anonymize", "Node": name, "Batch": n} for n in range(20)])
 
     threads = [threading.Thread(target=append, args=(node, name)) for node, name in zip(nodes, "AB", strict=True)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert nodes[1].audit.verify() == {"Valid": True, "Records": 80, "BrokenAt": None}
+    assert nodes[1].audit.verify() == {"Valid": True, "Records": 120, "BrokenAt": None}
     records = nodes[0].audit.read()
-    assert [record["Sequence"] for record in records] == list(range(1, 81))
+    assert [record["Sequence"] for record in records] == list(range(1, 121))
     assert {record["Node"] for record in records} == {"A", "B"}
-    assert [record["Sequence"] for record in nodes[0].audit.read(limit=3)] == [78, 79, 80]
+    for name in "AB":
+        batch = [record for record in records if record["Node"] == name and "Batch" in record]
+        assert [record["Batch"] for record in batch] == list(range(20))
+        assert batch[-1]["Sequence"] - batch[0]["Sequence"] == 19  # no record of the other node in between
+    assert [record["Sequence"] for record in nodes[0].audit.read(limit=3)] == [118, 119, 120]
     assert [record["Sequence"] for record in nodes[0].audit.read(since=10, limit=2)] == [11, 12]
-    assert nodes[0].audit.head()[0] == 80
+    assert nodes[0].audit.head()[0] == 120
 
     with psycopg.connect(**postgresql.connection_parameters(), autocommit=True) as connection:
         connection.execute(
             f"UPDATE {SCHEMA}.audit SET record = replace(record, 'anonymize', 'anonymise') WHERE sequence = 30"
         )
-        assert nodes[0].audit.verify() == {"Valid": False, "Records": 80, "BrokenAt": 30}
+        assert nodes[0].audit.verify() == {"Valid": False, "Records": 120, "BrokenAt": 30}
         connection.execute(f"DELETE FROM {SCHEMA}.audit WHERE sequence >= 30 AND sequence <= 31")
-        assert nodes[0].audit.verify() == {"Valid": False, "Records": 78, "BrokenAt": 30}
+        assert nodes[0].audit.verify() == {"Valid": False, "Records": 118, "BrokenAt": 30}
     for node in nodes:
         node.close()
 

@@ -238,3 +238,31 @@ def test_an_object_that_cached_the_end_notices_appends_by_others(tmp_path: Path)
     second.append(anonymization(2))
     first.append(anonymization(3))
     assert first.verify() == {"Valid": True, "Records": 3, "BrokenAt": None}
+
+
+def test_a_batch_is_appended_in_order_with_one_disk_round_and_chains_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import orthanc_anonymizer.audit as audit_module
+
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.append({"Event": "anonymize", "Source": "first"})
+    syncs: list[int] = []
+    real_fsync = audit_module.os.fsync
+    monkeypatch.setattr(audit_module.os, "fsync", lambda descriptor: syncs.append(descriptor) or real_fsync(descriptor))
+    stored = log.append_many([{"Event": "anonymize", "Source": f"instance-{n}"} for n in range(64)])
+    monkeypatch.undo()
+    assert len(syncs) == 1  # one fsync for the 64 records of an on-ingest batch
+    assert [record["Sequence"] for record in stored] == list(range(2, 66))
+    assert [record["Source"] for record in log.read()] == ["first"] + [f"instance-{n}" for n in range(64)]
+    assert log.read()[1:] == stored
+    assert log.append({"Event": "anonymize", "Source": "last"})["Sequence"] == 66
+    assert log.verify() == {"Valid": True, "Records": 66, "BrokenAt": None}
+    assert log.append_many([]) == []
+
+
+def test_a_batch_with_one_bad_record_writes_none_of_them(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.jsonl")
+    with pytest.raises(AuditError, match="Sequence"):
+        log.append_many([{"Event": "anonymize", "Source": "good"}, {"Event": "anonymize", "Sequence": 7}])
+    assert log.read() == []

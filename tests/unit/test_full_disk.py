@@ -80,3 +80,19 @@ def test_after_a_crash_unfinished_resources_are_named_and_a_damaged_record_does_
         "Study b: not finished; its copy, if any, is partial",
         "Study c: not finished; its copy, if any, is partial",
     ]
+
+
+def test_a_batch_of_audit_records_the_disk_cuts_short_is_taken_back_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.append({"Event": "anonymize", "Source": "a"})
+    before = log.path.read_bytes()
+    real_write = os.write
+    monkeypatch.setattr(audit_module.os, "write", lambda descriptor, data: real_write(descriptor, data[:700]))
+    with pytest.raises(OSError, match="No space left"):
+        log.append_many([{"Event": "anonymize", "Source": f"b-{n}"} for n in range(10)])
+    monkeypatch.undo()
+    assert log.path.read_bytes() == before  # not the first records of the batch either
+    assert log.append({"Event": "anonymize", "Source": "c"})["Sequence"] == 2
+    assert log.verify()["Valid"] is True

@@ -236,6 +236,19 @@ def test_a_copy_that_cannot_be_linked_is_deleted_and_its_instance_fails(
     assert job.results[0]["Instances"] == 0 and job.results[0]["Complete"] is False
 
 
+def test_a_batch_of_single_instances_gets_one_audit_record_each_in_order(
+    manager: JobManager, orthanc: FakeOrthanc
+) -> None:
+    """As on-ingest submits them: the records of the batch are appended together, in the order of the batch."""
+    instances = [orthanc.add(data)["ID"] for data in make_files(5)]
+    job = run(manager, "instances", [instances[2], "gone", *instances[:2], *instances[3:]])
+    records = manager.audit.read()  # type: ignore[attr-defined]
+    assert [record["Source"] for record in records] == [instances[2], *instances[:2], *instances[3:]]
+    assert [result.get("Audit") for result in job.results] == [1, None, 2, 3, 4, 5]
+    assert all(result["Instances"] == 1 for result in job.results if result["Source"] != "gone")
+    assert manager.audit.verify()["Valid"] is True  # type: ignore[attr-defined]
+
+
 def test_unknown_resource_in_a_batch_does_not_stop_the_others(manager: JobManager, orthanc: FakeOrthanc) -> None:
     study = {orthanc.add(data)["ParentStudy"] for data in make_files(1)}.pop()
     job = run(manager, "studies", ["nope", study, "gone"])
