@@ -29,7 +29,7 @@ from pydicom.filewriter import write_data_element, write_file_meta_info
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag, tag_in_exception
-from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
 
 from . import __version__, standard
 from .actions import (
@@ -575,15 +575,15 @@ def _parse(data: bytes, stop_before_pixels: bool) -> tuple[Dataset, int]:
         # Read every element now: a truncated or malformed file must fail here, not half-way through the walk.
         for _ in _walk_tags(dataset):
             pass
+        if stop_before_pixels and position < len(data):
+            return dataset, position
+        _check_complete(dataset, data)
     except InvalidDicomError:
         raise
     except PydicomInvalidDicomError as error:
         raise InvalidDicomError(f"not a valid DICOM file ({type(error).__name__})") from None
     except Exception as error:
         raise InvalidDicomError(f"damaged DICOM file: {type(error).__name__} while parsing") from None
-    if stop_before_pixels and position < len(data):
-        return dataset, position
-    _check_complete(dataset, data)
     if 0x00080018 not in dataset:
         raise InvalidDicomError("no SOP Instance UID (0008,0018): the data set is empty or cut short")
     if 0x00280010 in dataset and not any(tag in dataset for tag in _PIXEL_TAGS):
@@ -769,6 +769,9 @@ def _check_complete(dataset: Dataset, data: bytes) -> None:
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
+_KNOWN_VRS = frozenset(vr.value for vr in VR)
+
+
 def _walk_tags(dataset: Dataset, tags: Iterable[int] | None = None) -> Iterator[int]:
     # The elements as stored (raw or converted), without a look-up per tag: this runs over every element read.
     elements = list(dataset.values()) if tags is None else [dataset.get_item(tag) for tag in tags]
@@ -784,6 +787,9 @@ def _walk_tags(dataset: Dataset, tags: Iterable[int] | None = None) -> Iterator[
                     f"{_tag_text(tag)}: {len(element.value)} of its {element.length} bytes present: the file is cut "
                     "short"
                 )
+            if element.VR is not None and element.VR not in _KNOWN_VRS:
+                # Written back as it was read, it would not even take two bytes (a non-ASCII VR is encoded longer)
+                raise InvalidDicomError(f"{_tag_text(tag)}: not a value representation of PS3.5: the file is damaged")
             descend = element.VR in ("SQ", None, "UN")
         else:
             descend = element.VR == "SQ"

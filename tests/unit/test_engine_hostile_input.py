@@ -11,7 +11,7 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
@@ -47,6 +47,11 @@ def _check(data: bytes) -> None:
     edits=st.lists(st.tuples(st.integers(min_value=132, max_value=4000), st.integers(0, 255)), max_size=12),
     cut=st.one_of(st.none(), st.integers(min_value=0, max_value=5000)),
 )
+# Found by the long run (make soak): a VR byte made non-ASCII was written back three bytes long by the fast writer,
+# shifting every later element (the output had no PatientIdentityRemoved); a cut element of unknown VR at the end
+# raised NotImplementedError from the completeness check.
+@example(seed="CT_small.dcm", edits=[(359, 128)], cut=None)
+@example(seed="rtplan.dcm", edits=[(132, 1)], cut=898)
 def test_mutated_files_fail_cleanly_or_anonymize_fully(
     seed: str, edits: list[tuple[int, int]], cut: int | None
 ) -> None:
