@@ -274,6 +274,12 @@ class _Walker:
             self._record(path, tag, keyword, "unknown", "X", True)
             del dataset[tag]
             return
+        if rule is None and vr != "SQ" and _text_where_none_belongs(tag, vr):
+            # A name, or text, under a tag the dictionary gives a binary VR (a damaged tag, or a misuse): kept as
+            # the table would keep that attribute, it would carry text nobody has checked.
+            self._record(path, tag, keyword, "vr-mismatch", "X", True)
+            del dataset[tag]
+            return
         if rule is None:
             if vr == "SQ":
                 self._descend(dataset, tag, path, keywords, keyword, cleaning)
@@ -572,6 +578,10 @@ def _parse(data: bytes, stop_before_pixels: bool) -> tuple[Dataset, int]:
         stream = BytesIO(data)
         dataset = dcmread(stream, force=False, stop_before_pixels=stop_before_pixels)
         position = stream.tell()
+        meta = getattr(dataset, "file_meta", None)
+        syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+        if syntax is not None and not isinstance(syntax, str):  # several values: a damaged file meta
+            raise InvalidDicomError("(0002,0010) Transfer Syntax UID: not one UID: the file meta is damaged")
         # Read every element now: a truncated or malformed file must fail here, not half-way through the walk.
         for _ in _walk_tags(dataset):
             pass
@@ -964,6 +974,24 @@ def _check_kept_value(dataset: Dataset, tag: int, vr: str) -> None:
     text = raw.rstrip(b"\x00 ") if vr == "UI" else raw
     if (_NOT_UID if vr == "UI" else _NOT_TEXT).search(text):
         raise AnonymizationError(f"{_tag_text(tag)}: value holds bytes not valid for {vr}; the file looks damaged")
+
+
+_TEXT_VRS = _CHECKED_TEXT_VRS | {"UI", "UR"}
+
+
+@lru_cache(maxsize=4096)
+def _text_where_none_belongs(tag: int, vr: str) -> bool:
+    """Whether an element read with ``vr`` (from an explicit VR file) holds a name where its tag's attribute has
+    none, or text where its tag's attribute is binary, by pydicom's data dictionary."""
+    if vr not in _TEXT_VRS:
+        return False
+    try:
+        expected = set(str(dictionary_VR(tag)).split(" or "))
+    except KeyError:
+        return False
+    if vr == "PN":
+        return "PN" not in expected
+    return not expected & _TEXT_VRS
 
 
 @lru_cache(maxsize=4096)

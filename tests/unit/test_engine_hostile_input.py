@@ -18,6 +18,7 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.valuerep import VR
 
 from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes
 from orthanc_anonymizer.errors import AnonymizerError
@@ -64,6 +65,55 @@ def test_mutated_files_fail_cleanly_or_anonymize_fully(
     _check(bytes(data))
 
 
+# Element headers are where a damaged file goes wrong: the VR, the length and the tag of an element, in files of
+# every encoding pydicom ships (explicit and implicit VR, big endian, deflated, encapsulated, sequences, SR, RT).
+HEADER_SEEDS = {
+    name: Path(get_testdata_file(name)).read_bytes()
+    for name in (
+        "CT_small.dcm",
+        "MR_small.dcm",
+        "MR_small_bigendian.dcm",
+        "MR_small_implicit.dcm",
+        "image_dfl.dcm",
+        "rtplan.dcm",
+        "rtdose.dcm",
+        "test-SR.dcm",
+        "reportsi.dcm",
+        "JPEG2000.dcm",
+        "SC_rgb_small_odd.dcm",
+        "SC_rgb_jpeg_dcmtk.dcm",
+    )
+}
+_VR_BYTES = {vr.value.encode() for vr in VR if len(vr.value) == 2}
+VR_POSITIONS = {
+    name: [at for at in range(132, len(data) - 1) if data[at : at + 2] in _VR_BYTES]
+    for name, data in HEADER_SEEDS.items()
+}
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), seed=st.sampled_from(sorted(HEADER_SEEDS)))
+def test_damaged_element_headers_fail_cleanly_or_anonymize_fully(data: st.DataObject, seed: str) -> None:
+    original = HEADER_SEEDS[seed]
+    damaged = bytearray(original)
+    for _ in range(data.draw(st.integers(1, 4), label="edits")):
+        at = data.draw(st.sampled_from(VR_POSITIONS[seed]), label="element") + data.draw(
+            st.integers(-4, 7), label="field byte"
+        )
+        if 132 <= at < len(damaged):
+            damaged[at] = data.draw(st.integers(0, 255), label="value")
+    try:
+        output, _report = anonymize_bytes(bytes(damaged), SETTINGS)
+    except AnonymizerError:
+        return
+    result = dcmread(BytesIO(output))
+    assert result.PatientIdentityRemoved == "YES"
+    name = dcmread(BytesIO(original)).get("PatientName")
+    if name and len(str(name)) >= 4:
+        assert str(name).encode() not in output
+    assert result.SOPInstanceUID != dcmread(BytesIO(original)).SOPInstanceUID
+
+
 @settings(max_examples=EXAMPLES, deadline=None)
 @given(st.binary(max_size=600))
 def test_arbitrary_bytes_after_a_valid_preamble(noise: bytes) -> None:
@@ -104,6 +154,30 @@ def test_deeply_nested_sequences_are_cleaned_at_every_depth() -> None:
     except AnonymizerError:
         return
     assert b"Hostile" not in output
+
+
+def test_a_name_under_a_tag_whose_attribute_holds_no_text_is_removed() -> None:
+    """Found by a long run of the fuzzer above: a damaged group number moved Patient's Name to (7F10,0010), a
+    Variable Pixel Data tag that no table row names (so kept), and the name went out with it."""
+    ds = _base()
+    ds.add_new(0x7F100010, "PN", "Hostile^Input")  # dictionary: OB or OW
+    ds.add_new(0x00280002, "LO", "Hostile text")  # Samples per Pixel (US) holding text
+    ds.add_new(0x00200013, "PN", "Hostile^Input")  # Instance Number (IS) holding a name
+    output, _ = anonymize_bytes(_file(ds), SETTINGS)
+    assert b"Hostile" not in output
+    result = dcmread(BytesIO(output))
+    assert 0x7F100010 not in result and 0x00280002 not in result and 0x00200013 not in result
+    assert result.PatientIdentityRemoved == "YES"
+
+
+def test_a_transfer_syntax_uid_with_two_values_is_refused_naming_it() -> None:
+    """Found by the fuzzer above: the meta element then reads as a list, which the engine took for one UID."""
+    data = Path(get_testdata_file("CT_small.dcm")).read_bytes()
+    syntax = b"1.2.840.10008.1.2.1\x00"
+    assert data.count(syntax) == 1
+    damaged = data.replace(syntax, b"1.2.840.10008.1.2.1\\")  # same length, a second (empty) value
+    with pytest.raises(AnonymizerError, match=r"\(0002,0010\) Transfer Syntax UID"):
+        anonymize_bytes(damaged, SETTINGS)
 
 
 def test_huge_values_are_handled() -> None:
