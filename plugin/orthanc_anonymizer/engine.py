@@ -380,7 +380,10 @@ class _Walker:
             if Option.RetainLongModifDates in self.options and vr in DATE_VRS:
                 return self._shift(tag, vr, value), "S"
             if Option.RetainLongFullDates in self.options or vr == "TM":
-                return value, "K"
+                if _temporal_values_valid(value, vr):
+                    return value, "K"
+                # Not a date or time (a damaged length reads the next attributes into it): not kept as it is
+                self.report.warnings.append(f"{_tag_text(tag)}: value not a valid {vr}, replaced by a dummy")
             return dummy_value(vr), "D"
         if vr == "PN":
             return dummy_value(vr), "D"
@@ -949,6 +952,28 @@ def _safe_private_index() -> frozenset[tuple[str, int, int]]:
 
 
 # Bytes that never occur in a text value of any character set DICOM allows (ESC, CR, LF, TAB and FF do).
+_TEMPORAL_FORMS = {
+    # PS3.5 6.2 (TM also in the ACR-NEMA form with colons, which pydicom reads); values padded with spaces
+    "DA": re.compile(r"\d{8}|\d{4}\.\d{2}\.\d{2}"),
+    "DT": re.compile(r"\d{4}(\d{2}(\d{2}(\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?)?)?)?([+-]\d{4})?"),
+    "TM": re.compile(r"\d{2}(:?\d{2}(:?\d{2}(\.\d{1,6})?)?)?"),
+}
+
+
+def _temporal_values_valid(value: Any, vr: str) -> bool:
+    """Whether every value of a DA, DT or TM element is empty or has its VR's form."""
+    if value is None:
+        return True
+    items = value if isinstance(value, MultiValue | list | tuple) else [value]
+    form = _TEMPORAL_FORMS[vr]
+    for item in items:
+        text = item.decode("latin-1") if isinstance(item, bytes) else str(item)
+        text = text.strip(" \x00")
+        if text and (len(text) > 26 or not form.fullmatch(text)):
+            return False
+    return True
+
+
 _NOT_TEXT = re.compile(rb"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]")
 _NOT_UID = re.compile(rb"[^0-9.\\ ]")
 _CHECKED_TEXT_VRS = frozenset(

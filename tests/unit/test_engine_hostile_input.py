@@ -22,9 +22,26 @@ from pydicom.valuerep import VR
 
 from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes
 from orthanc_anonymizer.errors import AnonymizerError
+from orthanc_anonymizer.profiles import Option, Profile
 from orthanc_anonymizer.uids import KeyedHasher
 
 SETTINGS = AnonymizationSettings(hasher=KeyedHasher(b"fuzz"))
+# The options that keep more (dates, times, descriptions cleaned rather than removed, safe private attributes)
+KEEPING_SETTINGS = AnonymizationSettings(
+    hasher=KeyedHasher(b"fuzz"),
+    profile=Profile(
+        options=frozenset(
+            {
+                Option.CleanDesc,
+                Option.CleanStructdCont,
+                Option.CleanGraph,
+                Option.RetainSafePrivate,
+                Option.RetainLongModifDates,
+                Option.RetainPatientChars,
+            }
+        )
+    ),
+)
 SEEDS = {name: Path(get_testdata_file(name)).read_bytes() for name in ("CT_small.dcm", "rtplan.dcm", "JPEG2000.dcm")}
 EXAMPLES = 2000 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 150
 
@@ -92,8 +109,14 @@ VR_POSITIONS = {
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data(), seed=st.sampled_from(sorted(HEADER_SEEDS)))
-def test_damaged_element_headers_fail_cleanly_or_anonymize_fully(data: st.DataObject, seed: str) -> None:
+@given(
+    data=st.data(),
+    seed=st.sampled_from(sorted(HEADER_SEEDS)),
+    anonymization=st.sampled_from([SETTINGS, KEEPING_SETTINGS]),
+)
+def test_damaged_element_headers_fail_cleanly_or_anonymize_fully(
+    data: st.DataObject, seed: str, anonymization: AnonymizationSettings
+) -> None:
     original = HEADER_SEEDS[seed]
     damaged = bytearray(original)
     for _ in range(data.draw(st.integers(1, 4), label="edits")):
@@ -103,7 +126,7 @@ def test_damaged_element_headers_fail_cleanly_or_anonymize_fully(data: st.DataOb
         if 132 <= at < len(damaged):
             damaged[at] = data.draw(st.integers(0, 255), label="value")
     try:
-        output, _report = anonymize_bytes(bytes(damaged), SETTINGS)
+        output, _report = anonymize_bytes(bytes(damaged), anonymization)
     except AnonymizerError:
         return
     result = dcmread(BytesIO(output))
@@ -168,6 +191,21 @@ def test_a_name_under_a_tag_whose_attribute_holds_no_text_is_removed() -> None:
     result = dcmread(BytesIO(output))
     assert 0x7F100010 not in result and 0x00280002 not in result and 0x00200013 not in result
     assert result.PatientIdentityRemoved == "YES"
+
+
+def test_a_kept_time_that_is_not_a_time_is_replaced() -> None:
+    """Found by the fuzzer above with the keeping options: a damaged length made Series Time read the next
+    attributes, Patient's Name among them; times are kept under RetainLongModifDates, and so was the name."""
+    ds = _base()
+    ds.SeriesTime = "1200\x08\x00\x10\x00PN\x0e\x00Hostile^Input"
+    ds.StudyTime = "Hostile^Input"
+    ds.AcquisitionTime = "101010.25"
+    output, report = anonymize_bytes(_file(ds), KEEPING_SETTINGS)
+    assert b"Hostile" not in output
+    result = dcmread(BytesIO(output))
+    assert result.AcquisitionTime == "101010.25"  # a valid time stays, as the option says
+    assert result.SeriesTime != ds.SeriesTime and result.StudyTime != ds.StudyTime
+    assert any("(0008,0031)" in warning or "0008,0031" in warning for warning in report.warnings)
 
 
 def test_a_transfer_syntax_uid_with_two_values_is_refused_naming_it() -> None:
