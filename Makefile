@@ -76,10 +76,10 @@ $(VENV)/.bench-installed: pyproject.toml $(VENV)/.installed
 bench: venv $(VENV)/.bench-installed
 	$(VENV)/bin/python -m bench.run
 
-# Long fuzz runs, never part of make test: the engine's input and the REST routes' bodies (a real Orthanc).
+# Long fuzz runs, never part of make test: the engine's input, profile files and the REST routes' bodies (a real Orthanc).
 soak: venv
 	HYPOTHESIS_PROFILE=long $(VENV)/bin/pytest -q tests/unit/test_engine_hostile_input.py \
-	  tests/integration/test_fuzz_route_bodies.py
+	  tests/unit/test_profile_files_fuzz.py tests/integration/test_fuzz_route_bodies.py
 
 standard: venv
 	$(VENV)/bin/python tools/generate_standard.py ../shared
