@@ -34,6 +34,7 @@ from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
 from . import __version__, standard
 from .actions import (
     DATE_VRS,
+    STRING_VRS,
     TEXT_VRS,
     TextCleaner,
     dummy_value,
@@ -951,7 +952,6 @@ def _safe_private_index() -> frozenset[tuple[str, int, int]]:
     return frozenset(index)
 
 
-# Bytes that never occur in a text value of any character set DICOM allows (ESC, CR, LF, TAB and FF do).
 _TEMPORAL_FORMS = {
     # PS3.5 6.2 (TM also in the ACR-NEMA form with colons, which pydicom reads); values padded with spaces
     "DA": re.compile(r"\d{8}|\d{4}\.\d{2}\.\d{2}"),
@@ -974,6 +974,7 @@ def _temporal_values_valid(value: Any, vr: str) -> bool:
     return True
 
 
+# Bytes that never occur in a text value of any character set DICOM allows (ESC, CR, LF, TAB and FF do).
 _NOT_TEXT = re.compile(rb"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]")
 _NOT_UID = re.compile(rb"[^0-9.\\ ]")
 _CHECKED_TEXT_VRS = frozenset(
@@ -1001,14 +1002,11 @@ def _check_kept_value(dataset: Dataset, tag: int, vr: str) -> None:
         raise AnonymizationError(f"{_tag_text(tag)}: value holds bytes not valid for {vr}; the file looks damaged")
 
 
-_TEXT_VRS = _CHECKED_TEXT_VRS | {"UI", "UR"}
-
-
 @lru_cache(maxsize=4096)
 def _text_where_none_belongs(tag: int, vr: str) -> bool:
     """Whether an element read with ``vr`` (from an explicit VR file) holds a name where its tag's attribute has
     none, or text where its tag's attribute is binary, by pydicom's data dictionary."""
-    if vr not in _TEXT_VRS:
+    if vr not in STRING_VRS:
         return False
     try:
         expected = set(str(dictionary_VR(tag)).split(" or "))
@@ -1016,7 +1014,7 @@ def _text_where_none_belongs(tag: int, vr: str) -> bool:
         return False
     if vr == "PN":
         return "PN" not in expected
-    return not expected & _TEXT_VRS
+    return not expected & STRING_VRS
 
 
 @lru_cache(maxsize=4096)
