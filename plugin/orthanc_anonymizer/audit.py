@@ -134,6 +134,18 @@ def seal(record: dict[str, object], previous_sequence: int, previous_hash: str) 
     return stored
 
 
+def seal_many(
+    records: Iterable[dict[str, object]], previous_sequence: int, previous_hash: str
+) -> list[dict[str, object]]:
+    """``records`` sealed one after the other (:func:`seal`), the first after ``previous_sequence``."""
+    stored_records: list[dict[str, object]] = []
+    for record in records:
+        stored = seal(record, previous_sequence, previous_hash)
+        stored_records.append(stored)
+        previous_sequence, previous_hash = previous_sequence + 1, str(stored["Hash"])
+    return stored_records
+
+
 def verify_chain(records: Iterable[dict[str, Any] | None]) -> dict[str, object]:
     """Check a chain of records, oldest first (``None`` for one that does not parse): ``{"Valid", "Records",
     "BrokenAt"}``, as :meth:`AuditLog.verify` explains."""
@@ -195,11 +207,7 @@ class AuditLog:
             if key != self._tail_key:
                 self._tail = self._read_tail(file, stat.st_size)
             sequence, previous_hash = self._tail
-            stored_records: list[dict[str, object]] = []
-            for record in records:
-                stored = seal(record, sequence, previous_hash)
-                stored_records.append(stored)
-                sequence, previous_hash = sequence + 1, str(stored["Hash"])
+            stored_records = seal_many(records, sequence, previous_hash)
             lines = b"".join(canonical_json(stored) + b"\n" for stored in stored_records)
             if stat.st_size and not self._ends_with_newline(file, stat.st_size):
                 # A line cut by a crash stays on its own line (verify reports it); ours starts on a fresh one.
@@ -213,7 +221,7 @@ class AuditLog:
                 os.ftruncate(file.fileno(), stat.st_size)  # no cut line left to break the chain
                 raise
             self._tail_key = (stat.st_ino, stat.st_size + len(lines))
-            self._tail = (sequence, previous_hash)
+            self._tail = (sequence + len(stored_records), str(stored_records[-1]["Hash"]))
         return stored_records
 
     @contextlib.contextmanager

@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .audit import GENESIS_HASH, canonical_json, check_record, parse_record, seal, verify_chain
+from .audit import GENESIS_HASH, canonical_json, check_record, parse_record, seal_many, verify_chain
 from .config import SharedDatabase
 from .errors import AnonymizerError, LinkStoreError
 from .jobs import JobStore
@@ -242,11 +242,7 @@ class SharedAuditLog:
                 f"SELECT sequence, hash FROM {SCHEMA}.audit ORDER BY sequence DESC LIMIT 1"
             ).fetchone()
             sequence, previous_hash = (int(newest[0]), str(newest[1])) if newest else (0, GENESIS_HASH)
-            stored_records: list[dict[str, object]] = []
-            for record in records:
-                stored = seal(record, sequence, previous_hash)
-                stored_records.append(stored)
-                sequence, previous_hash = sequence + 1, str(stored["Hash"])
+            stored_records = seal_many(records, sequence, previous_hash)
             with connection.cursor() as cursor:
                 cursor.executemany(
                     f"INSERT INTO {SCHEMA}.audit (sequence, hash, record) VALUES (%s, %s, %s)",
