@@ -175,7 +175,7 @@ class Job:
             "Type": "DryRun" if self.settings.dry_run else "Anonymize",
             "Level": LEVELS[self.level],
             "Resources": list(self.resources),
-            "Settings": {**self.settings.describe(), "InPlace": self.settings.in_place},
+            "Settings": {**self.settings.description, "InPlace": self.settings.in_place},
             "User": self.user,
             "State": self.state,
             "Progress": self.progress,

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .errors import LinkStoreError
+from .logs import exception_summary
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS links (
@@ -86,6 +87,4 @@ def _reported(doing: str) -> Iterator[None]:
     try:
         yield
     except sqlite3.Error as error:
-        raise LinkStoreError(
-            f"the links index (links.sqlite) cannot be {doing}: {type(error).__name__}: {error}"
-        ) from error
+        raise LinkStoreError(f"the links index (links.sqlite) cannot be {doing}: {exception_summary(error)}") from error
