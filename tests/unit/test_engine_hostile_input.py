@@ -106,6 +106,14 @@ VR_POSITIONS = {
     name: [at for at in range(132, len(data) - 1) if data[at : at + 2] in _VR_BYTES]
     for name, data in HEADER_SEEDS.items()
 }
+# (Patient's Name as bytes, or None when too short to search for; SOP Instance UID) of each seed
+SEED_IDENTITY = {
+    name: (
+        str(ds.PatientName).encode() if len(str(ds.get("PatientName", ""))) >= 4 else None,
+        ds.SOPInstanceUID,
+    )
+    for name, ds in ((name, dcmread(BytesIO(data))) for name, data in HEADER_SEEDS.items())
+}
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -117,8 +125,7 @@ VR_POSITIONS = {
 def test_damaged_element_headers_fail_cleanly_or_anonymize_fully(
     data: st.DataObject, seed: str, anonymization: AnonymizationSettings
 ) -> None:
-    original = HEADER_SEEDS[seed]
-    damaged = bytearray(original)
+    damaged = bytearray(HEADER_SEEDS[seed])
     for _ in range(data.draw(st.integers(1, 4), label="edits")):
         at = data.draw(st.sampled_from(VR_POSITIONS[seed]), label="element") + data.draw(
             st.integers(-4, 7), label="field byte"
@@ -131,10 +138,10 @@ def test_damaged_element_headers_fail_cleanly_or_anonymize_fully(
         return
     result = dcmread(BytesIO(output))
     assert result.PatientIdentityRemoved == "YES"
-    name = dcmread(BytesIO(original)).get("PatientName")
-    if name and len(str(name)) >= 4:
-        assert str(name).encode() not in output
-    assert result.SOPInstanceUID != dcmread(BytesIO(original)).SOPInstanceUID
+    name, uid = SEED_IDENTITY[seed]
+    if name is not None:
+        assert name not in output
+    assert result.SOPInstanceUID != uid
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
@@ -205,7 +212,7 @@ def test_a_kept_time_that_is_not_a_time_is_replaced() -> None:
     result = dcmread(BytesIO(output))
     assert result.AcquisitionTime == "101010.25"  # a valid time stays, as the option says
     assert result.SeriesTime != ds.SeriesTime and result.StudyTime != ds.StudyTime
-    assert any("(0008,0031)" in warning or "0008,0031" in warning for warning in report.warnings)
+    assert any("0008,0031" in warning for warning in report.warnings)
 
 
 def test_a_transfer_syntax_uid_with_two_values_is_refused_naming_it() -> None:
