@@ -30,12 +30,12 @@ def test_launcher_runs_orthanc_with_the_plugin_and_the_overrides(tmp_path) -> No
         [sys.executable, "-m", "orthanc_anonymizer.launch", "run"], env=environ, stdout=log, stderr=subprocess.STDOUT
     )
     try:
-        deadline, system = time.monotonic() + 60, None
+        deadline, system = time.monotonic() + 180, None
         while time.monotonic() < deadline and process.poll() is None:
             try:
-                system = requests.get(f"http://127.0.0.1:{http}/system", timeout=2).json()
+                system = requests.get(f"http://127.0.0.1:{http}/system", timeout=10).json()
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow to answer while it starts
                 time.sleep(0.1)
         assert system is not None, (tmp_path / "launch.log").read_text()
         assert system["DicomPort"] == dicom
