@@ -7,6 +7,7 @@ import importlib
 import json
 import sys
 import threading
+import time
 import types
 from typing import Any
 
@@ -91,16 +92,22 @@ def test_gate_bounds_loopback_calls(glue: types.ModuleType) -> None:
             with lock:
                 inside += 1
                 peak = max(peak, inside)
-            release.wait(0.2)
+            release.wait(60)  # held until the test has seen the gate full
             with lock:
                 inside -= 1
 
     threads = [threading.Thread(target=check) for _ in range(12)]
     for thread in threads:
         thread.start()
+    deadline = time.monotonic() + 60
+    while inside < glue._Gate.CHECKS and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # the other threads try to get in meanwhile (a slow machine can only make this pass, never fail)
+    release.set()
     for thread in threads:
-        thread.join(10)
+        thread.join(60)
     assert peak == glue._Gate.CHECKS
+    assert inside == 0
 
 
 def test_caller_is_the_http_user(glue: types.ModuleType) -> None:
