@@ -90,7 +90,8 @@ def new_page(browser: Any, request: pytest.FixtureRequest, page_errors: list[str
 
     def make(http_credentials: dict[str, str] | None = None) -> Any:
         context = browser.new_context(viewport={"width": 1280, "height": 1000}, http_credentials=http_credentials)
-        context.set_default_timeout(20_000)
+        # Waits end on conditions (an element shown, a URL reached); the bound is for a real hang, not a slow machine.
+        context.set_default_timeout(60_000)
         contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda error: page_errors.append(str(error)))
