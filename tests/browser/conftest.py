@@ -68,8 +68,9 @@ def prefix_proxy(open_orthanc: Any) -> Iterator[PrefixProxy]:
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (make apt)")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=60_000)  # expect() waits for its condition; 5 s by default, too short under load
     with sync_playwright() as playwright:
         # Playwright gives each launch a fresh, empty --user-data-dir of its own (and refuses one in ``args``).
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
