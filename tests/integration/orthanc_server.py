@@ -148,7 +148,7 @@ class OrthancServer:
         answer: dict[str, Any] = response.json()
         return answer
 
-    def wait_job(self, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
+    def wait_job(self, job_id: str, timeout: float = 300.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             record: dict[str, Any] = self.json(f"/anonymizer/jobs/{job_id}")
