@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import AnonymizerConfig
+from .config import AnonymizerConfig, RequestLimits
 from .errors import AnonymizerError, ProfileError
+from .identity import ValueRejected, check_patient_id, check_patient_name
 from .jobs import JobSettings
 from .orthanc_client import LEVELS
 from .profile_files import load_profiles, resolve_profile, rules_from_json
-from .profiles import Option
+from .profiles import Option, Rule
 
 _SETTING_KEYS = {
     "Profile",
@@ -37,7 +38,11 @@ _LEVEL_NAMES = {name.lower(): segment for segment, name in LEVELS.items()} | {se
 
 
 class BadRequest(AnonymizerError):
-    """The request is malformed or names something unknown (HTTP 400)."""
+    """The request is malformed, names something unknown or asks for more than a limit allows (HTTP 400)."""
+
+
+class RequestTooLarge(AnonymizerError):
+    """The request body is larger than ``Anonymizer.MaximumRequestBytes`` (HTTP 413)."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,11 @@ def nesting_depth(text: str) -> int:
     return max(itertools.accumulate((1 if bracket in "[{" else -1 for bracket in brackets), initial=0))
 
 
-def _decode(body: bytes) -> dict[str, Any]:
+def _decode(body: bytes, limits: RequestLimits) -> dict[str, Any]:
+    if len(body) > limits.body_bytes:
+        raise RequestTooLarge(
+            f"body: {len(body)} bytes, more than Anonymizer.MaximumRequestBytes ({limits.body_bytes})"
+        )
     if not body.strip():
         return {}
     try:  # as json.loads does with bytes (UTF-8, 16 or 32), but first, so the depth is checked on the text
@@ -133,7 +142,8 @@ def parse_settings(body: Mapping[str, Any], config: AnonymizerConfig) -> JobSett
         profile = resolve_profile(profile_name, config.profiles_directory)
         profile = profile.with_options(Option.parse(option) for option in options)
         if body.get("Rules") is not None:
-            profile = profile.with_rules(rules_from_json(body["Rules"], "Rules"))
+            rules = _bounded_rules(body["Rules"], config.limits.rules)
+            profile = profile.with_rules(rules)
     except ProfileError as error:
         raise BadRequest(str(error)) from None
     dry_run = _bool(body, "DryRun")
@@ -143,19 +153,41 @@ def parse_settings(body: Mapping[str, Any], config: AnonymizerConfig) -> JobSett
     in_place = _bool(body, "InPlace")
     if in_place and dry_run:
         raise BadRequest("InPlace: not with DryRun")
+    patient_name, patient_id = _optional_text(body, "PatientName"), _optional_text(body, "PatientID")
+    try:
+        if patient_name is not None:
+            check_patient_name(patient_name)
+        if patient_id is not None:
+            check_patient_id(patient_id)
+    except ValueRejected as error:
+        raise BadRequest(str(error)) from None
     return JobSettings(
         profile=profile,
-        patient_name=_optional_text(body, "PatientName"),
-        patient_id=_optional_text(body, "PatientID"),
+        patient_name=patient_name,
+        patient_id=patient_id,
         in_place=in_place,
         dry_run=dry_run,
         include_values=include_values,
     )
 
 
+def _bounded_rules(value: object, most: int) -> list[Rule]:
+    """The body's ``"Rules"``, at most ``most`` of them (a list is counted before its rules are parsed)."""
+
+    def refuse(count: int) -> BadRequest:
+        return BadRequest(f"Rules: {count} rules, more than Anonymizer.MaximumRules ({most})")
+
+    if isinstance(value, list) and len(value) > most:
+        raise refuse(len(value))
+    rules = rules_from_json(value, "Rules")
+    if len(rules) > most:
+        raise refuse(len(rules))
+    return rules
+
+
 def parse_anonymize(body: bytes, config: AnonymizerConfig) -> AnonymizeRequest:
     """The body of ``POST /anonymizer/{level}/{id}``."""
-    decoded = _decode(body)
+    decoded = _decode(body, config.limits)
     unknown = sorted(set(decoded) - _SETTING_KEYS)
     if unknown:
         raise BadRequest(f"{unknown[0]}: unknown field; known fields: {', '.join(sorted(_SETTING_KEYS))}")
@@ -164,7 +196,7 @@ def parse_anonymize(body: bytes, config: AnonymizerConfig) -> AnonymizeRequest:
 
 def parse_batch(body: bytes, config: AnonymizerConfig) -> AnonymizeRequest:
     """The body of ``POST /anonymizer/batch``: ``{"Level", "Resources": [ids], ...settings}``."""
-    decoded = _decode(body)
+    decoded = _decode(body, config.limits)
     known = _SETTING_KEYS | _BATCH_KEYS
     unknown = sorted(set(decoded) - known)
     if unknown:
@@ -179,6 +211,11 @@ def parse_batch(body: bytes, config: AnonymizerConfig) -> AnonymizeRequest:
         or not all(isinstance(item, str) and item for item in resources)
     ):
         raise BadRequest("Resources: expected a non-empty list of Orthanc IDs")
+    if len(resources) > config.limits.batch_resources:
+        raise BadRequest(
+            f"Resources: {len(resources)} IDs, more than Anonymizer.MaximumBatchResources "
+            f"({config.limits.batch_resources})"
+        )
     if len(set(resources)) != len(resources):
         raise BadRequest("Resources: an ID is listed twice")
     return AnonymizeRequest(

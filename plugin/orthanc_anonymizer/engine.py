@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pydicom import dcmread
-from pydicom.charset import default_encoding
+from pydicom.charset import convert_encodings, default_encoding
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset, validate_file_meta
@@ -31,7 +31,7 @@ from pydicom.sequence import Sequence
 from pydicom.tag import Tag, tag_in_exception
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
 
-from . import __version__, standard
+from . import __version__, identity, standard
 from .actions import (
     DATE_VRS,
     STRING_VRS,
@@ -480,6 +480,11 @@ class _Walker:
             rule = self.table.rule_for(tag)
             if chosen is None and rule is not None and rule in (Action.K, Action.X):
                 continue  # a custom rule keeps or removes it: the rule wins
+            if chosen is not None and not identity.encodable(chosen, _instance_encodings(dataset)):
+                raise AnonymizationError(
+                    f"{_tag_text(tag)} {keyword_for_tag(tag)}: the chosen value has characters the instance's "
+                    "Specific Character Set (0008,0005) cannot hold"
+                )
             value = chosen if chosen is not None else derive(self.patient_key)
             before = _text(dataset.get(tag)) if tag in dataset else None
             dataset.add_new(tag, vr, value)
@@ -908,6 +913,18 @@ def _write_plainly(dataset: Dataset) -> bytes | None:
             with tag_in_exception(Tag(tag)):
                 write_data_element(fp, element, charset)
     return fp.getvalue()
+
+
+def _instance_encodings(dataset: Dataset) -> list[str]:
+    """The Python codecs of ``dataset``'s Specific Character Set; the default repertoire is ASCII (PS3.5 6.1.2.1),
+    which pydicom reads permissively as ``iso8859``."""
+    value = dataset.get("SpecificCharacterSet") or ""
+    terms = [value] if isinstance(value, str) else list(value)
+    try:
+        encodings = convert_encodings(terms or [""])
+    except LookupError:
+        return ["ascii"]
+    return ["ascii" if encoding == default_encoding else encoding for encoding in encodings]
 
 
 def anonymize_bytes(data: bytes, settings: AnonymizationSettings) -> tuple[bytes, AnonymizationReport]:

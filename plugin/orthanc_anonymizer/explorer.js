@@ -622,8 +622,9 @@
       var used = JSON.parse(text);
       var words = 'Profile ' + used.Profile;
       words += (used.Options && used.Options.length) ? ', options ' + used.Options.join(', ') : ', no options';
-      if (used.Rules && used.Rules.length) {
-        words += ', ' + used.Rules.length + ' custom rules';
+      var rules = used.RuleCount || (used.Rules && used.Rules.length);  /* Rules: a list, in copies made by earlier versions */
+      if (rules) {
+        words += ', ' + rules + ' custom rules';
       }
       if (used.Edition) {
         words += ' (PS3.15 ' + used.Edition + ')';

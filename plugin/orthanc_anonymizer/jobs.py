@@ -13,6 +13,7 @@ one record to the audit trail.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -33,7 +34,7 @@ from .errors import LinkStoreError
 from .links import LinkIndex
 from .logs import exception_summary
 from .orthanc_client import LEVELS, OrthancClient, OrthancError, OrthancUnreachable, ResourceNotFound
-from .profiles import Profile
+from .profiles import Profile, Rule
 from .uids import KeyedHasher
 from .workers import InstanceOutcome, InstanceTask, anonymize_instance
 
@@ -104,6 +105,14 @@ def fetch_and_anonymize(
     return FetchedInstance(outcome=anonymize_instance(data, task))
 
 
+def rules_digest(rules: Sequence[Rule]) -> str | None:
+    """``sha256:`` of the rules as ``pattern;action`` lines: the same rules give the same digest (``None``: none)."""
+    if not rules:
+        return None
+    text = "\n".join(f"{rule.pattern};{rule.action.value}" for rule in rules)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 @dataclass(frozen=True)
 class JobSettings:
     """One request's settings, checked. ``patient_name``/``patient_id`` are the caller's new values."""
@@ -129,7 +138,9 @@ class JobSettings:
         description = {
             "Profile": self.profile.name,
             "Options": [option.value for option in self.profile.sorted_options],
-            "Rules": [f"{rule.pattern};{rule.action.value}" for rule in self.profile.rules],
+            # A count and a digest, not the rules: a record's size must not grow with what a caller sends.
+            "RuleCount": len(self.profile.rules),
+            "RulesDigest": rules_digest(self.profile.rules),
             "Edition": self.profile.describe()["Edition"],
             "EngineVersion": __version__,
         }

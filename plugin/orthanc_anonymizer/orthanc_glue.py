@@ -26,7 +26,7 @@ from typing import Any
 import orthanc
 
 from . import __version__
-from .api import BadRequest, optional_int, parse_anonymize, parse_batch, profiles_answer
+from .api import BadRequest, RequestTooLarge, optional_int, parse_anonymize, parse_batch, profiles_answer
 from .audit import AuditLog
 from .auto_anonymize import AutoAnonymizer, AutoAnonymizeSetup, resolve_auto_anonymize
 from .cluster import Cluster
@@ -252,7 +252,7 @@ def _audit_denial(denial: _Forbidden, method: object, uri: str) -> None:
 
 
 def _route(methods: tuple[str, ...]) -> Callable[[Route], Route]:
-    """Wrap a route: method check, and exceptions turned into HTTP answers (400, 404, 503, 500)."""
+    """Wrap a route: method check, and exceptions turned into HTTP answers (400, 403, 404, 413, 503, 500)."""
 
     def decorate(function: Route) -> Route:
         def handler(output: Any, uri: str, **request: Any) -> None:
@@ -263,6 +263,8 @@ def _route(methods: tuple[str, ...]) -> Callable[[Route], Route]:
                 function(output, uri, **request)
             except (BadRequest, ProfileError) as error:
                 _error(output, 400, str(error))
+            except RequestTooLarge as error:
+                _error(output, 413, str(error))
             except ResourceNotFound as error:
                 _error(output, 404, f"unknown resource ({error})")
             except _Forbidden as error:
@@ -353,14 +355,25 @@ def _holds_values(record: dict[str, Any]) -> bool:
 @_route(("GET",))
 def _job(output: Any, uri: str, **request: Any) -> None:
     (job_id,) = request["groups"]
-    _require(request.get("headers"), "jobs")
+    headers = request.get("headers") or {}
+    _require(headers, "jobs")
     record = _state().manager.record(job_id)
-    if record is not None and _holds_values(record):
-        _require(request.get("headers"), "dry-run-values")
     if record is None:
         _error(output, 404, f"unknown job {job_id}")
-    else:
-        _answer(output, record)
+        return
+    # A job's Results pair each original with its copy, as the links route does: a user who may not follow links
+    # reads only the jobs they started (whose originals they named themselves).
+    user = _caller(headers)
+    if record.get("User") != user and not _state().config.access.allows(user, "links"):
+        raise _Forbidden(
+            f"links: job {job_id} was started by another user; its record pairs originals with their copies, which "
+            "only the users of Anonymizer.Authorization.AdminUsers may see",
+            user,
+            "links",
+        )
+    if _holds_values(record):
+        _require(headers, "dry-run-values")
+    _answer(output, record)
 
 
 @_route(("GET",))
@@ -382,7 +395,8 @@ def _links(output: Any, uri: str, **request: Any) -> None:
 
 @_route(("GET",))
 def _audit(output: Any, uri: str, **request: Any) -> None:
-    _require(request.get("headers"), "audit")
+    # Each anonymization's record pairs its Source with its Result: reading them is following links.
+    _require(request.get("headers"), "audit", "links")
     query = request.get("get") or {}
     records = _state().audit.read(since=optional_int(query, "since"), limit=optional_int(query, "limit"))
     _answer(output, records)
