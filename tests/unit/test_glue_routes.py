@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from orthanc_anonymizer.api import BadRequest
+from orthanc_anonymizer.api import BadRequest, RequestTooLarge
 from orthanc_anonymizer.orthanc_client import ResourceNotFound
 
 
@@ -56,6 +56,7 @@ def call(route: Any, method: str = "GET", **request: Any) -> Output:
     ("error", "status"),
     [
         (BadRequest("Options: expected a list"), 400),
+        (RequestTooLarge("body: 2000000 bytes, more than Anonymizer.MaximumRequestBytes (1048576)"), 413),
         (ResourceNotFound("GET", "/studies/x", 404), 404),
         (KeyError("Patientname^Secret"), 500),
     ],

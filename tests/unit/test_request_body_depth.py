@@ -10,9 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orthanc_anonymizer.api import MAX_NESTING, BadRequest, nesting_depth, parse_anonymize
-from orthanc_anonymizer.config import AnonymizerConfig
+from orthanc_anonymizer.config import AnonymizerConfig, RequestLimits
 
-CONFIG = AnonymizerConfig(secret=b"s")
+# A body limit far above these bodies: the depth is refused whatever Anonymizer.MaximumRequestBytes allows.
+CONFIG = AnonymizerConfig(secret=b"s", limits=RequestLimits(body_bytes=1 << 30))
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab\u5c41', max_size=8),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=4), children, max_size=3),
