@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -127,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.command == "config":
         print(json.dumps(config, indent=2))
         return 0
-    orthanc = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
+    # ORTHANC_COMMAND: another Orthanc (make test-compat runs trixie's through tools/compat/run-in-trixie.sh).
+    command = shlex.split(os.environ.get("ORTHANC_COMMAND", "")) or [shutil.which("Orthanc") or "/usr/sbin/Orthanc"]
+    orthanc = shutil.which(command[0]) or command[0]
     if not Path(orthanc).exists():
         parser.exit(2, "error: Orthanc is not installed (make apt)\n")
     if not Path(PYTHON_PLUGIN).exists():
@@ -143,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         f"configuration {path}",
         flush=True,
     )
-    os.execve(orthanc, [orthanc, str(path)], orthanc_environment())
+    os.execve(orthanc, [orthanc, *command[1:], str(path)], orthanc_environment())
     return 0  # not reached
 
 

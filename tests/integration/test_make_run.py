@@ -40,13 +40,23 @@ def non_loopback_address() -> str | None:
     return None
 
 
+def clean_environment() -> dict[str, str]:
+    """This process's environment without the launcher's overrides, but with ORTHANC_COMMAND (make test-compat's
+    Orthanc 1.12.7, which the launcher runs as it would run Debian's)."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if key == "ORTHANC_COMMAND" or not key.startswith(("ORTHANC_", "ANONYMIZER_"))
+    }
+
+
 @contextlib.contextmanager
 def launched(tmp_path: Path, extra: dict[str, str]) -> Iterator[tuple[int, int, Path]]:
     """``python -m orthanc_anonymizer.launch run`` (what `make run` execs) on free ports; (http, dicom, log)."""
     http, dicom = free_port(), free_port()
     data = tmp_path / "data"
     environ = {
-        **{key: value for key, value in os.environ.items() if not key.startswith(("ORTHANC_", "ANONYMIZER_"))},
+        **clean_environment(),
         "ORTHANC_HTTP_PORT": str(http),
         "ORTHANC_DICOM_PORT": str(dicom),
         "ORTHANC_DATA": str(data),
@@ -143,7 +153,7 @@ def test_remote_access_needs_users_and_a_secret(tmp_path) -> None:
         ({"ORTHANC_REMOTE_ACCESS": "1", "ORTHANC_USERS_FILE": str(users)}, "ANONYMIZER_SECRET"),
         ({"ORTHANC_REMOTE_ACCESS": "maybe"}, "ORTHANC_REMOTE_ACCESS"),
     ):
-        environ = {key: value for key, value in os.environ.items() if not key.startswith(("ORTHANC_", "ANONYMIZER_"))}
+        environ = clean_environment()
         refused = subprocess.run(
             [sys.executable, "-m", "orthanc_anonymizer.launch", "run"],
             env={**environ, "ORTHANC_DATA": str(tmp_path / "refused"), **extra},
