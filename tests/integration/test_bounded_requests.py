@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from io import BytesIO
 
 import pytest
+from pydicom import dcmread
 from study_generator import Patient, make_study
 
 pytestmark = pytest.mark.integration
@@ -80,3 +82,23 @@ def test_an_audit_record_of_many_rules_is_small_and_holds_their_digest_and_count
     # The copy's AnonymizationProfile metadata says the same, as small.
     profile = orthanc.get(f"/studies/{answer['Resource']}/metadata/AnonymizationProfile").text
     assert json.loads(profile)["RulesDigest"] == expected and len(profile) < 1024
+
+
+def test_a_chosen_name_an_instance_cannot_hold_fails_it_named_instead_of_being_mangled(orthanc) -> None:
+    files = []
+    for data in make_study(Patient(name="Charset^Cordula", id="PID-CHARSET"), 1, 2):
+        dataset = dcmread(BytesIO(data))
+        if files:  # the second instance declares UTF-8; the first keeps the default repertoire (ASCII)
+            dataset.SpecificCharacterSet = "ISO_IR 192"
+        buffer = BytesIO()
+        dataset.save_as(buffer)
+        files.append(buffer.getvalue())
+    study = orthanc.upload_study(files)
+    answer = orthanc.anonymize("studies", study, {"PatientName": "Müller^Jürgen"})
+    assert answer["Instances"] == 1 and answer["Complete"] is False
+    (failed,) = answer["Failed"]
+    assert "0010,0010 PatientName: " in failed["Reason"] and "Specific Character Set" in failed["Reason"]
+    assert "Müller" not in json.dumps(answer, ensure_ascii=False)
+    (copy,) = orthanc.json(f"/studies/{answer['Resource']}/instances")
+    stored = dcmread(BytesIO(orthanc.get(f"/instances/{copy['ID']}/file").content))
+    assert str(stored.PatientName) == "Müller^Jürgen" and stored.SpecificCharacterSet == "ISO_IR 192"
