@@ -121,6 +121,8 @@ def test_make_run_answers_this_host_only(tmp_path) -> None:
         assert "development secret" in log.read_text()  # the default: fine for test data, on this host only
         local = requests.get(f"http://127.0.0.1:{http}/system", timeout=10)
         assert local.status_code == 200
+        # What Orthanc Explorer warns about ("insecure": open to all without authentication) is gone.
+        assert local.json()["IsHttpServerSecure"] is True
         # Orthanc 1.10.1 / 1.12.7 cannot bind HTTP to loopback: the port listens everywhere...
         assert listening_addresses(http) & {"0.0.0.0", "*", "::"}, listening_addresses(http)
         # ...and refuses what comes from elsewhere, before any route (the plugin's included) runs.
