@@ -833,7 +833,7 @@ def _ink_runs(ink: NDArray[np.bool_], word: tuple[int, int]) -> tuple[list[tuple
     return runs, height
 
 
-def _true_runs(values: NDArray[np.bool_]) -> list[tuple[int, int]]:
+def _true_runs(values: Any) -> list[tuple[int, int]]:
     """``(start, end)`` of every run of True in a 1-D array."""
     import numpy as np
 
