@@ -617,24 +617,32 @@ def find_text_boxes(
 ) -> list[tuple[int, int, int, int, int]]:
     """Word boxes ``(left, top, right, bottom, confidence)`` found by Tesseract in one frame, margins added.
 
-    Two passes: Tesseract reads the frame, the words that look like text (:func:`_word_box`) are kept; then it
-    reads the frame again with those boxes black, and keeps what it finds there too (a word beside another, or
-    whose glyphs it left out, is often read only once its neighbours are gone). Boxes never grow to meet each
-    other. The words themselves are dropped here and never leave this function. Raises
+    Two passes: Tesseract reads the frame as sparse text, the words that look like text (:func:`_word_box`) are
+    kept; then it reads the frame again, with those boxes black, as a page, and keeps what it finds there too (a
+    line beside a large textured area, a word beside another, glyphs left out of a word: each mode reads some
+    that the other misses). Boxes never grow to meet each other. The words themselves are dropped here and never leave this function. Raises
     :class:`AnonymizationError` when Tesseract is not installed (the instance would otherwise leave uncleaned).
     """
     picture, factor = _ocr_picture(frame, image)
-    boxes = _text_boxes(picture, factor, settings)
-    if boxes:
-        redacted = picture.copy()
-        for left, top, right, bottom, _ in boxes:
-            redacted[top:bottom, left:right] = 0
-        seen = {box[:4] for box in boxes}
-        boxes.extend(box for box in _text_boxes(redacted, factor, settings) if box[:4] not in seen)
+    boxes = _text_boxes(picture, factor, settings, _SPARSE_TEXT)
+    redacted = picture.copy()
+    for left, top, right, bottom, _ in boxes:
+        redacted[top:bottom, left:right] = 0
+    seen = {box[:4] for box in boxes}
+    boxes.extend(box for box in _text_boxes(redacted, factor, settings, _PAGE) if box[:4] not in seen)
     return boxes
 
 
-def _tesseract_words(picture: NDArray[np.uint8], factor: int, settings: PixelSettings) -> dict[str, list[Any]]:
+_SPARSE_TEXT = "--psm 11"
+"""Tesseract's first pass: words scattered anywhere, in any order (burned-in text is rarely a page)."""
+_PAGE = "--psm 3"
+"""The second pass, on the frame with the first pass's words black: Tesseract's page layout, which reads a line
+of text beside a large textured area (a cine's label bar) where the sparse mode sees none."""
+
+
+def _tesseract_words(
+    picture: NDArray[np.uint8], factor: int, settings: PixelSettings, mode: str
+) -> dict[str, list[Any]]:
     """Tesseract's words of one picture (``image_to_data`` as lists: text, conf, left, top, width, height)."""
     try:
         import pytesseract
@@ -651,7 +659,7 @@ def _tesseract_words(picture: NDArray[np.uint8], factor: int, settings: PixelSet
         source = source.resize((columns * factor, rows * factor), Image.Resampling.LANCZOS)
     try:
         data: dict[str, list[Any]] = pytesseract.image_to_data(
-            source, lang=settings.ocr_language, config="--psm 11", output_type=pytesseract.Output.DICT
+            source, lang=settings.ocr_language, config=mode, output_type=pytesseract.Output.DICT
         )
     except pytesseract.TesseractNotFoundError:
         raise AnonymizationError("OCR needed for 7FE0,0010 but the tesseract program is not installed") from None
@@ -661,10 +669,10 @@ def _tesseract_words(picture: NDArray[np.uint8], factor: int, settings: PixelSet
 
 
 def _text_boxes(
-    picture: NDArray[np.uint8], factor: int, settings: PixelSettings
+    picture: NDArray[np.uint8], factor: int, settings: PixelSettings, mode: str
 ) -> list[tuple[int, int, int, int, int]]:
     """One Tesseract pass: the boxes, margins added, of the words that look like text."""
-    data = _tesseract_words(picture, factor, settings)
+    data = _tesseract_words(picture, factor, settings, mode)
     rows, columns = picture.shape
     boxes: list[tuple[int, int, int, int, int]] = []
     seen: set[tuple[int, int, int, int]] = set()
