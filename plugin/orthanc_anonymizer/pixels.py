@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from fnmatch import translate
 from functools import lru_cache
+from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -721,13 +722,11 @@ _GLYPH_MAX_WIDTH = 2.5
 _GLYPH_SHARE = 0.6
 """Least share of a word's inked columns that must belong to glyphs."""
 _GLYPH_GAP = 0.6
-"""Widest gap between two glyphs of one word, in word heights (a word's own box is extended over glyphs this near
-that Tesseract left out of it: a narrow "1", "l" or "^" at an end)."""
+"""Widest gap between two glyphs of one line, in letter heights (a word's box is extended over the glyphs this near
+that Tesseract left out of it: a narrow "1", "l" or "^" at an end, the rest of a line it read only in part)."""
 _LINE_SLACK = 0.4
 """How far above or below its line's top and bottom a glyph may reach (ascenders, descenders, accents), in line
 heights."""
-_GLYPH_REACH = 4
-"""How far, in word heights, a word's box may be extended over such glyphs."""
 
 
 def _word_box(
@@ -762,14 +761,13 @@ def _word_box(
     uniform = float(patch[letters_ink].std()) <= _UNIFORM_INK * contrast
     if not (flat >= _FLAT_SHARE or (uniform and confidence >= _TEXTURE_CONFIDENCE) or confidence >= _SURE_CONFIDENCE):
         return None
-    reach = round(_GLYPH_REACH * height)
-    start = max(0, left - reach)
-    band = picture[top:bottom, start : min(picture.shape[1], right + reach)]
+    # The word's whole line, across the image: glyphs beside the word are looked for in it.
+    band = picture[top:bottom]
     ink: NDArray[np.bool_] = band > middle if bright else band < middle
-    runs, height = _ink_runs(ink, (left - start, right - start))
+    runs, height = _ink_runs(ink, (left, right))
     if height < _MIN_TEXT_HEIGHT:
         return None
-    inside = [run for run in runs if run[0] < right - start and run[1] > left - start]
+    inside = [run for run in runs if run[0] < right and run[1] > left]
     glyphs = [run for run in inside if run[2]]
     if len(glyphs) < max(1, (letters + 1) // 3):
         return None
@@ -778,23 +776,18 @@ def _word_box(
     inked = sum(end - begin for begin, end, _ in span)
     if sum(end - begin for begin, end, glyph in span if glyph) < _GLYPH_SHARE * inked:
         return None
-    # Extend over glyphs just beside the word, in both directions, as long as each is a glyph and near enough.
-    # Ink that continues to the end of the reach is texture, not a word's end: no extension on that side.
+    # Extend over glyphs just beside the word, in both directions, as long as each is a glyph and near enough:
+    # the rest of a line Tesseract read only in part. Texture stops it (its ink is not shaped like glyphs), and so
+    # does a gap wider than letters leave (the edge of a label, the plain ground around a word).
     gap = max(2, round(_GLYPH_GAP * height))
-    before = runs.index(span[0])
+    before, after = runs.index(span[0]), runs.index(span[-1])
     while before > 0 and runs[before - 1][2] and runs[before][0] - runs[before - 1][1] <= gap:
         before -= 1
-    if before < runs.index(span[0]) and not (before == 0 and runs[0][0] == 0 and start > 0):
-        span = runs[before : runs.index(span[0])] + span
-    after = runs.index(span[-1])
     while after + 1 < len(runs) and runs[after + 1][2] and runs[after + 1][0] - runs[after][1] <= gap:
         after += 1
-    if after > runs.index(span[-1]) and not (
-        after == len(runs) - 1 and runs[-1][1] == ink.shape[1] and start + ink.shape[1] < picture.shape[1]
-    ):
-        span = span + runs[runs.index(span[-1]) + 1 : after + 1]
+    span = runs[before : runs.index(span[0])] + span + runs[runs.index(span[-1]) + 1 : after + 1]
     first_row, last_row = _line_rows(ink, [run for run in span if run[2]])
-    return start + span[0][0], top + first_row, start + span[-1][1], top + last_row
+    return span[0][0], top + first_row, span[-1][1], top + last_row
 
 
 def _line_rows(ink: NDArray[np.bool_], glyphs: list[tuple[int, int, bool]]) -> tuple[int, int]:
@@ -847,3 +840,92 @@ def _true_runs(values: Any) -> list[tuple[int, int]]:
 
     edges = np.flatnonzero(np.diff(np.concatenate(([0], values.astype(np.int8), [0]))))
     return [(int(begin), int(end)) for begin, end in zip(edges[::2], edges[1::2], strict=True)]
+
+
+# --- preview ------------------------------------------------------------------------------------------------------
+
+PREVIEW_SIZE = 256
+"""Each side of a preview fits in a square of this many pixels."""
+
+
+def redaction_preview(data: bytes, profile: Profile, settings: PixelSettings, frame: int = 1) -> bytes:
+    """A PNG of one frame of the DICOM file ``data`` before and after Clean Pixel Data, side by side, each fitted in
+    :data:`PREVIEW_SIZE` pixels: the boxes ``profile`` and ``settings`` would black out, for a person to look at
+    before committing. It shows the original pixels: serve it only to those who may see them.
+
+    Only that frame is read for text. Raises :class:`AnonymizationError` (the profile refuses the instance, no
+    pixel data, no such frame, an undecodable encoding).
+    """
+    from pydicom import dcmread
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        dataset = dcmread(BytesIO(data))
+    except (InvalidDicomError, ValueError, EOFError) as error:
+        raise AnonymizationError(f"not a readable DICOM file ({type(error).__name__})") from None
+    if _PIXEL_DATA not in dataset:
+        raise AnonymizationError("7FE0,0010: the instance has no pixel data")
+    plan, _ = plan_pixel_work(dataset, profile, settings)
+    image = decode_frames(dataset)
+    count = image.frames.shape[0]
+    if not 1 <= frame <= count:
+        raise AnonymizationError(f"frame {frame}: the instance has {count} frame(s), counted from 1")
+    before = image.frames[frame - 1]
+    after = before.copy()
+    if plan is not None:
+        black = _black_value(image, dataset)
+        rows, columns = before.shape[:2]
+        for _, region in plan.regions:
+            left, top, right, bottom = region.box(rows, columns)
+            after[top:bottom, left:right] = black
+        if plan.ocr:
+            for left, top, right, bottom, _ in find_text_boxes(before, image, settings):
+                after[top:bottom, left:right] = black
+    low, high = _display_range(before, image)
+    pictures = [_display(side, image, low, high) for side in (before, after)]
+    return _side_by_side(pictures)
+
+
+def _display_range(frame: NDArray[Any], image: DecodedImage) -> tuple[float, float]:
+    """The stored values shown from black to white: the frame's own range (colour: 0 to 255)."""
+    if image.palette is not None or frame.shape[2] == 3:
+        return 0.0, 255.0
+    return float(frame.min()), float(frame.max())
+
+
+def _display(frame: NDArray[Any], image: DecodedImage, low: float, high: float) -> NDArray[Any]:
+    """8-bit RGB (colour, palette) or grey (monochrome, MONOCHROME1 inverted) for a person to look at."""
+    import numpy as np
+
+    if image.palette is not None:
+        colours = image.palette[frame[..., 0]].astype(np.float64)
+        top = float(image.palette.max()) or 1.0
+        shown: NDArray[Any] = np.clip(np.rint(colours * 255.0 / top), 0, 255).astype(np.uint8)
+        return shown
+    if frame.shape[2] == 3:
+        colour: NDArray[Any] = np.clip(frame, 0, 255).astype(np.uint8)
+        return colour
+    scaled = (frame[..., 0].astype(np.float64) - low) * (255.0 / (high - low)) if high > low else frame[..., 0] * 0.0
+    if image.photometric == "MONOCHROME1":
+        scaled = 255.0 - scaled
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def _side_by_side(pictures: list[NDArray[Any]]) -> bytes:
+    """The pictures fitted in :data:`PREVIEW_SIZE` and set side by side, 8 grey pixels apart, as PNG bytes."""
+    from PIL import Image
+
+    images = [Image.fromarray(picture) for picture in pictures]
+    for image in images:
+        image.thumbnail((PREVIEW_SIZE, PREVIEW_SIZE), Image.Resampling.BOX)
+    gap = 8
+    width = sum(image.width for image in images) + gap * (len(images) - 1)
+    height = max(image.height for image in images)
+    sheet = Image.new("RGB", (width, height), (128, 128, 128))
+    x = 0
+    for image in images:
+        sheet.paste(image.convert("RGB"), (x, 0))
+        x += image.width + gap
+    buffer = BytesIO()
+    sheet.save(buffer, "PNG")
+    return buffer.getvalue()
