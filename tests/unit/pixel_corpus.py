@@ -87,8 +87,8 @@ def _smooth(values: NDArray[np.float64], passes: int = 1) -> NDArray[np.float64]
     return values
 
 
-def _fan(rows: int, columns: int, seed: int) -> NDArray[np.float64]:
-    """A sector of speckle (gamma-distributed, bands of echo), black around it."""
+def _fan(rows: int, columns: int, seed: int, grain: int = 0) -> NDArray[np.float64]:
+    """A sector of speckle (gamma-distributed, bands of echo; ``grain`` smoothing passes), black around it."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:rows, 0:columns].astype(np.float64)
     apex_x, apex_y = columns / 2, rows * 0.06
@@ -96,6 +96,8 @@ def _fan(rows: int, columns: int, seed: int) -> NDArray[np.float64]:
     angle = np.degrees(np.arctan2(x - apex_x, y - apex_y))
     inside = (radius > rows * 0.08) & (radius < rows * 0.9) & (np.abs(angle) < 38)
     speckle = rng.gamma(2.0, 40.0, (rows, columns)) * (0.6 + 0.4 * np.sin(radius / 17) ** 2)
+    if grain:
+        speckle = _smooth(speckle, grain) * 1.6
     return np.where(inside, np.clip(speckle, 0, 255), 0.0)
 
 
@@ -131,20 +133,21 @@ def _to_pixels(grey: NDArray[np.float64], color: bool, white: int) -> NDArray[An
     return np.clip(np.rint(grey), 0, white).astype(dtype)[..., np.newaxis]
 
 
-def us_fan(encoding: str) -> Case:
-    """640x480 RGB ultrasound: name on the black above the fan, ID on a black label at the fan's right edge, date
-    at the bottom, institution on a label at the fan's left edge; BurnedInAnnotation YES."""
+def us_fan(encoding: str, color: bool = True, grain: int = 0) -> Case:
+    """640x480 ultrasound: name on the black above the fan, ID on a black label at the fan's right edge, date at
+    the bottom, institution on a label at the fan's left edge; BurnedInAnnotation YES. RGB with fine speckle, or
+    MONOCHROME2 with coarser grain (``grain`` smoothing passes)."""
     rows, columns = 480, 640
     words = [Word(12, 8, NAME), Word(478, 204, PATIENT_ID, 16), Word(440, 452, DATE), Word(40, 300, INSTITUTION, 14)]
     labels = [(470, 198, 600, 230), (34, 294, 190, 322)]
-    grey, boxes = _frames([_fan(rows, columns, 19)], [words], labels, 255)
-    pixels = _to_pixels(grey, True, 255)
+    grey, boxes = _frames([_fan(rows, columns, 19, grain)], [words], labels, 255)
+    pixels = _to_pixels(grey, color, 255)
     dataset = dataset_from_pixels(
-        pixels, color=True, encoding=encoding, sop_class=US_IMAGE, modality="US", burned_in="YES"
+        pixels, color=color, encoding=encoding, sop_class=US_IMAGE, modality="US", burned_in="YES"
     )
-    return Case(
-        f"us-fan-rgb-{encoding}", "US fan, RGB, labels at the fan's edges", dataset, boxes, [w.text for w in words]
-    )
+    photometric = "rgb" if color else "mono8"
+    kind = f"US fan, {'RGB' if color else 'MONOCHROME2'}, labels at the fan's edges"
+    return Case(f"us-fan-{photometric}-{encoding}", kind, dataset, boxes, [w.text for w in words])
 
 
 def ct_corners() -> Case:
@@ -207,6 +210,7 @@ def on_texture(encoding: str, color: bool) -> Case:
 CASES: dict[str, Callable[[], Case]] = {
     "us-fan-rgb-native": lambda: us_fan("native"),
     "us-fan-rgb-jpeg": lambda: us_fan("jpeg"),
+    "us-fan-mono8-native": lambda: us_fan("native", color=False, grain=1),
     "ct-corners-mono16-native": ct_corners,
     "cine-mono8-3-frames-native": lambda: cine("native"),
     "cine-mono8-3-frames-jpeg": lambda: cine("jpeg"),
@@ -341,7 +345,8 @@ def main(arguments: list[str]) -> None:
     for make in CASES.values():
         figures = measure(make())
         print(
-            f"| {figures.name} | {figures.outside_share:.3%} | {len(figures.left_before)} → {len(figures.left_after)}"
+            f"| {figures.name} | {figures.outside_share:.3%} ({figures.changed_outside} px)"
+            f" | {len(figures.left_before)} → {len(figures.left_after)}"
             f" | {figures.boxes} | {figures.seconds:.2f} |"
         )
         if folder is not None:
