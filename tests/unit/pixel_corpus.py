@@ -340,12 +340,15 @@ def _cpu() -> float:
 
 def main(arguments: list[str]) -> None:
     folder = Path(arguments[0]) if arguments else None
-    print("| image | pixels changed outside the words | pieces read before → after | boxes | CPU s |")
-    print("| --- | ---: | --- | ---: | ---: |")
+    print(
+        "| image | pixels changed outside the words | all pixels changed | pieces read before → after | boxes | CPU s |"
+    )
+    print("| --- | ---: | ---: | --- | ---: | ---: |")
     for make in CASES.values():
         figures = measure(make())
         print(
             f"| {figures.name} | {figures.outside_share:.3%} ({figures.changed_outside} px)"
+            f" | {np.any(figures.before != figures.after, axis=-1).mean():.2%}"
             f" | {len(figures.left_before)} → {len(figures.left_after)}"
             f" | {figures.boxes} | {figures.seconds:.2f} |"
         )
