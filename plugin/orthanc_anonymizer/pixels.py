@@ -625,12 +625,12 @@ def find_text_boxes(
     :class:`AnonymizationError` when Tesseract is not installed (the instance would otherwise leave uncleaned).
     """
     picture, factor = _ocr_picture(frame, image)
-    boxes = _text_boxes(picture, factor, settings, _SPARSE_TEXT)
+    boxes = _text_boxes(picture, factor, settings, _SPARSE_TEXT, confirming=False)
     redacted = picture.copy()
     for left, top, right, bottom, _ in boxes:
         redacted[top:bottom, left:right] = 0
     seen = {box[:4] for box in boxes}
-    boxes.extend(box for box in _text_boxes(redacted, factor, settings, _PAGE) if box[:4] not in seen)
+    boxes.extend(box for box in _text_boxes(redacted, factor, settings, _PAGE, confirming=True) if box[:4] not in seen)
     return boxes
 
 
@@ -670,9 +670,10 @@ def _tesseract_words(
 
 
 def _text_boxes(
-    picture: NDArray[np.uint8], factor: int, settings: PixelSettings, mode: str
+    picture: NDArray[np.uint8], factor: int, settings: PixelSettings, mode: str, *, confirming: bool
 ) -> list[tuple[int, int, int, int, int]]:
-    """One Tesseract pass: the boxes, margins added, of the words that look like text."""
+    """One Tesseract pass: the boxes, margins added, of the words that look like text (``confirming``: the second
+    pass, which also takes any word still readable, see ``_READABLE_CONFIDENCE``)."""
     data = _tesseract_words(picture, factor, settings, mode)
     rows, columns = picture.shape
     boxes: list[tuple[int, int, int, int, int]] = []
@@ -686,7 +687,8 @@ def _text_boxes(
         top = int(data["top"][index]) // factor
         right = -(-(int(data["left"][index]) + int(data["width"][index])) // factor)
         bottom = -(-(int(data["top"][index]) + int(data["height"][index])) // factor)
-        found = _word_box(picture, (left, top, right, bottom), letters, confidence)
+        readable = confirming and letters >= _READABLE_LETTERS and confidence >= _READABLE_CONFIDENCE
+        found = _word_box(picture, (left, top, right, bottom), letters, confidence, readable)
         if found is None:
             continue
         left, top, right, bottom = found
@@ -713,6 +715,11 @@ _TEXTURE_CONFIDENCE = 50
 contrast, where speckle's bright grains spread twice as much) and Tesseract reads them with this confidence."""
 _SURE_CONFIDENCE = 85
 """A word Tesseract reads with this confidence is taken whatever its ground."""
+_READABLE_LETTERS = 3
+_READABLE_CONFIDENCE = 60
+"""In the second pass, a word of this many letters or digits read with this confidence is taken whatever its ground
+and its colours (if its ink is shaped like glyphs): what is still readable once the first boxes are black must go,
+even where the first pass could not tell it from texture."""
 _MARGIN_FRACTION = 0.2
 """The margin around a word's glyphs, as a fraction of their height (at least ``PixelSettings.ocr_margin``)."""
 _GLYPH_MIN_HEIGHT = 0.4
@@ -730,9 +737,14 @@ heights."""
 
 
 def _word_box(
-    picture: NDArray[np.uint8], box: tuple[int, int, int, int], letters: int, confidence: float
+    picture: NDArray[np.uint8],
+    box: tuple[int, int, int, int],
+    letters: int,
+    confidence: float,
+    readable: bool = False,
 ) -> tuple[int, int, int, int] | None:
     """The box of the glyphs inside Tesseract's word box ``(left, top, right, bottom)``; ``None`` when it holds none.
+    ``readable``: Tesseract read the word well enough for its ground and colours not to matter.
 
     Text is told from speckle and texture by its glyphs: the word's "ink" (pixels beyond the middle of the box's
     5th and 95th percentiles, on the letters' side) falls into columns of ink separated by blank columns, and each
@@ -759,7 +771,12 @@ def _word_box(
     ground = patch[~letters_ink].astype(np.float64)
     flat = float(np.mean(np.abs(ground - np.median(ground)) < _FLAT * contrast)) if ground.size else 0.0
     uniform = float(patch[letters_ink].std()) <= _UNIFORM_INK * contrast
-    if not (flat >= _FLAT_SHARE or (uniform and confidence >= _TEXTURE_CONFIDENCE) or confidence >= _SURE_CONFIDENCE):
+    if not (
+        readable
+        or flat >= _FLAT_SHARE
+        or (uniform and confidence >= _TEXTURE_CONFIDENCE)
+        or confidence >= _SURE_CONFIDENCE
+    ):
         return None
     # The word's whole line, across the image: glyphs beside the word are looked for in it.
     band = picture[top:bottom]
