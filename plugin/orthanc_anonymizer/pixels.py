@@ -305,8 +305,7 @@ class PixelSettings:
     digit, since Tesseract gives real names written with DICOM's ``^`` a confidence near 0; raise it to black out
     less of the image at the risk of missing words."""
     ocr_margin: int = 2
-    """Least pixels added around each word box found (boxes grow by half their height sideways, a quarter up and
-    down, for the glyphs Tesseract leaves out of a word)."""
+    """Least pixels added around each word's glyphs: the margin is a fifth of their height, at least this."""
     compressed_output: str = "RLELossless"
     """Transfer syntax for an instance whose source was compressed: ``RLELossless`` or ``ExplicitVRLittleEndian``."""
 
