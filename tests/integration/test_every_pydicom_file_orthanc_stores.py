@@ -11,10 +11,12 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from io import BytesIO
 from pathlib import Path
 
 import pytest
+from orthanc_server import OrthancServer
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from pydicom.dataelem import DataElement
@@ -25,6 +27,15 @@ from pydicom_files import REFUSED_BY_ORTHANC_1_10_1, pydicom_files
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 MARKER = "OrthancPlanted7Xw"
+
+
+@pytest.fixture(scope="module")
+def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
+    """An Orthanc of this module's own: 160 files and their copies would change what the shared one holds for the
+    tests that count its studies and instances."""
+    server = OrthancServer(tmp_path_factory.mktemp("every-pydicom-file")).start()
+    yield server
+    server.stop()
 
 
 def test_every_file_orthanc_stores_is_anonymized_by_the_plugin(orthanc) -> None:
