@@ -1,0 +1,319 @@
+"""A distinct marker planted in every attribute of PS3.15 Table E.1-1 that the profile does not keep, at every depth,
+in five character sets and three encodings, must be in no encoding anywhere in the output.
+
+Every row whose action (given the options) removes or replaces the value (X, Z, D, U, a compound code, C on a name
+or on a date the options shift) gets a value of its own, valid for its VR: a unique word (with a word in the
+character set's script for text), a person name with alphabetic, ideographic and phonetic groups, a distinct date,
+time or UID, distinct bytes for binary VRs, an item holding a marked Patient's Name for sequences. The same rows are
+planted again in an item of a sequence the table keeps (Content Sequence, D: walked, every element under its own action) and
+of one it does not name (Anatomic Region Sequence), nested to depth 3. The output bytes are searched for each
+marker in every form it could take (:mod:`planted_markers`; the script word in the declared character set, utf-8
+and utf-16), and the residual-PHI check must find the output clean, and must find a marker written back into it.
+
+``make test`` runs each character set once (one encoding each, under Basic or an option set that keeps the most);
+``HYPOTHESIS_PROFILE=long`` (make soak) runs every character set in every encoding under every option set.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass, field
+from io import BytesIO
+
+import pytest
+from planted_markers import forms_found
+from pydicom import dcmread
+from pydicom.charset import convert_encodings, encode_string
+from pydicom.datadict import dictionary_VR
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from orthanc_anonymizer import standard
+from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes
+from orthanc_anonymizer.profiles import Action, Option, basic_profile, table_action
+from orthanc_anonymizer.uids import KeyedHasher
+from orthanc_anonymizer.verify import verify_bytes
+
+CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
+KEPT_SEQUENCE = 0x0040A730  # Content Sequence: D in the table (C under Clean Structured Content), kept and walked
+UNNAMED_SEQUENCE = 0x00082218  # Anatomic Region Sequence: not in Table E.1-1, kept and walked
+# Character set: (Specific Character Set, ten letters of its script standing for the digits, ideographic and
+# phonetic person-name groups written).
+CHARSETS: dict[str, tuple[str | list[str], str, bool]] = {
+    "latin1": ("ISO_IR 100", "àáâãäåæçèé", False),
+    "utf8": ("ISO_IR 192", "零一二三四五六七八九", True),
+    "jis": (["", "ISO 2022 IR 87"], "〇一二三四五六七八九", True),
+    "gb18030": ("GB18030", "零壹贰叁肆伍陆柒捌玖", True),
+    "cyrillic": ("ISO_IR 144", "абвгдежзик", False),
+}
+PHONETIC = "あいうえおかきくけこ"
+GIVEN = "甲乙丙丁戊己庚辛壬癸"  # ideographic given names, in a set of their own
+SYNTAXES = {"explicit-le": ExplicitVRLittleEndian, "implicit-le": ImplicitVRLittleEndian, "big": ExplicitVRBigEndian}
+TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "UC"})
+BINARY_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
+UNSEARCHABLE_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "AT", "UV", "SV"})  # numbers: not distinctive
+KEEP_MOST = frozenset(set(Option) - {Option.CleanPixelData, Option.RetainLongModifDates})
+KEEP_MOST_SHIFTED = frozenset(set(Option) - {Option.CleanPixelData, Option.RetainLongFullDates})
+OPTION_SETS = [frozenset(), *(frozenset({o}) for o in Option if o is not Option.CleanPixelData)]
+# Dates are planted 31 days apart and shifted by at most 30, so that no shifted date is another planted one.
+HASHER = KeyedHasher(b"planted", date_shift_days=30)
+LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
+
+
+@dataclass
+class Planted:
+    """One marker: where it was planted (for the message), the row's action, and its searchable forms."""
+
+    where: str
+    row: dict[str, object]
+    vr: str
+    ascii_marker: str | None
+    script_word: str | None = None
+    under_sequence_item: bool = False
+    extra: list[str] = field(default_factory=list)
+
+
+def _rows() -> list[dict[str, object]]:
+    rows = []
+    for row in standard.confidentiality_profile_rows():
+        text = str(row["tag"])
+        if "gggg" in text or "," not in text:
+            continue
+        text = text.replace("xx", "00").replace("XX", "00")
+        tag = int(text.replace(",", ""), 16)
+        if tag >> 16 in (0x0000, 0x0002) or tag in (KEPT_SEQUENCE, UNNAMED_SEQUENCE):
+            continue
+        rows.append({**row, "tag_value": tag})
+    return rows
+
+
+def _vr(tag: int) -> str:
+    try:
+        return dictionary_VR(tag).split(" ")[0]
+    except KeyError:
+        return "UN"
+
+
+def _script(number: int, letters: str) -> str:
+    return "".join(letters[int(digit)] for digit in f"{number:05d}")
+
+
+class Planter:
+    """Plants distinct markers: ``number`` counts them so that no two are alike in one file."""
+
+    def __init__(self, charset: str) -> None:
+        self.charset = charset
+        self.charset_value, self.letters, self.ideographic = CHARSETS[charset]
+        self.number = 100
+        self.planted: list[Planted] = []
+
+    def value(self, vr: str, where: str, row: dict[str, object]) -> object:
+        self.number += 1
+        n = self.number
+        word = f"ZQ{n:05d}"
+        script = _script(n, self.letters)
+        record = Planted(where, row, vr, word)
+        if vr in TEXT_VRS:
+            record.script_word = script
+            value: object = f"{word} {script}"
+        elif vr == "PN":
+            record.script_word = script
+            if self.ideographic:
+                record.extra = [_script(n, PHONETIC)]
+                value = f"{word}^Given{n}={script}^{_script(n, GIVEN)}={_script(n, PHONETIC)}"
+            else:
+                value = f"{word}^{script}"
+        elif vr in ("CS", "AE"):
+            value = word
+        elif vr == "AS":
+            value = f"{n % 1000:03d}D"
+            record.ascii_marker = value
+        elif vr == "DA":
+            value = (datetime.date(1700, 1, 1) + datetime.timedelta(days=31 * n)).strftime("%Y%m%d")
+            record.ascii_marker = value
+        elif vr == "TM":
+            value = f"1010{n % 60:02d}.{n:06d}"
+            record.ascii_marker = value
+        elif vr == "DT":
+            value = (datetime.date(1700, 1, 1) + datetime.timedelta(days=31 * n)).strftime("%Y%m%d") + f"101010.{n:06d}"
+            record.ascii_marker = value
+        elif vr == "UI":
+            value = f"1.2.826.0.1.3680043.99.77.{10000 + n}"
+            record.ascii_marker = value
+        elif vr == "IS":
+            value = str(300000000 + n)
+            record.ascii_marker = value
+        elif vr == "DS":
+            value = f"4{n:06d}.5"
+            record.ascii_marker = value
+        elif vr == "UR":
+            value = f"http://{word.lower()}.example/"
+        elif vr in BINARY_VRS:
+            value = f"ZB{n:06d}".encode()
+            record.ascii_marker = f"ZB{n:06d}"
+        elif vr == "SQ":
+            item = Dataset()
+            item.PatientName = f"{word}^Inner"
+            value = Sequence([item])
+            record.vr = "PN"  # what is searched for is the name in the item
+            record.under_sequence_item = True
+        else:
+            value = {"US": 7, "SS": 7, "UL": 7, "SL": 7, "FL": 7.0, "FD": 7.0, "AT": 0x00100010}.get(vr, b"\x00\x00")
+            record.ascii_marker = None
+        self.planted.append(record)
+        return value
+
+    def fill(self, dataset: Dataset, where: str, rows: list[dict[str, object]]) -> None:
+        for row in rows:
+            tag = int(str(row["tag_value"]))
+            vr = _vr(tag)
+            dataset.add_new(tag, vr, self.value(vr, f"{where}({row['tag']})", row))
+
+
+def _instance(charset: str, syntax: str, rows: list[dict[str, object]]) -> tuple[bytes, list[Planted]]:
+    planter = Planter(charset)
+    ds = Dataset()
+    ds.SpecificCharacterSet = planter.charset_value
+    planter.fill(ds, "", rows)
+    # Depth 1 in a sequence the table keeps and in one it does not name; depths 2 and 3 beneath them.
+    kept, unnamed, deeper, deepest = Dataset(), Dataset(), Dataset(), Dataset()
+    for item, where in (
+        (kept, "(0040,A730)[0]/"),
+        (unnamed, "(0008,2218)[0]/"),
+        (deeper, "(0040,A730)[0]/(0008,2218)[0]/"),
+        (deepest, "(0040,A730)[0]/(0008,2218)[0]/(0040,A730)[0]/"),
+    ):
+        planter.fill(item, where, rows)
+    for item in (kept, deeper, deepest):
+        item.ReferencedSOPClassUID = CT_IMAGE
+        item.ReferencedSOPInstanceUID = "1.2.826.0.1.3680043.99.9"
+    deeper.add_new(KEPT_SEQUENCE, "SQ", Sequence([deepest]))
+    kept.add_new(UNNAMED_SEQUENCE, "SQ", Sequence([deeper]))
+    ds.add_new(KEPT_SEQUENCE, "SQ", Sequence([kept]))
+    ds.add_new(UNNAMED_SEQUENCE, "SQ", Sequence([unnamed]))
+    ds.SOPClassUID = CT_IMAGE
+    ds.SOPInstanceUID = "1.2.826.0.1.3680043.99.2"
+    ds.StudyInstanceUID = "1.2.826.0.1.3680043.99.3"
+    ds.SeriesInstanceUID = "1.2.826.0.1.3680043.99.4"
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CT_IMAGE
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = SYNTAXES[syntax]
+    ds.file_meta = meta
+    buffer = BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue(), planter.planted
+
+
+def must_remove(planted: Planted, options: frozenset[Option]) -> bool:
+    """Whether the row's action under ``options`` leaves nothing of the original value."""
+    if planted.under_sequence_item:
+        return True  # a Patient's Name (Z, whatever the options) inside the sequence's item
+    row = planted.row
+    action = table_action(str(row["basic"]), dict(row["options"]), options)  # type: ignore[arg-type]
+    if action.is_compound:
+        return True  # every alternative of a compound code (X, Z, D, U) removes the value
+    if action is Action.K:
+        return False
+    if action is Action.C:
+        if planted.vr == "PN":
+            return True  # a name under C is replaced
+        return planted.vr in ("DA", "DT") and Option.RetainLongModifDates in options  # shifted
+    return True
+
+
+def _encoded_forms(planter_charset: str, word: str) -> dict[str, bytes]:
+    charset_value = CHARSETS[planter_charset][0]
+    encodings = [charset_value] if isinstance(charset_value, str) else charset_value
+    forms = {
+        "utf-8": word.encode("utf-8"),
+        "utf-16-le": word.encode("utf-16-le"),
+        "utf-16-be": word.encode("utf-16-be"),
+    }
+    declared = encode_string(word, convert_encodings(encodings))
+    forms["declared"] = declared
+    forms["declared, no escapes"] = declared.replace(b"\x1b$B", b"").replace(b"\x1b(B", b"").replace(b"\x1b(J", b"")
+    return forms
+
+
+def leaks(output: bytes, planted: list[Planted], options: frozenset[Option], charset: str) -> list[str]:
+    found = []
+    for record in planted:
+        if not must_remove(record, options):
+            continue
+        if record.ascii_marker is not None:
+            forms = forms_found(output, record.ascii_marker)
+            if forms:
+                found.append(f"{record.where} [{record.row['basic']}] {record.vr}: {', '.join(forms)}")
+        for word in ([record.script_word] if record.script_word else []) + record.extra:
+            for name, form in _encoded_forms(charset, word).items():
+                if form and form in output:
+                    found.append(f"{record.where} [{record.row['basic']}] {record.vr} script word: {name}")
+    return found
+
+
+def _run(charset: str, syntax: str, options: frozenset[Option]) -> None:
+    rows = _rows()
+    data, planted = _instance(charset, syntax, rows)
+    profile = basic_profile(options)
+    output, _ = anonymize_bytes(data, AnonymizationSettings(profile=profile, hasher=HASHER))
+    assert sum(must_remove(p, options) for p in planted) > 1000
+    problems = leaks(output, planted, options, charset)
+    assert not problems, f"{len(problems)} markers left:\n" + "\n".join(problems[:80])
+    report = verify_bytes(data, output, profile)
+    assert report.clean, [leak.describe() for leak in report.leaks][:20]
+
+
+def _ids(options: frozenset[Option]) -> str:
+    return "+".join(sorted(options)) or "Basic"
+
+
+FAST = [
+    ("latin1", "explicit-le", KEEP_MOST),
+    ("utf8", "implicit-le", frozenset()),
+    ("jis", "explicit-le", KEEP_MOST_SHIFTED),
+    ("gb18030", "big", KEEP_MOST),
+    ("cyrillic", "implicit-le", frozenset()),
+]
+
+
+@pytest.mark.parametrize(
+    ("charset", "syntax", "options"), FAST, ids=lambda v: _ids(v) if isinstance(v, frozenset) else v
+)
+def test_no_planted_marker_survives(charset: str, syntax: str, options: frozenset[Option]) -> None:
+    _run(charset, syntax, options)
+
+
+@pytest.mark.skipif(not LONG, reason="exhaustive: HYPOTHESIS_PROFILE=long (make soak)")
+@pytest.mark.parametrize("options", [*OPTION_SETS, KEEP_MOST, KEEP_MOST_SHIFTED], ids=_ids)
+@pytest.mark.parametrize("syntax", list(SYNTAXES))
+@pytest.mark.parametrize("charset", list(CHARSETS))
+def test_no_planted_marker_survives_everywhere(charset: str, syntax: str, options: frozenset[Option]) -> None:
+    _run(charset, syntax, options)
+
+
+def test_the_search_and_the_residual_check_find_a_marker_written_back() -> None:
+    """The test can fail: a removed attribute's marker written into a kept one is found by the byte search and by
+    the residual-PHI check."""
+    rows = _rows()
+    data, planted = _instance("jis", "explicit-le", rows)
+    profile = basic_profile()
+    output, _ = anonymize_bytes(data, AnonymizationSettings(profile=profile, hasher=HASHER))
+    other_name = next(p for p in planted if p.where == "(0010,1001)")  # Other Patient Names
+    tampered = dcmread(BytesIO(output))
+    tampered.add_new(0x00091010, "LO", dcmread(BytesIO(data)).PatientID)
+    tampered.add_new(0x00090010, "LO", "ZZ TEST")
+    tampered.StudyDescription = f"seen {other_name.script_word}"
+    buffer = BytesIO()
+    tampered.save_as(buffer, enforce_file_format=True)
+    written = buffer.getvalue()
+    problems = leaks(written, planted, frozenset(), "jis")
+    assert any(p.startswith("(0010,0020)") for p in problems)
+    assert any(p.startswith("(0010,1001)") and "script word" in p for p in problems)
+    report = verify_bytes(data, written, profile)
+    assert not report.clean
+    places = {leak.path for leak in report.leaks}
+    assert "0009,1010" in places, places
+    assert "0008,1030" in places, places
