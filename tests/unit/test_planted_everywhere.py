@@ -317,3 +317,114 @@ def test_the_search_and_the_residual_check_find_a_marker_written_back() -> None:
     places = {leak.path for leak in report.leaks}
     assert "0009,1010" in places, places
     assert "0008,1030" in places, places
+
+
+def _base(syntax: str = "explicit-le") -> Dataset:
+    ds = Dataset()
+    ds.SOPClassUID = CT_IMAGE
+    ds.SOPInstanceUID = "1.2.826.0.1.3680043.99.2"
+    ds.StudyInstanceUID = "1.2.826.0.1.3680043.99.3"
+    ds.SeriesInstanceUID = "1.2.826.0.1.3680043.99.4"
+    ds.PatientName = "Mkzorro^Jane"
+    ds.PatientID = "MKPID77"
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CT_IMAGE
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = SYNTAXES[syntax]
+    ds.file_meta = meta
+    return ds
+
+
+def _item(**values: object) -> Dataset:
+    item = Dataset()
+    for keyword, value in values.items():
+        setattr(item, keyword, value)
+    return item
+
+
+def _hostile_cases() -> dict[str, tuple[Dataset, list[str]]]:
+    cases: dict[str, tuple[Dataset, list[str]]] = {}
+    ds = _base()  # a creator that Table E.3.10-1 lists, in another case and with spaces
+    ds.add_new(0x00190010, "LO", " siemens csa header ")
+    ds.add_new(0x00191008, "CS", "MKSPOOFA")
+    ds.add_new(0x00191009, "LO", "MKSPOOFB")
+    cases["spoofed safe creator"] = (ds, ["MKSPOOFA", "MKSPOOFB"])
+    ds = _base()
+    item = _item(CodeMeaning="x")
+    item.add_new(0x00090010, "LO", "ACME")
+    item.add_new(0x00091001, "LO", "MKPRIVSEQ")
+    ds.ContentSequence = Sequence([item])
+    cases["private element in a kept sequence"] = (ds, ["MKPRIVSEQ"])
+    ds = _base()
+    ds.OtherPatientIDsSequence = Sequence([_item(PatientID="MKOPID1", IssuerOfPatientID="MKISSUER")])
+    cases["Other Patient IDs Sequence"] = (ds, ["MKOPID1", "MKISSUER"])
+    ds = _base()
+    ds.RequestAttributesSequence = Sequence(
+        [_item(RequestedProcedureID="MKRPID", ScheduledProcedureStepID="MKSPSID", AccessionNumber="MKACC1")]
+    )
+    cases["Request Attributes Sequence"] = (ds, ["MKRPID", "MKSPSID", "MKACC1"])
+    ds = _base()
+    ds.ContentSequence = Sequence([_item(ValueType="TEXT", TextValue="seen mkzorro\x00", PersonName="MKPERSON^X")])
+    cases["Content Sequence text and name"] = (ds, ["mkzorro", "MKPERSON"])
+    ds = _base()
+    ds.AcquisitionContextSequence = Sequence([_item(ValueType="PNAME", PersonName="MKACQ^Y")])
+    cases["Acquisition Context Sequence"] = (ds, ["MKACQ"])
+    ds = _base()
+    ds.ReferencedPatientSequence = Sequence([_item(ReferencedSOPInstanceUID="1.2.826.0.1.3680043.77.1")])
+    cases["Referenced Patient Sequence"] = (ds, ["1.2.826.0.1.3680043.77.1"])
+    ds = _base()
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.ContentSequence = Sequence([_item(SpecificCharacterSet="ISO_IR 192", PersonName="МКИВАНОВ^Иван")])
+    cases["character set changed in an item"] = (ds, ["МКИВАНОВ"])
+    ds = _base()
+    ds.OtherPatientNames = ["MKOPNA^A", "MKOPNB^B"]
+    ds.OtherPatientIDs = ["MKOPIDA", "MKOPIDB"]
+    ds.StudyDescription = "CT of\\MKZORRO"
+    cases["several values, split by backslashes"] = (ds, ["MKOPNA", "MKOPNB", "MKOPIDA", "MKOPIDB", "mkzorro"])
+    ds = _base()
+    del ds.PatientName
+    ds.add_new(0x00100010, "UN", b"MKUNPN^Jane ")
+    ds.add_new(0x00101001, "UN", b"MKUNOPN^A")
+    ds.add_new(0x00081070, "UN", b"MKUNOPER")
+    ds.add_new(0x00081030, "UN", b"CT of MKUNPN\x00")
+    cases["UN elements hiding names"] = (ds, ["MKUNPN", "MKUNOPN", "MKUNOPER"])
+    ds = _base()
+    ds.AccessionNumber = "MKACCN\x00\x00"
+    ds.StudyID = "  MKSTID  "
+    ds.add_new(0x00081155, "UI", "1.2.826.0.1.3680043.55.7\x00")
+    cases["trailing NUL and padding"] = (ds, ["MKACCN", "MKSTID", "1.2.826.0.1.3680043.55.7"])
+    ds = _base("implicit-le")
+    ds.add_new(0x00110010, "LO", "ACME")
+    ds.add_new(0x00111001, "SQ", Sequence([_item(PatientName="MKPRIVSQPN")]))
+    cases["private sequence in implicit VR"] = (ds, ["MKPRIVSQPN"])
+    ds = _base()
+    icon = _item(Rows=1, Columns=2, BitsAllocated=8, BitsStored=8, HighBit=7, PixelRepresentation=0)
+    icon.add_new(0x00204000, "LT", "MKICONCOMMENT")
+    ds.IconImageSequence = Sequence([icon])
+    ds.add_new(0x60023000, "OW", b"MKOVL1XX")
+    ds.add_new(0x60024000, "LT", "MKOVCOMMENT")
+    ds.add_new(0x50023000, "OB", b"MKCURVE1")
+    cases["icon, overlay and curve groups"] = (ds, ["MKICONCOMMENT", "MKOVL1XX", "MKOVCOMMENT", "MKCURVE1"])
+    return cases
+
+
+HOSTILE = _hostile_cases()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [frozenset(), frozenset({Option.CleanDesc, Option.CleanStructdCont, Option.RetainSafePrivate})],
+    ids=_ids,
+)
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_hostile_placements_leave_nothing(case: str, options: frozenset[Option]) -> None:
+    """Values hidden where a de-identifier might not look: none is in the output, and the residual check agrees."""
+    dataset, markers = HOSTILE[case]
+    buffer = BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    data = buffer.getvalue()
+    profile = basic_profile(options)
+    output, _ = anonymize_bytes(data, AnonymizationSettings(profile=profile, hasher=HASHER))
+    left = {marker: forms_found(output, marker) for marker in markers}
+    assert not {marker: forms for marker, forms in left.items() if forms}
+    assert verify_bytes(data, output, profile).clean
