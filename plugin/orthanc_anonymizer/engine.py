@@ -161,6 +161,7 @@ _SYNTAX_OF_ENCODING = {
     (False, False): "1.2.840.10008.1.2.2",  # Explicit VR Big Endian (retired, still read and written)
 }
 _DUMMIED_VRS = frozenset({"UT", "LT", "ST", "UC", "PN", "DA", "DT"})
+_CODE_VRS = frozenset({"CS", "AE"})
 _TOKEN_VRS = frozenset({"PN", "LO", "SH", "AE", "UC", "CS", "DA", "DT"})
 WEAKENED_CODE = ("WEAKENED", "99OANON", "Profile weakened by custom rules")
 """(Code Value, Coding Scheme Designator, Code Meaning) of the local code added to De-identification Method Code
@@ -193,10 +194,11 @@ class _Walker:
     # -- pass 1: what is identifying in this instance (for C, and for the residual check) --------------------
 
     def collect_identifying(self, dataset: Dataset) -> None:
-        """Gather the names, IDs and dates that the profile removes, to clean them out of kept free text (C).
+        """Gather the names, IDs and dates that the profile removes, to clean them out of kept free text (C) and
+        out of the codes and labels of sequences kept under D.
 
-        Only runs when the profile cleans something; values are read only from the text-like attributes that
-        are about to be removed or replaced, so the rest of the header is never converted.
+        Values are read only from the text-like attributes that are about to be removed or replaced, so the rest
+        of the header is never converted.
         """
         tokens: set[Token] = set()
         for vr, value in self._changing_values(dataset):
@@ -506,15 +508,28 @@ class _Walker:
     def _clean_untabled(self, dataset: Dataset, tag: int, vr: str, path: str, mode: str) -> None:
         """Inside a sequence being cleaned (C) or dummied (D), attributes the table does not name are handled
         by their VR: under C, text is cleaned and names replaced; under D, free text (UT, LT, ST, UC) and names
-        are replaced by dummies (codes in SH, LO and CS stay, so a report keeps its structure); dates follow
-        the temporal options (kept, shifted, or a dummy)."""
-        if mode == "D":
-            if vr not in _DUMMIED_VRS:
+        are replaced by dummies, and codes and labels in SH and LO are cleaned as under C (so a report keeps its
+        structure, and D never keeps more than C); dates follow the temporal options (kept, shifted, or a dummy).
+        Under both, a CS or AE value holding an identifying value of the instance is replaced by a dummy."""
+        if vr in _CODE_VRS:
+            # A code (CS, AE) holds no free text, but a hostile or careless writer can put a name there: one that
+            # holds an identifying value of this instance is replaced by a dummy (a cleaned code is no code).
+            element = dataset[tag]
+            before = element.value
+            if self._map_text(before, vr) == before:
+                return
+            new, label = dummy_value(vr), "D"
+        elif mode == "D":
+            if vr not in _DUMMIED_VRS and vr not in TEXT_VRS:
                 return
             element = dataset[tag]
             before = element.value
             if vr in DATE_VRS or vr == "TM":
                 new, label = self._clean_value(tag, vr, before)
+            elif vr in TEXT_VRS and vr not in _DUMMIED_VRS:
+                # Codes and labels in SH and LO stay (a report keeps its structure), cleaned as under C: D on a
+                # sequence never keeps more than C would.
+                new, label = self._map_text(before, vr), "C"
             else:
                 new, label = dummy_value(vr), "D"
         else:
@@ -702,8 +717,8 @@ def anonymize_dataset(
         walker = _Walker(dataset, settings, record_changes)
         if Option.CleanPixelData in settings.profile.options:
             _clean_pixels(dataset, settings, walker)
-        if settings.profile.cleans_text:
-            walker.collect_identifying(dataset)
+        # Always: under D too, the items of a kept sequence (a report's Content Sequence) are cleaned of them.
+        walker.collect_identifying(dataset)
         walker.process(dataset, "", (), "")
         walker.set_patient_identity(dataset)
         walker.add_markers(dataset)

@@ -428,3 +428,49 @@ def test_hostile_placements_leave_nothing(case: str, options: frozenset[Option])
     left = {marker: forms_found(output, marker) for marker in markers}
     assert not {marker: forms for marker, forms in left.items() if forms}
     assert verify_bytes(data, output, profile).clean
+
+
+def _untabled_tag(vr: str) -> int:
+    """A standard attribute of ``vr`` that Table E.1-1 does not name (kept by the table, walked by its VR)."""
+    from pydicom.datadict import DicomDictionary
+
+    named = {int(str(row["tag_value"])) for row in _rows()} | {0x00080005}  # and not Specific Character Set
+    return next(
+        tag
+        for tag, entry in sorted(DicomDictionary.items())
+        if entry[0] == vr and entry[3] == "" and tag not in named and 0x0008 <= tag >> 16 < 0x6000
+    )
+
+
+STRING_VRS_IN_ITEMS = ("SH", "LO", "CS", "ST", "LT", "UT", "UC", "PN")  # (the table names every AE attribute)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [frozenset(), frozenset({Option.CleanStructdCont}), frozenset({Option.CleanDesc, Option.CleanStructdCont})],
+    ids=_ids,
+)
+def test_a_name_in_any_string_element_of_a_kept_sequence_item_is_removed(options: frozenset[Option]) -> None:
+    """Content Sequence is D under Basic, C under Clean Structured Content: either way, the patient's name or ID
+    written into an attribute the table does not name, of any string VR, in an item at depth 1 or 2, is gone
+    (D used to keep codes and labels in SH, LO and CS untouched: more than C kept)."""
+    ds = _base()
+    ds.PatientName = "Mkzorro^Jane"
+    ds.PatientID = "MKPID77"
+    inner, outer = Dataset(), Dataset()
+    for item in (inner, outer):
+        for vr in STRING_VRS_IN_ITEMS:
+            value = "MKZORRO" if vr == "CS" else "seen Mkzorro id MKPID77"
+            item.add_new(_untabled_tag(vr), vr, value)
+    outer.ContentSequence = Sequence([inner])
+    ds.ContentSequence = Sequence([outer])
+    buffer = BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    data = buffer.getvalue()
+    profile = basic_profile(options)
+    output, _ = anonymize_bytes(data, AnonymizationSettings(profile=profile, hasher=HASHER))
+    assert forms_found(output, "mkzorro") == []
+    assert forms_found(output, "MKPID77") == []
+    assert verify_bytes(data, output, profile).clean
+    kept = dcmread(BytesIO(output)).ContentSequence[0]
+    assert _untabled_tag("LO") in kept  # the structure stays
