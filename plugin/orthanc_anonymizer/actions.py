@@ -144,6 +144,9 @@ def date_variants(value: str) -> set[str]:
 
 
 MIN_COMPONENT_LENGTH = 2
+CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f\x7f]")
+"""Control characters no text VR allows (TAB, LF, FF, CR and the ESC of ISO 2022 are allowed): dropped from cleaned
+text, and ignored by the residual check, so that one inside a word does not hide it."""
 """The shortest name component or word searched for on its own: an initial (``J``) or a one-character family
 name (``王``) would destroy ordinary text; shorter components are still found inside the whole name
 (``王伟``, ``J SMITH``)."""
@@ -241,6 +244,8 @@ class TextCleaner:
         """``text`` with every identifying value replaced by ``***``, within the VR's maximum length."""
         if self._pattern is None or not text:
             return text
+        # A NUL or other control character inside a word (MK\0ZORRO) hides it from the search, not from a reader.
+        text = CONTROL_CHARACTERS.sub("", text)
         cleaned = self._pattern.sub(self.REPLACEMENT, text)
         limit = MAX_LENGTH.get(vr)
         return cleaned[:limit] if limit else cleaned

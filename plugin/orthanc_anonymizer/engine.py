@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pydicom import dcmread
-from pydicom.charset import convert_encodings, default_encoding
+from pydicom.charset import convert_encodings, default_encoding, python_encoding
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset, validate_file_meta
@@ -134,6 +134,7 @@ _PATIENT_ID = 0x00100020
 _ISSUER_OF_PATIENT_ID = 0x00100021
 _PATIENT_BIRTH_DATE = 0x00100030
 _SOP_CLASS_UID = 0x00080016
+_SPECIFIC_CHARACTER_SET = 0x00080005
 _MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
 _TRANSFER_SYNTAX_UID = 0x00020010
 # Data Set Trailing Padding (PS3.10 7.2): bytes with no meaning, that may hold anything; never copied.
@@ -241,6 +242,8 @@ class _Walker:
                 self._record(path, tag, "", "X", "X", True)
                 del dataset[tag]
                 continue
+            if tag == _SPECIFIC_CHARACTER_SET:
+                self._keep_known_character_sets(dataset, path)
             if group & 1:
                 if 0x0010 <= elem <= 0x00FF:
                     private_creators.append(tag)
@@ -258,6 +261,28 @@ class _Walker:
             if not keep:
                 self._record(path, creator_tag, "", (rule or self.table.private_action).value, "X", True)
                 del dataset[creator_tag]
+
+    def _keep_known_character_sets(self, dataset: Dataset, path: str) -> None:
+        """Specific Character Set keeps only the defined terms of PS3.3 C.12.1.1.2 (spelling slips such as
+        ``iso ir 100`` corrected): it is copied to the output, and any other word there is text nobody checked
+        (a name written where a term belongs). A term none can read is dropped with a warning; none left, the
+        attribute goes (the default repertoire)."""
+        element = dataset[_SPECIFIC_CHARACTER_SET]
+        value = element.value
+        if isinstance(value, bytes):
+            value = value.decode("ascii", "replace").split("\\")
+        values = [str(item) for item in value] if isinstance(value, MultiValue | list | tuple) else [str(value)]
+        kept = [term for term in (_character_set_term(item) for item in values) if term is not None]
+        if kept == values:
+            return
+        self.report.warnings.append(f"{_tag_text(_SPECIFIC_CHARACTER_SET)}: unknown character set terms removed")
+        self._record(path, _SPECIFIC_CHARACTER_SET, "SpecificCharacterSet", "K", "C", True)
+        if any(kept):
+            dataset[_SPECIFIC_CHARACTER_SET] = DataElement(
+                _SPECIFIC_CHARACTER_SET, "CS", kept[0] if len(kept) == 1 else kept
+            )
+        else:
+            del dataset[_SPECIFIC_CHARACTER_SET]
 
     def _drop_overlays_without_data(self, dataset: Dataset) -> None:
         """An overlay plane whose Overlay Data (60xx,3000, type 1) the profile removed goes whole: the rest of
@@ -1216,6 +1241,17 @@ def _check_kept_value(dataset: Dataset, tag: int, vr: str) -> None:
 
 
 @lru_cache(maxsize=4096)
+def _character_set_term(value: str) -> str | None:
+    """``value`` as a defined term of Specific Character Set (an empty first value is one too), or ``None``."""
+    term = value.strip(" \x00")
+    if term == "":
+        return ""
+    for candidate in (term, re.sub(r"^ISO[ _-]?IR[ _-]?", "ISO_IR ", term.upper()), term.upper().replace("_", " ")):
+        if candidate in python_encoding:
+            return candidate
+    return None
+
+
 def _text_where_none_belongs(tag: int, vr: str) -> bool:
     """Whether an element read with ``vr`` (from an explicit VR file) holds a name where its tag's attribute has
     none, or text where its tag's attribute is binary, by pydicom's data dictionary."""

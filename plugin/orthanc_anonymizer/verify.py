@@ -59,7 +59,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import VR, PersonName
 
-from .actions import MIN_COMPONENT_LENGTH
+from .actions import CONTROL_CHARACTERS, MIN_COMPONENT_LENGTH
 from .engine import sequence_in_unknown
 from .profiles import Action, ActionTable, Option, Profile, basic_profile
 
@@ -589,6 +589,10 @@ def _searchable_texts(dataset: Dataset) -> Iterator[tuple[str, DataElement, str,
             value = getattr(element, "_value", None)
         values = [] if isinstance(value, bytes) else _string_values(element)
         text = _decode_leniently(value) if isinstance(value, bytes) else "\\".join(values)
+        if isinstance(value, bytes) and b"\x00" in value:
+            text += "\n" + _decode_leniently(value.replace(b"\x00", b""))  # UTF-16 text, or NULs inside words
+        elif CONTROL_CHARACTERS.search(text):
+            text += "\n" + CONTROL_CHARACTERS.sub("", text)
         if text:
             yield path, element, text, values
 

@@ -474,3 +474,48 @@ def test_a_name_in_any_string_element_of_a_kept_sequence_item_is_removed(options
     assert verify_bytes(data, output, profile).clean
     kept = dcmread(BytesIO(output)).ContentSequence[0]
     assert _untabled_tag("LO") in kept  # the structure stays
+
+
+def _anonymized(ds: Dataset, options: frozenset[Option]) -> tuple[bytes, bytes]:
+    buffer = BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    data = buffer.getvalue()
+    return data, anonymize_bytes(data, AnonymizationSettings(profile=basic_profile(options), hasher=HASHER))[0]
+
+
+@pytest.mark.parametrize("control", ["\x00", "\x01", "\x1f", "\x7f"])
+@pytest.mark.parametrize("vr", ["LO", "ST", "LT", "UT"])
+def test_a_name_broken_by_a_control_character_is_cleaned_and_found(vr: str, control: str) -> None:
+    """A NUL (or another control character no text VR allows) inside a word hid it from cleaning; it is dropped
+    from cleaned text, and the residual check reads through it."""
+    ds = _base()
+    ds.PatientName = "Mkzorro^Jane"
+    tag = {"LO": 0x00081030, "ST": 0x00324000, "LT": 0x00104000, "UT": 0x00400280}[vr]  # C under CleanDesc
+    ds.add_new(tag, vr, f"seen Mkz{control}orro today")
+    options = frozenset({Option.CleanDesc})
+    data, output = _anonymized(ds, options)
+    assert forms_found(output.replace(control.encode(), b""), "mkzorro") == []
+    assert verify_bytes(data, output, basic_profile(options)).clean
+    tampered = dcmread(BytesIO(output))
+    tampered.add_new(0x00204000, "LT", f"again MKZ{control}ORRO")  # Image Comments: written back
+    buffer = BytesIO()
+    tampered.save_as(buffer, enforce_file_format=True)
+    assert "0020,4000" in {leak.path for leak in verify_bytes(data, buffer.getvalue(), basic_profile(options)).leaks}
+
+
+@pytest.mark.parametrize("options", [frozenset(), KEEP_MOST], ids=_ids)
+def test_specific_character_set_keeps_only_defined_terms(options: frozenset[Option]) -> None:
+    """Specific Character Set is copied to the output: a word that is no defined term (a name) is dropped, at the
+    top and in items; a misspelt term is corrected, so the text it encodes still reads."""
+    ds = _base()
+    ds.SpecificCharacterSet = ["iso ir 100", "MKZORRO"]
+    item = _item(SpecificCharacterSet="MKZORRO2", CodeValue="1", CodingSchemeDesignator="99X", CodeMeaning="x")
+    ds.AnatomicRegionSequence = Sequence([item])
+    ds.StudyDescription = "Thorax Hüfte"
+    _, output = _anonymized(ds, options)
+    assert forms_found(output, "MKZORRO") == []
+    after = dcmread(BytesIO(output))
+    assert after.SpecificCharacterSet == "ISO_IR 100"
+    assert "SpecificCharacterSet" not in after.AnatomicRegionSequence[0]
+    if Option.CleanDesc in options:
+        assert after.StudyDescription == "Thorax Hüfte"
