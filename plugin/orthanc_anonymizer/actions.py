@@ -240,6 +240,10 @@ class TextCleaner:
             re.compile("|".join(_token_pattern(token) for token in ordered), re.IGNORECASE) if ordered else None
         )
 
+    def finds(self, text: str) -> bool:
+        """Whether ``text`` holds one of the identifying values (control characters inside it ignored)."""
+        return self._pattern is not None and self._pattern.search(CONTROL_CHARACTERS.sub("", text)) is not None
+
     def clean(self, text: str, vr: str) -> str:
         """``text`` with every identifying value replaced by ``***``, within the VR's maximum length."""
         if self._pattern is None or not text:

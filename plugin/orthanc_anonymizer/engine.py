@@ -163,6 +163,8 @@ _SYNTAX_OF_ENCODING = {
 }
 _DUMMIED_VRS = frozenset({"UT", "LT", "ST", "UC", "PN", "DA", "DT"})
 _CODE_VRS = frozenset({"CS", "AE"})
+NUMBER_FORMATS = {"FL": "f", "FD": "d", "US": "H", "SS": "h", "UL": "I", "SL": "i", "UV": "Q", "SV": "q"}
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _TOKEN_VRS = frozenset({"PN", "LO", "SH", "AE", "UC", "CS", "DA", "DT"})
 WEAKENED_CODE = ("WEAKENED", "99OANON", "Profile weakened by custom rules")
 """(Code Value, Coding Scheme Designator, Code Meaning) of the local code added to De-identification Method Code
@@ -315,9 +317,12 @@ class _Walker:
                         self._record(path, tag, "", "C", "K", False)
                         return True
                     if tag in dataset and (table_vrs is None or "SQ" not in table_vrs):
-                        _check_kept_value(dataset, tag, vr)
-                        self._record(path, tag, "", "C", "K", False)
-                        return True
+                        if self._clean_safe_private(dataset, tag, vr, table_vrs or frozenset()):
+                            _check_kept_value(dataset, tag, _vr_of(dataset, tag))
+                            self._record(path, tag, "", "C", "K", False)
+                            return True
+                        self._record(path, tag, "", "C", "X", True)
+                        return False
                     # A sequence by the table, bytes that are none (UN): nobody can say what they hold.
                     if tag not in dataset:
                         self._record(path, tag, "", "C", "X", True)
@@ -328,6 +333,34 @@ class _Walker:
             return False
         self._process_element(dataset, tag, path, keywords, cleaning, action=rule)
         return tag in dataset
+
+    def _clean_safe_private(self, dataset: Dataset, tag: int, vr: str, table_vrs: frozenset[str]) -> bool:
+        """Clean (C) a safe private element that stays: Table E.3.10-1 says what the vendor writes there, not what a
+        given file holds. Text (LO, SH, ST, LT, UT, UC) is cleaned of the instance's names, IDs and dates as under
+        C; any other value that holds one (a code, a name, bytes read as UN in implicit VR, text where the table
+        gives a number), or a DS or IS value that is no number, is removed. ``False`` when it was removed."""
+        element = dataset[tag]
+        value = element.value
+        stored = number_bytes(value, vr) if vr in NUMBER_FORMATS else value  # a name read as numbers, too
+        if isinstance(stored, bytes):
+            for text in (stored.decode("latin-1"), stored.replace(b"\x00", b"").decode("latin-1")):
+                if self.cleaner.finds(text):
+                    del dataset[tag]
+                    return False
+        if isinstance(value, bytes):
+            return True
+        if vr in TEXT_VRS:
+            element.value = self._map_text(value, vr)
+            return True
+        items = value if isinstance(value, MultiValue | list | tuple) else [value]
+        texts = [str(item) for item in items if item is not None]
+        if vr in ("DS", "IS") and not all(_NUMBER.fullmatch(text.strip()) for text in texts if text.strip()):
+            del dataset[tag]
+            return False
+        if any(self.cleaner.finds(text) for text in texts):
+            del dataset[tag]
+            return False
+        return True
 
     def _process_element(
         self,
@@ -541,7 +574,8 @@ class _Walker:
             # holds an identifying value of this instance is replaced by a dummy (a cleaned code is no code).
             element = dataset[tag]
             before = element.value
-            if self._map_text(before, vr) == before:
+            items = before if isinstance(before, MultiValue | list) else [before]
+            if not any(self.cleaner.finds(str(item)) for item in items if item is not None):
                 return
             new, label = dummy_value(vr), "D"
         elif mode == "D":
@@ -1240,7 +1274,15 @@ def _check_kept_value(dataset: Dataset, tag: int, vr: str) -> None:
         raise AnonymizationError(f"{_tag_text(tag)}: value holds bytes not valid for {vr}; the file looks damaged")
 
 
-@lru_cache(maxsize=4096)
+def number_bytes(value: Any, vr: str) -> bytes:
+    """The little-endian bytes of a binary number value (as an implicit VR file stored them)."""
+    items = value if isinstance(value, MultiValue | list | tuple) else [] if value is None else [value]
+    try:
+        return struct.pack(f"<{len(items)}{NUMBER_FORMATS[vr]}", *items)
+    except (struct.error, TypeError):
+        return b""
+
+
 def _character_set_term(value: str) -> str | None:
     """``value`` as a defined term of Specific Character Set (an empty first value is one too), or ``None``."""
     term = value.strip(" \x00")
@@ -1252,6 +1294,7 @@ def _character_set_term(value: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)
 def _text_where_none_belongs(tag: int, vr: str) -> bool:
     """Whether an element read with ``vr`` (from an explicit VR file) holds a name where its tag's attribute has
     none, or text where its tag's attribute is binary, by pydicom's data dictionary."""

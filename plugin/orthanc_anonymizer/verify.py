@@ -60,7 +60,7 @@ from pydicom.multival import MultiValue
 from pydicom.valuerep import VR, PersonName
 
 from .actions import CONTROL_CHARACTERS, MIN_COMPONENT_LENGTH
-from .engine import sequence_in_unknown
+from .engine import NUMBER_FORMATS, number_bytes, sequence_in_unknown
 from .profiles import Action, ActionTable, Option, Profile, basic_profile
 
 MIN_LENGTH = 4
@@ -587,6 +587,8 @@ def _searchable_texts(dataset: Dataset) -> Iterator[tuple[str, DataElement, str,
             value = element.value
         except Exception:
             value = getattr(element, "_value", None)
+        if element.VR in NUMBER_FORMATS and value is not None:
+            value = number_bytes(value, element.VR)  # a name stored where numbers belong (implicit VR)
         values = [] if isinstance(value, bytes) else _string_values(element)
         text = _decode_leniently(value) if isinstance(value, bytes) else "\\".join(values)
         if isinstance(value, bytes) and b"\x00" in value:

@@ -26,6 +26,7 @@ from planted_markers import forms_found
 from pydicom import dcmread
 from pydicom.charset import convert_encodings, encode_string
 from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -519,3 +520,53 @@ def test_specific_character_set_keeps_only_defined_terms(options: frozenset[Opti
     assert "SpecificCharacterSet" not in after.AnatomicRegionSequence[0]
     if Option.CleanDesc in options:
         assert after.StudyDescription == "Thorax Hüfte"
+
+
+def _safe_private_by_vr() -> dict[str, dict[str, str]]:
+    """One Table E.3.10-1 element for each VR the table gives (the first listed)."""
+    from orthanc_anonymizer.engine import _safe_private_index
+
+    _safe_private_index()  # the table is loaded the way the engine loads it
+    import json
+    from importlib import resources
+
+    rows = json.loads(resources.files("orthanc_anonymizer.standard").joinpath("safe_private.json").read_text())["rows"]
+    chosen: dict[str, dict[str, str]] = {}
+    for row in rows:
+        if row["vr"] in ("LO", "SH", "CS", "ST", "LT", "DS", "IS", "FL", "FD", "US", "UL", "SS", "SL"):
+            chosen.setdefault(row["vr"], row)
+    return chosen
+
+
+SAFE_PRIVATE = _safe_private_by_vr()
+GENUINE = {"LO": "HEAD FIRST", "SH": "AXIAL", "CS": "PRIMARY", "ST": "a note", "LT": "a note", "DS": "1.5", "IS": "3"}
+
+
+@pytest.mark.parametrize("syntax", ["explicit-le", "implicit-le"])
+@pytest.mark.parametrize("vr", sorted(SAFE_PRIVATE))
+def test_a_name_in_a_safe_private_element_is_cleaned(vr: str, syntax: str) -> None:
+    """RetainSafePrivate is C (clean) in Table E.1-1: Table E.3.10-1 says what a vendor writes in an element, not
+    what a given file holds there. The patient's name or ID written into a safe element of any VR (as text, as text
+    where the table gives a number, as the bytes of an implicit VR file) is gone; a genuine value stays."""
+    row = SAFE_PRIVATE[vr]
+    group, element = int(row["tag"][:4], 16), int(row["tag"][-2:], 16)
+    creator, tag = group << 16 | 0x0010, group << 16 | 0x1000 | element
+    options = frozenset({Option.RetainSafePrivate})
+    for planted in (b"Mkzorro^Jane    ", b"x MKPID77 ".ljust(16, b"\x00"), None):  # 16 bytes: any number VR
+        ds = _base(syntax)
+        ds.PatientName = "Mkzorro^Jane"
+        ds.PatientID = "MKPID77"
+        ds.add_new(creator, "LO", row["private_creator"])
+        if planted is None:
+            value: object = GENUINE.get(vr, 1)
+            ds.add_new(tag, vr, [1.0] if vr in ("FL", "FD") else value)
+        elif syntax == "implicit-le" or vr not in ("LO", "SH", "CS", "ST", "LT"):
+            ds[tag] = DataElement(tag, "UN" if syntax == "implicit-le" else "OB", planted)
+        else:
+            ds.add_new(tag, vr, planted.decode())
+        data, output = _anonymized(ds, options)
+        assert forms_found(output, "mkzorro") == []
+        assert forms_found(output, "MKPID77") == []
+        assert verify_bytes(data, output, basic_profile(options)).clean
+        if planted is None:
+            assert tag in dcmread(BytesIO(output))
