@@ -11,6 +11,9 @@ import itertools
 import re
 from collections.abc import Iterable
 from datetime import date, timedelta
+from functools import lru_cache
+
+from pydicom._dicom_dict import DicomDictionary
 
 from .profiles import Action
 
@@ -223,6 +226,15 @@ def _token_pattern(token: Token) -> str:
     return before + body + suffix + after
 
 
+@lru_cache(maxsize=1)
+def common_words() -> frozenset[str]:
+    """Words of the DICOM data dictionary's attribute names (``name``, ``text``, ``green``...), lower case."""
+    words: set[str] = set()
+    for entry in DicomDictionary.values():
+        words.update(word.lower() for word in re.findall(r"[A-Za-z]{4,}", entry[2]))
+    return frozenset(words)
+
+
 class TextCleaner:
     """Removes known identifying values (names, IDs, dates, addresses of this instance) from free text.
 
@@ -240,9 +252,16 @@ class TextCleaner:
             re.compile("|".join(_token_pattern(token) for token in ordered), re.IGNORECASE) if ordered else None
         )
 
-    def finds(self, text: str) -> bool:
-        """Whether ``text`` holds one of the identifying values (control characters inside it ignored)."""
-        return self._pattern is not None and self._pattern.search(CONTROL_CHARACTERS.sub("", text)) is not None
+    def finds(self, text: str, *, words: bool = True) -> bool:
+        """Whether ``text`` holds one of the identifying values (control characters inside it ignored); without
+        ``words``, a value that is a word of the data dictionary (``TEXT``, a name part that is also a code's
+        defined term) does not count."""
+        if self._pattern is None:
+            return False
+        for match in self._pattern.finditer(CONTROL_CHARACTERS.sub("", text)):
+            if words or match.group(0).lower() not in common_words():
+                return True
+        return False
 
     def clean(self, text: str, vr: str) -> str:
         """``text`` with every identifying value replaced by ``***``, within the VR's maximum length."""

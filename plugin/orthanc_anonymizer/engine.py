@@ -135,6 +135,7 @@ _ISSUER_OF_PATIENT_ID = 0x00100021
 _PATIENT_BIRTH_DATE = 0x00100030
 _SOP_CLASS_UID = 0x00080016
 _SPECIFIC_CHARACTER_SET = 0x00080005
+_MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 _MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
 _TRANSFER_SYNTAX_UID = 0x00020010
 # Data Set Trailing Padding (PS3.10 7.2): bytes with no meaning, that may hold anything; never copied.
@@ -192,6 +193,7 @@ class _Walker:
         self.patient_key = _patient_key(dataset)
         self.date_offset = self.hasher.date_offset_days(self.patient_key)
         self.safe_private = _safe_private_index()
+        self.directory = sop_class == _MEDIA_STORAGE_DIRECTORY
         self.cleaner = TextCleaner(())
 
     # -- pass 1: what is identifying in this instance (for C, and for the residual check) --------------------
@@ -237,10 +239,18 @@ class _Walker:
         private_creators: list[int] = []
         for tag in list(dataset.keys()):
             group, elem = tag >> 16, tag & 0xFFFF
-            if (elem == 0x0000 and group != 0x0002) or group == 0x0000 or tag == _TRAILING_PADDING:
+            if (
+                (elem == 0x0000 and group != 0x0002)
+                or group == 0x0000
+                or tag == _TRAILING_PADDING
+                or (group == 0x0002 and path)
+                or (group == 0x0004 and not self.directory and self.table.action_for(tag) is None)
+            ):
                 # Group lengths go stale once attributes change (they are retired anyway); command set
                 # elements do not belong in a stored instance and pydicom cannot write them; trailing padding
-                # is bytes outside the meaning of the data set, whatever a rule says.
+                # is bytes outside the meaning of the data set, whatever a rule says. File meta elements in an
+                # item, and directory elements (group 0004) the table does not name outside a DICOMDIR, belong to no attribute of the
+                # instance: copied, their values (AE titles, file-set IDs, file names) went out unchecked.
                 self._record(path, tag, "", "X", "X", True)
                 del dataset[tag]
                 continue
@@ -575,7 +585,7 @@ class _Walker:
             element = dataset[tag]
             before = element.value
             items = before if isinstance(before, MultiValue | list) else [before]
-            if not any(self.cleaner.finds(str(item)) for item in items if item is not None):
+            if not any(self.cleaner.finds(str(item), words=False) for item in items if item is not None):
                 return
             new, label = dummy_value(vr), "D"
         elif mode == "D":

@@ -51,7 +51,6 @@ from functools import lru_cache
 from io import BytesIO
 
 from pydicom import dcmread
-from pydicom._dicom_dict import DicomDictionary
 from pydicom._uid_dict import UID_dictionary
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement
@@ -59,7 +58,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import VR, PersonName
 
-from .actions import CONTROL_CHARACTERS, MIN_COMPONENT_LENGTH
+from .actions import CONTROL_CHARACTERS, MIN_COMPONENT_LENGTH, common_words
 from .engine import NUMBER_FORMATS, number_bytes, sequence_in_unknown
 from .profiles import Action, ActionTable, Option, Profile, basic_profile
 
@@ -374,7 +373,7 @@ class IdentifyingValues:
                 if vr == "PN":
                     for component in _name_components(value):
                         word = component.lower()
-                        target = needles.weak if word in _common_words() else needles.strong
+                        target = needles.weak if word in common_words() else needles.strong
                         target.setdefault(word, (source, ValueKind.NAME))
                     for part in _unspaced_name_parts(value):
                         needles.unspaced.setdefault(part.lower(), (source, ValueKind.NAME))
@@ -469,15 +468,6 @@ def _is_descriptive(tag: int) -> bool:
     repeats is no leak); the names, IDs and dates in them come from other attributes and are looked for.
     """
     return _cleaning_table().action_for(tag) is Action.C
-
-
-@lru_cache(maxsize=1)
-def _common_words() -> frozenset[str]:
-    """Words of the DICOM data dictionary's attribute names (``name``, ``text``, ``green``...), lower case."""
-    words: set[str] = set()
-    for entry in DicomDictionary.values():
-        words.update(word.lower() for word in re.findall(r"[A-Za-z]{4,}", entry[2]))
-    return frozenset(words)
 
 
 def _is_identifying_text(value: str) -> bool:

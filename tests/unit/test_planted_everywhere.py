@@ -570,3 +570,20 @@ def test_a_name_in_a_safe_private_element_is_cleaned(vr: str, syntax: str) -> No
         assert verify_bytes(data, output, basic_profile(options)).clean
         if planted is None:
             assert tag in dcmread(BytesIO(output))
+
+
+@pytest.mark.parametrize("options", [frozenset(), KEEP_MOST], ids=_ids)
+def test_file_meta_and_directory_elements_in_the_data_set_are_removed(options: frozenset[Option]) -> None:
+    """File meta elements (group 0002) in an item, and directory elements (group 0004) anywhere in an instance that
+    is no DICOMDIR, belong to no attribute of the instance: none of their values reaches the output."""
+    ds = _base()
+    markers = ["MKAEITEM", "1.2.826.0.1.3680043.88.1", "MKFILESET", "MKREFFILE", "MKFSITEM"]
+    item = _item(CodeValue="1", CodingSchemeDesignator="99X", CodeMeaning="x")
+    item.add_new(0x00020016, "AE", "MKAEITEM")  # Source Application Entity Title
+    item.add_new(0x00020100, "UI", "1.2.826.0.1.3680043.88.1")  # Private Information Creator UID
+    item.add_new(0x00041130, "CS", "MKFSITEM")  # File-set ID
+    ds.AnatomicRegionSequence = Sequence([item])
+    ds.add_new(0x00041130, "CS", "MKFILESET")
+    ds.add_new(0x00041500, "CS", ["DIR", "MKREFFILE"])  # Referenced File ID
+    _, output = _anonymized(ds, options)
+    assert {marker: forms_found(output, marker) for marker in markers} == {marker: [] for marker in markers}
