@@ -19,7 +19,7 @@
 
   anonymizer.configure({ root: '../../' });
 
-  /* Orthanc Explorer 2 at its default "Root" ("/ui/"), the legacy explorer where Orthanc serves it. */
+  /* Orthanc Explorer 2 at its default Root, ui/, and the legacy explorer where Orthanc serves it. */
   var OE2_APP = 'ui/app/';
   var EXPLORER = 'app/explorer.html';
 
