@@ -73,6 +73,15 @@ $(COMPAT_SUITES:%=test-compat-%): test-compat-%: venv compat-venv-%
 	tools/compat/run-in-$*.sh .venv/bin/pytest -q -p no:cacheprovider tests/unit
 	COMPAT_SUITE=$* ORTHANC_COMMAND="$(CURDIR)/tools/compat/run-in-$*.sh /usr/sbin/Orthanc" $(VENV)/bin/pytest -q tests/integration tests/browser tests/compat
 
+# Orthanc Explorer 2 1.14.1 for tests/browser/test_oe2.py on forky's Orthanc 1.13: built from
+# ../shared/third_party/orthanc-explorer-2-1.14.1.tar.gz in a forky root of its own, cached per machine
+# (tools/compat/build-oe2.sh).
+.PHONY: oe2
+oe2:
+	tools/compat/build-oe2.sh
+
+test-compat-forky: oe2
+
 # Installs the bench extra (matplotlib, for the plot) into .venv, and dicognito into .bench-venv/ (bench/run.py);
 # writes bench/RESULTS.md and bench/time-per-instance.png.
 $(VENV)/.bench-installed: pyproject.toml $(VENV)/.installed
