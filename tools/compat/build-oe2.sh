@@ -8,7 +8,7 @@
 # From ../shared/third_party/orthanc-explorer-2-1.14.1.tar.gz (OE2_SOURCE overrides; SOURCE.md there says what it
 # is; its sha256 is checked), never copied into the project. The build runs in a forky root of its own
 # (.compat/oe2-build: build-root.sh with the compilers, orthanc-dev, liborthancframework-dev, Node.js and npm as
-# COMPAT_EXTRA_PACKAGES): the WebApplication with npm (its lock file pins uppie 4.1.4, which the registry does not
+# its COMPAT_PACKAGES): the WebApplication with npm (its lock file pins uppie 4.1.4, which the registry does not
 # serve, so `npm install` with uppie ^4.1.0 instead of `npm ci`) and Vite, then the C++ plugin with CMake against
 # the system's Orthanc SDK and framework, embedding the web application. The plugin runs in the forky root, which
 # carries liborthancframework1.13.0 for it.
@@ -27,7 +27,10 @@ compat_parse_force "$@"
 
 OE2_VERSION=1.14.1
 OE2_SHA256=a18b31da30c8e4df616df69fbdbe6a74f1287cf80fcaf49928028a8decbaa89c
-OE2_BUILD_PACKAGES="orthanc-dev liborthancframework-dev cmake make g++ patch unzip libgtest-dev nodejs npm"
+# The build root holds only what the build needs (COMPAT_PACKAGES replaces the test roots' list): CMake wants patch,
+# unzip and GoogleTest even with downloads off; python3 embeds the web application's files into the plugin.
+OE2_BUILD_PACKAGES="ca-certificates python3 orthanc-dev liborthancframework-dev cmake make g++ patch unzip libgtest-dev \
+nodejs npm"
 source_tarball="${OE2_SOURCE:-$(dirname "$COMPAT_CHECKOUT")/shared/third_party/orthanc-explorer-2-$OE2_VERSION.tar.gz}"
 out="$COMPAT_CHECKOUT/.compat/oe2"
 stamp="$out/.oe2-key"
@@ -51,7 +54,8 @@ else
     printf '%s  %s\n' "$OE2_SHA256" "$source_tarball" | sha256sum --check --quiet ||
         compat_die "$source_tarball is not the OE2 $OE2_VERSION source (sha256 differs)"
     build_root="$COMPAT_CHECKOUT/.compat/oe2-build"
-    COMPAT_ROOT="$build_root" COMPAT_EXTRA_PACKAGES="$OE2_BUILD_PACKAGES" \
+    # COMPAT_VENV: build-root.sh removes the venv of the root it replaces; this root has none (never forky's own).
+    COMPAT_ROOT="$build_root" COMPAT_VENV="$build_root.no-venv" COMPAT_PACKAGES="$OE2_BUILD_PACKAGES" \
         "$COMPAT_CHECKOUT/tools/compat/build-root.sh"
     # Under /tmp, which run-in-root.sh mounts into the root; an empty folder stands for the venv it mounts.
     work="$(mktemp -d /tmp/orthanc-anonymizer-oe2.XXXXXX)"
@@ -61,7 +65,7 @@ else
     compat_log "building Orthanc Explorer 2 $OE2_VERSION in $build_root"
     mkdir "$work/home"
     # shellcheck disable=SC2016 # the script below expands its own positional parameters
-    COMPAT_ROOT="$build_root" COMPAT_EXTRA_PACKAGES="$OE2_BUILD_PACKAGES" COMPAT_VENV="$work/no-venv" HOME="$work/home" \
+    COMPAT_ROOT="$build_root" COMPAT_PACKAGES="$OE2_BUILD_PACKAGES" COMPAT_VENV="$work/no-venv" HOME="$work/home" \
         NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm_config_update_notifier=false \
         npm_config_fund=false npm_config_audit=false \
         "$COMPAT_CHECKOUT/tools/compat/run-in-root.sh" /bin/bash -euo pipefail -c '
