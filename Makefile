@@ -10,7 +10,7 @@ export ORTHANC_HTTP_PORT ?= 8042
 export ORTHANC_DICOM_PORT ?= 4242
 export ORTHANC_DATA ?= $(CURDIR)/data
 
-.PHONY: run test unit integration browser lint bench soak apt venv clean
+.PHONY: run test unit integration browser lint bench soak apt venv clean test-repeat
 
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -50,6 +50,16 @@ browser: venv
 
 test: venv lint
 	$(VENV)/bin/pytest -q tests
+
+# For a suspected flake: the integration suite N times in a row (default 5), stopping at the first failure, e.g.
+#   make test-repeat N=10            make test-repeat N=3 TESTS=tests/integration/test_ingest.py
+N ?= 5
+TESTS ?= tests/integration
+test-repeat: venv
+	@for run in $$(seq 1 $(N)); do \
+	  echo "== test-repeat: run $$run of $(N): $(TESTS)"; \
+	  $(VENV)/bin/pytest -q -p no:cacheprovider $(TESTS) || { echo "== test-repeat: run $$run of $(N) failed"; exit 1; }; \
+	done; echo "== test-repeat: $(N) of $(N) runs passed"
 
 # The same tests on the newer Orthancs, each in a debootstrap root under .compat/ (tools/compat/README.md): Debian
 # trixie's Orthanc 1.12.7 with orthanc-python 5.0 (Python 3.13), and Debian forky's Orthanc 1.13.0 with

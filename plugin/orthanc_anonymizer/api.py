@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import AnonymizerConfig
+from .config import AnonymizerConfig, RequestLimits
 from .errors import AnonymizerError, ProfileError
+from .identity import ValueRejected, check_patient_id, check_patient_name
 from .jobs import JobSettings
 from .orthanc_client import LEVELS
 from .profile_files import load_profiles, resolve_profile, rules_from_json
-from .profiles import Option
+from .profiles import Option, Rule
+from .weakening import Weakening, chosen_identity, weakenings
 
 _SETTING_KEYS = {
     "Profile",
@@ -37,7 +39,11 @@ _LEVEL_NAMES = {name.lower(): segment for segment, name in LEVELS.items()} | {se
 
 
 class BadRequest(AnonymizerError):
-    """The request is malformed or names something unknown (HTTP 400)."""
+    """The request is malformed, names something unknown or asks for more than a limit allows (HTTP 400)."""
+
+
+class RequestTooLarge(AnonymizerError):
+    """The request body is larger than ``Anonymizer.MaximumRequestBytes`` (HTTP 413)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,9 @@ class AnonymizeRequest:
     """Batch only: the URI segment of the level (``studies``...)."""
     resources: tuple[str, ...] = ()
     """Batch only: the Orthanc IDs."""
+    weakenings: tuple[Weakening, ...] = ()
+    """The request's rules and options that keep or clean what the site's profile (the named profile with the
+    configured options) removes: only users allowed to ``weaken`` may send them."""
 
 
 MAX_NESTING = 16
@@ -84,7 +93,11 @@ def nesting_depth(text: str) -> int:
     return max(itertools.accumulate((1 if bracket in "[{" else -1 for bracket in brackets), initial=0))
 
 
-def _decode(body: bytes) -> dict[str, Any]:
+def _decode(body: bytes, limits: RequestLimits) -> dict[str, Any]:
+    if len(body) > limits.body_bytes:
+        raise RequestTooLarge(
+            f"body: {len(body)} bytes, more than Anonymizer.MaximumRequestBytes ({limits.body_bytes})"
+        )
     if not body.strip():
         return {}
     try:  # as json.loads does with bytes (UTF-8, 16 or 32), but first, so the depth is checked on the text
@@ -133,7 +146,8 @@ def parse_settings(body: Mapping[str, Any], config: AnonymizerConfig) -> JobSett
         profile = resolve_profile(profile_name, config.profiles_directory)
         profile = profile.with_options(Option.parse(option) for option in options)
         if body.get("Rules") is not None:
-            profile = profile.with_rules(rules_from_json(body["Rules"], "Rules"))
+            rules = _bounded_rules(body["Rules"], config.limits.rules)
+            profile = profile.with_rules(rules)
     except ProfileError as error:
         raise BadRequest(str(error)) from None
     dry_run = _bool(body, "DryRun")
@@ -143,28 +157,63 @@ def parse_settings(body: Mapping[str, Any], config: AnonymizerConfig) -> JobSett
     in_place = _bool(body, "InPlace")
     if in_place and dry_run:
         raise BadRequest("InPlace: not with DryRun")
+    patient_name, patient_id = _optional_text(body, "PatientName"), _optional_text(body, "PatientID")
+    try:
+        if patient_name is not None:
+            check_patient_name(patient_name)
+        if patient_id is not None:
+            check_patient_id(patient_id)
+    except ValueRejected as error:
+        raise BadRequest(str(error)) from None
     return JobSettings(
         profile=profile,
-        patient_name=_optional_text(body, "PatientName"),
-        patient_id=_optional_text(body, "PatientID"),
+        patient_name=patient_name,
+        patient_id=patient_id,
         in_place=in_place,
         dry_run=dry_run,
         include_values=include_values,
     )
 
 
+def _bounded_rules(value: object, most: int) -> list[Rule]:
+    """The body's ``"Rules"``, at most ``most`` of them (a list is counted before its rules are parsed)."""
+
+    def refuse(count: int) -> BadRequest:
+        return BadRequest(f"Rules: {count} rules, more than Anonymizer.MaximumRules ({most})")
+
+    if isinstance(value, list) and len(value) > most:
+        raise refuse(len(value))
+    rules = rules_from_json(value, "Rules")
+    if len(rules) > most:
+        raise refuse(len(rules))
+    return rules
+
+
+def _weakenings(body: Mapping[str, Any], config: AnonymizerConfig, settings: JobSettings) -> tuple[Weakening, ...]:
+    """What the request's rules and options weaken in the site's profile: the named one (or the configured
+    default) with the configured options, as a body without ``Options`` and ``Rules`` would get it."""
+    site = resolve_profile(body.get("Profile") or config.default_profile, config.profiles_directory)
+    site = site.with_options(config.default_options)
+    return weakenings(settings.profile, site, chosen_identity(settings.patient_name, settings.patient_id))
+
+
 def parse_anonymize(body: bytes, config: AnonymizerConfig) -> AnonymizeRequest:
     """The body of ``POST /anonymizer/{level}/{id}``."""
-    decoded = _decode(body)
+    decoded = _decode(body, config.limits)
     unknown = sorted(set(decoded) - _SETTING_KEYS)
     if unknown:
         raise BadRequest(f"{unknown[0]}: unknown field; known fields: {', '.join(sorted(_SETTING_KEYS))}")
-    return AnonymizeRequest(settings=parse_settings(decoded, config), asynchronous=_bool(decoded, "Asynchronous"))
+    settings = parse_settings(decoded, config)
+    return AnonymizeRequest(
+        settings=settings,
+        asynchronous=_bool(decoded, "Asynchronous"),
+        weakenings=_weakenings(decoded, config, settings),
+    )
 
 
 def parse_batch(body: bytes, config: AnonymizerConfig) -> AnonymizeRequest:
     """The body of ``POST /anonymizer/batch``: ``{"Level", "Resources": [ids], ...settings}``."""
-    decoded = _decode(body)
+    decoded = _decode(body, config.limits)
     known = _SETTING_KEYS | _BATCH_KEYS
     unknown = sorted(set(decoded) - known)
     if unknown:
@@ -179,14 +228,45 @@ def parse_batch(body: bytes, config: AnonymizerConfig) -> AnonymizeRequest:
         or not all(isinstance(item, str) and item for item in resources)
     ):
         raise BadRequest("Resources: expected a non-empty list of Orthanc IDs")
+    if len(resources) > config.limits.batch_resources:
+        raise BadRequest(
+            f"Resources: {len(resources)} IDs, more than Anonymizer.MaximumBatchResources "
+            f"({config.limits.batch_resources})"
+        )
     if len(set(resources)) != len(resources):
         raise BadRequest("Resources: an ID is listed twice")
+    settings = parse_settings(decoded, config)
     return AnonymizeRequest(
-        settings=parse_settings(decoded, config),
+        settings=settings,
         asynchronous=True,
         level=_LEVEL_NAMES[level.lower()],
         resources=tuple(resources),
+        weakenings=_weakenings(decoded, config, settings),
     )
+
+
+def parse_preview(query: Mapping[str, str], config: AnonymizerConfig) -> tuple[JobSettings, int]:
+    """The query of ``GET /anonymizer/instances/{id}/pixel-preview``: ``?profile=&options=A,B&frame=``.
+
+    The settings are those of an anonymization with that profile and those options (the configured defaults when
+    absent), ``CleanPixelData`` always among them; the frame counts from 1. :class:`BadRequest` naming the bad part.
+    """
+    unknown = sorted(set(query) - {"profile", "options", "frame"})
+    if unknown:
+        raise BadRequest(f"{unknown[0]}: unknown query argument; known: frame, options, profile")
+    body: dict[str, Any] = {}
+    if query.get("profile"):
+        body["Profile"] = query["profile"]
+    options = (
+        [option.strip() for option in query["options"].split(",") if option.strip()]
+        if query.get("options") is not None
+        else [option.value for option in config.default_options]
+    )
+    body["Options"] = sorted({*options, Option.CleanPixelData.value})
+    frame = optional_int(query, "frame")
+    if frame == 0:
+        raise BadRequest("frame: frames count from 1")
+    return parse_settings(body, config), frame or 1
 
 
 def profiles_answer(directory: Path | None) -> list[dict[str, object]]:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, TextIO
 from . import __version__
 from .config import CHECKOUT, DEVELOPMENT_SECRET, SECRET_ENVIRONMENT_VARIABLE
 from .errors import AnonymizerError, ProfileError
+from .identity import ValueRejected, check_patient_id, check_patient_name
 from .logs import exception_summary, route_warnings_to_logging
 from .profile_files import load_profiles, parse_rules, resolve_profile
 from .profiles import Option, Profile
@@ -330,6 +331,13 @@ def command_anonymize(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) 
     """``anonymize SRC DST``: see the module docstring."""
     if args.jobs < 1:
         raise UsageError(f"--jobs must be 1 or more, not {args.jobs}")
+    try:
+        if args.patient_name is not None:
+            check_patient_name(args.patient_name, "--patient-name")
+        if args.patient_id is not None:
+            check_patient_id(args.patient_id, "--patient-id")
+    except ValueRejected as error:
+        raise UsageError(str(error)) from None
     secret, development = _secret(args, os.environ)
     profile = build_profile(args)
     tasks = plan_tasks(Path(args.src), Path(args.dst), args.dst.endswith(os.sep))

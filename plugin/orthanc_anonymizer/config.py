@@ -36,6 +36,9 @@ _KNOWN_KEYS = {
     "Authorization",
     "SharedState",
     "NodeName",
+    "MaximumRequestBytes",
+    "MaximumRules",
+    "MaximumBatchResources",
 }
 
 SHARED_STATE_MODES = ("Auto", "Local", "PostgreSQL")
@@ -45,11 +48,12 @@ RESTRICTABLE_ROUTES = {
     "profiles": "GET /anonymizer/profiles",
     "anonymize": "POST /anonymizer/{level}/{id} (storing copies)",
     "dry-run": "POST /anonymizer/{level}/{id} with DryRun",
-    "dry-run-values": "DryRun with IncludeValues (original values in the answer)",
+    "dry-run-values": "DryRun with IncludeValues (original values in the answer), and the pixel preview (original pixels)",
     "batch": "POST /anonymizer/batch",
     "jobs": "GET /anonymizer/jobs/{id}",
     "links": "GET /anonymizer/{level}/{id}/links (copy back to its original)",
     "audit": "GET /anonymizer/audit and /anonymizer/audit/verify",
+    "weaken": "a request whose rules or options keep or clean what its named profile removes",
 }
 """The names ``Anonymizer.Authorization.RestrictedRoutes`` may list, and what each covers."""
 
@@ -68,6 +72,19 @@ class AccessRules:
     def allows(self, user: str, route: str) -> bool:
         """May ``user`` (the HTTP user Orthanc authenticated) use ``route`` (a :data:`RESTRICTABLE_ROUTES` name)?"""
         return route not in self.restricted_routes or user in self.admin_users
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """How much one REST request may ask for: a request over a limit is refused (413 or 400 naming the setting)
+    before any work starts, so no caller can make a route or the audit trail arbitrarily slow or large."""
+
+    body_bytes: int = 1024 * 1024
+    """``Anonymizer.MaximumRequestBytes``: the largest request body (413 above it)."""
+    rules: int = 1000
+    """``Anonymizer.MaximumRules``: the most custom rules one request may give."""
+    batch_resources: int = 10000
+    """``Anonymizer.MaximumBatchResources``: the most resources one batch may list."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +123,7 @@ class AnonymizerConfig:
     http_threads: int = 50
     auto_anonymize: Mapping[str, object] = field(default_factory=dict)
     access: AccessRules = AccessRules()
+    limits: RequestLimits = RequestLimits()
     shared_database: SharedDatabase | None = None
     """Set when links, ingest position and audit trail are shared through PostgreSQL (a cluster of Orthancs)."""
 
@@ -339,5 +357,10 @@ def parse_configuration(
         http_threads=http_threads,
         auto_anonymize=dict(auto),
         access=_access_rules(section, orthanc_config),
+        limits=RequestLimits(
+            body_bytes=_expect_int(section, "MaximumRequestBytes", RequestLimits.body_bytes, 1024, 1 << 30),
+            rules=_expect_int(section, "MaximumRules", RequestLimits.rules, 0, 1_000_000),
+            batch_resources=_expect_int(section, "MaximumBatchResources", RequestLimits.batch_resources, 1, 10_000_000),
+        ),
         shared_database=_shared_database(section, orthanc_config, environ),
     )

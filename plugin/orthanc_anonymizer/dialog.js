@@ -9,7 +9,9 @@
  * Every URL is relative to the page that loaded this file (configure({root}) gives the way up to Orthanc's root), so
  * both keep working under a reverse-proxy path prefix. Requests are same-origin jQuery XHRs: the browser sends its own
  * credentials (HTTP Basic with AuthenticationEnabled) and $.ajaxSetup's headers (the explorer's ?token= support).
- * Values of attributes are never requested nor shown: the preview lists tags and what happens to them.
+ * Values of attributes are never requested nor shown: the preview lists tags and what happens to them. Under Clean
+ * Pixel Data it shows the boxes' count and the plugin's before/after picture of one frame, which Orthanc answers only
+ * to the users allowed original values (dry-run-values).
  */
 window.OrthancAnonymizer = (function ($) {
   'use strict';
@@ -601,7 +603,43 @@ window.OrthancAnonymizer = (function ($) {
     if (!rows.length) {
       $('<p>').text('No attribute would change.').appendTo(area);
     }
+    showPixelRegions(result.PixelRegions || [], area);
     area[0].scrollIntoView();
+  }
+
+  /* Clean Pixel Data's boxes (coordinates only), and a before/after picture of the first frame with any, which the
+     plugin renders from the stored instance; it shows original pixels, so Orthanc answers it only to the users
+     allowed the dry-run-values route: the others see a sentence instead. */
+  function showPixelRegions(regions, area) {
+    if (!regions.length) {
+      return;
+    }
+    var instances = {};
+    $.each(regions, function (i, region) {
+      instances[region.Instance] = true;
+    });
+    $('<p id="oa-pixel-summary">').text('Pixels: ' + regions.length + ' boxes blacked out in ' +
+      $.map(instances, function () { return 1; }).length + ' instances.').appendTo(area);
+    var first = regions[0];
+    var settings = chosenSettings();
+    var query = '?frame=' + (first.Frame || 1) + '&profile=' + encodeURIComponent(settings.Profile || '') +
+      '&options=' + encodeURIComponent(settings.Options.join(','));
+    var holder = $('<div id="oa-pixel-preview">').appendTo(area);
+    var xhr = new XMLHttpRequest();
+    xhr.open('GET', api('anonymizer/instances/' + encodeURIComponent(first.Instance) + '/pixel-preview' + query));
+    $.each(($.ajaxSettings && $.ajaxSettings.headers) || {}, function (name, value) {
+      xhr.setRequestHeader(name, value);
+    });
+    xhr.responseType = 'blob';
+    xhr.onload = function () {
+      if (xhr.status === 200) {
+        $('<img alt="One frame before and after Clean Pixel Data">').attr('src', window.URL.createObjectURL(xhr.response))
+          .appendTo(holder);
+      } else {
+        holder.text('The before/after picture is kept to the users allowed original values (HTTP ' + xhr.status + ').');
+      }
+    };
+    xhr.send();
   }
 
   /* ------------------------------------------------------------------------------------------------ anonymize */
@@ -651,8 +689,9 @@ window.OrthancAnonymizer = (function ($) {
       var used = JSON.parse(text);
       var words = 'Profile ' + used.Profile;
       words += (used.Options && used.Options.length) ? ', options ' + used.Options.join(', ') : ', no options';
-      if (used.Rules && used.Rules.length) {
-        words += ', ' + used.Rules.length + ' custom rules';
+      var rules = used.RuleCount || (used.Rules && used.Rules.length);  /* Rules: a list, in copies made by earlier versions */
+      if (rules) {
+        words += ', ' + rules + ' custom rules';
       }
       if (used.Edition) {
         words += ' (PS3.15 ' + used.Edition + ')';

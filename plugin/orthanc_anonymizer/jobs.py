@@ -13,6 +13,7 @@ one record to the audit trail.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -33,8 +34,9 @@ from .errors import LinkStoreError
 from .links import LinkIndex
 from .logs import exception_summary
 from .orthanc_client import LEVELS, OrthancClient, OrthancError, OrthancUnreachable, ResourceNotFound
-from .profiles import Profile
+from .profiles import Profile, Rule
 from .uids import KeyedHasher
+from .weakening import Weakening, chosen_identity, named, weakenings
 from .workers import InstanceOutcome, InstanceTask, anonymize_instance
 
 logger = logging.getLogger("orthanc_anonymizer.jobs")
@@ -104,6 +106,14 @@ def fetch_and_anonymize(
     return FetchedInstance(outcome=anonymize_instance(data, task))
 
 
+def rules_digest(rules: Sequence[Rule]) -> str | None:
+    """``sha256:`` of the rules as ``pattern;action`` lines: the same rules give the same digest (``None``: none)."""
+    if not rules:
+        return None
+    text = "\n".join(f"{rule.pattern};{rule.action.value}" for rule in rules)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 @dataclass(frozen=True)
 class JobSettings:
     """One request's settings, checked. ``patient_name``/``patient_id`` are the caller's new values."""
@@ -129,7 +139,9 @@ class JobSettings:
         description = {
             "Profile": self.profile.name,
             "Options": [option.value for option in self.profile.sorted_options],
-            "Rules": [f"{rule.pattern};{rule.action.value}" for rule in self.profile.rules],
+            # A count and a digest, not the rules: a record's size must not grow with what a caller sends.
+            "RuleCount": len(self.profile.rules),
+            "RulesDigest": rules_digest(self.profile.rules),
             "Edition": self.profile.describe()["Edition"],
             "EngineVersion": __version__,
         }
@@ -137,7 +149,16 @@ class JobSettings:
             description["PatientNameGiven"] = True
         if self.patient_id is not None:
             description["PatientIDGiven"] = True
+        weakened = self.weakenings
+        if weakened:  # rules that keep or clean what Basic with these options removes: tag numbers, never values
+            description["Weakened"] = named(weakened)
+            description["PatientIdentityRemoved"] = not any(weakening.identity for weakening in weakened)
         return description
+
+    @functools.cached_property
+    def weakenings(self) -> tuple[Weakening, ...]:
+        """The rules of :attr:`profile` that weaken Basic with its options, as the engine marks the output."""
+        return weakenings(self.profile, chosen=chosen_identity(self.patient_name, self.patient_id))
 
     @functools.cached_property
     def description(self) -> dict[str, object]:
@@ -298,6 +319,21 @@ class _ParentCache:
         }
 
 
+MOST_AUDITED_PIXEL_REGIONS = 2000
+"""Boxes listed in one audit record; beyond, their number only (a long OCR'd cine can have thousands)."""
+_PIXEL_REGION_KEYS = ("Frame", "Left", "Top", "Width", "Height", "Source", "Rule")
+
+
+def _pixel_regions(instance: str, regions: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Clean Pixel Data's boxes of one instance for a dry run's answer and the audit trail: the instance's ID, the
+    frame (from 1; ``None`` for every frame), the box, and whether a rule (named) or OCR found it. Coordinates
+    only: never a pixel, never the text read."""
+    return [
+        {"Instance": instance, **{key: region[key] for key in _PIXEL_REGION_KEYS if key in region}}
+        for region in regions
+    ]
+
+
 class _ResourceRun:
     """The work and the outcome of one resource within a job."""
 
@@ -310,6 +346,8 @@ class _ResourceRun:
         self.new_ids: dict[str, set[str]] = {segment: set() for segment in LEVELS}
         self.failed: list[dict[str, str]] = []
         self.changes: list[dict[str, object]] = []
+        self.pixel_regions: list[dict[str, object]] = []
+        """The boxes Clean Pixel Data blacked out (would black out, on a dry run), with their instance's ID."""
         self.counts: dict[str, int] = {}
         self.residual_checked = 0
         self.residual_unknown = 0
@@ -601,6 +639,7 @@ class JobManager:
                 run.counts[action] = run.counts.get(action, 0) + count
             if job.settings.dry_run:
                 run.changes.extend({"Instance": instance[0], **change} for change in outcome.changes)
+                run.pixel_regions.extend(_pixel_regions(instance[0], outcome.pixel_regions))
                 return None
             if outcome.residual_clean is None:
                 run.residual_unknown += 1
@@ -631,6 +670,7 @@ class JobManager:
             return f"cannot store the copy: {error}"
         with run.lock:
             run.stored.append(new_ids["instances"])
+            run.pixel_regions.extend(_pixel_regions(instance[0], outcome.pixel_regions))
             for segment, new_id in new_ids.items():
                 run.new_ids[segment].add(new_id)
         return None
@@ -673,6 +713,8 @@ class JobManager:
         deleted = False
         if job.settings.dry_run:
             result.update({"DryRun": True, "Instances": len(run.instances), "Changes": run.changes})
+            if run.pixel_regions:
+                result["PixelRegions"] = run.pixel_regions
         else:
             result.update({"Resource": new_resources[0] if new_resources else None, "Instances": len(run.stored)})
             # A copy missing instances (failed, interrupted) is still in Orthanc, linked: this says it is partial.
@@ -703,6 +745,10 @@ class JobManager:
                 "Leaking": sum(1 for failure in run.failed if failure["Reason"].startswith("residual PHI")),
             },
         }
+        if run.pixel_regions:
+            record["PixelRegions"] = run.pixel_regions[:MOST_AUDITED_PIXEL_REGIONS]
+            if len(run.pixel_regions) > MOST_AUDITED_PIXEL_REGIONS:
+                record["PixelRegionsNotListed"] = len(run.pixel_regions) - MOST_AUDITED_PIXEL_REGIONS
         return result, record
 
     def _audit(self, job: Job, concluded: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:

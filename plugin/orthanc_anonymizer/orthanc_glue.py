@@ -26,19 +26,29 @@ from typing import Any
 import orthanc
 
 from . import __version__
-from .api import BadRequest, optional_int, parse_anonymize, parse_batch, profiles_answer
+from .api import (
+    BadRequest,
+    RequestTooLarge,
+    optional_int,
+    parse_anonymize,
+    parse_batch,
+    parse_preview,
+    profiles_answer,
+)
 from .audit import AuditLog
 from .auto_anonymize import AutoAnonymizer, AutoAnonymizeSetup, resolve_auto_anonymize
 from .cluster import Cluster
 from .config import RESTRICTABLE_ROUTES, AnonymizerConfig, ConfigurationError, parse_configuration
-from .errors import AnonymizerError, LinkStoreError, ProfileError
+from .errors import AnonymizationError, AnonymizerError, LinkStoreError, ProfileError
 from .explorer import explorer_javascript, ui_file
 from .jobs import FROM_RESOURCE, PROFILE_METADATA, Job, JobManager, JobStore
 from .links import LinkIndex
 from .logs import exception_summary, route_warnings_to_logging
 from .orthanc_client import LEVELS, OrthancClient, ResourceNotFound
+from .pixels import PixelSettings, redaction_preview
 from .profile_files import load_profiles, resolve_profile
 from .uids import KeyedHasher
+from .weakening import named
 from .workers import WorkerPool
 
 logger = logging.getLogger("orthanc_anonymizer")
@@ -68,9 +78,9 @@ class _Busy(Exception):
 class _Forbidden(Exception):
     """The route is restricted to administrators by ``Anonymizer.Authorization`` (HTTP 403)."""
 
-    def __init__(self, message: str, user: str, route: str) -> None:
+    def __init__(self, message: str, user: str, route: str, rules: tuple[str, ...] = ()) -> None:
         super().__init__(message)
-        self.user, self.route = user, route
+        self.user, self.route, self.rules = user, route, rules
 
 
 class _Gate:
@@ -212,6 +222,24 @@ def _require(headers: dict[str, str] | None, *routes: str) -> None:
             )
 
 
+def _require_weakening(headers: dict[str, str] | None, parsed: Any) -> None:
+    """:class:`_Forbidden` naming the first rule or option of the request that weakens the site's profile, when
+    the caller may not ``weaken`` (:func:`.weakening.weakenings`)."""
+    if not parsed.weakenings:
+        return
+    user = _caller(headers or {})
+    if _state().config.access.allows(user, "weaken"):
+        return
+    names = tuple(named(parsed.weakenings))
+    raise _Forbidden(
+        f"weaken: {names[0]} keeps or cleans what profile {parsed.settings.profile.name!r} removes; weakening a "
+        "profile is restricted to the users of Anonymizer.Authorization.AdminUsers",
+        user,
+        "weaken",
+        names,
+    )
+
+
 def _settings_routes(settings: Any) -> tuple[str, ...]:
     """The restrictable routes a request with these settings uses."""
     if not settings.dry_run:
@@ -244,7 +272,14 @@ Route = Callable[..., None]
 
 def _audit_denial(denial: _Forbidden, method: object, uri: str) -> None:
     """Who tried a restricted route goes to the audit trail (IDs and route names only, as every record)."""
-    record = {"Event": "denied", "User": denial.user, "Route": denial.route, "Request": f"{method} {uri}"}
+    record: dict[str, object] = {
+        "Event": "denied",
+        "User": denial.user,
+        "Route": denial.route,
+        "Request": f"{method} {uri}",
+    }
+    if denial.rules:  # the weakening rules and options, as tag numbers and option names
+        record["Rules"] = list(denial.rules)
     try:
         _state().audit.append(record)
     except Exception as error:  # the answer is 403 all the same
@@ -252,7 +287,7 @@ def _audit_denial(denial: _Forbidden, method: object, uri: str) -> None:
 
 
 def _route(methods: tuple[str, ...]) -> Callable[[Route], Route]:
-    """Wrap a route: method check, and exceptions turned into HTTP answers (400, 404, 503, 500)."""
+    """Wrap a route: method check, and exceptions turned into HTTP answers (400, 403, 404, 413, 503, 500)."""
 
     def decorate(function: Route) -> Route:
         def handler(output: Any, uri: str, **request: Any) -> None:
@@ -263,6 +298,8 @@ def _route(methods: tuple[str, ...]) -> Callable[[Route], Route]:
                 function(output, uri, **request)
             except (BadRequest, ProfileError) as error:
                 _error(output, 400, str(error))
+            except RequestTooLarge as error:
+                _error(output, 413, str(error))
             except ResourceNotFound as error:
                 _error(output, 404, f"unknown resource ({error})")
             except _Forbidden as error:
@@ -313,6 +350,7 @@ def _anonymize(output: Any, uri: str, **request: Any) -> None:
     level, resource = request["groups"]
     parsed = parse_anonymize(request.get("body") or b"", plugin.config)
     _require(request.get("headers"), *_settings_routes(parsed.settings))
+    _require_weakening(request.get("headers"), parsed)
     with plugin.gate.hold():
         with plugin.gate.loopback():
             if not plugin.route_client.exists(level, resource):
@@ -339,6 +377,7 @@ def _batch(output: Any, uri: str, **request: Any) -> None:
     plugin = _state()
     parsed = parse_batch(request.get("body") or b"", plugin.config)
     _require(request.get("headers"), "batch", *_settings_routes(parsed.settings)[1:])
+    _require_weakening(request.get("headers"), parsed)
     job = _submit(parsed.level, list(parsed.resources), parsed.settings, request.get("headers") or {})
     _answer(output, _job_reference(job))
 
@@ -353,14 +392,25 @@ def _holds_values(record: dict[str, Any]) -> bool:
 @_route(("GET",))
 def _job(output: Any, uri: str, **request: Any) -> None:
     (job_id,) = request["groups"]
-    _require(request.get("headers"), "jobs")
+    headers = request.get("headers") or {}
+    _require(headers, "jobs")
     record = _state().manager.record(job_id)
-    if record is not None and _holds_values(record):
-        _require(request.get("headers"), "dry-run-values")
     if record is None:
         _error(output, 404, f"unknown job {job_id}")
-    else:
-        _answer(output, record)
+        return
+    # A job's Results pair each original with its copy, as the links route does: a user who may not follow links
+    # reads only the jobs they started (whose originals they named themselves).
+    user = _caller(headers)
+    if record.get("User") != user and not _state().config.access.allows(user, "links"):
+        raise _Forbidden(
+            f"links: job {job_id} was started by another user; its record pairs originals with their copies, which "
+            "only the users of Anonymizer.Authorization.AdminUsers may see",
+            user,
+            "links",
+        )
+    if _holds_values(record):
+        _require(headers, "dry-run-values")
+    _answer(output, record)
 
 
 @_route(("GET",))
@@ -381,6 +431,26 @@ def _links(output: Any, uri: str, **request: Any) -> None:
 
 
 @_route(("GET",))
+def _pixel_preview(output: Any, uri: str, **request: Any) -> None:
+    """One frame before and after Clean Pixel Data, as a PNG rendered here (by a worker process). It shows the
+    original pixels, so it is kept to the users who may see a dry run's values (``dry-run-values``)."""
+    plugin = _state()
+    (resource,) = request["groups"]
+    _require(request.get("headers"), "dry-run", "dry-run-values")
+    settings, frame = parse_preview(request.get("get") or {}, plugin.config)
+    with plugin.gate.hold():
+        with plugin.gate.loopback():
+            if not plugin.route_client.exists("instances", resource):
+                raise ResourceNotFound("GET", f"/instances/{resource}", 404)
+            data = plugin.route_client.instance_file(resource)
+        try:
+            png = plugin.pool.call(redaction_preview, data, settings.profile, PixelSettings(), frame).result()
+        except AnonymizationError as error:
+            raise BadRequest(str(error)) from None
+    output.AnswerBuffer(png, "image/png")
+
+
+@_route(("GET",))
 def _ui(output: Any, uri: str, **request: Any) -> None:
     """The page Orthanc Explorer 2's buttons open (explorer.py): static files, no resource data in them."""
     (name,) = request["groups"]
@@ -394,7 +464,8 @@ def _ui(output: Any, uri: str, **request: Any) -> None:
 
 @_route(("GET",))
 def _audit(output: Any, uri: str, **request: Any) -> None:
-    _require(request.get("headers"), "audit")
+    # Each anonymization's record pairs its Source with its Result: reading them is following links.
+    _require(request.get("headers"), "audit", "links")
     query = request.get("get") or {}
     records = _state().audit.read(since=optional_int(query, "since"), limit=optional_int(query, "limit"))
     _answer(output, records)
@@ -481,6 +552,7 @@ def start() -> None:
     orthanc.RegisterRestCallback("/anonymizer/ui/([^/]*)", _ui)
     orthanc.RegisterRestCallback(f"/anonymizer/{LEVEL_PATTERN}/([^/]+)", _anonymize)
     orthanc.RegisterRestCallback(f"/anonymizer/{LEVEL_PATTERN}/([^/]+)/links", _links)
+    orthanc.RegisterRestCallback("/anonymizer/instances/([^/]+)/pixel-preview", _pixel_preview)
     # No on-change callback on purpose: orthanc-python calls it for every change (each copy makes several), each
     # call waits for the GIL, and Orthanc's stop waits for the backlog. Jobs notice a stopping Orthanc by its
     # refused loopback connections instead, and the rest is closed when Python ends.

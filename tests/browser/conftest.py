@@ -68,8 +68,9 @@ def prefix_proxy(open_orthanc: Any) -> Iterator[PrefixProxy]:
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (make apt)")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=60_000)  # expect() waits for its condition; 5 s by default, too short under load
     with sync_playwright() as playwright:
         # Playwright gives each launch a fresh, empty --user-data-dir of its own (and refuses one in ``args``).
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
@@ -90,7 +91,8 @@ def new_page(browser: Any, request: pytest.FixtureRequest, page_errors: list[str
 
     def make(http_credentials: dict[str, str] | None = None) -> Any:
         context = browser.new_context(viewport={"width": 1280, "height": 1000}, http_credentials=http_credentials)
-        context.set_default_timeout(20_000)
+        # Waits end on conditions (an element shown, a URL reached); the bound is for a real hang, not a slow machine.
+        context.set_default_timeout(60_000)
         contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda error: page_errors.append(str(error)))

@@ -251,14 +251,14 @@ class RootOrthanc:
                 env=orthanc_environment({**os.environ, "ANONYMIZER_SECRET": SECRET}),
             )
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(self, timeout: float = 180.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process.poll() is None, f"Orthanc exited:\n{self.log_text()}"
             try:
-                if requests.get(self.url + "/system", timeout=2).status_code == 200:
+                if requests.get(self.url + "/system", timeout=10).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow to answer while it starts
                 pass
             time.sleep(0.1)
         raise AssertionError(f"Orthanc did not answer within {timeout} s:\n{self.log_text()}")

@@ -82,7 +82,7 @@ def copies_by_original(server: OrthancServer) -> Counter[str]:
     return sources
 
 
-def wait_for_instances(server: OrthancServer, expected: int, timeout: float = 90.0) -> float:
+def wait_for_instances(server: OrthancServer, expected: int, timeout: float = 300.0) -> float:
     """Wait until Orthanc holds ``expected`` instances; returns when it was seen (monotonic seconds)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

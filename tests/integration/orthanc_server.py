@@ -79,16 +79,16 @@ class OrthancServer:
         _SERVERS.append(self)
         return self.process
 
-    def start(self, timeout: float = 60.0) -> OrthancServer:
+    def start(self, timeout: float = 180.0) -> OrthancServer:
         process = self.launch()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError(f"Orthanc exited with {process.returncode}:\n{self.log_tail()}")
             try:
-                if self.session.get(self.url + "/system", timeout=2).status_code == 200:
+                if self.session.get(self.url + "/system", timeout=10).status_code == 200:
                     return self
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow to answer while it starts
                 pass
             time.sleep(0.1)
         self.stop()
@@ -149,7 +149,7 @@ class OrthancServer:
         answer: dict[str, Any] = response.json()
         return answer
 
-    def wait_job(self, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
+    def wait_job(self, job_id: str, timeout: float = 300.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             record: dict[str, Any] = self.json(f"/anonymizer/jobs/{job_id}")

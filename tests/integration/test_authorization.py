@@ -77,7 +77,7 @@ def test_operator_anonymizes_but_cannot_follow_links_read_values_or_the_audit(se
     ]
     record = server.wait_job(values_job)
     assert "Restricted^Wilhelmina" in str(record["Results"])
-    assert call("GET", f"/anonymizer/jobs/{values_job}").status_code == 403
+    assert call("GET", f"/anonymizer/jobs/{values_job}").status_code == 403  # another user's job: links
 
     # The administrator may do all of it; the audit names who did what.
     assert server.json(f"/anonymizer/studies/{copy}/links")["Source"] == study
@@ -89,7 +89,7 @@ def test_operator_anonymizes_but_cannot_follow_links_read_values_or_the_audit(se
     assert users == ["operator", "operator", "operator", "admin", "admin"]
     # Each refusal is audited too: who, which route, which request.
     denied = [(record["User"], record["Route"]) for record in records if record["Event"] == "denied"]
-    assert denied == [("operator", route) for *_, route in refused] + [("operator", "dry-run-values")]
+    assert denied == [("operator", route) for *_, route in refused] + [("operator", "links")]
     assert all(
         record["Request"].startswith(("GET /anonymizer/", "POST /anonymizer/"))
         for record in records
@@ -110,5 +110,64 @@ def test_restricted_routes_without_orthanc_authentication_stop_start_up(tmp_path
     try:
         assert server.launch().wait(60) != 0
         assert "Anonymizer.Authorization" in server.log_text() and "AuthenticationEnabled" in server.log_text()
+    finally:
+        server.stop()
+
+
+def test_a_user_who_may_not_follow_links_reads_only_the_jobs_they_started(server) -> None:
+    study = server.upload_study(make_study(Patient(name="Jobholder^Ottilie", id="PID-JOBS"), 1, 2))
+    other = server.upload_study(make_study(Patient(name="Otherjob^Konstanze", id="PID-OTHER"), 1, 1))
+    operator = as_user(server, "operator")
+
+    def read(job: str, session: requests.Session = operator) -> requests.Response:
+        return session.get(f"{server.url}/anonymizer/jobs/{job}", timeout=60)
+
+    # Their own job: the copy of the study they named, as a synchronous answer would say.
+    mine = operator.post(f"{server.url}/anonymizer/studies/{study}", json={"Asynchronous": True}, timeout=60)
+    record = server.wait_job(mine.json()["Job"])
+    assert record["User"] == "operator" and record["State"] == "Success"
+    own = read(mine.json()["Job"]).json()
+    assert own["Results"][0]["Source"] == study and own["Results"][0]["Resource"]
+
+    # Another user's job, anonymization or batch: refused, naming the links rule, with no resource in the answer.
+    theirs = [
+        server.anonymize("studies", other, {"Asynchronous": True})["Job"],
+        server.post("/anonymizer/batch", {"Level": "Study", "Resources": [other]}).json()["Job"],
+    ]
+    copies = []
+    for job in theirs:
+        copies.append(server.wait_job(job)["Results"][0]["Resource"])
+        refused = read(job)
+        assert refused.status_code == 403
+        assert refused.json()["Message"].startswith(f"links: job {job} was started by another user")
+        assert "AdminUsers" in refused.json()["Message"]
+        assert other not in refused.text and copies[-1] not in refused.text and "Otherjob" not in refused.text
+    # The administrator reads every job; each refusal is audited.
+    assert read(mine.json()["Job"], server.session).json()["Results"][0]["Source"] == study
+    denied = [record for record in server.json("/anonymizer/audit") if record["Event"] == "denied"][-2:]
+    assert [(record["User"], record["Route"], record["Request"]) for record in denied] == [
+        ("operator", "links", f"GET /anonymizer/jobs/{job}") for job in theirs
+    ]
+
+
+def test_the_audit_trail_follows_the_links_rule(tmp_path) -> None:
+    # Only "links" restricted: the audit route is open, but its records pair originals with copies.
+    overrides = {
+        "AuthenticationEnabled": True,
+        "RegisteredUsers": USERS,
+        "Anonymizer": {"Authorization": {"AdminUsers": ["admin"], "RestrictedRoutes": ["links"]}},
+    }
+    server = OrthancServer(tmp_path / "links-only", overrides, auth=("admin", USERS["admin"]))
+    try:
+        server.start()
+        study = server.upload_study(make_study(Patient(name="Audited^Leopoldine", id="PID-AUDITLINK"), 1, 1))
+        copy = server.anonymize("studies", study)["Resource"]
+        operator = as_user(server, "operator")
+        refused = operator.get(f"{server.url}/anonymizer/audit", timeout=60)
+        assert refused.status_code == 403 and refused.json()["Message"].startswith("links:")
+        assert study not in refused.text and copy not in refused.text
+        assert operator.get(f"{server.url}/anonymizer/audit/verify", timeout=60).json()["Valid"] is True
+        records = server.json("/anonymizer/audit")
+        assert any(record.get("Source") == study and record.get("Result") == copy for record in records)
     finally:
         server.stop()

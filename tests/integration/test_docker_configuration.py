@@ -166,14 +166,14 @@ class DockerConfiguredOrthanc:
     def log_text(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(self, timeout: float = 180.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process.poll() is None, f"Orthanc exited:\n{self.log_text()[-6000:]}"
             try:
-                if requests.get(self.url + "/system", auth=USER, timeout=2).status_code == 200:
+                if requests.get(self.url + "/system", auth=USER, timeout=10).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow to answer while it starts
                 pass
             time.sleep(0.1)
         raise AssertionError(f"Orthanc did not answer within {timeout} s:\n{self.log_text()[-6000:]}")

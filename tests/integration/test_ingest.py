@@ -192,7 +192,7 @@ def _wait_for_forward_job(server: OrthancServer, timeout: float = 60.0) -> str:
     raise AssertionError("no forward job in time")
 
 
-def _wait(fetch, done, timeout: float = 90.0):  # type: ignore[no-untyped-def]
+def _wait(fetch, done, timeout: float = 300.0):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     value = fetch()
     while not done(value):

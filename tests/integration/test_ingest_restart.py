@@ -45,9 +45,12 @@ def test_restart_in_the_middle_of_a_burst_loses_nothing_and_doubles_nothing(serv
             time.sleep(0.02)
         assert server.process is not None
         server.process.send_signal(stop)
-        server.process.wait(60)
+        try:  # SIGTERM: Orthanc finishes the association and the jobs under way first (seconds; more under load)
+            server.process.wait(300)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"Orthanc did not stop within 300 s of {stop.name}:\n{server.log_tail()}") from None
     finally:
-        sender.wait(60)
+        sender.wait(300)
     server.process = None
     restarted = datetime.now(UTC).isoformat()
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from checks import instance_files, read
 from study_generator import Patient, make_study
@@ -13,10 +11,8 @@ pytestmark = pytest.mark.integration
 
 def test_asynchronous_request_answers_a_job_that_ends_with_the_copy(orthanc) -> None:
     study = orthanc.upload_study(make_study(Patient(name="Async^Rosalind", id="PID-ASYNC-1"), 2, 3))
-    started = time.monotonic()
     answer = orthanc.anonymize("studies", study, {"Asynchronous": True})
-    assert set(answer) == {"Job", "Path"}
-    assert time.monotonic() - started < 5
+    assert set(answer) == {"Job", "Path"}  # a job to follow, not the result: how long it takes is for the bench
     record = orthanc.wait_job(answer["Job"])
     assert record["State"] == "Success"
     assert record["Progress"] == 100

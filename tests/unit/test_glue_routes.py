@@ -7,12 +7,13 @@ import importlib
 import json
 import sys
 import threading
+import time
 import types
 from typing import Any
 
 import pytest
 
-from orthanc_anonymizer.api import BadRequest
+from orthanc_anonymizer.api import BadRequest, RequestTooLarge
 from orthanc_anonymizer.orthanc_client import ResourceNotFound
 
 
@@ -55,6 +56,7 @@ def call(route: Any, method: str = "GET", **request: Any) -> Output:
     ("error", "status"),
     [
         (BadRequest("Options: expected a list"), 400),
+        (RequestTooLarge("body: 2000000 bytes, more than Anonymizer.MaximumRequestBytes (1048576)"), 413),
         (ResourceNotFound("GET", "/studies/x", 404), 404),
         (KeyError("Patientname^Secret"), 500),
     ],
@@ -91,16 +93,22 @@ def test_gate_bounds_loopback_calls(glue: types.ModuleType) -> None:
             with lock:
                 inside += 1
                 peak = max(peak, inside)
-            release.wait(0.2)
+            release.wait(60)  # held until the test has seen the gate full
             with lock:
                 inside -= 1
 
     threads = [threading.Thread(target=check) for _ in range(12)]
     for thread in threads:
         thread.start()
+    deadline = time.monotonic() + 60
+    while inside < glue._Gate.CHECKS and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # the other threads try to get in meanwhile (a slow machine can only make this pass, never fail)
+    release.set()
     for thread in threads:
-        thread.join(10)
+        thread.join(60)
     assert peak == glue._Gate.CHECKS
+    assert inside == 0
 
 
 def test_caller_is_the_http_user(glue: types.ModuleType) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from io import BytesIO
@@ -41,11 +40,11 @@ class FakeOrthanc:
         self.parents: dict[str, dict[str, str]] = {}
         self.metadata: dict[tuple[str, str, str], str] = {}
         self.deleted: list[tuple[str, str]] = []
-        self.lock = threading.Lock()
+        self.lock = threading.Condition()
         self.in_memory = 0
         """Instances downloaded by the job and not yet stored back."""
         self.max_in_memory = 0
-        self.store_seconds = 0.0
+        self.first_store_waits_for_overlap = False
         """How long storing an instance takes (the copy stays in memory meanwhile, as during a real POST)."""
 
     def add(self, data: bytes) -> dict[str, str]:
@@ -86,11 +85,16 @@ class FakeOrthanc:
         with self.lock:
             self.in_memory += 1
             self.max_in_memory = max(self.max_in_memory, self.in_memory)
+            self.lock.notify_all()
         return self.files[instance]
 
     def store_instance(self, data: bytes) -> dict[str, str]:
-        time.sleep(self.store_seconds)
         with self.lock:
+            if self.first_store_waits_for_overlap:
+                # The first store lasts until the next instance is downloaded meanwhile, as a pipeline does (or,
+                # if it never is, a minute: then the assertion on max_in_memory fails).
+                self.first_store_waits_for_overlap = False
+                self.lock.wait_for(lambda: self.in_memory > 1, timeout=60)
             self.in_memory -= 1
         return self.add(data)
 
@@ -175,9 +179,9 @@ def run(manager: JobManager, level: str, resources: list[str], **settings: Any) 
 
 def test_study_is_streamed_a_window_at_a_time(manager: JobManager, orthanc: FakeOrthanc) -> None:
     study = {orthanc.add(data)["ParentStudy"] for data in make_files(30)}.pop()
-    # Storing takes a while, as in Orthanc: the next instances are fetched meanwhile (a pipeline), up to the window.
-    # Without it, whether a download overlaps a store is up to the thread scheduler (once, on Python 3.13, none did).
-    orthanc.store_seconds = 0.01
+    # The next instances are fetched while one is stored (a pipeline), up to the window. The first store waits for a
+    # download to overlap it: otherwise whether one does is up to the thread scheduler (once, on Python 3.13, none did).
+    orthanc.first_store_waits_for_overlap = True
     job = run(manager, "studies", [study])
     assert job.state == SUCCESS and job.progress == 100
     (result,) = job.results
