@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from browser_support import PASSWORD, USER, Steps, upload_study
+from browser_support import PASSWORD, USER, OrthancServer, Steps, upload_study
 from playwright.sync_api import expect
 
 from orthanc_anonymizer.explorer import option_descriptions
@@ -178,3 +178,32 @@ def test_failures_on_the_page_are_in_words(open_orthanc: Any, new_page: Any, ste
     expect(status).to_contain_text(f"The study {gone[:8]}… no longer exists in Orthanc.")
     expect(dialog.locator("#oa-new-copies li")).to_have_count(1)
     steps.shot("one-of-two-gone")
+
+
+def test_a_user_refused_the_links_route_still_anonymizes_on_the_page(
+    tmp_path: Path, new_page: Any, steps_folder: Path
+) -> None:
+    overrides = {
+        "AuthenticationEnabled": True,
+        "RegisteredUsers": {"admin": "admin-browser-password", USER: PASSWORD},
+        "Anonymizer": {"Authorization": {"AdminUsers": ["admin"], "RestrictedRoutes": ["links"]}},
+    }
+    server = OrthancServer(tmp_path, overrides, auth=("admin", "admin-browser-password")).start()
+    try:
+        study = upload_study(server)
+        page = new_page(http_credentials={"username": USER, "password": PASSWORD})
+        steps = Steps(page, steps_folder)
+        page.goto(page_url(server.url, f"study={study}"))
+        expect(page.locator("#oa-resource")).to_contain_text(
+            "Orthanc refused access while loading its original and copies (HTTP 403)"
+        )
+        dialog = page.get_by_role("dialog")
+        expect(dialog.locator("#oa-profile option")).not_to_have_count(0)
+        dialog.get_by_role("button", name="Anonymize", exact=True).click()
+        expect(dialog.get_by_role("status")).to_have_text(
+            "Done: 4 instances anonymized into 1 new study.", timeout=60_000
+        )
+        expect(dialog.locator("#oa-new-copies li")).to_have_count(1)
+        steps.shot("links-refused")
+    finally:
+        server.stop()
