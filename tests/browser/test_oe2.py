@@ -145,3 +145,33 @@ def test_the_bulk_button_on_two_selected_studies(oe2_orthanc: Any, new_page: Any
         assert len(oe2_orthanc.json(f"/anonymizer/studies/{study}/links")["Copies"]) == 1
     jobs = [r for r in oe2_orthanc.json("/anonymizer/audit") if r["Event"] == "anonymize" and r["Source"] in studies]
     assert len({record["Job"] for record in jobs}) == 1, "one batch job"
+
+
+def test_the_series_button_opens_the_page_for_that_series(oe2_orthanc: Any, new_page: Any, steps_folder: Path) -> None:
+    name = "Testperson^Serafino"
+    study = upload_study(oe2_orthanc, name, "PID-OE2-SERIES")
+    series = oe2_orthanc.json(f"/studies/{study}")["Series"]
+    page = new_page()
+    steps = Steps(page, steps_folder)
+    page.goto(f"{oe2_orthanc.url}/ui/app/")
+    row = study_row(page, name)
+    expect(row).to_have_count(1, timeout=60_000)
+    row.locator("td.cut-text").first.click()
+    series_row = row.locator("tr.series-row-collapsed").first
+    expect(series_row).to_be_visible()
+    series_row.locator("td.cut-text").nth(1).click()
+    details = row.locator("tr.series-details-expanded")
+    ours = details.locator(f"button.custom-button:has({OUR_ICON})")
+    expect(ours).to_be_visible()
+    steps.shot("oe2-series-with-our-button")
+    anonymizer = open_our_page(page, ours)
+    match = re.search(r"\?series=([0-9a-f-]+)$", anonymizer.url)
+    assert match and match.group(1) in series, anonymizer.url
+    dialog = anonymizer.get_by_role("dialog")
+    expect(dialog).to_contain_text("Anonymize this series (DICOM PS3.15)")
+    expect(dialog.locator("#oa-profile option")).not_to_have_count(0)
+    dialog.get_by_role("button", name="Anonymize", exact=True).click()
+    expect(dialog.get_by_role("status")).to_have_text("Done: 2 instances anonymized into 1 new series.", timeout=60_000)
+    (copy,) = oe2_orthanc.json(f"/anonymizer/series/{match.group(1)}/links")["Copies"]
+    oe2 = dialog.locator(f'#oa-new-copies li[data-uuid="{copy}"]').get_by_role("link", name="Orthanc Explorer 2")
+    expect(oe2).to_have_attribute("href", re.compile(r"ui/app/filtered-studies\?StudyInstanceUID=.+&expand=series$"))
