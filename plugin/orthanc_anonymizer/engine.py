@@ -176,10 +176,11 @@ class _Walker:
         self.record_changes = record_changes
         self.profile = settings.profile
         self.table: ActionTable = settings.profile.action_table
-        # Pseudonyms and date offsets belong to the project; UIDs also to the identity the caller chose, so two
-        # copies of one study under two chosen identities are two studies, not one study under two patients.
+        # Date offsets belong to the patient in the project; UIDs and pseudonyms also to the identity the caller
+        # chose, so two copies of one study under two chosen identities are two studies, not one study under two
+        # patients, and a copy given only a name shares no derived PatientID with a copy given another name.
         self.hasher = settings.hasher.scoped(settings.project)
-        self.uid_hasher = settings.hasher.scoped(settings.project, settings.patient_name, settings.patient_id)
+        self.copy_hasher = settings.hasher.scoped(settings.project, settings.patient_name, settings.patient_id)
         self.report = AnonymizationReport()
         self.options = settings.profile.options
         sop_class = _text(dataset.get(_SOP_CLASS_UID))
@@ -457,10 +458,10 @@ class _Walker:
         if isinstance(value, bytes):
             value = value.decode("ascii", "replace").strip("\x00 ")
         if value is None or value == "":
-            return self.uid_hasher.uid("empty")
+            return self.copy_hasher.uid("empty")
         if isinstance(value, MultiValue | list | tuple):  # a person name iterates too, by character: one value
-            return [self.uid_hasher.uid(str(item)) for item in value]
-        return self.uid_hasher.uid(str(value))
+            return [self.copy_hasher.uid(str(item)) for item in value]
+        return self.copy_hasher.uid(str(value))
 
     def _clean_value(self, tag: int, vr: str, value: Any) -> tuple[Any, str]:
         """Action C: dates shifted (RetainLongModifDates), text cleaned of identifying values, names replaced."""
@@ -561,8 +562,8 @@ class _Walker:
 
     def set_patient_identity(self, dataset: Dataset) -> None:
         for tag, chosen, derive, vr in (
-            (_PATIENT_NAME, self.settings.patient_name, self.hasher.patient_name, "PN"),
-            (_PATIENT_ID, self.settings.patient_id, self.hasher.patient_id, "LO"),
+            (_PATIENT_NAME, self.settings.patient_name, self.copy_hasher.patient_name, "PN"),
+            (_PATIENT_ID, self.settings.patient_id, self.copy_hasher.patient_id, "LO"),
         ):
             if chosen is None and self.table.rule_for(tag) is not None:
                 continue  # a custom rule for it is the last word: the walk applied it (Z empty, D dummy, K kept...)
@@ -632,13 +633,13 @@ class _Walker:
         syntax = meta.get(_TRANSFER_SYNTAX_UID)
         # The data set's SOP Class and Instance UIDs as the walk left them; where a rule removed one, the meta's,
         # through the keyed hash as any UID (a standard one comes back unchanged).
-        sop_class = _text(dataset.get(_SOP_CLASS_UID)) or self.hasher.uid(_text(meta.get(0x00020002)))
+        sop_class = _text(dataset.get(_SOP_CLASS_UID)) or self.copy_hasher.uid(_text(meta.get(0x00020002)))
         if 0x00080018 in dataset and not _text(dataset.get(0x00080018)):
             raise AnonymizationError(
                 "0008,0018 SOP Instance UID: the rule for it leaves it empty, and a DICOM file needs one "
                 "(use U for a new UID, or X)"
             )
-        sop_instance = _text(dataset.get(0x00080018)) or self.hasher.uid(_text(meta.get(0x00020003)))
+        sop_instance = _text(dataset.get(0x00080018)) or self.copy_hasher.uid(_text(meta.get(0x00020003)))
         for tag in list(meta.keys()):
             action = _META_REBUILT.get(tag, "X")
             self._record("", tag, keyword_for_tag(tag), "meta", action, action != "K", meta)
