@@ -38,6 +38,7 @@ from .actions import (
     STRING_VRS,
     TEXT_VRS,
     TextCleaner,
+    Token,
     dummy_value,
     empty_value,
     identifying_tokens,
@@ -68,6 +69,8 @@ class AnonymizationSettings:
     """Keep original and new values in the report's changes (a dry run that asks for them). PHI: never log."""
     pixels: PixelSettings = field(default_factory=PixelSettings)
     """Redaction rules and OCR for the CleanPixelData option (PS3.15 E.3.1); see :mod:`.pixels`."""
+    project: str = ""
+    """The project the copy is made for: UIDs, pseudonyms and date offsets are keyed by it (see :mod:`.uids`)."""
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,11 @@ class _Walker:
         self.record_changes = record_changes
         self.profile = settings.profile
         self.table: ActionTable = settings.profile.action_table
-        self.hasher = settings.hasher
+        # Date offsets belong to the patient in the project; UIDs and pseudonyms also to the identity the caller
+        # chose, so two copies of one study under two chosen identities are two studies, not one study under two
+        # patients, and a copy given only a name shares no derived PatientID with a copy given another name.
+        self.hasher = settings.hasher.scoped(settings.project)
+        self.copy_hasher = settings.hasher.scoped(settings.project, settings.patient_name, settings.patient_id)
         self.report = AnonymizationReport()
         self.options = settings.profile.options
         sop_class = _text(dataset.get(_SOP_CLASS_UID))
@@ -192,7 +199,7 @@ class _Walker:
         Only runs when the profile cleans something; values are read only from the text-like attributes that
         are about to be removed or replaced, so the rest of the header is never converted.
         """
-        tokens: set[str] = set()
+        tokens: set[Token] = set()
         for vr, value in self._changing_values(dataset):
             tokens |= identifying_tokens(vr, value)
         self.cleaner = TextCleaner(tokens)
@@ -451,10 +458,10 @@ class _Walker:
         if isinstance(value, bytes):
             value = value.decode("ascii", "replace").strip("\x00 ")
         if value is None or value == "":
-            return self.hasher.uid("empty")
+            return self.copy_hasher.uid("empty")
         if isinstance(value, MultiValue | list | tuple):  # a person name iterates too, by character: one value
-            return [self.hasher.uid(str(item)) for item in value]
-        return self.hasher.uid(str(value))
+            return [self.copy_hasher.uid(str(item)) for item in value]
+        return self.copy_hasher.uid(str(value))
 
     def _clean_value(self, tag: int, vr: str, value: Any) -> tuple[Any, str]:
         """Action C: dates shifted (RetainLongModifDates), text cleaned of identifying values, names replaced."""
@@ -555,8 +562,8 @@ class _Walker:
 
     def set_patient_identity(self, dataset: Dataset) -> None:
         for tag, chosen, derive, vr in (
-            (_PATIENT_NAME, self.settings.patient_name, self.hasher.patient_name, "PN"),
-            (_PATIENT_ID, self.settings.patient_id, self.hasher.patient_id, "LO"),
+            (_PATIENT_NAME, self.settings.patient_name, self.copy_hasher.patient_name, "PN"),
+            (_PATIENT_ID, self.settings.patient_id, self.copy_hasher.patient_id, "LO"),
         ):
             if chosen is None and self.table.rule_for(tag) is not None:
                 continue  # a custom rule for it is the last word: the walk applied it (Z empty, D dummy, K kept...)
@@ -626,13 +633,13 @@ class _Walker:
         syntax = meta.get(_TRANSFER_SYNTAX_UID)
         # The data set's SOP Class and Instance UIDs as the walk left them; where a rule removed one, the meta's,
         # through the keyed hash as any UID (a standard one comes back unchanged).
-        sop_class = _text(dataset.get(_SOP_CLASS_UID)) or self.hasher.uid(_text(meta.get(0x00020002)))
+        sop_class = _text(dataset.get(_SOP_CLASS_UID)) or self.copy_hasher.uid(_text(meta.get(0x00020002)))
         if 0x00080018 in dataset and not _text(dataset.get(0x00080018)):
             raise AnonymizationError(
                 "0008,0018 SOP Instance UID: the rule for it leaves it empty, and a DICOM file needs one "
                 "(use U for a new UID, or X)"
             )
-        sop_instance = _text(dataset.get(0x00080018)) or self.hasher.uid(_text(meta.get(0x00020003)))
+        sop_instance = _text(dataset.get(0x00080018)) or self.copy_hasher.uid(_text(meta.get(0x00020003)))
         for tag in list(meta.keys()):
             action = _META_REBUILT.get(tag, "X")
             self._record("", tag, keyword_for_tag(tag), "meta", action, action != "K", meta)
