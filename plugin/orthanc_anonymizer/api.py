@@ -21,6 +21,7 @@ from .jobs import JobSettings
 from .orthanc_client import LEVELS
 from .profile_files import load_profiles, resolve_profile, rules_from_json
 from .profiles import Option, Rule
+from .uids import check_project
 
 _SETTING_KEYS = {
     "Profile",
@@ -28,6 +29,7 @@ _SETTING_KEYS = {
     "Rules",
     "PatientName",
     "PatientID",
+    "Project",
     "InPlace",
     "DryRun",
     "IncludeValues",
@@ -128,6 +130,13 @@ def _optional_text(body: Mapping[str, Any], key: str) -> str | None:
     return value
 
 
+def _project(body: Mapping[str, Any]) -> str:
+    try:
+        return check_project(body.get("Project", ""))
+    except ValueError as error:
+        raise BadRequest(f"Project: {error}") from None
+
+
 def parse_settings(body: Mapping[str, Any], config: AnonymizerConfig) -> JobSettings:
     """The job settings a body asks for, defaults from ``config``. :class:`BadRequest` naming the bad part."""
     profile_name = body.get("Profile") or config.default_profile
@@ -168,6 +177,7 @@ def parse_settings(body: Mapping[str, Any], config: AnonymizerConfig) -> JobSett
         in_place=in_place,
         dry_run=dry_run,
         include_values=include_values,
+        project=_project(body),
     )
 
 

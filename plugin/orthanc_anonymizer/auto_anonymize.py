@@ -73,7 +73,10 @@ def resolve_auto_anonymize(config: AnonymizerConfig, orthanc_config: Mapping[str
                 f"(only Origin is; known origin conditions: {', '.join(sorted(ORIGIN_KEYS))})"
             )
     _check_destinations(auto.forward_to, orthanc_config)
-    return AutoAnonymizeSetup(auto=auto, settings=JobSettings(profile=profile, in_place=auto.delete_original))
+    return AutoAnonymizeSetup(
+        auto=auto,
+        settings=JobSettings(profile=profile, in_place=auto.delete_original, project=auto.project),
+    )
 
 
 def _check_destinations(names: tuple[str, ...], orthanc_config: Mapping[str, Any]) -> None:

@@ -327,6 +327,15 @@ def _import_pydicom(pixels: bool) -> None:
                 del sys.modules[name]
 
 
+def _project(text: str) -> str:
+    from .uids import check_project
+
+    try:
+        return check_project(text)
+    except ValueError as error:
+        raise UsageError(f"--project: {error}") from None
+
+
 def command_anonymize(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     """``anonymize SRC DST``: see the module docstring."""
     if args.jobs < 1:
@@ -340,6 +349,7 @@ def command_anonymize(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) 
         raise UsageError(str(error)) from None
     secret, development = _secret(args, os.environ)
     profile = build_profile(args)
+    project = _project(args.project)
     tasks = plan_tasks(Path(args.src), Path(args.dst), args.dst.endswith(os.sep))
     if development:
         print(f"{PROG}: warning: --dev-secret: using the fixed development key; not for real patient data", file=stderr)
@@ -352,6 +362,7 @@ def command_anonymize(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) 
         hasher=KeyedHasher(secret),
         patient_name=args.patient_name,
         patient_id=args.patient_id,
+        project=project,
     )
     # Compile the profile's action table once, here: it travels with each chunk of files to the worker processes
     # instead of being compiled again for every chunk (4-11 ms each).
@@ -516,6 +527,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     anonymize.add_argument("--patient-name", metavar="X", help="PatientName of the output (default: keyed pseudonym)")
     anonymize.add_argument("--patient-id", metavar="Y", help="PatientID of the output (default: keyed pseudonym)")
+    anonymize.add_argument(
+        "--project",
+        default="",
+        metavar="P",
+        help="the project the copies are for: copies for different projects share no UID nor pseudonym "
+        "(default: none, the mapping of earlier versions)",
+    )
     anonymize.add_argument(
         "--secret", metavar="S", help=f"the anonymization secret (default: ${SECRET_ENVIRONMENT_VARIABLE})"
     )

@@ -66,6 +66,8 @@ class AnonymizationSettings:
     """Keep original and new values in the report's changes (a dry run that asks for them). PHI: never log."""
     pixels: PixelSettings = field(default_factory=PixelSettings)
     """Redaction rules and OCR for the CleanPixelData option (PS3.15 E.3.1); see :mod:`.pixels`."""
+    project: str = ""
+    """The project the copy is made for: UIDs, pseudonyms and date offsets are keyed by it (see :mod:`.uids`)."""
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,10 @@ class _Walker:
         self.record_changes = record_changes
         self.profile = settings.profile
         self.table: ActionTable = settings.profile.action_table
-        self.hasher = settings.hasher
+        # Pseudonyms and date offsets belong to the project; UIDs also to the identity the caller chose, so two
+        # copies of one study under two chosen identities are two studies, not one study under two patients.
+        self.hasher = settings.hasher.scoped(settings.project)
+        self.uid_hasher = settings.hasher.scoped(settings.project, settings.patient_name, settings.patient_id)
         self.report = AnonymizationReport()
         self.options = settings.profile.options
         sop_class = _text(dataset.get(_SOP_CLASS_UID))
@@ -370,10 +375,10 @@ class _Walker:
         if isinstance(value, bytes):
             value = value.decode("ascii", "replace").strip("\x00 ")
         if value is None or value == "":
-            return self.hasher.uid("empty")
+            return self.uid_hasher.uid("empty")
         if isinstance(value, list | tuple) or (hasattr(value, "__iter__") and not isinstance(value, str)):
-            return [self.hasher.uid(str(item)) for item in value]
-        return self.hasher.uid(str(value))
+            return [self.uid_hasher.uid(str(item)) for item in value]
+        return self.uid_hasher.uid(str(value))
 
     def _clean_value(self, tag: int, vr: str, value: Any) -> tuple[Any, str]:
         """Action C: dates shifted (RetainLongModifDates), text cleaned of identifying values, names replaced."""

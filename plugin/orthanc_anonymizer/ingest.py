@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from .errors import AnonymizerError, ProfileError
 from .jobs import INTERRUPTED, Job, JobSettings
 from .profiles import Option
+from .uids import check_project
 
 logger = logging.getLogger("orthanc_anonymizer.ingest")
 
@@ -38,7 +39,17 @@ ENGINE_MARKER = "orthanc-anonymizer"
 ORIGIN_KEYS = {"CallingAET": "RemoteAET", "CalledAET": "CalledAET", "Origin": "Origin", "RemoteIP": "RemoteIP"}
 """Filter keys about where an instance came from -> the Orthanc metadata that holds them."""
 MODES = ("Copy", "Gateway")
-_AUTO_KEYS = {"Enabled", "Profile", "Options", "Filter", "DeleteOriginal", "ForwardTo", "Mode", "BatchSize"}
+_AUTO_KEYS = {
+    "Enabled",
+    "Profile",
+    "Options",
+    "Project",
+    "Filter",
+    "DeleteOriginal",
+    "ForwardTo",
+    "Mode",
+    "BatchSize",
+}
 
 
 class IngestConfigurationError(AnonymizerError):
@@ -118,6 +129,7 @@ class AutoAnonymizeConfig:
     forward_to: tuple[str, ...] = ()
     mode: str = "Copy"
     batch_size: int = 64
+    project: str = ""
 
     @classmethod
     def parse(cls, section: Mapping[str, object]) -> AutoAnonymizeConfig:
@@ -156,6 +168,10 @@ class AutoAnonymizeConfig:
         batch = section.get("BatchSize", 64)
         if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 1000:
             raise IngestConfigurationError(f"{_name('BatchSize')}: expected a whole number from 1 to 1000")
+        try:
+            project = check_project(section.get("Project", ""))
+        except ValueError as error:
+            raise IngestConfigurationError(f"{_name('Project')}: {error}") from None
         assert isinstance(enabled, bool) and isinstance(delete, bool)
         return cls(
             enabled=enabled,
@@ -166,6 +182,7 @@ class AutoAnonymizeConfig:
             forward_to=tuple(forward),
             mode=str(mode),
             batch_size=batch,
+            project=project,
         )
 
 

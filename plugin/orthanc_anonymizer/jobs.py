@@ -123,6 +123,8 @@ class JobSettings:
     in_place: bool = False
     dry_run: bool = False
     include_values: bool = False
+    project: str = ""
+    """The project the copies are for (checked by :func:`.uids.check_project`); keys their UIDs and pseudonyms."""
 
     def engine_settings(self, hasher: KeyedHasher) -> AnonymizationSettings:
         return AnonymizationSettings(
@@ -131,6 +133,7 @@ class JobSettings:
             patient_name=self.patient_name,
             patient_id=self.patient_id,
             record_values=self.dry_run and self.include_values,
+            project=self.project,
         )
 
     def describe(self) -> dict[str, object]:
@@ -143,6 +146,7 @@ class JobSettings:
             "RulesDigest": rules_digest(self.profile.rules),
             "Edition": self.profile.describe()["Edition"],
             "EngineVersion": __version__,
+            "Project": self.project,  # a name the site gives, not PHI; checked for length and characters
         }
         if self.patient_name is not None:
             description["PatientNameGiven"] = True

@@ -3,19 +3,44 @@
 Everything here is an HMAC-SHA256 of the original value under the site's secret, so the same input and secret
 give the same output in every call, process and machine, and nobody without the secret can recompute the
 mapping from a list of candidate originals (an unkeyed hash could be reversed that way).
+
+A copy belongs to a *scope*: the project it is made for (``Project``, default empty) and, for UIDs, the patient
+identity the caller chose (PatientName/PatientID). :meth:`KeyedHasher.scoped` derives the scope's own key from
+the secret, so copies that differ in project or chosen identity share no UID and no pseudonym, while the empty
+scope keeps the secret itself as the key: the mapping of every copy made before projects existed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, replace
 
 from pydicom._uid_dict import UID_dictionary
 
 # DICOM's own UIDs (SOP classes, transfer syntaxes, coding schemes...) are never replaced.
 _STANDARD_UIDS = frozenset(UID_dictionary)
 DEFAULT_DATE_SHIFT_DAYS = 3650
+MAX_PROJECT_LENGTH = 64
+"""The longest project name accepted (it is recorded in every audit record and job record)."""
+
+
+def check_project(project: object) -> str:
+    """``project`` as a project name, or :class:`ValueError` saying what is wrong with it (never quoting it).
+
+    A project name is at most :data:`MAX_PROJECT_LENGTH` printable characters, without leading or trailing
+    spaces (``"A "`` and ``"A"`` would otherwise be two projects that look the same); empty means no project.
+    """
+    if not isinstance(project, str):
+        raise ValueError(f"expected a string, got {type(project).__name__}")
+    if len(project) > MAX_PROJECT_LENGTH:
+        raise ValueError(f"longer than {MAX_PROJECT_LENGTH} characters ({len(project)})")
+    if not project.isprintable():
+        raise ValueError("holds a control or other non-printable character")
+    if project != project.strip():
+        raise ValueError("starts or ends with a space")
+    return project
 
 
 @dataclass(frozen=True)
@@ -29,6 +54,18 @@ class KeyedHasher:
     def __post_init__(self) -> None:
         if not self.secret:
             raise ValueError("the anonymization secret must not be empty")
+
+    def scoped(self, project: str = "", patient_name: str | None = None, patient_id: str | None = None) -> KeyedHasher:
+        """The hasher of one scope: its key is an HMAC of the secret over the project and the chosen identity.
+
+        The empty scope (no project, no chosen identity) is this hasher itself, so its output is unchanged.
+        ``None`` (not chosen) and ``""`` (chosen empty) are different identities.
+        """
+        if not project and patient_name is None and patient_id is None:
+            return self
+        scope = json.dumps({"Project": project, "PatientName": patient_name, "PatientID": patient_id}, sort_keys=True)
+        key = hmac.new(self.secret, b"scope\x00" + scope.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
+        return replace(self, secret=key)
 
     def digest(self, purpose: str, value: str) -> bytes:
         """HMAC-SHA256 of ``value`` for ``purpose``; separate purposes never collide."""
