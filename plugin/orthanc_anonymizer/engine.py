@@ -25,6 +25,7 @@ from pydicom.dataset import Dataset, FileMetaDataset, validate_file_meta
 from pydicom.errors import InvalidDicomError as PydicomInvalidDicomError
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset as read_dataset_from_stream
+from pydicom.filereader import read_sequence
 from pydicom.filewriter import write_data_element, write_file_meta_info
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
@@ -246,10 +247,11 @@ class _Walker:
             if action is Action.C:  # RetainSafePrivate: keep exactly Table E.3.10-1's elements of this creator
                 creator = _text(dataset.get((tag & 0xFFFF0000) | ((tag >> 8) & 0xFF)))
                 key = (creator.strip().upper(), tag >> 16, tag & 0xFF)
-                if key in self.safe_private:
-                    _check_kept_value(dataset, tag, _vr_of(dataset, tag))
+                if _safe_vr(self.safe_private.get(key), _vr_of(dataset, tag)):
                     self._record(path, tag, "", "C", "K", False)
-                    return True
+                    if not self.keep_container(dataset, tag, path, keywords, "", cleaning):
+                        _check_kept_value(dataset, tag, _vr_of(dataset, tag))
+                    return tag in dataset
                 action = Action.X
             self._record(path, tag, "", self.table.private_action.value, "X", True)
             del dataset[tag]
@@ -282,8 +284,10 @@ class _Walker:
             del dataset[tag]
             return
         if rule is None:
-            if vr == "SQ":
-                self._descend(dataset, tag, path, keywords, keyword, cleaning)
+            if self.keep_container(dataset, tag, path, keywords, keyword, cleaning):
+                pass
+            elif tag not in dataset:
+                self._record(path, tag, keyword, "unknown", "X", True)
             elif cleaning:
                 self._clean_untabled(dataset, tag, vr, path, cleaning)
             else:
@@ -319,24 +323,18 @@ class _Walker:
             self._record(path, tag, keyword, rule.value, "X", True, dataset)
             del dataset[tag]
             return
+        if action is not Action.Z and self.keep_container(
+            dataset, tag, path, keywords, keyword, _container_mode(action, cleaning), record=(rule.value, action.value)
+        ):
+            return
+        if tag not in dataset:  # a UN value that began like a sequence and is none: nobody can say what it holds
+            self._record(path, tag, keyword, rule.value, "X", True)
+            return
         element = dataset[tag]
         before = element.value
-        if vr == "SQ":
-            if action is Action.Z:
-                self._record(path, tag, keyword, rule.value, "Z", bool(before), dataset)
-                element.value = Sequence()
-                return
-            # K, D, U (X/Z/U*) and C keep the sequence and clean its items (PS3.15 E.1-1a: K is cleaned for
-            # sequences). Inside, C also cleans the free text, and D replaces free text, names and dates that
-            # the table does not name with dummies (e.g. the Content Sequence of a structured report).
-            if action is Action.D or cleaning == "D":
-                mode = "D"
-            elif action is Action.C or cleaning:
-                mode = "C"
-            else:
-                mode = ""
-            self._record(path, tag, keyword, rule.value, action.value, False)
-            self._descend(dataset, tag, path, keywords, keyword, mode)
+        if vr == "SQ":  # kept sequences went to keep_container: this one is emptied (Z)
+            self._record(path, tag, keyword, rule.value, "Z", bool(before), dataset)
+            element.value = Sequence()
             return
         if action is Action.K:
             _check_kept_value(dataset, tag, vr)
@@ -359,12 +357,54 @@ class _Walker:
         changed = _as_text(before) != _as_text(element.value)
         self._record(path, tag, keyword, rule.value, label, changed, original=before, new=element.value)
 
-    def _descend(
-        self, dataset: Dataset, tag: int, path: str, keywords: tuple[str, ...], keyword: str, cleaning: str
-    ) -> None:
-        items = dataset[tag].value or []
-        for index, item in enumerate(items):
+    def keep_container(
+        self,
+        dataset: Dataset,
+        tag: int,
+        path: str,
+        keywords: tuple[str, ...],
+        keyword: str,
+        cleaning: str,
+        record: tuple[str, str] | None = None,
+    ) -> bool:
+        """Whether the element at ``tag`` is a sequence that stays in the output; when it is, walk its items.
+
+        Every kept sequence comes here, whatever kept it (a K, C, D or U action or rule, a compound code resolving
+        to one of them, a safe private sequence under RetainSafePrivate, an attribute the table does not name):
+        the sequence stays, but every element of every item gets its own action at every depth, as if it stood
+        at the top (PS3.15 E.1-1a: K is cleaned for sequences); private elements inside are judged under their
+        own creator in their item. A kept element of unknown VR (UN) that holds a sequence (PS3.5 6.2.2: items in
+        implicit VR little endian) is read as one and walked the same; if it begins like a sequence but is
+        none, it is removed (``False``, ``tag`` no longer in ``dataset``). ``record``: the (rule, action) to
+        report for the sequence itself.
+        """
+        if not self._open_unknown_sequence(dataset, tag):
+            return False
+        if record is not None:
+            self._record(path, tag, keyword, record[0], record[1], False)
+        for index, item in enumerate(dataset[tag].value or []):
             self.process(item, f"{path}{_tag_text(tag)}[{index}]/", (*keywords, keyword), cleaning)
+        return True
+
+    @staticmethod
+    def _open_unknown_sequence(dataset: Dataset, tag: int) -> bool:
+        """Whether ``tag`` is a sequence, once a UN value holding one is read into items."""
+        element = dataset[tag]
+        if element.VR == "SQ":
+            return True
+        if element.VR != "UN" or not isinstance(element.value, bytes) or not element.value.startswith(_ITEM_TAG_LE):
+            return False
+        value = element.value
+        try:
+            sequence = read_sequence(BytesIO(value), True, True, len(value), dataset._character_set)
+            for item in sequence:
+                for _ in _walk_tags(item):
+                    pass
+        except Exception:
+            del dataset[tag]
+            return False
+        dataset[tag] = DataElement(tag, "SQ", sequence)
+        return True
 
     def _uid_values(self, value: Any) -> Any:
         if isinstance(value, bytes):
@@ -524,6 +564,17 @@ class _Walker:
             if "SOPInstanceUID" in dataset:
                 meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
         meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+
+
+def _container_mode(action: Action, cleaning: str) -> str:
+    """How the items of a kept sequence are walked: ``D`` replaces free text, names and dates that the table does
+    not name with dummies (e.g. the Content Sequence of a structured report), ``C`` cleans them, ``""`` leaves
+    them to the table; inherited from the enclosing sequence."""
+    if action is Action.D or cleaning == "D":
+        return "D"
+    if action is Action.C or cleaning:
+        return "C"
+    return ""
 
 
 def anonymize_dataset(
@@ -943,13 +994,21 @@ def anonymize_file(source: Path, destination: Path, settings: AnonymizationSetti
 
 
 @lru_cache(maxsize=1)
-def _safe_private_index() -> frozenset[tuple[str, int, int]]:
-    """Table E.3.10-1 as (creator upper-case, group, element low byte)."""
-    index = set()
+def _safe_private_index() -> dict[tuple[str, int, int], frozenset[str]]:
+    """Table E.3.10-1 as (creator upper-case, group, element low byte) -> the VRs it gives (empty: not given)."""
+    index: dict[tuple[str, int, int], frozenset[str]] = {}
     for row in standard.safe_private_rows():
         group, element = row["tag"].split(",")
-        index.add((row["private_creator"].strip().upper(), int(group, 16), int(element[2:], 16)))
-    return frozenset(index)
+        key = (row["private_creator"].strip().upper(), int(group, 16), int(element[2:], 16))
+        index[key] = index.get(key, frozenset()) | frozenset(vr for vr in row["vr"].split("/") if vr)
+    return index
+
+
+def _safe_vr(table_vrs: frozenset[str] | None, vr: str) -> bool:
+    """Whether an element read with ``vr`` is the safe element Table E.3.10-1 lists (``None``: not listed). A
+    value of another VR in its place (a name where the vendor writes a number) is not what the table vouches for;
+    UN (implicit VR, or a creator pydicom does not know) is what the table lists, read as bytes."""
+    return table_vrs is not None and (not table_vrs or vr in table_vrs or vr == "UN")
 
 
 _TEMPORAL_FORMS = {
