@@ -394,13 +394,8 @@ class _Walker:
             return True
         if element.VR != "UN" or not isinstance(element.value, bytes) or not element.value.startswith(_ITEM_TAG_LE):
             return False
-        value = element.value
-        try:
-            sequence = read_sequence(BytesIO(value), True, True, len(value), dataset._character_set)
-            for item in sequence:
-                for _ in _walk_tags(item):
-                    pass
-        except Exception:
+        sequence = sequence_in_unknown(element.value, dataset._character_set)
+        if sequence is None:
             del dataset[tag]
             return False
         dataset[tag] = DataElement(tag, "SQ", sequence)
@@ -564,6 +559,21 @@ class _Walker:
             if "SOPInstanceUID" in dataset:
                 meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
         meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+
+
+def sequence_in_unknown(value: bytes, encoding: str | list[str]) -> Sequence | None:
+    """The items of a UN value that holds a sequence (PS3.5 6.2.2: implicit VR little endian), every element read;
+    ``None`` when it is no sequence (it must begin with an item tag and parse to its end)."""
+    if not value.startswith(_ITEM_TAG_LE):
+        return None
+    try:
+        sequence = read_sequence(BytesIO(value), True, True, len(value), encoding)
+        for item in sequence:
+            for _ in _walk_tags(item):
+                pass
+    except Exception:
+        return None
+    return sequence
 
 
 def _container_mode(action: Action, cleaning: str) -> str:
