@@ -49,6 +49,7 @@ from .logs import strip_values
 from .pixels import PixelSettings, clean_pixel_data
 from .profiles import BASIC, BASIC_PROFILE_CODE, Action, ActionTable, Option, Profile
 from .uids import KeyedHasher
+from .weakening import Weakening, chosen_identity, method_values, weakenings
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +136,9 @@ _MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
 _META_KEPT = frozenset({0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013})
 _DUMMIED_VRS = frozenset({"UT", "LT", "ST", "UC", "PN", "DA", "DT"})
 _TOKEN_VRS = frozenset({"PN", "LO", "SH", "AE", "UC", "CS", "DA", "DT"})
+WEAKENED_CODE = ("WEAKENED", "99OANON", "Profile weakened by custom rules")
+"""(Code Value, Coding Scheme Designator, Code Meaning) of the local code added to De-identification Method Code
+Sequence when rules weaken the profile; the rules are named in De-identification Method."""
 IMPLEMENTATION_VERSION_NAME = ("OANON_" + __version__)[:16]
 
 
@@ -512,23 +516,30 @@ class _Walker:
             (_PATIENT_NAME, self.settings.patient_name, self.hasher.patient_name, "PN"),
             (_PATIENT_ID, self.settings.patient_id, self.hasher.patient_id, "LO"),
         ):
-            rule = self.table.rule_for(tag)
-            if chosen is None and rule is not None and rule in (Action.K, Action.X):
-                continue  # a custom rule keeps or removes it: the rule wins
+            if chosen is None and self.table.rule_for(tag) is not None:
+                continue  # a custom rule for it is the last word: the walk applied it (Z empty, D dummy, K kept...)
             value = chosen if chosen is not None else derive(self.patient_key)
             before = _text(dataset.get(tag)) if tag in dataset else None
             dataset.add_new(tag, vr, value)
             self._record("", tag, keyword_for_tag(tag), "P", "P", before != value, original=None, new=value)
 
+    def weakenings(self) -> tuple[Weakening, ...]:
+        """The profile's rules that keep or clean what Basic with its options removes (:mod:`.weakening`)."""
+        chosen = chosen_identity(self.settings.patient_name, self.settings.patient_id)
+        return _profile_weakenings(self.profile, chosen)
+
     def add_markers(self, dataset: Dataset) -> None:
         """PS3.15 E.1.1: Patient Identity Removed, De-identification Method and its code sequence."""
         profile = self.profile
-        dataset.PatientIdentityRemoved = "YES"
+        weakened = self.weakenings()
+        # A rule that keeps or cleans a name, ID, birth date... of the patient: the output does not say it is removed
+        dataset.PatientIdentityRemoved = "NO" if any(weakening.identity for weakening in weakened) else "YES"
         methods = [f"DICOM PS3.15 {standard.EDITION} Basic Profile"]
         methods += [option.value for option in profile.sorted_options]
         methods.append(f"orthanc-anonymizer {__version__} profile {profile.name}"[:64])
         if profile.rules:
             methods.append(f"custom rules: {len(profile.rules)}")
+        methods += method_values(weakened)
         dataset.DeidentificationMethod = methods
         codes = Sequence()
         for value, meaning in [BASIC_PROFILE_CODE, *(option.code for option in profile.sorted_options)]:
@@ -536,6 +547,13 @@ class _Walker:
             item.CodeValue = value
             item.CodingSchemeDesignator = "DCM"
             item.CodeMeaning = meaning
+            codes.append(item)
+        if weakened:
+            # CID 7050 has no code for a weakened profile: a local one, so a reader of the codes alone sees it too.
+            item = Dataset()
+            item.CodeValue = WEAKENED_CODE[0]
+            item.CodingSchemeDesignator = WEAKENED_CODE[1]
+            item.CodeMeaning = WEAKENED_CODE[2]
             codes.append(item)
         dataset.DeidentificationMethodCodeSequence = codes
         if Option.RetainLongModifDates in profile.options:
@@ -574,6 +592,12 @@ def sequence_in_unknown(value: bytes, encoding: str | list[str]) -> Sequence | N
     except Exception:
         return None
     return sequence
+
+
+@lru_cache(maxsize=32)
+def _profile_weakenings(profile: Profile, chosen: frozenset[int]) -> tuple[Weakening, ...]:
+    """:func:`.weakening.weakenings` once per profile in a process, not once per instance."""
+    return weakenings(profile, chosen=chosen)
 
 
 def _container_mode(action: Action, cleaning: str) -> str:
