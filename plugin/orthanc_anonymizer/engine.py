@@ -410,7 +410,7 @@ class _Walker:
             value = value.decode("ascii", "replace").strip("\x00 ")
         if value is None or value == "":
             return self.hasher.uid("empty")
-        if isinstance(value, list | tuple) or (hasattr(value, "__iter__") and not isinstance(value, str)):
+        if isinstance(value, MultiValue | list | tuple):  # a person name iterates too, by character: one value
             return [self.hasher.uid(str(item)) for item in value]
         return self.hasher.uid(str(value))
 
