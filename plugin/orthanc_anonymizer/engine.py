@@ -251,10 +251,11 @@ class _Walker:
             if action is Action.C:  # RetainSafePrivate: keep exactly Table E.3.10-1's elements of this creator
                 creator = _text(dataset.get((tag & 0xFFFF0000) | ((tag >> 8) & 0xFF)))
                 key = (creator.strip().upper(), tag >> 16, tag & 0xFF)
-                if _safe_vr(self.safe_private.get(key), _vr_of(dataset, tag)):
+                vr = _vr_of(dataset, tag)
+                if _safe_vr(self.safe_private.get(key), vr):
                     self._record(path, tag, "", "C", "K", False)
-                    if not self.keep_container(dataset, tag, path, keywords, "", cleaning):
-                        _check_kept_value(dataset, tag, _vr_of(dataset, tag))
+                    if not self.keep_container(dataset, tag, vr, path, keywords, "", cleaning):
+                        _check_kept_value(dataset, tag, vr)
                     return tag in dataset
                 action = Action.X
             self._record(path, tag, "", self.table.private_action.value, "X", True)
@@ -288,7 +289,7 @@ class _Walker:
             del dataset[tag]
             return
         if rule is None:
-            if self.keep_container(dataset, tag, path, keywords, keyword, cleaning):
+            if self.keep_container(dataset, tag, vr, path, keywords, keyword, cleaning):
                 pass
             elif tag not in dataset:
                 self._record(path, tag, keyword, "unknown", "X", True)
@@ -328,7 +329,14 @@ class _Walker:
             del dataset[tag]
             return
         if action is not Action.Z and self.keep_container(
-            dataset, tag, path, keywords, keyword, _container_mode(action, cleaning), record=(rule.value, action.value)
+            dataset,
+            tag,
+            vr,
+            path,
+            keywords,
+            keyword,
+            _container_mode(action, cleaning),
+            record=(rule.value, action.value),
         ):
             return
         if tag not in dataset:  # a UN value that began like a sequence and is none: nobody can say what it holds
@@ -365,6 +373,7 @@ class _Walker:
         self,
         dataset: Dataset,
         tag: int,
+        vr: str,
         path: str,
         keywords: tuple[str, ...],
         keyword: str,
@@ -379,10 +388,11 @@ class _Walker:
         at the top (PS3.15 E.1-1a: K is cleaned for sequences); private elements inside are judged under their
         own creator in their item. A kept element of unknown VR (UN) that holds a sequence (PS3.5 6.2.2: items in
         implicit VR little endian) is read as one and walked the same; if it begins like a sequence but is
-        none, it is removed (``False``, ``tag`` no longer in ``dataset``). ``record``: the (rule, action) to
-        report for the sequence itself.
+        none, it is removed (``False``, ``tag`` no longer in ``dataset``). ``vr``: the element's VR as read
+        (:func:`_vr_of`), so that no other element is converted here. ``record``: the (rule, action) to report for
+        the sequence itself.
         """
-        if not self._open_unknown_sequence(dataset, tag):
+        if vr not in ("SQ", "UN") or not self._open_unknown_sequence(dataset, tag):
             return False
         if record is not None:
             self._record(path, tag, keyword, record[0], record[1], False)

@@ -54,6 +54,8 @@ class Container:
     creator: str = ""
     as_un: bool = False
     """Written as UN with a defined length (explicit VR): the engine must read the items itself."""
+    sop_class: str = ""
+    """Another SOP Class UID for the instance (a private one: compound codes resolve to keep)."""
 
 
 CONTAINERS = [
@@ -65,6 +67,8 @@ CONTAINERS = [
     Container("content-d-rule", 0x0040A730, rules="0040,A730;D\n"),
     Container("untabled", 0x00081115),  # Referenced Series Sequence: not in Table E.1-1, kept
     Container("k-rule-private-un", 0x00111010, rules="0011,1010;K\n", creator=ACME, as_un=True),
+    # Referenced Image Sequence, X/Z/U* by the table: kept with its UIDs replaced where the IOD is unknown.
+    Container("compound-kept", 0x00081140, sop_class="1.2.826.0.1.3680043.2.1125.99.1"),
 ]
 
 
@@ -129,6 +133,8 @@ def planted_file(container: Container, marker: Marker, depth: int, word: str, ch
         inner = holder
     dataset = inner
     dataset.SpecificCharacterSet = charset
+    if container.sop_class:
+        dataset.SOPClassUID = dataset.file_meta.MediaStorageSOPClassUID = container.sop_class
     if container.as_un:
         items = dataset[container.tag].value
         dataset.add_new(container.tag, "UN", _implicit_items(items, charset))
