@@ -122,3 +122,35 @@ def test_weaken_is_a_known_route_name(tmp_path: Path) -> None:
         assert "weaken" in server.log_text() and "weakening" in server.log_text()
     finally:
         server.stop()
+
+
+def test_copies_of_a_weakening_site_profile_on_ingest_are_not_copied_again(server_factory, tmp_path: Path) -> None:
+    """AutoAnonymize with a site profile that keeps Patient ID: its copies say Patient Identity Removed NO, and are
+    still the plugin's own output, never anonymized again (a copy of a copy would follow, and another...)."""
+    from ingest_support import auto_overrides, send, settle, wait_for_instances
+
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "site-keeps-id.csv").write_text("0010,0020;K\n")
+    overrides = auto_overrides(StableAge=1, Profile="site-keeps-id")
+    overrides["Anonymizer"]["ProfilesDirectory"] = str(profiles)
+    server = server_factory("ingest-weakened", overrides=overrides).start()
+    patients = [Patient(name=f"Keptid^Patient{n}", id=f"PID-KEPT-{n}") for n in range(2)]
+    files = [data for patient in patients for data in make_study(patient, 2, 5)]
+    send(server, files, tmp_path / "burst")
+    wait_for_instances(server, 2 * len(files))
+    # Nothing more arrives: no copy of a copy (the copies keep the patients' IDs, so count by links).
+    assert settle(server, 5.0) == 2 * len(files)
+    studies = server.json("/studies")
+    assert len(studies) == 2 * len(patients)
+    links = {study: server.json(f"/anonymizer/studies/{study}/links") for study in studies}
+    originals = [study for study, link in links.items() if link["Source"] is None]
+    assert len(originals) == len(patients)
+    for original in originals:
+        (copy_study,) = links[original]["Copies"]
+        assert links[copy_study]["Copies"] == []
+        instance = server.json(f"/studies/{copy_study}/instances")[0]["ID"]
+        tags = server.json(f"/instances/{instance}/simplified-tags")
+        assert tags["PatientIdentityRemoved"] == "NO"
+        assert tags["PatientID"].startswith("PID-KEPT-")
+        assert "weakened by: 0010,0020;K" in tags["DeidentificationMethod"]
