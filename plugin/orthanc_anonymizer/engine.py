@@ -572,6 +572,8 @@ class _Walker:
             dataset.LongitudinalTemporalInformationModified = "UNMODIFIED"
         else:
             dataset.LongitudinalTemporalInformationModified = "REMOVED"
+        if any(weakening.dates for weakening in weakened):  # a rule keeps original dates: not all are modified
+            dataset.LongitudinalTemporalInformationModified = "UNMODIFIED"
 
     def process_file_meta(self, dataset: Dataset) -> None:
         meta = getattr(dataset, "file_meta", None)

@@ -26,6 +26,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from pydicom.datadict import dictionary_VR
+
 from . import standard
 from .profiles import PRIVATE_ROW, Action, ActionTable, Option, Profile, TagPattern, table_action
 
@@ -57,6 +59,9 @@ class Weakening:
     """The rule as written in a CSV profile (``0010,0010;K``), or the option's name. Tag numbers, never values."""
     identity: bool
     """Whether it keeps or cleans an identity attribute (:data:`IDENTITY_TAGS`)."""
+    dates: bool = False
+    """Whether it keeps original dates (DA, DT) that the profile removes, empties, dummies or shifts: then the
+    output's Longitudinal Temporal Information Modified is ``UNMODIFIED``."""
 
 
 def _strength(action: Action | None) -> int:
@@ -96,14 +101,22 @@ def _actions_under(table: ActionTable, pattern: TagPattern) -> Iterable[tuple[in
         yield None, table.private_action
 
 
-def _weakens(action: Action, base: ActionTable, pattern: TagPattern) -> tuple[bool, bool]:
-    """(weakens, touches identity) for ``action`` on the tags of ``pattern``, compared with ``base``."""
-    weakens = identity = False
+def _weakens(action: Action, base: ActionTable, pattern: TagPattern) -> tuple[bool, bool, bool]:
+    """(weakens, touches identity, keeps dates) for ``action`` on the tags of ``pattern``, compared with ``base``."""
+    weakens = identity = dates = False
     for tag, base_action in _actions_under(base, pattern):
         if _strength(action) < _strength(base_action):
             weakens = True
             identity = identity or tag in IDENTITY_TAGS
-    return weakens, identity
+            dates = dates or (_strength(action) == _KEEPS and _is_date(tag))
+    return weakens, identity, dates
+
+
+def _is_date(tag: int | None) -> bool:
+    try:
+        return tag is not None and dictionary_VR(tag) in ("DA", "DT")
+    except KeyError:
+        return False
 
 
 def weakenings(profile: Profile, base: Profile | None = None, chosen: Iterable[int] = ()) -> tuple[Weakening, ...]:
@@ -137,18 +150,19 @@ def weakenings(profile: Profile, base: Profile | None = None, chosen: Iterable[i
             continue
         if shadowed or (pattern.is_exact and pattern.value in chosen_tags):
             continue
-        weakens, identity = _weakens(rule.action, base_table, pattern)
+        weakens, identity, dates = _weakens(rule.action, base_table, pattern)
         if weakens:
-            found.append(Weakening(f"{pattern};{rule.action.value}", identity))
+            found.append(Weakening(f"{pattern};{rule.action.value}", identity, dates))
     found.reverse()
     for option in sorted(profile.options - base.options):
-        weakens = identity = False
+        weakens = identity = dates = False
         for tag, before, after in _option_changes(base, option):
             if _strength(after) < _strength(before):
                 weakens = True
                 identity = identity or tag in IDENTITY_TAGS
+                dates = dates or (_strength(after) == _KEEPS and _is_date(tag))
         if weakens:
-            found.append(Weakening(option.value, identity))
+            found.append(Weakening(option.value, identity, dates))
     return tuple(found)
 
 

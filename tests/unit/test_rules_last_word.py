@@ -219,3 +219,24 @@ def test_a_weakened_copy_is_still_recognized_as_the_engines_own_output() -> None
     assert output.PatientIdentityRemoved == "NO"
     tags = {"PatientIdentityRemoved": "NO", "DeidentificationMethod": "\\".join(output.DeidentificationMethod)}
     assert is_anonymizer_output(tags)
+
+
+@pytest.mark.parametrize(
+    ("options", "rules", "expected"),
+    [
+        ((), "", "REMOVED"),
+        ((), "0008,0020;K\n", "UNMODIFIED"),  # Study Date kept as it was
+        ((), "0008,0020;C\n", "REMOVED"),  # cleaned: a dummy date without a date option
+        ((Option.RetainLongModifDates,), "", "MODIFIED"),
+        ((Option.RetainLongModifDates,), "0008,xxxx;K\n", "UNMODIFIED"),
+        ((Option.RetainLongModifDates,), "0008,0020;X\n", "MODIFIED"),
+    ],
+)
+def test_a_rule_keeping_original_dates_says_they_are_unmodified(
+    options: tuple[Option, ...], rules: str, expected: str
+) -> None:
+    profile = basic_profile(options)
+    if rules:
+        profile = profile.with_rules(parse_rules(rules, "csv", "t"))
+    output = run(source(ATTRIBUTES[0], 0), profile)
+    assert output.LongitudinalTemporalInformationModified == expected
