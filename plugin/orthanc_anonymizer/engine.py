@@ -587,6 +587,11 @@ class _Walker:
             self._process_element(meta, _MEDIA_STORAGE_SOP_INSTANCE_UID, "", (), "")
             # Keep the meta consistent with the instance, whatever the rules did to each.
             if "SOPInstanceUID" in dataset:
+                if not _text(dataset.get(0x00080018)):
+                    raise AnonymizationError(
+                        "0008,0018 SOP Instance UID: the rule for it leaves it empty, and a DICOM file needs one "
+                        "(use U for a new UID, or X)"
+                    )
                 meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
         meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
 

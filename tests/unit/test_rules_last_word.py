@@ -240,3 +240,10 @@ def test_a_rule_keeping_original_dates_says_they_are_unmodified(
         profile = profile.with_rules(parse_rules(rules, "csv", "t"))
     output = run(source(ATTRIBUTES[0], 0), profile)
     assert output.LongitudinalTemporalInformationModified == expected
+
+
+def test_a_rule_that_empties_the_sop_instance_uid_is_refused_naming_it() -> None:
+    from orthanc_anonymizer.errors import AnonymizationError
+
+    with pytest.raises(AnonymizationError, match=r"0008,0018 SOP Instance UID"):
+        run(source(ATTRIBUTES[0], 0), basic_profile().with_rules(parse_rules("0008,0018;Z\n", "csv", "t")))
