@@ -124,7 +124,10 @@ def weakenings(profile: Profile, base: Profile | None = None, chosen: Iterable[i
 
     ``base`` defaults to the Basic profile with ``profile``'s options and no rules: what the engine compares a
     profile's rules with to mark its output. The API passes the site's profile (the named profile with the
-    configured options) to see what a request adds. Rules of ``profile`` that ``base`` has too, and rules that a
+    configured options) to see what a request adds or leaves out. Leaving an option out mostly removes more, but
+    not always: without ``CleanPixelData`` the text burned into the pixels stays, and without
+    ``RetainLongModifDates`` a calibration date that ``RetainDeviceIdent`` would otherwise keep unshifted is kept
+    (named ``CleanPixelData left out``...). Rules of ``profile`` that ``base`` has too, and rules that a
     later rule covers entirely, are not counted; nor is a rule on exactly a tag in ``chosen`` (Patient's Name or
     ID given in the request: the engine writes the chosen value, whatever the rule says).
     """
@@ -154,26 +157,32 @@ def weakenings(profile: Profile, base: Profile | None = None, chosen: Iterable[i
         if weakens:
             found.append(Weakening(f"{pattern};{rule.action.value}", identity, dates))
     found.reverse()
-    for option in sorted(profile.options - base.options):
-        weakens = identity = dates = False
-        for tag, before, after in _option_changes(base, option):
+    changes = [(option, option.value, base.options | {option}) for option in sorted(profile.options - base.options)]
+    changes += [
+        (option, f"{option.value} left out", base.options - {option})
+        for option in sorted(base.options - profile.options)
+    ]
+    for option, name, options in changes:
+        # Clean Pixel Data has no column in Table E.1-1: without it, text burned into the pixels stays.
+        weakens = option is Option.CleanPixelData and option not in options
+        identity = dates = False
+        for tag, before, after in _option_changes(base, options):
             if _strength(after) < _strength(before):
                 weakens = True
                 identity = identity or tag in IDENTITY_TAGS
                 dates = dates or (_strength(after) == _KEEPS and _is_date(tag))
         if weakens:
-            found.append(Weakening(option.value, identity, dates))
+            found.append(Weakening(name, identity, dates))
     return tuple(found)
 
 
-def _option_changes(base: Profile, option: Option) -> Iterable[tuple[int | None, Action, Action]]:
-    """(tag or ``None``, action under ``base``, action with ``option`` added) for each row of Table E.1-1 that no
-    rule of ``base`` overrides."""
+def _option_changes(base: Profile, options: frozenset[Option]) -> Iterable[tuple[int | None, Action, Action]]:
+    """(tag or ``None``, action under ``base``, action under ``options`` instead) for each row of Table E.1-1 that
+    no rule of ``base`` overrides."""
     table = base.action_table
-    added = base.options | {option}
     for row in standard.confidentiality_profile_rows():
         before = table_action(row["basic"], row["options"], base.options)
-        after = table_action(row["basic"], row["options"], added)
+        after = table_action(row["basic"], row["options"], options)
         if before is after:
             continue
         if row["tag"] == PRIVATE_ROW:

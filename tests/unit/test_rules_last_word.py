@@ -247,3 +247,13 @@ def test_a_rule_that_empties_the_sop_instance_uid_is_refused_naming_it() -> None
 
     with pytest.raises(AnonymizationError, match=r"0008,0018 SOP Instance UID"):
         run(source(ATTRIBUTES[0], 0), basic_profile().with_rules(parse_rules("0008,0018;Z\n", "csv", "t")))
+
+
+def test_leaving_out_a_site_option_weakens_only_where_it_keeps_more() -> None:
+    pixels = basic_profile([Option.CleanPixelData, Option.CleanDesc])
+    assert weakenings(basic_profile([Option.CleanDesc]), pixels) == (Weakening("CleanPixelData left out", False),)
+    assert weakenings(basic_profile([Option.CleanPixelData]), pixels) == ()  # CleanDesc left out: removes more
+    # C over K: with both options a device's calibration date is shifted; without the date option it is kept as is.
+    both = basic_profile([Option.RetainDeviceIdent, Option.RetainLongModifDates])
+    (left_out,) = weakenings(basic_profile([Option.RetainDeviceIdent]), both)
+    assert left_out.name == "RetainLongModifDates left out" and left_out.dates
