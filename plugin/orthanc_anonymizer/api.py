@@ -22,6 +22,7 @@ from .orthanc_client import LEVELS
 from .profile_files import load_profiles, resolve_profile, rules_from_json
 from .profiles import Option, Rule
 from .uids import check_project
+from .weakening import Weakening, chosen_identity, weakenings
 
 _SETTING_KEYS = {
     "Profile",
@@ -57,6 +58,9 @@ class AnonymizeRequest:
     """Batch only: the URI segment of the level (``studies``...)."""
     resources: tuple[str, ...] = ()
     """Batch only: the Orthanc IDs."""
+    weakenings: tuple[Weakening, ...] = ()
+    """The request's rules and options that keep or clean what the site's profile (the named profile with the
+    configured options) removes: only users allowed to ``weaken`` may send them."""
 
 
 MAX_NESTING = 16
@@ -195,13 +199,26 @@ def _bounded_rules(value: object, most: int) -> list[Rule]:
     return rules
 
 
+def _weakenings(body: Mapping[str, Any], config: AnonymizerConfig, settings: JobSettings) -> tuple[Weakening, ...]:
+    """What the request's rules and options weaken in the site's profile: the named one (or the configured
+    default) with the configured options, as a body without ``Options`` and ``Rules`` would get it."""
+    site = resolve_profile(body.get("Profile") or config.default_profile, config.profiles_directory)
+    site = site.with_options(config.default_options)
+    return weakenings(settings.profile, site, chosen_identity(settings.patient_name, settings.patient_id))
+
+
 def parse_anonymize(body: bytes, config: AnonymizerConfig) -> AnonymizeRequest:
     """The body of ``POST /anonymizer/{level}/{id}``."""
     decoded = _decode(body, config.limits)
     unknown = sorted(set(decoded) - _SETTING_KEYS)
     if unknown:
         raise BadRequest(f"{unknown[0]}: unknown field; known fields: {', '.join(sorted(_SETTING_KEYS))}")
-    return AnonymizeRequest(settings=parse_settings(decoded, config), asynchronous=_bool(decoded, "Asynchronous"))
+    settings = parse_settings(decoded, config)
+    return AnonymizeRequest(
+        settings=settings,
+        asynchronous=_bool(decoded, "Asynchronous"),
+        weakenings=_weakenings(decoded, config, settings),
+    )
 
 
 def parse_batch(body: bytes, config: AnonymizerConfig) -> AnonymizeRequest:
@@ -228,11 +245,13 @@ def parse_batch(body: bytes, config: AnonymizerConfig) -> AnonymizeRequest:
         )
     if len(set(resources)) != len(resources):
         raise BadRequest("Resources: an ID is listed twice")
+    settings = parse_settings(decoded, config)
     return AnonymizeRequest(
-        settings=parse_settings(decoded, config),
+        settings=settings,
         asynchronous=True,
         level=_LEVEL_NAMES[level.lower()],
         resources=tuple(resources),
+        weakenings=_weakenings(decoded, config, settings),
     )
 
 

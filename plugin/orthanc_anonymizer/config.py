@@ -53,6 +53,7 @@ RESTRICTABLE_ROUTES = {
     "jobs": "GET /anonymizer/jobs/{id}",
     "links": "GET /anonymizer/{level}/{id}/links (copy back to its original)",
     "audit": "GET /anonymizer/audit and /anonymizer/audit/verify",
+    "weaken": "a request whose rules or options keep or clean what its named profile removes",
 }
 """The names ``Anonymizer.Authorization.RestrictedRoutes`` may list, and what each covers."""
 

@@ -25,6 +25,7 @@ from pydicom.dataset import Dataset, FileMetaDataset, validate_file_meta
 from pydicom.errors import InvalidDicomError as PydicomInvalidDicomError
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset as read_dataset_from_stream
+from pydicom.filereader import read_sequence
 from pydicom.filewriter import write_data_element, write_file_meta_info
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
@@ -48,6 +49,7 @@ from .logs import strip_values
 from .pixels import PixelSettings, clean_pixel_data
 from .profiles import BASIC, BASIC_PROFILE_CODE, Action, ActionTable, Option, Profile
 from .uids import KeyedHasher
+from .weakening import Weakening, chosen_identity, method_values, weakenings
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +138,9 @@ _MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
 _META_KEPT = frozenset({0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013})
 _DUMMIED_VRS = frozenset({"UT", "LT", "ST", "UC", "PN", "DA", "DT"})
 _TOKEN_VRS = frozenset({"PN", "LO", "SH", "AE", "UC", "CS", "DA", "DT"})
+WEAKENED_CODE = ("WEAKENED", "99OANON", "Profile weakened by custom rules")
+"""(Code Value, Coding Scheme Designator, Code Meaning) of the local code added to De-identification Method Code
+Sequence when rules weaken the profile; the rules are named in De-identification Method."""
 IMPLEMENTATION_VERSION_NAME = ("OANON_" + __version__)[:16]
 
 
@@ -251,10 +256,12 @@ class _Walker:
             if action is Action.C:  # RetainSafePrivate: keep exactly Table E.3.10-1's elements of this creator
                 creator = _text(dataset.get((tag & 0xFFFF0000) | ((tag >> 8) & 0xFF)))
                 key = (creator.strip().upper(), tag >> 16, tag & 0xFF)
-                if key in self.safe_private:
-                    _check_kept_value(dataset, tag, _vr_of(dataset, tag))
+                vr = _vr_of(dataset, tag)
+                if _safe_vr(self.safe_private.get(key), vr):
                     self._record(path, tag, "", "C", "K", False)
-                    return True
+                    if not self.keep_container(dataset, tag, vr, path, keywords, "", cleaning):
+                        _check_kept_value(dataset, tag, vr)
+                    return tag in dataset
                 action = Action.X
             self._record(path, tag, "", self.table.private_action.value, "X", True)
             del dataset[tag]
@@ -287,8 +294,10 @@ class _Walker:
             del dataset[tag]
             return
         if rule is None:
-            if vr == "SQ":
-                self._descend(dataset, tag, path, keywords, keyword, cleaning)
+            if self.keep_container(dataset, tag, vr, path, keywords, keyword, cleaning):
+                pass
+            elif tag not in dataset:
+                self._record(path, tag, keyword, "unknown", "X", True)
             elif cleaning:
                 self._clean_untabled(dataset, tag, vr, path, cleaning)
             else:
@@ -324,24 +333,25 @@ class _Walker:
             self._record(path, tag, keyword, rule.value, "X", True, dataset)
             del dataset[tag]
             return
+        if action is not Action.Z and self.keep_container(
+            dataset,
+            tag,
+            vr,
+            path,
+            keywords,
+            keyword,
+            _container_mode(action, cleaning),
+            record=(rule.value, action.value),
+        ):
+            return
+        if tag not in dataset:  # a UN value that began like a sequence and is none: nobody can say what it holds
+            self._record(path, tag, keyword, rule.value, "X", True)
+            return
         element = dataset[tag]
         before = element.value
-        if vr == "SQ":
-            if action is Action.Z:
-                self._record(path, tag, keyword, rule.value, "Z", bool(before), dataset)
-                element.value = Sequence()
-                return
-            # K, D, U (X/Z/U*) and C keep the sequence and clean its items (PS3.15 E.1-1a: K is cleaned for
-            # sequences). Inside, C also cleans the free text, and D replaces free text, names and dates that
-            # the table does not name with dummies (e.g. the Content Sequence of a structured report).
-            if action is Action.D or cleaning == "D":
-                mode = "D"
-            elif action is Action.C or cleaning:
-                mode = "C"
-            else:
-                mode = ""
-            self._record(path, tag, keyword, rule.value, action.value, False)
-            self._descend(dataset, tag, path, keywords, keyword, mode)
+        if vr == "SQ":  # kept sequences went to keep_container: this one is emptied (Z)
+            self._record(path, tag, keyword, rule.value, "Z", bool(before), dataset)
+            element.value = Sequence()
             return
         if action is Action.K:
             _check_kept_value(dataset, tag, vr)
@@ -364,19 +374,58 @@ class _Walker:
         changed = _as_text(before) != _as_text(element.value)
         self._record(path, tag, keyword, rule.value, label, changed, original=before, new=element.value)
 
-    def _descend(
-        self, dataset: Dataset, tag: int, path: str, keywords: tuple[str, ...], keyword: str, cleaning: str
-    ) -> None:
-        items = dataset[tag].value or []
-        for index, item in enumerate(items):
+    def keep_container(
+        self,
+        dataset: Dataset,
+        tag: int,
+        vr: str,
+        path: str,
+        keywords: tuple[str, ...],
+        keyword: str,
+        cleaning: str,
+        record: tuple[str, str] | None = None,
+    ) -> bool:
+        """Whether the element at ``tag`` is a sequence that stays in the output; when it is, walk its items.
+
+        Every kept sequence comes here, whatever kept it (a K, C, D or U action or rule, a compound code resolving
+        to one of them, a safe private sequence under RetainSafePrivate, an attribute the table does not name):
+        the sequence stays, but every element of every item gets its own action at every depth, as if it stood
+        at the top (PS3.15 E.1-1a: K is cleaned for sequences); private elements inside are judged under their
+        own creator in their item. A kept element of unknown VR (UN) that holds a sequence (PS3.5 6.2.2: items in
+        implicit VR little endian) is read as one and walked the same; if it begins like a sequence but is
+        none, it is removed (``False``, ``tag`` no longer in ``dataset``). ``vr``: the element's VR as read
+        (:func:`_vr_of`), so that no other element is converted here. ``record``: the (rule, action) to report for
+        the sequence itself.
+        """
+        if vr not in ("SQ", "UN") or not self._open_unknown_sequence(dataset, tag):
+            return False
+        if record is not None:
+            self._record(path, tag, keyword, record[0], record[1], False)
+        for index, item in enumerate(dataset[tag].value or []):
             self.process(item, f"{path}{_tag_text(tag)}[{index}]/", (*keywords, keyword), cleaning)
+        return True
+
+    @staticmethod
+    def _open_unknown_sequence(dataset: Dataset, tag: int) -> bool:
+        """Whether ``tag`` is a sequence, once a UN value holding one is read into items."""
+        element = dataset[tag]
+        if element.VR == "SQ":
+            return True
+        if element.VR != "UN" or not isinstance(element.value, bytes) or not element.value.startswith(_ITEM_TAG_LE):
+            return False
+        sequence = sequence_in_unknown(element.value, dataset._character_set)
+        if sequence is None:
+            del dataset[tag]
+            return False
+        dataset[tag] = DataElement(tag, "SQ", sequence)
+        return True
 
     def _uid_values(self, value: Any) -> Any:
         if isinstance(value, bytes):
             value = value.decode("ascii", "replace").strip("\x00 ")
         if value is None or value == "":
             return self.uid_hasher.uid("empty")
-        if isinstance(value, list | tuple) or (hasattr(value, "__iter__") and not isinstance(value, str)):
+        if isinstance(value, MultiValue | list | tuple):  # a person name iterates too, by character: one value
             return [self.uid_hasher.uid(str(item)) for item in value]
         return self.uid_hasher.uid(str(value))
 
@@ -482,9 +531,8 @@ class _Walker:
             (_PATIENT_NAME, self.settings.patient_name, self.hasher.patient_name, "PN"),
             (_PATIENT_ID, self.settings.patient_id, self.hasher.patient_id, "LO"),
         ):
-            rule = self.table.rule_for(tag)
-            if chosen is None and rule is not None and rule in (Action.K, Action.X):
-                continue  # a custom rule keeps or removes it: the rule wins
+            if chosen is None and self.table.rule_for(tag) is not None:
+                continue  # a custom rule for it is the last word: the walk applied it (Z empty, D dummy, K kept...)
             if chosen is not None and not identity.encodable(chosen, _instance_encodings(dataset)):
                 raise AnonymizationError(
                     f"{_tag_text(tag)} {keyword_for_tag(tag)}: the chosen value has characters the instance's "
@@ -495,15 +543,23 @@ class _Walker:
             dataset.add_new(tag, vr, value)
             self._record("", tag, keyword_for_tag(tag), "P", "P", before != value, original=None, new=value)
 
+    def weakenings(self) -> tuple[Weakening, ...]:
+        """The profile's rules that keep or clean what Basic with its options removes (:mod:`.weakening`)."""
+        chosen = chosen_identity(self.settings.patient_name, self.settings.patient_id)
+        return _profile_weakenings(self.profile, chosen)
+
     def add_markers(self, dataset: Dataset) -> None:
         """PS3.15 E.1.1: Patient Identity Removed, De-identification Method and its code sequence."""
         profile = self.profile
-        dataset.PatientIdentityRemoved = "YES"
+        weakened = self.weakenings()
+        # A rule that keeps or cleans a name, ID, birth date... of the patient: the output does not say it is removed
+        dataset.PatientIdentityRemoved = "NO" if any(weakening.identity for weakening in weakened) else "YES"
         methods = [f"DICOM PS3.15 {standard.EDITION} Basic Profile"]
         methods += [option.value for option in profile.sorted_options]
         methods.append(f"orthanc-anonymizer {__version__} profile {profile.name}"[:64])
         if profile.rules:
             methods.append(f"custom rules: {len(profile.rules)}")
+        methods += method_values(weakened)
         dataset.DeidentificationMethod = methods
         codes = Sequence()
         for value, meaning in [BASIC_PROFILE_CODE, *(option.code for option in profile.sorted_options)]:
@@ -512,6 +568,13 @@ class _Walker:
             item.CodingSchemeDesignator = "DCM"
             item.CodeMeaning = meaning
             codes.append(item)
+        if weakened:
+            # CID 7050 has no code for a weakened profile: a local one, so a reader of the codes alone sees it too.
+            item = Dataset()
+            item.CodeValue = WEAKENED_CODE[0]
+            item.CodingSchemeDesignator = WEAKENED_CODE[1]
+            item.CodeMeaning = WEAKENED_CODE[2]
+            codes.append(item)
         dataset.DeidentificationMethodCodeSequence = codes
         if Option.RetainLongModifDates in profile.options:
             dataset.LongitudinalTemporalInformationModified = "MODIFIED"
@@ -519,6 +582,8 @@ class _Walker:
             dataset.LongitudinalTemporalInformationModified = "UNMODIFIED"
         else:
             dataset.LongitudinalTemporalInformationModified = "REMOVED"
+        if any(weakening.dates for weakening in weakened):  # a rule keeps original dates: not all are modified
+            dataset.LongitudinalTemporalInformationModified = "UNMODIFIED"
 
     def process_file_meta(self, dataset: Dataset) -> None:
         meta = getattr(dataset, "file_meta", None)
@@ -532,8 +597,45 @@ class _Walker:
             self._process_element(meta, _MEDIA_STORAGE_SOP_INSTANCE_UID, "", (), "")
             # Keep the meta consistent with the instance, whatever the rules did to each.
             if "SOPInstanceUID" in dataset:
+                if not _text(dataset.get(0x00080018)):
+                    raise AnonymizationError(
+                        "0008,0018 SOP Instance UID: the rule for it leaves it empty, and a DICOM file needs one "
+                        "(use U for a new UID, or X)"
+                    )
                 meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
         meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+
+
+def sequence_in_unknown(value: bytes, encoding: str | list[str]) -> Sequence | None:
+    """The items of a UN value that holds a sequence (PS3.5 6.2.2: implicit VR little endian), every element read;
+    ``None`` when it is no sequence (it must begin with an item tag and parse to its end)."""
+    if not value.startswith(_ITEM_TAG_LE):
+        return None
+    try:
+        sequence = read_sequence(BytesIO(value), True, True, len(value), encoding)
+        for item in sequence:
+            for _ in _walk_tags(item):
+                pass
+    except Exception:
+        return None
+    return sequence
+
+
+@lru_cache(maxsize=32)
+def _profile_weakenings(profile: Profile, chosen: frozenset[int]) -> tuple[Weakening, ...]:
+    """:func:`.weakening.weakenings` once per profile in a process, not once per instance."""
+    return weakenings(profile, chosen=chosen)
+
+
+def _container_mode(action: Action, cleaning: str) -> str:
+    """How the items of a kept sequence are walked: ``D`` replaces free text, names and dates that the table does
+    not name with dummies (e.g. the Content Sequence of a structured report), ``C`` cleans them, ``""`` leaves
+    them to the table; inherited from the enclosing sequence."""
+    if action is Action.D or cleaning == "D":
+        return "D"
+    if action is Action.C or cleaning:
+        return "C"
+    return ""
 
 
 def anonymize_dataset(
@@ -965,13 +1067,21 @@ def anonymize_file(source: Path, destination: Path, settings: AnonymizationSetti
 
 
 @lru_cache(maxsize=1)
-def _safe_private_index() -> frozenset[tuple[str, int, int]]:
-    """Table E.3.10-1 as (creator upper-case, group, element low byte)."""
-    index = set()
+def _safe_private_index() -> dict[tuple[str, int, int], frozenset[str]]:
+    """Table E.3.10-1 as (creator upper-case, group, element low byte) -> the VRs it gives (empty: not given)."""
+    index: dict[tuple[str, int, int], frozenset[str]] = {}
     for row in standard.safe_private_rows():
         group, element = row["tag"].split(",")
-        index.add((row["private_creator"].strip().upper(), int(group, 16), int(element[2:], 16)))
-    return frozenset(index)
+        key = (row["private_creator"].strip().upper(), int(group, 16), int(element[2:], 16))
+        index[key] = index.get(key, frozenset()) | frozenset(vr for vr in row["vr"].split("/") if vr)
+    return index
+
+
+def _safe_vr(table_vrs: frozenset[str] | None, vr: str) -> bool:
+    """Whether an element read with ``vr`` is the safe element Table E.3.10-1 lists (``None``: not listed). A
+    value of another VR in its place (a name where the vendor writes a number) is not what the table vouches for;
+    UN (implicit VR, or a creator pydicom does not know) is what the table lists, read as bytes."""
+    return table_vrs is not None and (not table_vrs or vr in table_vrs or vr == "UN")
 
 
 _TEMPORAL_FORMS = {

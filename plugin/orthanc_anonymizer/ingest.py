@@ -187,8 +187,9 @@ class AutoAnonymizeConfig:
 
 
 def is_anonymizer_output(tags: Mapping[str, str]) -> bool:
-    """Whether an instance carries this engine's own de-identification markers."""
-    if str(tags.get("PatientIdentityRemoved", "")).strip().upper() != "YES":
+    """Whether an instance carries this engine's own de-identification markers (``NO`` too: the engine writes it
+    when rules keep the patient's identity, and such a copy must not be anonymized again)."""
+    if str(tags.get("PatientIdentityRemoved", "")).strip().upper() not in ("YES", "NO"):
         return False
     return ENGINE_MARKER in str(tags.get("DeidentificationMethod", ""))
 

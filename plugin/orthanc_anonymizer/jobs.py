@@ -36,6 +36,7 @@ from .logs import exception_summary
 from .orthanc_client import LEVELS, OrthancClient, OrthancError, OrthancUnreachable, ResourceNotFound
 from .profiles import Profile, Rule
 from .uids import KeyedHasher
+from .weakening import Weakening, chosen_identity, named, weakenings
 from .workers import InstanceOutcome, InstanceTask, anonymize_instance
 
 logger = logging.getLogger("orthanc_anonymizer.jobs")
@@ -152,7 +153,16 @@ class JobSettings:
             description["PatientNameGiven"] = True
         if self.patient_id is not None:
             description["PatientIDGiven"] = True
+        weakened = self.weakenings
+        if weakened:  # rules that keep or clean what Basic with these options removes: tag numbers, never values
+            description["Weakened"] = named(weakened)
+            description["PatientIdentityRemoved"] = not any(weakening.identity for weakening in weakened)
         return description
+
+    @functools.cached_property
+    def weakenings(self) -> tuple[Weakening, ...]:
+        """The rules of :attr:`profile` that weaken Basic with its options, as the engine marks the output."""
+        return weakenings(self.profile, chosen=chosen_identity(self.patient_name, self.patient_id))
 
     @functools.cached_property
     def description(self) -> dict[str, object]:

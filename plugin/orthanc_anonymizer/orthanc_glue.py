@@ -39,6 +39,7 @@ from .logs import exception_summary, route_warnings_to_logging
 from .orthanc_client import LEVELS, OrthancClient, ResourceNotFound
 from .profile_files import load_profiles, resolve_profile
 from .uids import KeyedHasher
+from .weakening import named
 from .workers import WorkerPool
 
 logger = logging.getLogger("orthanc_anonymizer")
@@ -68,9 +69,9 @@ class _Busy(Exception):
 class _Forbidden(Exception):
     """The route is restricted to administrators by ``Anonymizer.Authorization`` (HTTP 403)."""
 
-    def __init__(self, message: str, user: str, route: str) -> None:
+    def __init__(self, message: str, user: str, route: str, rules: tuple[str, ...] = ()) -> None:
         super().__init__(message)
-        self.user, self.route = user, route
+        self.user, self.route, self.rules = user, route, rules
 
 
 class _Gate:
@@ -212,6 +213,24 @@ def _require(headers: dict[str, str] | None, *routes: str) -> None:
             )
 
 
+def _require_weakening(headers: dict[str, str] | None, parsed: Any) -> None:
+    """:class:`_Forbidden` naming the first rule or option of the request that weakens the site's profile, when
+    the caller may not ``weaken`` (:func:`.weakening.weakenings`)."""
+    if not parsed.weakenings:
+        return
+    user = _caller(headers or {})
+    if _state().config.access.allows(user, "weaken"):
+        return
+    names = tuple(named(parsed.weakenings))
+    raise _Forbidden(
+        f"weaken: {names[0]} keeps or cleans what profile {parsed.settings.profile.name!r} removes; weakening a "
+        "profile is restricted to the users of Anonymizer.Authorization.AdminUsers",
+        user,
+        "weaken",
+        names,
+    )
+
+
 def _settings_routes(settings: Any) -> tuple[str, ...]:
     """The restrictable routes a request with these settings uses."""
     if not settings.dry_run:
@@ -244,7 +263,14 @@ Route = Callable[..., None]
 
 def _audit_denial(denial: _Forbidden, method: object, uri: str) -> None:
     """Who tried a restricted route goes to the audit trail (IDs and route names only, as every record)."""
-    record = {"Event": "denied", "User": denial.user, "Route": denial.route, "Request": f"{method} {uri}"}
+    record: dict[str, object] = {
+        "Event": "denied",
+        "User": denial.user,
+        "Route": denial.route,
+        "Request": f"{method} {uri}",
+    }
+    if denial.rules:  # the weakening rules and options, as tag numbers and option names
+        record["Rules"] = list(denial.rules)
     try:
         _state().audit.append(record)
     except Exception as error:  # the answer is 403 all the same
@@ -315,6 +341,7 @@ def _anonymize(output: Any, uri: str, **request: Any) -> None:
     level, resource = request["groups"]
     parsed = parse_anonymize(request.get("body") or b"", plugin.config)
     _require(request.get("headers"), *_settings_routes(parsed.settings))
+    _require_weakening(request.get("headers"), parsed)
     with plugin.gate.hold():
         with plugin.gate.loopback():
             if not plugin.route_client.exists(level, resource):
@@ -341,6 +368,7 @@ def _batch(output: Any, uri: str, **request: Any) -> None:
     plugin = _state()
     parsed = parse_batch(request.get("body") or b"", plugin.config)
     _require(request.get("headers"), "batch", *_settings_routes(parsed.settings)[1:])
+    _require_weakening(request.get("headers"), parsed)
     job = _submit(parsed.level, list(parsed.resources), parsed.settings, request.get("headers") or {})
     _answer(output, _job_reference(job))
 

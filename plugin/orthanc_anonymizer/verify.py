@@ -47,6 +47,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
+from .engine import sequence_in_unknown
 from .profiles import Action, ActionTable, Option, Profile, basic_profile
 
 MIN_LENGTH = 4
@@ -410,14 +411,18 @@ def _original_elements(dataset: Dataset) -> Iterator[tuple[Dataset, int, str]]:
     for item in list(dataset.values()):  # as stored, raw or converted; no look-up per tag
         tag = int(item.tag)
         vr = item.VR or _dictionary_vr(tag)
-        if vr in ("SQ", "UN") and _dictionary_vr(tag) == "SQ":
+        # A private sequence too (read as UN in implicit VR): a name inside one is as identifying as at the top.
+        if vr == "SQ" or (vr == "UN" and (_dictionary_vr(tag) == "SQ" or _is_private(tag))):
             try:
                 element = dataset[tag]
             except Exception:
                 continue
-            if element.VR == "SQ":
+            children = element.value if element.VR == "SQ" else None
+            if isinstance(element.value, bytes):  # a sequence in a UN value, as the engine reads the ones it keeps
+                children = sequence_in_unknown(element.value, dataset._character_set)
+            if children is not None:
                 yield dataset, tag, "SQ"
-                for child in element.value or ():
+                for child in children:
                     if isinstance(child, Dataset):
                         yield from _original_elements(child)
                 continue
