@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from .profiles import Action
@@ -160,23 +161,262 @@ def identifying_tokens(vr: str, value: str) -> set[str]:
     return set()
 
 
+MONTHS = (
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+)
+_MONTH_WORD = r"(?P<{0}>" + "|".join(rf"{month[:3]}(?:{month[3:]})?\.?" for month in MONTHS) + ")"
+# Dates as they are written in free text; the group names say which part each number is. Years of 4 digits only
+# (a 2-digit year cannot be told from a day or a month), between 1800 and 2199.
+_YEAR = r"(?P<{0}>1[89]\d\d|2[01]\d\d)"
+_DAY = r"(?P<{0}>0?[1-9]|[12]\d|3[01])"
+_MONTH_NUMBER = r"(?P<{0}>0?[1-9]|1[0-2])"
+_DATE_FORMS = (
+    # ISO 8601 and its slash variant: year first is never ambiguous
+    ("iso", _YEAR.format("y1") + r"(?P<sep1>[-/])" + _MONTH_NUMBER.format("m1") + r"(?P=sep1)" + _DAY.format("d1")),
+    # DICOM DA
+    ("da", r"(?P<y2>1[89]\d\d|2[01]\d\d)(?P<m2>0[1-9]|1[0-2])(?P<d2>0[1-9]|[12]\d|3[01])"),
+    # dd.mm.yyyy: the dotted form is day first wherever it is used
+    ("dotted", _DAY.format("d3") + r"\." + _MONTH_NUMBER.format("m3") + r"\." + _YEAR.format("y3")),
+    # dd/mm/yyyy or mm/dd/yyyy (and with dashes): which one is judged per value (see find_written_dates)
+    ("numeric", r"(?P<a4>\d{1,2})(?P<sep4>[/-])(?P<b4>\d{1,2})(?P=sep4)" + _YEAR.format("y4")),
+    # 11 March 2024, 11 Mar. 2024, 11th of March 2024
+    (
+        "day-month",
+        _DAY.format("d5") + r"(?:st|nd|rd|th)?(?:\s+of)?\s+" + _MONTH_WORD.format("m5") + r",?\s+" + _YEAR.format("y5"),
+    ),
+    # March 11, 2024
+    (
+        "month-day",
+        _MONTH_WORD.format("m6") + r"\s+" + _DAY.format("d6") + r"(?:st|nd|rd|th)?,?\s+" + _YEAR.format("y6"),
+    ),
+)
+WRITTEN_DATE = re.compile(
+    r"(?<![\w.:/-])(?:"
+    + "|".join(f"(?P<{name.replace('-', '_')}>{form})" for name, form in _DATE_FORMS)
+    + r")(?![\w/]|[.:-]\d)",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class WrittenDate:
+    """A date found in free text: where it is, and every calendar date it can mean (two for ``03/04/2024``)."""
+
+    start: int
+    end: int
+    form: str
+    meanings: tuple[date, ...]
+    text: str
+
+
+def _month_of(word: str) -> int:
+    return [month[:3] for month in MONTHS].index(word.lower().rstrip(".")[:3]) + 1
+
+
+def _valid(year: int, month: int, day: int) -> date | None:
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return None
+
+
+def find_written_dates(text: str) -> list[WrittenDate]:
+    """Every date written in ``text`` in a common form: ISO (``2024-03-11``, ``2024/03/11``), DICOM DA
+    (``20240311``), ``11.03.2024`` (day first), ``11/03/2024`` or ``03/11/2024`` (and with dashes), ``11 March
+    2024``, ``March 11, 2024`` (month names in English, full or abbreviated).
+
+    A slashed or dashed numeric date whose first two numbers can each be the day (``03/04/2024``) has two
+    meanings, day-first and month-first; one that only one order makes valid (``25/03/2024``) has one."""
+    found: list[WrittenDate] = []
+    for match in WRITTEN_DATE.finditer(text):
+        groups = match.groupdict()
+        form = match.lastgroup or ""
+        meanings: list[date] = []
+        if form == "iso":
+            meanings = [d for d in [_valid(int(groups["y1"]), int(groups["m1"]), int(groups["d1"]))] if d]
+        elif form == "da":
+            meanings = [d for d in [_valid(int(groups["y2"]), int(groups["m2"]), int(groups["d2"]))] if d]
+        elif form == "dotted":
+            meanings = [d for d in [_valid(int(groups["y3"]), int(groups["m3"]), int(groups["d3"]))] if d]
+        elif form == "numeric":
+            a, b, year = int(groups["a4"]), int(groups["b4"]), int(groups["y4"])
+            candidates = [_valid(year, b, a), _valid(year, a, b)]  # day first, then month first
+            meanings = list(dict.fromkeys(d for d in candidates if d))
+        elif form == "day_month":
+            meanings = [d for d in [_valid(int(groups["y5"]), _month_of(groups["m5"]), int(groups["d5"]))] if d]
+        elif form == "month_day":
+            meanings = [d for d in [_valid(int(groups["y6"]), _month_of(groups["m6"]), int(groups["d6"]))] if d]
+        if meanings:
+            found.append(WrittenDate(match.start(), match.end(), form, tuple(meanings), match.group(0)))
+    return found
+
+
+def _rewrite_date(written: WrittenDate, moved: date) -> str:
+    """``moved`` written as ``written`` was (same form, separators, zero padding and month word style)."""
+    text = written.text
+    if written.form == "da":
+        return moved.strftime("%Y%m%d")
+    if written.form in ("iso", "dotted"):
+        separator = "." if written.form == "dotted" else text[4]
+        if written.form == "iso":
+            return f"{moved.year:04d}{separator}{moved.month:02d}{separator}{moved.day:02d}"
+        return f"{moved.day:02d}.{moved.month:02d}.{moved.year:04d}"
+    if written.form == "numeric":  # reached for one meaning only: day first if that was the valid order
+        separator = "/" if "/" in text else "-"
+        if written.meanings[0].day == int(text.split(separator)[0]):
+            return f"{moved.day:02d}{separator}{moved.month:02d}{separator}{moved.year:04d}"
+        return f"{moved.month:02d}{separator}{moved.day:02d}{separator}{moved.year:04d}"
+    name = MONTHS[moved.month - 1]
+    word = re.search(r"[A-Za-z]{3,}\.?", text.replace(" of ", " "))
+    written_word = word.group(0) if word else name
+    if len(written_word.rstrip(".")) <= 4 and written_word.rstrip(".").lower() != name:
+        name = name[:3] + ("." if written_word.endswith(".") else "")
+    if written_word[:1].isupper():
+        name = name.upper() if written_word.rstrip(".").isupper() and len(written_word) > 1 else name.capitalize()
+    if written.form == "day_month":
+        return f"{moved.day} {name} {moved.year}"
+    return f"{name} {moved.day}, {moved.year}"
+
+
+# Who a relative's name follows: "husband John", "daughter: Mary", "mother, Ann Smith".
+KINSHIP_TERMS = (
+    "husband",
+    "wife",
+    "spouse",
+    "partner",
+    "fiance",
+    "fiancee",
+    "son",
+    "daughter",
+    "child",
+    "mother",
+    "father",
+    "mum",
+    "mom",
+    "dad",
+    "parent",
+    "brother",
+    "sister",
+    "sibling",
+    "grandmother",
+    "grandfather",
+    "grandson",
+    "granddaughter",
+    "aunt",
+    "uncle",
+    "niece",
+    "nephew",
+    "cousin",
+    "guardian",
+    "carer",
+    "caregiver",
+    "friend",
+    "neighbour",
+    "neighbor",
+    "relative",
+    "contact",
+    "next of kin",
+)
+_KIN_STOPWORDS = frozenset(
+    str.split(
+        "a an the is was are were has had have and or but of in at on to for with by from as not no who which that "
+        "this present aware informed notified called phoned rang visited visits visiting says said reports reported "
+        "states stated will would can could may might should also too here there home accompanies accompanied "
+        "accompanying died deceased alive well ill sick works lives living number phone tel telephone mobile email"
+    )
+)
+_KINSHIP = re.compile(
+    r"(?<!\w)(?P<term>"
+    + "|".join(re.escape(term) + "s?" for term in sorted(KINSHIP_TERMS, key=len, reverse=True))
+    + r")(?P<gap>(?:\s+(?:named|called|is|was))?\s*[:,]?\s+|\s*[:,]\s*)(?P<name>[^\W\d_][\w'\u2019-]*(?:\s+[^\W\d_][\w'\u2019-]*)?)",
+    re.IGNORECASE,
+)
+# A telephone number: 7 or more digits, in groups separated by single spaces, dots, dashes or parentheses; an
+# e-mail address.
+_PHONE = re.compile(r"(?<![\w.])(?:\+|00)?\(?\d+\)?(?:[ -]?\(?\d+\)?){2,}(?![\w]|[.,]\d)")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
+_MIN_PHONE_DIGITS = 7
+
+
 class TextCleaner:
-    """Removes known identifying values (names, IDs, dates, addresses of this instance) from free text."""
+    """Removes identifying values from free text: the instance's own (names, IDs, dates, addresses), dates in
+    any common written form (shifted with the instance's dates, or removed with them), telephone numbers, e-mail
+    addresses, and the names that follow a kinship term (``husband John``)."""
 
     REPLACEMENT = "***"
 
-    def __init__(self, tokens: Iterable[str]) -> None:
+    def __init__(self, tokens: Iterable[str], dates: str = "keep", date_offset: int = 0) -> None:
+        """``dates``: what to do with dates written in the text: ``keep`` (the profile keeps real dates),
+        ``shift`` (back by ``date_offset`` days, as the attributes are) or ``remove``."""
         ordered = sorted({token for token in tokens if token.strip()}, key=len, reverse=True)
         self._pattern = (
             re.compile(r"(?<!\w)(?:" + "|".join(re.escape(token) for token in ordered) + r")(?!\w)", re.IGNORECASE)
             if ordered
             else None
         )
+        self.dates = dates
+        self.date_offset = date_offset
 
     def clean(self, text: str, vr: str) -> str:
-        """``text`` with every identifying value replaced by ``***``, within the VR's maximum length."""
-        if self._pattern is None or not text:
+        """``text`` with every identifying value replaced by ``***`` (dates shifted instead where the profile
+        shifts dates), within the VR's maximum length."""
+        if not text:
             return text
-        cleaned = self._pattern.sub(self.REPLACEMENT, text)
+        cleaned = _EMAIL.sub(self.REPLACEMENT, text)
+        cleaned = self._pattern.sub(self.REPLACEMENT, cleaned) if self._pattern is not None else cleaned
+        cleaned = _PHONE.sub(_phone_replacement, cleaned)
+        cleaned = self._clean_dates(cleaned)
+        cleaned = _KINSHIP.sub(_kin_replacement, cleaned)
         limit = MAX_LENGTH.get(vr)
         return cleaned[:limit] if limit else cleaned
+
+    def _clean_dates(self, text: str) -> str:
+        if self.dates == "keep":
+            return text
+        pieces: list[str] = []
+        position = 0
+        for written in find_written_dates(text):
+            pieces.append(text[position : written.start])
+            if self.dates == "shift" and len(written.meanings) == 1:
+                moved = written.meanings[0] - timedelta(days=self.date_offset)
+                pieces.append(_rewrite_date(written, moved) if moved.year >= 1 else self.REPLACEMENT)
+            else:
+                # Removed with the dates, or ambiguous (03/04/2024): shifting one reading would leave the
+                # other one real, so it goes.
+                pieces.append(self.REPLACEMENT)
+            position = written.end
+        pieces.append(text[position:])
+        return "".join(pieces)
+
+
+def _phone_replacement(match: re.Match[str]) -> str:
+    text = match.group(0)
+    if sum(char.isdigit() for char in text) < _MIN_PHONE_DIGITS:
+        return text
+    dates = find_written_dates(text)
+    if dates and dates[0].start == 0 and dates[0].end == len(text):
+        return text  # a date (2024-03-11, 20240311): dates are judged by the profile's date options
+    return TextCleaner.REPLACEMENT
+
+
+def _kin_replacement(match: re.Match[str]) -> str:
+    words = match.group("name").split()
+    kept: list[str] = []
+    for index, word in enumerate(words):
+        if word.lower().strip("'\u2019-") in _KIN_STOPWORDS or word == TextCleaner.REPLACEMENT:
+            return match.group("term") + match.group("gap") + " ".join([*kept, *words[index:]])
+        if index == 1 and word[:1].islower():  # the second word is only taken as a surname if capitalised
+            return match.group("term") + match.group("gap") + " ".join([*kept, *words[index:]])
+        kept = [TextCleaner.REPLACEMENT]
+    return match.group("term") + match.group("gap") + " ".join(kept)

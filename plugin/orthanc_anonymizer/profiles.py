@@ -234,6 +234,11 @@ class ActionTable:
         return None
 
 
+MIN_AGE_CAP = 1
+MAX_AGE_CAP = 999
+"""Patient's Age (AS) holds at most 999 years."""
+
+
 @dataclass(frozen=True)
 class Profile:
     """What to do: a base profile (always the PS3.15 Basic profile), options and custom rules."""
@@ -246,10 +251,15 @@ class Profile:
     """The file the profile was read from, if any."""
     burned_in_annotation: BurnedInAnnotationPolicy = BurnedInAnnotationPolicy.Redact
     """Under CleanPixelData: what an instance declaring burned-in annotation gets (PS3.15 E.3.1)."""
+    age_cap: int | None = None
+    """HIPAA Safe Harbor's ages over 89: a Patient's Age of this many years or more is written as this many, and
+    a kept birth date is moved so that no age derived from the kept dates is more; ``None``: ages as they are."""
 
     def __post_init__(self) -> None:
         if {Option.RetainLongFullDates, Option.RetainLongModifDates} <= self.options:
             raise ProfileError("options RetainLongFullDates and RetainLongModifDates exclude each other: choose one")
+        if self.age_cap is not None and not MIN_AGE_CAP <= self.age_cap <= MAX_AGE_CAP:
+            raise ProfileError(f"AgeCap {self.age_cap}: expected a number of years from {MIN_AGE_CAP} to {MAX_AGE_CAP}")
 
     def with_options(self, options: Iterable[Option | str]) -> Profile:
         """This profile with ``options`` added (names are checked)."""
@@ -276,6 +286,8 @@ class Profile:
         }
         if Option.CleanPixelData in self.options:
             summary["BurnedInAnnotation"] = self.burned_in_annotation.value
+        if self.age_cap is not None:
+            summary["AgeCap"] = self.age_cap
         return summary
 
     @cached_property

@@ -56,6 +56,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import VR, PersonName
 
+from .actions import find_written_dates
 from .engine import sequence_in_unknown
 from .profiles import Action, ActionTable, Option, Profile, basic_profile
 
@@ -113,6 +114,9 @@ class ValueKind:
     TEXT = "text"
     BYTES = "bytes"
     """Non-zero bytes where the engine writes none (outside the data set): they may carry anything."""
+    OVERLAY = "overlay"
+    """An overlay plane (60xx,3000) of the original in the output where the profile does not keep it: a bitmap
+    that may hold a name or a date, which no text search can read."""
 
 
 PREAMBLE = "preamble"
@@ -220,11 +224,21 @@ class IdentifyingValues:
         self.weak: dict[str, tuple[str, str]] = {}
         self.dates: dict[str, str] = {}
         self.uids: dict[str, str] = {}
+        self.overlays: set[int] = set()
+        """Tags of the original's Overlay Data (60xx,3000) that the profile does not keep (K)."""
         self._strong_pattern: re.Pattern[str] | None = None
 
     @property
     def count(self) -> int:
-        return len(self.strong) + len(self.weak) + len(self.dates) + len(self.uids)
+        return len(self.strong) + len(self.weak) + len(self.dates) + len(self.uids) + len(self.overlays)
+
+    def overlay_leaks(self, anonymized: Dataset) -> list[Leak]:
+        """An overlay plane of the original that the output still has, where the profile does not keep it."""
+        return [
+            Leak(_tag_text(tag), _tag_text(tag), _tag_text(tag), _keyword(_tag_text(tag)), ValueKind.OVERLAY)
+            for tag in sorted(self.overlays)
+            if tag in anonymized
+        ]
 
     def search_written(self, anonymized: Dataset, written: Sequence[bytes | memoryview]) -> ResidualPhiReport:
         """:meth:`search` on ``anonymized``, written as the parts ``written`` (the header, then any pixel data
@@ -237,12 +251,12 @@ class IdentifyingValues:
         case-insensitively, is in the bytes. Non-ASCII values, other character sets, and the four non-ASCII letters
         that match ASCII ones case-insensitively (U+0130, U+0131, U+017F, U+212A, in UTF-8) go the long way.
         """
-        outside = self.search_outside(anonymized, written)
+        outside = self.search_outside(anonymized, written) + self.overlay_leaks(anonymized)
         if not self.count:
             return ResidualPhiReport(leaks=outside, checked_values=0)
         if self._absent_from(anonymized, bytes(written[0])):
             return ResidualPhiReport(leaks=outside, checked_values=self.count)
-        report = self.search(anonymized)
+        report = self.search(anonymized, overlays=False)
         report.leaks += outside
         return report
 
@@ -308,11 +322,16 @@ class IdentifyingValues:
         if any(sequence in data for sequence in _CASE_FOLDING_UTF8):
             return False
         lowered = data.lower().replace(b"\x00", b" ")
+        # A date may be written in text in other forms (11/03/2024, 11 March 2024): each holds the year.
+        values += [date[:4] for date in self.dates]
         return not any(value.lower().encode("ascii") in lowered for value in values)
 
-    def search(self, anonymized: Dataset) -> ResidualPhiReport:
-        """Every place in ``anonymized`` (at any depth, file meta included) holding one of these values."""
+    def search(self, anonymized: Dataset, overlays: bool = True) -> ResidualPhiReport:
+        """Every place in ``anonymized`` (at any depth, file meta included) holding one of these values, and (with
+        ``overlays``) every overlay plane of the original it should not have."""
         report = ResidualPhiReport(checked_values=self.count)
+        if overlays:
+            report.leaks += self.overlay_leaks(anonymized)
         if not self.count:
             return report
         seen: set[tuple[str, str]] = set()
@@ -339,6 +358,7 @@ class IdentifyingValues:
         needles = cls()
         kept_values: set[str] = set()
         texts: dict[str, str] = {}
+        shifted = Option.RetainLongModifDates in profile.options
         for dataset, tag, vr in _original_elements(original):
             if _is_group_length(tag) or _is_private_creator(tag) or vr == "SQ":
                 continue
@@ -350,10 +370,18 @@ class IdentifyingValues:
                 action = None if tag in _META_NOT_IDENTIFYING else Action.X
             else:
                 action = table.action_for(tag)
+            if _is_overlay_data(tag) and dataset is original and action is not Action.K:
+                needles.overlays.add(tag)
             if action is None or action is Action.K:
                 # Kept: a value it shares with a removed attribute (the implementation's UID, a manufacturer
                 # also named as institution) is not identifying under this profile.
                 kept_values.update(value.lower() for value in _raw_strings(dataset, tag, vr))
+                continue
+            if action is Action.C and vr in ("DA", "DT") and shifted:
+                # Shifted (RetainLongModifDates): the original date is what must not be found, in any written form.
+                for value in _raw_strings(dataset, tag, vr):
+                    if len(value) >= 8 and value[:8].isdigit():
+                        texts.setdefault(value[:8], _tag_text(tag))
                 continue
             if action is Action.C or vr in _SKIPPED_SOURCE_VRS or (_is_private(tag) and vr != "PN"):
                 # Cleaned text is kept on purpose; what the engine must remove from it comes from other attributes.
@@ -417,6 +445,12 @@ class IdentifyingValues:
                 source = self.dates.get(match.group(1))
                 if source is not None:
                     yield source, ValueKind.DATE
+            for written in find_written_dates(text):
+                # Every reading of an ambiguous 03/04/2024 counts: either may be the original.
+                for meaning in written.meanings:
+                    source = self.dates.get(meaning.strftime("%Y%m%d"))
+                    if source is not None:
+                        yield source, ValueKind.DATE
         if self.uids and "." in text:
             for match in _UID_TOKEN.finditer(text):
                 source = self.uids.get(match.group(1))
@@ -592,6 +626,10 @@ def _tag_text(tag: int) -> str:
 def _keyword(tag_text: str) -> str:
     group, element = tag_text.split(",")
     return keyword_for_tag((int(group, 16) << 16) | int(element, 16))
+
+
+def _is_overlay_data(tag: int) -> bool:
+    return tag & 0xFFFF == 0x3000 and 0x6000 <= tag >> 16 < 0x6020 and not (tag >> 16) & 1
 
 
 def _is_group_length(tag: int) -> bool:
