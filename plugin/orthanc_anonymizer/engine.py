@@ -37,6 +37,7 @@ from .actions import (
     STRING_VRS,
     TEXT_VRS,
     TextCleaner,
+    Token,
     dummy_value,
     empty_value,
     identifying_tokens,
@@ -169,7 +170,7 @@ class _Walker:
         Only runs when the profile cleans something; values are read only from the text-like attributes that
         are about to be removed or replaced, so the rest of the header is never converted.
         """
-        tokens: set[str] = set()
+        tokens: set[Token] = set()
         for vr, value in self._changing_values(dataset):
             tokens |= identifying_tokens(vr, value)
         self.cleaner = TextCleaner(tokens)
