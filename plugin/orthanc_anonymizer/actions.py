@@ -7,6 +7,7 @@ module computes the new value: dummies valid for each VR (D), empty values (Z), 
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -143,21 +144,70 @@ def date_variants(value: str) -> set[str]:
     return {value, f"{y}-{m}-{d}", f"{y}/{m}/{d}", f"{d}/{m}/{y}", f"{m}/{d}/{y}", f"{d}.{m}.{y}", f"{d}-{m}-{y}"}
 
 
-def identifying_tokens(vr: str, value: str) -> set[str]:
+MIN_COMPONENT_LENGTH = 2
+"""The shortest name component or word searched for on its own: an initial (``J``) or a one-character family
+name (``王``) would destroy ordinary text; shorter components are still found inside the whole name
+(``王伟``, ``J SMITH``)."""
+MIN_SUFFIXED_LENGTH = 3
+"""The shortest word that is also found with a suffix (``'s``, ``s``, ``es``): ``Li`` must not clean ``Lies``."""
+MIN_VALUE_LENGTH = 3
+"""The shortest ID, institution or other value searched for (a two-letter code is no identifier)."""
+
+_SEPARATOR_CLASS = r"[\s_^\-.,/\u30fb]"  # and the katakana middle dot of ワン・ウェイ
+_SEPARATORS = re.compile(_SEPARATOR_CLASS + "+")
+_SUFFIX = r"(?:['\u2019]s|['\u2019]|es|s)?"
+# Scripts written without spaces between words (CJK ideographs, kana, Hangul, full-width forms): a name in them is
+# followed by a particle or honorific with no space (山田さん, 김철수님), so it is found without word boundaries.
+_UNSPACED_FROM = 0x2E80
+
+Token = tuple[str, ...]
+"""An identifying value as its parts, found in text with any separators (or none) between the parts."""
+
+
+def _unspaced(character: str) -> bool:
+    return ord(character) >= _UNSPACED_FROM
+
+
+def _name_tokens(value: str) -> set[Token]:
+    """A PN value's tokens: per component group (alphabetic, ideographic, phonetic), each component long enough,
+    each long word of a component, and the family, given and middle names joined in every order."""
+    tokens: set[Token] = set()
+    for group in value.split("="):
+        components = [
+            tuple(_SEPARATORS.split(part.strip(" _^-.,/"))) if part.strip() else () for part in group.split("^")
+        ]
+        components = [tuple(word for word in parts if word) for parts in components]
+        for parts in components:
+            if not parts:
+                continue
+            if sum(len(word) for word in parts) >= MIN_COMPONENT_LENGTH:
+                tokens.add(parts)
+            if len(parts) > 1:
+                tokens |= {(word,) for word in parts if len(word) > MIN_SUFFIXED_LENGTH}
+        names = [parts for parts in components[:3] if parts]  # family, given, middle (prefix and suffix: titles)
+        for count in range(2, len(names) + 1):
+            for order in itertools.permutations(names, count):
+                tokens.add(tuple(word for parts in order for word in parts))
+    return tokens
+
+
+def identifying_tokens(vr: str, value: str) -> set[Token]:
     """The pieces of an identifying value worth searching for in free text (for C, clean)."""
     value = value.strip()
     if not value:
         return set()
     if vr == "PN":
-        tokens = {part.strip() for part in re.split(r"[\^=]", value)}
-        tokens.add(" ".join(part for part in (p.strip() for p in value.split("=")[0].split("^")[1::-1]) if part))
-        return {token for token in tokens if len(token) >= 2}
+        return _name_tokens(value)
     if vr == "DA":
-        return date_variants(value)
+        return {(variant,) for variant in date_variants(value)}
     if vr == "DT":
-        return date_variants(value[:8])
-    if vr in ("LO", "SH", "AE", "UC", "CS") and len(value) >= 3:
-        return {value}
+        return {(variant,) for variant in date_variants(value[:8])}
+    if vr in ("LO", "SH", "AE", "UC", "CS") and len(value) >= MIN_VALUE_LENGTH:
+        if any(character.isdigit() for character in value):
+            # An ID: found with separators added, changed or dropped anywhere (12-345-678, 12345678, 12 345 678)
+            characters = tuple(_SEPARATORS.sub("", value))
+            return {characters} if len(characters) >= MIN_VALUE_LENGTH else set()
+        return {tuple(word for word in _SEPARATORS.split(value) if word)}
     return set()
 
 
@@ -342,28 +392,43 @@ _KINSHIP = re.compile(
     + r")(?P<gap>(?:\s+(?:named|called|is|was))?\s*[:,]?\s+|\s*[:,]\s*)(?P<name>[^\W\d_][\w'\u2019-]*(?:\s+[^\W\d_][\w'\u2019-]*)?)",
     re.IGNORECASE,
 )
-# A telephone number: 7 or more digits, in groups separated by single spaces, dots, dashes or parentheses; an
-# e-mail address.
+# A telephone number: 7 or more digits, in groups separated by single spaces, dashes or parentheses, or one run
+# starting with 0 or +; an e-mail address.
 _PHONE = re.compile(r"(?<![\w.])(?:\+|00)?\(?\d+\)?(?:[ -]?\(?\d+\)?){2,}(?![\w]|[.,]\d)")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
 _MIN_PHONE_DIGITS = 7
 
 
+def _token_pattern(token: Token) -> str:
+    # "ß" upper-cases to "SS", which a case-insensitive match does not equate with it
+    body = (_SEPARATOR_CLASS + "*").join(re.escape(part).replace("ß", "(?:ß|ss)") for part in token)
+    first, last = token[0][0], token[-1][-1]
+    before = "" if _unspaced(first) else r"(?<![^\W_])"
+    suffix = _SUFFIX if last.isalpha() and not _unspaced(last) and len("".join(token)) >= MIN_SUFFIXED_LENGTH else ""
+    after = "" if _unspaced(last) else r"(?![^\W_])"
+    return before + body + suffix + after
+
+
 class TextCleaner:
     """Removes identifying values from free text: the instance's own (names, IDs, dates, addresses), dates in
     any common written form (shifted with the instance's dates, or removed with them), telephone numbers, e-mail
-    addresses, and the names that follow a kinship term (``husband John``)."""
+    addresses, and the names that follow a kinship term (``husband John``).
+
+    Each value of the instance is found case-insensitively, in any script (the text is decoded in the instance's
+    character sets by then), with any separators between its parts (spaces, ``_``, ``^``, ``-``, ``.``, ``,``,
+    ``/``, or none), with a possessive or plural suffix, as a whole word in scripts written with spaces and
+    anywhere in those written without (see :data:`MIN_COMPONENT_LENGTH` for what is too short to search on its
+    own).
+    """
 
     REPLACEMENT = "***"
 
-    def __init__(self, tokens: Iterable[str], dates: str = "keep", date_offset: int = 0) -> None:
+    def __init__(self, tokens: Iterable[Token], dates: str = "keep", date_offset: int = 0) -> None:
         """``dates``: what to do with dates written in the text: ``keep`` (the profile keeps real dates),
         ``shift`` (back by ``date_offset`` days, as the attributes are) or ``remove``."""
-        ordered = sorted({token for token in tokens if token.strip()}, key=len, reverse=True)
+        ordered = sorted({token for token in tokens if "".join(token).strip()}, key=lambda t: (-len("".join(t)), t))
         self._pattern = (
-            re.compile(r"(?<!\w)(?:" + "|".join(re.escape(token) for token in ordered) + r")(?!\w)", re.IGNORECASE)
-            if ordered
-            else None
+            re.compile("|".join(_token_pattern(token) for token in ordered), re.IGNORECASE) if ordered else None
         )
         self.dates = dates
         self.date_offset = date_offset
@@ -404,6 +469,8 @@ def _phone_replacement(match: re.Match[str]) -> str:
     text = match.group(0)
     if sum(char.isdigit() for char in text) < _MIN_PHONE_DIGITS:
         return text
+    if text.isdigit() and not text.startswith("0"):
+        return text  # one run of digits not dialled like a number (0..., +..., groups): a count, a measurement
     dates = find_written_dates(text)
     if dates and dates[0].start == 0 and dates[0].end == len(text):
         return text  # a date (2024-03-11, 20240311): dates are judged by the profile's date options

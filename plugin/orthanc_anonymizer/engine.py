@@ -38,6 +38,7 @@ from .actions import (
     STRING_VRS,
     TEXT_VRS,
     TextCleaner,
+    Token,
     dummy_value,
     empty_value,
     identifying_tokens,
@@ -199,7 +200,7 @@ class _Walker:
         Only runs when the profile cleans something; values are read only from the text-like attributes that
         are about to be removed or replaced, so the rest of the header is never converted.
         """
-        tokens: set[str] = set()
+        tokens: set[Token] = set()
         for vr, value in self._changing_values(dataset):
             tokens |= identifying_tokens(vr, value)
         # Dates written in kept text go the way of the date attributes: shifted by the same offset, kept, or removed.
