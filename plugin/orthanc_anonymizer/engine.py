@@ -291,11 +291,19 @@ class _Walker:
                 creator = _text(dataset.get((tag & 0xFFFF0000) | ((tag >> 8) & 0xFF)))
                 key = (creator.strip().upper(), tag >> 16, tag & 0xFF)
                 vr = _vr_of(dataset, tag)
-                if _safe_vr(self.safe_private.get(key), vr):
-                    self._record(path, tag, "", "C", "K", False)
-                    if not self.keep_container(dataset, tag, vr, path, keywords, "", cleaning):
+                table_vrs = self.safe_private.get(key)
+                if _safe_vr(table_vrs, vr):
+                    if self.keep_container(dataset, tag, vr, path, keywords, "", cleaning):
+                        self._record(path, tag, "", "C", "K", False)
+                        return True
+                    if tag in dataset and (table_vrs is None or "SQ" not in table_vrs):
                         _check_kept_value(dataset, tag, vr)
-                    return tag in dataset
+                        self._record(path, tag, "", "C", "K", False)
+                        return True
+                    # A sequence by the table, bytes that are none (UN): nobody can say what they hold.
+                    if tag not in dataset:
+                        self._record(path, tag, "", "C", "X", True)
+                        return False
                 action = Action.X
             self._record(path, tag, "", self.table.private_action.value, "X", True)
             del dataset[tag]

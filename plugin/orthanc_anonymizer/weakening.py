@@ -77,39 +77,61 @@ def _overlaps(first: TagPattern, second: TagPattern) -> bool:
     return (first.value ^ second.value) & first.mask & second.mask == 0
 
 
-def _covers(wide: TagPattern, narrow: TagPattern) -> bool:
-    """Whether every tag ``narrow`` matches, ``wide`` matches too."""
-    return wide.mask & ~narrow.mask == 0 and narrow.value & wide.mask == wide.value
+class _Base:
+    """The actions of the profile compared with, indexed so that each rule costs the tags it matches, not a scan
+    of the table (a request may carry thousands of rules)."""
 
+    def __init__(self, table: ActionTable) -> None:
+        self.table = table
+        self.tags = sorted({*table.table_exact, *IDENTITY_TAGS})
+        self.by_mask: dict[int, dict[int, list[int]]] = {}
+        self.regions = [*table.table_patterns, *table.rules]
 
-def _actions_under(table: ActionTable, pattern: TagPattern) -> Iterable[tuple[int | None, Action | None]]:
-    """(tag, action) of ``table`` for the tags ``pattern`` matches; the tag is ``None`` for a set of tags that a
-    pattern row or rule of ``table`` covers (its action is then the row's, whatever rules say inside it)."""
-    if pattern.is_exact:
-        yield pattern.value, table.action_for(pattern.value)
-        return
-    for tag in table.table_exact:
-        if pattern.matches(tag):
+    def actions_under(self, pattern: TagPattern) -> Iterable[tuple[int | None, Action | None]]:
+        """(tag, action) for the tags ``pattern`` matches that the table names; the tag is ``None`` for a set of
+        tags that a pattern row or rule covers (its action is then the row's, whatever rules say inside it)."""
+        table = self.table
+        if pattern.is_exact:
+            yield pattern.value, table.action_for(pattern.value)
+            return
+        index = self.by_mask.get(pattern.mask)
+        if index is None:
+            index = self.by_mask[pattern.mask] = {}
+            for tag in self.tags:
+                index.setdefault(tag & pattern.mask, []).append(tag)
+        for tag in index.get(pattern.value, ()):
             yield tag, table.action_for(tag)
-    for identity_tag in IDENTITY_TAGS:
-        if pattern.matches(identity_tag):
-            yield identity_tag, table.action_for(identity_tag)
-    for row, action in (*table.table_patterns, *table.rules):
-        if _overlaps(pattern, row):
-            yield None, action
-    if _overlaps(pattern, _ODD_GROUP):
-        yield None, table.private_action
+        for row, action in self.regions:
+            if _overlaps(pattern, row):
+                yield None, action
+        if _overlaps(pattern, _ODD_GROUP):
+            yield None, table.private_action
+
+    def weakens(self, action: Action, pattern: TagPattern) -> tuple[bool, bool, bool]:
+        """(weakens, touches identity, keeps dates) for ``action`` on the tags of ``pattern``."""
+        weakens = identity = dates = False
+        for tag, base_action in self.actions_under(pattern):
+            if _strength(action) < _strength(base_action):
+                weakens = True
+                identity = identity or tag in IDENTITY_TAGS
+                dates = dates or (_strength(action) == _KEEPS and _is_date(tag))
+        return weakens, identity, dates
 
 
-def _weakens(action: Action, base: ActionTable, pattern: TagPattern) -> tuple[bool, bool, bool]:
-    """(weakens, touches identity, keeps dates) for ``action`` on the tags of ``pattern``, compared with ``base``."""
-    weakens = identity = dates = False
-    for tag, base_action in _actions_under(base, pattern):
-        if _strength(action) < _strength(base_action):
-            weakens = True
-            identity = identity or tag in IDENTITY_TAGS
-            dates = dates or (_strength(action) == _KEEPS and _is_date(tag))
-    return weakens, identity, dates
+class _Covering:
+    """The patterns of the rules seen so far, to tell in constant time (per distinct mask) whether one of them
+    matches every tag a pattern matches."""
+
+    def __init__(self) -> None:
+        self.values_by_mask: dict[int, set[int]] = {}
+
+    def covers(self, pattern: TagPattern) -> bool:
+        return any(
+            mask & ~pattern.mask == 0 and pattern.value & mask in values for mask, values in self.values_by_mask.items()
+        )
+
+    def add(self, pattern: TagPattern) -> None:
+        self.values_by_mask.setdefault(pattern.mask, set()).add(pattern.value)
 
 
 def _is_date(tag: int | None) -> bool:
@@ -133,27 +155,21 @@ def weakenings(profile: Profile, base: Profile | None = None, chosen: Iterable[i
     """
     if base is None:
         base = Profile(name=profile.name, options=profile.options)
-    base_table = base.action_table
+    indexed = _Base(base.action_table)
     chosen_tags = frozenset(chosen)
     inherited = Counter(base.rules)
-    # Walked last first: a rule is shadowed when a later one covers every tag it matches.
-    later_exact: set[int] = set()
-    later_patterns: list[TagPattern] = []
+    later = _Covering()  # walked last first: a rule is shadowed when a later one covers every tag it matches
     found: list[Weakening] = []
     for rule in reversed(profile.rules):
         pattern = rule.pattern
-        shadowed = pattern.value in later_exact if pattern.is_exact else False
-        shadowed = shadowed or any(_covers(later, pattern) for later in later_patterns)
-        if pattern.is_exact:
-            later_exact.add(pattern.value)
-        else:
-            later_patterns.append(pattern)
+        shadowed = later.covers(pattern)
+        later.add(pattern)
         if inherited[rule] > 0:
             inherited[rule] -= 1
             continue
         if shadowed or (pattern.is_exact and pattern.value in chosen_tags):
             continue
-        weakens, identity, dates = _weakens(rule.action, base_table, pattern)
+        weakens, identity, dates = indexed.weakens(rule.action, pattern)
         if weakens:
             found.append(Weakening(f"{pattern};{rule.action.value}", identity, dates))
     found.reverse()

@@ -109,7 +109,7 @@ MARKERS = [
 ]
 
 
-def _implicit_items(items: Sequence, charset: str) -> bytes:
+def _implicit_items(items: Sequence) -> bytes:
     """The items of a sequence as PS3.5 6.2.2 encodes a UN sequence: implicit VR little endian, defined lengths."""
     out = b""
     for item in items:
@@ -137,7 +137,7 @@ def planted_file(container: Container, marker: Marker, depth: int, word: str, ch
         dataset.SOPClassUID = dataset.file_meta.MediaStorageSOPClassUID = container.sop_class
     if container.as_un:
         items = dataset[container.tag].value
-        dataset.add_new(container.tag, "UN", _implicit_items(items, charset))
+        dataset.add_new(container.tag, "UN", _implicit_items(items))
     syntax = ImplicitVRLittleEndian if implicit and not container.as_un else ExplicitVRLittleEndian
     dataset.file_meta.TransferSyntaxUID = syntax
     buffer = BytesIO()
@@ -261,3 +261,19 @@ def test_a_un_value_that_begins_like_a_sequence_but_is_none_is_removed() -> None
     output = anonymize(buffer.getvalue(), basic_profile().with_rules(parse_rules("0011,1010;K\n", "csv", "t")))
     assert found_in(output, "Quillmarker") == []
     assert 0x00111010 not in dcmread(BytesIO(output))
+
+
+def test_a_safe_private_sequence_slot_holding_bytes_that_are_no_sequence_is_removed() -> None:
+    """(2001,xx01) of Philips Imaging DD 097 is a sequence in Table E.3.10-1 that pydicom's dictionary does not know;
+    written as UN holding text, it is not what the table vouches for. (Under a creator pydicom knows, pydicom reads
+    such bytes as the sequence they should be, and the file is refused as damaged.)"""
+    dataset = dcmread(get_testdata_file("CT_small.dcm"))
+    _private_block(dataset, 0x2001, "Philips Imaging DD 097")
+    dataset.add_new(0x20011001, "UN", b"Quillmarker^Name")
+    dataset.add_new(0x20011005, "UN", _implicit_items(Sequence([Dataset()])))  # a sequence: kept
+    buffer = BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    output = anonymize(buffer.getvalue(), basic_profile([Option.RetainSafePrivate]))
+    assert found_in(output, "Quillmarker") == []
+    kept = dcmread(BytesIO(output))
+    assert 0x20011001 not in kept and kept[0x20011005].VR == "SQ"
