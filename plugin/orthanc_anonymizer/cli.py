@@ -115,7 +115,7 @@ def anonymize_one(task: FileTask, settings: AnonymizationSettings, verify: bool)
     result = FileResult(task.display, True)
     if identifying is not None:
         try:
-            residual = identifying.search_written(instance.dataset, output[0])
+            residual = identifying.search_written(instance.dataset, output)
         except Exception as error:
             _remove_stale(task.destination)
             return FileResult(task.display, False, f"residual-PHI check failed: {exception_summary(error)}")

@@ -130,8 +130,31 @@ _ISSUER_OF_PATIENT_ID = 0x00100021
 _PATIENT_BIRTH_DATE = 0x00100030
 _SOP_CLASS_UID = 0x00080016
 _MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
-# File meta attributes that only describe the sender (AE titles, addresses, private meta information): removed.
-_META_KEPT = frozenset({0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013})
+_TRANSFER_SYNTAX_UID = 0x00020010
+# Data Set Trailing Padding (PS3.10 7.2): bytes with no meaning, that may hold anything; never copied.
+_TRAILING_PADDING = 0xFFFCFFFC
+OUTPUT_PREAMBLE = bytes(128)
+"""The preamble of every output file: the input's 128 bytes are outside the data set, unchecked, never copied."""
+# The file meta is rebuilt (see _Walker.process_file_meta): its version, the SOP class and instance of the data set,
+# the transfer syntax, and this implementation; whatever else the sender wrote there (AE titles, addresses, private
+# information, the sender's implementation) is dropped. A fixed UID under 2.25 (a UUID-5 of the project's name).
+IMPLEMENTATION_CLASS_UID = "2.25.204713763176700266180703222117306360813"
+# What the rebuilt meta does to each element of the input's (for the report): K kept, U follows the new SOP Instance
+# UID, D written by the engine; any other element is removed (X).
+_META_REBUILT = {
+    0x00020000: "D",
+    0x00020001: "D",
+    0x00020002: "D",
+    0x00020003: "U",
+    _TRANSFER_SYNTAX_UID: "K",
+    0x00020012: "D",
+    0x00020013: "D",
+}
+_SYNTAX_OF_ENCODING = {
+    (True, True): "1.2.840.10008.1.2",  # Implicit VR Little Endian
+    (False, True): "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
+    (False, False): "1.2.840.10008.1.2.2",  # Explicit VR Big Endian (retired, still read and written)
+}
 _DUMMIED_VRS = frozenset({"UT", "LT", "ST", "UC", "PN", "DA", "DT"})
 _TOKEN_VRS = frozenset({"PN", "LO", "SH", "AE", "UC", "CS", "DA", "DT"})
 IMPLEMENTATION_VERSION_NAME = ("OANON_" + __version__)[:16]
@@ -198,9 +221,10 @@ class _Walker:
         private_creators: list[int] = []
         for tag in list(dataset.keys()):
             group, elem = tag >> 16, tag & 0xFFFF
-            if (elem == 0x0000 and group != 0x0002) or group == 0x0000:
+            if (elem == 0x0000 and group != 0x0002) or group == 0x0000 or tag == _TRAILING_PADDING:
                 # Group lengths go stale once attributes change (they are retired anyway); command set
-                # elements do not belong in a stored instance and pydicom cannot write them.
+                # elements do not belong in a stored instance and pydicom cannot write them; trailing padding
+                # is bytes outside the meaning of the data set, whatever a rule says.
                 self._record(path, tag, "", "X", "X", True)
                 del dataset[tag]
                 continue
@@ -516,18 +540,36 @@ class _Walker:
             dataset.LongitudinalTemporalInformationModified = "REMOVED"
 
     def process_file_meta(self, dataset: Dataset) -> None:
+        """Rebuild the file meta (PS3.10 7.1) from the data set and this implementation, and zero the preamble.
+
+        Kept from the input: only the Transfer Syntax UID (the data set is written in it); where the input had no
+        file meta, the encoding it was read in names it. Everything else the sender wrote outside the data set
+        (AE titles, presentation addresses, private information, its implementation's UID and name) is dropped.
+        """
+        dataset.preamble = OUTPUT_PREAMBLE
         meta = getattr(dataset, "file_meta", None)
         if meta is None:
-            return
+            meta = dataset.file_meta = FileMetaDataset()
+        syntax = meta.get(_TRANSFER_SYNTAX_UID)
+        # The data set's SOP Class and Instance UIDs as the walk left them; where a rule removed one, the meta's,
+        # through the keyed hash as any UID (a standard one comes back unchanged).
+        sop_class = _text(dataset.get(_SOP_CLASS_UID)) or self.hasher.uid(_text(meta.get(0x00020002)))
+        sop_instance = _text(dataset.get(0x00080018)) or self.hasher.uid(_text(meta.get(0x00020003)))
         for tag in list(meta.keys()):
-            if tag not in _META_KEPT:
-                self._record("", tag, keyword_for_tag(tag), "X", "X", True, meta)
-                del meta[tag]
-        if _MEDIA_STORAGE_SOP_INSTANCE_UID in meta:
-            self._process_element(meta, _MEDIA_STORAGE_SOP_INSTANCE_UID, "", (), "")
-            # Keep the meta consistent with the instance, whatever the rules did to each.
-            if "SOPInstanceUID" in dataset:
-                meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+            action = _META_REBUILT.get(tag, "X")
+            self._record("", tag, keyword_for_tag(tag), "meta", action, action != "K", meta)
+            del meta[tag]
+        meta.FileMetaInformationVersion = b"\x00\x01"
+        meta.MediaStorageSOPClassUID = sop_class
+        meta.MediaStorageSOPInstanceUID = sop_instance
+        if syntax is not None:
+            meta[_TRANSFER_SYNTAX_UID] = syntax
+        else:
+            implicit, little = dataset.original_encoding
+            meta.TransferSyntaxUID = _SYNTAX_OF_ENCODING.get(
+                (bool(implicit), bool(little)), _SYNTAX_OF_ENCODING[True, True]
+            )
+        meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
         meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
 
 
@@ -572,7 +614,8 @@ def _clean_pixels(dataset: Dataset, settings: AnonymizationSettings, walker: _Wa
 
 
 def read_dataset(data: bytes) -> Dataset:
-    """Parse the DICOM file ``data`` (preamble and ``DICM`` prefix required, as Orthanc stores them).
+    """Parse the DICOM file ``data``: a preamble, ``DICM`` and the file meta, or (as Orthanc accepts too) a bare data
+    set without them, in Implicit or Explicit VR, either endianness.
 
     Raises :class:`InvalidDicomError` naming what is wrong, never quoting content.
     """
@@ -581,11 +624,14 @@ def read_dataset(data: bytes) -> Dataset:
 
 def _parse(data: bytes, stop_before_pixels: bool) -> tuple[Dataset, int]:
     """The data set of ``data``, and where the parse stopped (at the pixel data with ``stop_before_pixels``)."""
-    if len(data) < 132 or data[128:132] != b"DICM":
-        raise InvalidDicomError("not a DICOM file: no 'DICM' prefix after the 128-byte preamble")
+    bare = len(data) < 132 or data[128:132] != b"DICM"
+    if bare and not _starts_like_a_data_set(data):
+        raise InvalidDicomError(
+            "not a DICOM file: no 'DICM' prefix after a 128-byte preamble, and no data set element at its start"
+        )
     try:
         stream = BytesIO(data)
-        dataset = dcmread(stream, force=False, stop_before_pixels=stop_before_pixels)
+        dataset = dcmread(stream, force=bare, stop_before_pixels=stop_before_pixels)
         position = stream.tell()
         meta = getattr(dataset, "file_meta", None)
         syntax = meta.get("TransferSyntaxUID") if meta is not None else None
@@ -603,11 +649,21 @@ def _parse(data: bytes, stop_before_pixels: bool) -> tuple[Dataset, int]:
         raise InvalidDicomError(f"not a valid DICOM file ({type(error).__name__})") from None
     except Exception as error:
         raise InvalidDicomError(f"damaged DICOM file: {type(error).__name__} while parsing") from None
-    if 0x00080018 not in dataset:
-        raise InvalidDicomError("no SOP Instance UID (0008,0018): the data set is empty or cut short")
-    if 0x00280010 in dataset and not any(tag in dataset for tag in _PIXEL_TAGS):
-        raise InvalidDicomError("an image without its pixel data (7FE0,0010): the file looks cut short")
+    _check_instance(dataset)
     return dataset, position
+
+
+def _check_instance(dataset: Dataset) -> None:
+    if 0x00080018 not in dataset:
+        # Orthanc refuses these too: it files every instance under its SOP Instance UID.
+        raise InvalidDicomError("no SOP Instance UID (0008,0018): not an instance (a DICOMDIR?), or cut short")
+
+
+def _starts_like_a_data_set(data: bytes) -> bool:
+    """Whether ``data`` opens with a data element of group 0002 or 0008 (in either byte order), as every file
+    without a preamble that DICOM toolkits (and Orthanc) read does: the file meta, or Specific Character Set and the
+    other identifying attributes of group 0008."""
+    return len(data) >= 8 and data[:2] in (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08")
 
 
 @dataclass
@@ -665,8 +721,7 @@ def read_instance(data: bytes, profile: Profile) -> DicomInstance:
     end = _pixel_data_end(header, data, position)
     if end is None or (end < len(data) and not _read_trailer(header, data, end, profile)):
         return DicomInstance(read_dataset(data), data)
-    if 0x00080018 not in header:
-        raise InvalidDicomError("no SOP Instance UID (0008,0018): the data set is empty or cut short")
+    _check_instance(header)
     return DicomInstance(header, data, position, end)
 
 
@@ -746,7 +801,7 @@ def _read_trailer(header: Dataset, data: bytes, start: int, profile: Profile) ->
     tags = list(trailer.keys())
     if not tags or any(tag <= _PIXEL_DATA or (tag >> 16) & 1 or tag in header for tag in tags):
         return False
-    if any(profile.action_table.action_for(tag) is not Action.X for tag in tags):
+    if any(tag != _TRAILING_PADDING and profile.action_table.action_for(tag) is not Action.X for tag in tags):
         return False
     for tag in tags:
         header[tag] = trailer.get_item(tag)
@@ -829,6 +884,7 @@ def write_dataset(dataset: Dataset) -> bytes:
     fast = _write_plainly(dataset)
     if fast is not None:
         return fast
+    dataset.preamble = OUTPUT_PREAMBLE  # never the input's (see process_file_meta)
     buffer = BytesIO()
     dataset.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
@@ -859,9 +915,6 @@ def _write_plainly(dataset: Dataset) -> bytes | None:
     keys = sorted(dataset.keys())
     if any(tag >> 16 in (0, 2) for tag in keys):
         return None
-    preamble = getattr(dataset, "preamble", None)
-    if preamble and len(preamble) != 128:
-        return None
     # What dcmwrite does to the file meta with enforce_file_format, on a copy of each element with the encoding the
     # meta was read in (dcmwrite deep-copies the whole meta: ~120 deepcopy calls an instance for 8 elements).
     file_meta = FileMetaDataset()
@@ -882,7 +935,7 @@ def _write_plainly(dataset: Dataset) -> bytes | None:
     fp = DicomBytesIO()
     fp.is_implicit_VR = implicit
     fp.is_little_endian = little
-    fp.write(preamble or b"\x00" * 128)
+    fp.write(OUTPUT_PREAMBLE)
     fp.write(b"DICM")
     write_file_meta_info(fp, file_meta, enforce_standard=True)
     order = "<" if little else ">"

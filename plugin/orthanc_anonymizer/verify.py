@@ -26,14 +26,23 @@ What counts as a value to look for, and how it is matched (to keep false alarms 
   dates of other attributes are still looked for inside it), and private elements other than person names (their
   values are vendor data; a patient's name or ID copied into them is found through the standard attribute).
 
-A leak names where it was found in the output (a path of tags) and which attribute of the original the value came
-from; it never carries the value itself, so reports can be logged and stored.
+The whole file is read, not only its data set: the values are looked for in the file meta too (the original's
+meta values other than its transfer syntax and SOP class are identifying: the engine rebuilds the meta), and the
+bytes outside the data set, which an output must not carry at all, are leaks of kind ``bytes`` wherever they hold
+anything but zeros: the 128-byte preamble, a Data Set Trailing Padding element (FFFC,FFFC), a file meta element the
+engine does not write (AE titles, addresses, private information), and anything after the last data element.
+
+A leak names where it was found in the output (a path of tags, or ``preamble``, ``after the data set``) and which
+attribute of the original the value came from; it never carries the value itself, so reports can be logged and
+stored.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import struct
+import zlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from io import BytesIO
@@ -45,7 +54,7 @@ from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
-from pydicom.valuerep import PersonName
+from pydicom.valuerep import VR, PersonName
 
 from .profiles import Action, ActionTable, Option, Profile, basic_profile
 
@@ -101,6 +110,17 @@ class ValueKind:
     DATE = "date"
     UID = "uid"
     TEXT = "text"
+    BYTES = "bytes"
+    """Non-zero bytes where the engine writes none (outside the data set): they may carry anything."""
+
+
+PREAMBLE = "preamble"
+AFTER_DATA_SET = "after the data set"
+_TRAILING_PADDING = 0xFFFCFFFC
+# The file meta elements the engine writes (PS3.10 7.1); any other one in an output came from elsewhere.
+_META_WRITTEN = frozenset({0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013})
+# Of the original's meta, what the output keeps (its transfer syntax, the SOP class) or derives (the instance UID).
+_META_NOT_IDENTIFYING = frozenset({0x00020000, 0x00020001, 0x00020002, 0x00020010})
 
 
 @dataclass(frozen=True)
@@ -128,6 +148,8 @@ class Leak:
 
     def describe(self) -> str:
         """One value-free line for people: ``"0020,4000: name from 0010,0010 (PatientName)"``."""
+        if not self.source:
+            return f"{self.path}: {self.kind} outside the data set"
         keyword = f" ({self.source_keyword})" if self.source_keyword else ""
         return f"{self.path}: {self.kind} from {self.source}{keyword}"
 
@@ -164,8 +186,13 @@ def find_residual_phi(original: Dataset, anonymized: Dataset, profile: Profile) 
 
 
 def verify_bytes(original: bytes, anonymized: bytes, profile: Profile) -> ResidualPhiReport:
-    """:func:`find_residual_phi` on two DICOM files given as bytes."""
-    return find_residual_phi(_read(original), _read(anonymized), profile)
+    """:func:`find_residual_phi` on two DICOM files given as bytes, and the bytes of ``anonymized`` outside its data
+    set (preamble, trailing padding, after the data set) checked too."""
+    output = _read(anonymized)
+    values = IdentifyingValues.collect(_read(original), profile)
+    report = values.search(output)
+    report.leaks += values.search_outside(output, [anonymized])
+    return report
 
 
 def _read(data: bytes) -> Dataset:
@@ -197,20 +224,69 @@ class IdentifyingValues:
     def count(self) -> int:
         return len(self.strong) + len(self.weak) + len(self.dates) + len(self.uids)
 
-    def search_written(self, anonymized: Dataset, written: bytes | memoryview) -> ResidualPhiReport:
-        """:meth:`search` on ``anonymized``, whose header was written as ``written``: answered clean at once when
-        none of the values occurs in those bytes (the common case), else searched element by element.
+    def search_written(self, anonymized: Dataset, written: Sequence[bytes | memoryview]) -> ResidualPhiReport:
+        """:meth:`search` on ``anonymized``, written as the parts ``written`` (the header, then any pixel data
+        written apart, as :meth:`~.engine.DicomInstance.output_parts` gives them), and :meth:`search_outside` on
+        those bytes. The data set is answered clean at once when none of the values occurs in the header's bytes
+        (the common case), else searched element by element.
 
         Sound because every text the search looks at is the bytes of an element as written, decoded as Latin-1
         (the only character sets this shortcut accepts) or leniently as UTF-8: an ASCII value found in such a text,
         case-insensitively, is in the bytes. Non-ASCII values, other character sets, and the four non-ASCII letters
         that match ASCII ones case-insensitively (U+0130, U+0131, U+017F, U+212A, in UTF-8) go the long way.
         """
+        outside = self.search_outside(anonymized, written)
         if not self.count:
-            return ResidualPhiReport(checked_values=0)
-        if self._absent_from(anonymized, bytes(written)):
-            return ResidualPhiReport(checked_values=self.count)
-        return self.search(anonymized)
+            return ResidualPhiReport(leaks=outside, checked_values=0)
+        if self._absent_from(anonymized, bytes(written[0])):
+            return ResidualPhiReport(leaks=outside, checked_values=self.count)
+        report = self.search(anonymized)
+        report.leaks += outside
+        return report
+
+    def search_outside(self, anonymized: Dataset, written: Sequence[bytes | memoryview]) -> list[Leak]:
+        """Leaks in the bytes of the file ``written`` (in parts, see :meth:`search_written`) that are outside the
+        data set ``anonymized``: a preamble that is not zeros, trailing padding, a file meta element the engine does
+        not write, bytes after the last data element; each a ``bytes`` leak, plus any value of the original found
+        in it (named by its source)."""
+        leaks: list[Leak] = []
+        regions: list[tuple[str, str, bytes]] = []
+        first = bytes(written[0][:132]) if written else b""
+        if first[128:132] == b"DICM":
+            regions.append((PREAMBLE, "", first[:128]))
+        meta = getattr(anonymized, "file_meta", None)
+        for tag in list(meta.keys()) if meta is not None else []:
+            if int(tag) not in _META_WRITTEN:
+                leaks.append(Leak(_tag_text(tag), _tag_text(tag), "", "", ValueKind.BYTES))
+        padding = anonymized.get(_TRAILING_PADDING)
+        if padding is not None and isinstance(padding.value, bytes):
+            regions.append((_tag_text(_TRAILING_PADDING), _tag_text(_TRAILING_PADDING), padding.value))
+        syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+        regions.append((AFTER_DATA_SET, "", _after_data_set(written, syntax)))
+        for path, tag, data in regions:
+            if not data.strip(b"\x00"):
+                continue
+            leaks.append(Leak(path, tag, "", "", ValueKind.BYTES))
+            for source, kind in self._find_in_bytes(data):
+                leaks.append(Leak(path, tag, source, _keyword(source), kind))
+        return leaks
+
+    def _find_in_bytes(self, data: bytes) -> Iterator[tuple[str, str]]:
+        """(source tag, kind) of every value found in raw bytes, whatever the word (nothing belongs there)."""
+        text = _decode_leniently(data)
+        found: set[tuple[str, str]] = set()
+        words = {**self.weak, **self.strong}
+        if words:
+            alternatives = "|".join(re.escape(word) for word in sorted(words, key=len, reverse=True))
+            for match in re.finditer(rf"(?<!\w)(?:{alternatives})(?!\w)", text, re.IGNORECASE):
+                found.add(words[match.group(0).lower()])
+        for match in _DATE_TOKEN.finditer(text):
+            if match.group(1) in self.dates:
+                found.add((self.dates[match.group(1)], ValueKind.DATE))
+        for match in _UID_TOKEN.finditer(text):
+            if match.group(1) in self.uids:
+                found.add((self.uids[match.group(1)], ValueKind.UID))
+        yield from sorted(found)
 
     def _absent_from(self, anonymized: Dataset, data: bytes) -> bool:
         values = [*self.strong, *self.weak, *self.dates, *self.uids]
@@ -261,8 +337,14 @@ class IdentifyingValues:
         for dataset, tag, vr in _original_elements(original):
             if _is_group_length(tag) or _is_private_creator(tag) or vr == "SQ":
                 continue
-            # The file meta's copy of SOPInstanceUID follows it (the table does not list the file meta).
-            action = table.action_for(_SOP_INSTANCE_UID if tag == _MEDIA_STORAGE_SOP_INSTANCE_UID else tag)
+            # The file meta's copy of SOPInstanceUID follows it (the table does not list the file meta); the rest of
+            # the meta is rebuilt by the engine: the original's values in it are identifying, but for those kept.
+            if tag == _MEDIA_STORAGE_SOP_INSTANCE_UID:
+                action = table.action_for(_SOP_INSTANCE_UID)
+            elif tag >> 16 == 0x0002:
+                action = None if tag in _META_NOT_IDENTIFYING else Action.X
+            else:
+                action = table.action_for(tag)
             if action is None or action is Action.K:
                 # Kept: a value it shares with a removed attribute (the implementation's UID, a manufacturer
                 # also named as institution) is not identifying under this profile.
@@ -513,3 +595,105 @@ def _is_private(tag: int) -> bool:
 
 def _is_private_creator(tag: int) -> bool:
     return _is_private(tag) and 0x0010 <= tag & 0xFFFF <= 0x00FF
+
+
+# -- where the data set ends, read from the bytes as written -----------------------------------------------------------
+
+_ITEM = 0xFFFEE000
+_ITEM_DELIMITER = 0xFFFEE00D
+_SEQUENCE_DELIMITER = 0xFFFEE0DD
+_UNDEFINED = 0xFFFFFFFF
+_ALL_VRS = frozenset(vr.value.encode() for vr in VR)
+_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
+_MAX_DEPTH = 200
+
+
+def _after_data_set(parts: Sequence[bytes | memoryview], syntax: object) -> bytes:
+    """The bytes of a file (in ``parts``, written one after the other) after its last whole data element, read
+    element by element from the end of the preamble: the file meta, then the data set in ``syntax``'s encoding (a
+    deflated one inflated first). Empty for a file that ends with its data set."""
+    if not parts or bytes(parts[0][128:132]) != b"DICM":
+        return b""
+    uid = str(syntax or "")
+    implicit, little = uid == "1.2.840.10008.1.2", uid != "1.2.840.10008.1.2.2"
+    position, previous = 132, -1
+    for index, part in enumerate(parts):
+        data = memoryview(part)
+        if index == 0:
+            # The file meta: always Explicit VR Little Endian, group 0002 only.
+            while True:
+                found = _element_end(data, position, False, True, 0)
+                if found is None or found[0] >> 16 != 0x0002 or found[0] <= previous:
+                    break
+                previous, position = found
+            if uid == "1.2.840.10008.1.2.1.99":
+                inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+                try:
+                    inflated = inflater.decompress(bytes(data[position:])) + inflater.flush()
+                except zlib.error:
+                    return b"".join([data[position:], *parts[1:]])
+                end = _data_set_end(memoryview(inflated), 0, False, True, -1)[0]
+                return inflated[end:] + inflater.unused_data
+        else:
+            position = 0
+        position, previous = _data_set_end(data, position, implicit, little, previous)
+        if position < len(data):
+            return b"".join([data[position:], *parts[index + 1 :]])
+    return b""
+
+
+def _data_set_end(data: memoryview, position: int, implicit: bool, little: bool, previous: int) -> tuple[int, int]:
+    """(end, last tag) of the run of whole data elements, in ascending tag order, from ``position``."""
+    while True:
+        found = _element_end(data, position, implicit, little, 0)
+        if found is None or found[0] <= previous or found[0] >> 16 == 0xFFFE:
+            return position, previous
+        previous, position = found
+
+
+def _element_end(data: memoryview, position: int, implicit: bool, little: bool, depth: int) -> tuple[int, int] | None:
+    """(tag, end) of the whole data element (or item, or delimiter) that starts at ``position``; ``None`` when no
+    whole one does. Only lengths are read: values are skipped, sequences of undefined length walked to their
+    delimiter (in Implicit VR inside an explicit UN, PS3.5 6.2.2)."""
+    order = "<" if little else ">"
+    if position + 8 > len(data) or depth > _MAX_DEPTH:
+        return None
+    group, element = struct.unpack_from(order + "HH", data, position)
+    tag = group << 16 | element
+    vr = b""
+    if implicit or group == 0xFFFE:
+        (length,) = struct.unpack_from(order + "I", data, position + 4)
+        value = position + 8
+    else:
+        vr = bytes(data[position + 4 : position + 6])
+        if vr not in _ALL_VRS:
+            return None
+        if vr in _LONG_VRS:
+            if position + 12 > len(data):
+                return None
+            (length,) = struct.unpack_from(order + "I", data, position + 8)
+            value = position + 12
+        else:
+            (length,) = struct.unpack_from(order + "H", data, position + 6)
+            value = position + 8
+    if length != _UNDEFINED:
+        return (tag, value + length) if value + length <= len(data) else None
+    if group == 0xFFFE:
+        if tag != _ITEM:
+            return None
+        # An item of undefined length: data elements up to its delimiter.
+        while True:
+            found = _element_end(data, value, implicit, little, depth + 1)
+            if found is None:
+                return None
+            if found[0] == _ITEM_DELIMITER:
+                return tag, found[1]
+            value = found[1]
+    nested_implicit = implicit or vr == b"UN"
+    while True:  # a sequence (or encapsulated pixel data) of undefined length: items up to its delimiter
+        found = _element_end(data, value, nested_implicit, little, depth + 1)
+        if found is None or found[0] not in (_ITEM, _SEQUENCE_DELIMITER):
+            return None
+        if found[0] == _SEQUENCE_DELIMITER:
+            return tag, found[1]
+        value = found[1]

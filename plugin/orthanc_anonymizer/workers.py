@@ -94,7 +94,7 @@ def anonymize_instance(data: bytes, task: InstanceTask) -> InstanceOutcome:
         outcome.data = new_data
         if identifying is not None:
             # After writing: the search converts the kept elements, which must be written as they were read.
-            residual = identifying.search_written(dataset, parts[0])
+            residual = identifying.search_written(dataset, parts)
             outcome.residual_clean = residual.clean
             outcome.residual_leaks = [leak.path for leak in residual.leaks]
         return outcome
