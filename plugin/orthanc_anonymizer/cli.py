@@ -4,8 +4,10 @@ Subcommands:
 
 ``anonymize SRC DST``
     De-identify one file, or every file under a folder into a folder of the same layout. Files that are not DICOM
-    or are damaged are named on stderr and skipped; every other file is still written. Exit status 0 when every
-    file was anonymized (and, with ``--verify``, found clean), 1 when some failed, 2 for bad usage.
+    or are damaged are named on stderr and skipped; every other file is still written. Entries that are not regular
+    files (FIFOs, sockets, devices, dangling symlinks, symlink loops, symlinks to folders) are never opened: they are
+    named on stderr as skipped. Exit status 0 when every file was anonymized (and, with ``--verify``, found clean),
+    1 when some failed, 2 for bad usage (SRC itself not a regular file or a folder).
 ``profiles``
     List the profiles: ``basic`` and those of the profiles directory.
 ``audit-verify PATH``
@@ -19,9 +21,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import logging
 import os
+import stat
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -91,7 +95,9 @@ def anonymize_one(task: FileTask, settings: AnonymizationSettings, verify: bool)
     from .verify import IdentifyingValues
 
     try:
-        original = task.source.read_bytes()
+        original = read_regular_file(task.source)
+    except NotARegularFile as error:
+        return FileResult(task.display, False, f"skipped: {error}")
     except OSError as error:
         return FileResult(task.display, False, f"cannot read ({error.strerror or type(error).__name__})")
     identifying: IdentifyingValues | None = None
@@ -137,6 +143,42 @@ def anonymize_one(task: FileTask, settings: AnonymizationSettings, verify: bool)
     return result
 
 
+class NotARegularFile(Exception):
+    """An entry that is not a regular file (nor a symlink to one); the message says what it is."""
+
+
+def entry_kind(path: Path) -> str | None:
+    """``None`` for a regular file (or a symlink to one); otherwise what ``path`` is, in words, found without
+    opening it (opening a FIFO blocks until a writer comes)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        if path.is_symlink():
+            return "a symlink loop" if error.errno == errno.ELOOP else "a dangling symlink"
+        return f"unreadable ({error.strerror or type(error).__name__})"
+    if stat.S_ISREG(mode):
+        return None
+    kinds = [
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISDIR, "a folder"),
+    ]
+    kind = next((name for test, name in kinds if test(mode)), "not a regular file")
+    return f"a symlink to {kind}" if path.is_symlink() else kind
+
+
+def read_regular_file(path: Path) -> bytes:
+    """The bytes of ``path``, a regular file; :class:`NotARegularFile` for anything else (checked on the opened
+    descriptor, so an entry that became a FIFO after it was listed is not waited on either)."""
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise NotARegularFile(f"not a regular file ({entry_kind(path) or 'changed while read'})")
+        return handle.read()
+
+
 def _write_atomically(destination: Path, parts: list[bytes | memoryview]) -> None:
     destination.parent.mkdir(parents=True, exist_ok=True)
     temporary = destination.with_name(f".{destination.name}.{os.getpid()}.part")
@@ -175,21 +217,34 @@ def _run_in_worker(task: FileTask) -> FileResult:
 # --- planning: which files go where ----------------------------------------------------------------------------------
 
 
-def plan_tasks(source: Path, destination: Path, destination_is_folder: bool = False) -> list[FileTask]:
-    """The files to anonymize: ``source`` itself, or every file under it (sorted, hidden ones included) mapped to
-    the same relative path under ``destination``. A single file goes into ``destination`` when that is a folder
-    (or ``destination_is_folder``: DST was written with a trailing slash). Raises :class:`UsageError` for
-    impossible combinations."""
-    if not source.exists():
-        raise UsageError(f"SRC {source} does not exist")
-    if source.is_file():
+@dataclass(frozen=True)
+class Skipped:
+    """An entry under SRC that is not a regular file: named, never opened."""
+
+    display: str
+    kind: str
+
+
+def plan_tasks(
+    source: Path, destination: Path, destination_is_folder: bool = False
+) -> tuple[list[FileTask], list[Skipped]]:
+    """The files to anonymize: ``source`` itself, or every regular file under it (sorted, hidden ones included)
+    mapped to the same relative path under ``destination``; and the entries skipped because they are not regular
+    files (FIFOs, sockets, devices, dangling symlinks, loops, symlinks to folders, which are not followed). A single
+    file goes into ``destination`` when that is a folder (or ``destination_is_folder``: DST was written with a
+    trailing slash). Raises :class:`UsageError` for impossible combinations, and for a SRC that is neither a
+    regular file nor a folder."""
+    kind = entry_kind(source)
+    if kind is not None and not source.is_dir():
+        if not os.path.lexists(source):
+            raise UsageError(f"SRC {source} does not exist")
+        raise UsageError(f"SRC {source} is {kind}, neither a regular file nor a folder")
+    if kind is None:
         into_folder = destination_is_folder or destination.is_dir()
         target = destination / source.name if into_folder else destination
         if target.exists() and target.resolve() == source.resolve():
             raise UsageError(f"DST {destination} is SRC itself; the original would be overwritten")
-        return [FileTask(source, target, str(source))]
-    if not source.is_dir():
-        raise UsageError(f"SRC {source} is neither a file nor a folder")
+        return [FileTask(source, target, str(source))], []
     if destination.exists() and not destination.is_dir():
         raise UsageError(f"DST {destination} is a file, but SRC {source} is a folder")
     source_resolved = source.resolve()
@@ -197,17 +252,26 @@ def plan_tasks(source: Path, destination: Path, destination_is_folder: bool = Fa
     if destination_resolved == source_resolved:
         raise UsageError(f"DST {destination} is SRC itself; the originals would be overwritten")
     tasks: list[FileTask] = []
+    skipped: list[Skipped] = []
     for folder, subfolders, files in os.walk(source):
         folder_path = Path(folder)
+        # Symlinks to folders are not followed (os.walk's default: no loops, nothing outside SRC): named.
+        linked = [name for name in subfolders if (folder_path / name).is_symlink()]
         # Never descend into DST when it lies inside SRC: its files are outputs, not inputs.
-        subfolders[:] = sorted(d for d in subfolders if (folder_path / d).resolve() != destination_resolved)
-        for name in sorted(files):
+        subfolders[:] = sorted(
+            d for d in subfolders if d not in linked and (folder_path / d).resolve() != destination_resolved
+        )
+        for name in sorted([*files, *linked]):
             path = folder_path / name
             if name.endswith(".part") and name.startswith("."):
                 continue  # a partial output of an interrupted run
             relative = path.relative_to(source)
+            kind = entry_kind(path)
+            if kind is not None:
+                skipped.append(Skipped(str(relative), kind))
+                continue
             tasks.append(FileTask(path, destination / relative, str(relative)))
-    return tasks
+    return tasks, skipped
 
 
 # --- settings from arguments ---------------------------------------------------------------------------------------
@@ -340,7 +404,9 @@ def command_anonymize(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) 
         raise UsageError(str(error)) from None
     secret, development = _secret(args, os.environ)
     profile = build_profile(args)
-    tasks = plan_tasks(Path(args.src), Path(args.dst), args.dst.endswith(os.sep))
+    tasks, skipped = plan_tasks(Path(args.src), Path(args.dst), args.dst.endswith(os.sep))
+    for entry in skipped:
+        print(f"{PROG}: {entry.display}: skipped: not a regular file ({entry.kind})", file=stderr)
     if development:
         print(f"{PROG}: warning: --dev-secret: using the fixed development key; not for real patient data", file=stderr)
     _import_pydicom(pixels=Option.CleanPixelData in profile.options)
@@ -398,6 +464,7 @@ def command_anonymize(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) 
         "Destination": str(args.dst),
         "Profile": profile.describe(),
         "Files": len(tasks),
+        "Skipped": [{"Path": entry.display, "Kind": entry.kind} for entry in skipped],
         "Anonymized": anonymized,
         "Failed": len(failures),
         "Failures": failures,
@@ -416,6 +483,7 @@ def command_anonymize(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) 
         print(
             f"{PROG}: anonymized {anonymized} of {len(tasks)} file(s) into {args.dst}"
             + (f"; {len(failures)} failed" if failures else "")
+            + (f"; {len(skipped)} skipped (not regular files)" if skipped else "")
             + f" ({seconds:.1f} s)",
             file=stderr,
         )
