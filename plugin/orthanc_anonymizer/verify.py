@@ -116,6 +116,7 @@ class ValueKind:
 
 PREAMBLE = "preamble"
 AFTER_DATA_SET = "after the data set"
+TRAILING_PADDING = "trailing padding (FFFC,FFFC) and after"
 _TRAILING_PADDING = 0xFFFCFFFC
 # The file meta elements the engine writes (PS3.10 7.1); any other one in an output came from elsewhere.
 _META_WRITTEN = frozenset({0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013})
@@ -258,11 +259,14 @@ class IdentifyingValues:
         for tag in list(meta.keys()) if meta is not None else []:
             if int(tag) not in _META_WRITTEN:
                 leaks.append(Leak(_tag_text(tag), _tag_text(tag), "", "", ValueKind.BYTES))
-        padding = anonymized.get(_TRAILING_PADDING)
-        if padding is not None and isinstance(padding.value, bytes):
-            regions.append((_tag_text(_TRAILING_PADDING), _tag_text(_TRAILING_PADDING), padding.value))
         syntax = meta.get("TransferSyntaxUID") if meta is not None else None
-        regions.append((AFTER_DATA_SET, "", _after_data_set(written, syntax)))
+        # The data elements of the file are those of the data set (and pixel data written apart): any other one
+        # read from the bytes (one a writer appended, trailing padding) starts what is after the data set.
+        known = {int(tag) for tag in anonymized.keys()} | set(_BULK_TAGS)  # noqa: SIM118 (tags, not elements)
+        known.discard(_TRAILING_PADDING)
+        tail = _after_data_set(written, syntax, known)
+        padded = tail[:4] in (b"\xfc\xff\xfc\xff", b"\xff\xfc\xff\xfc")
+        regions.append((TRAILING_PADDING if padded else AFTER_DATA_SET, "", tail))
         for path, tag, data in regions:
             if not data.strip(b"\x00"):
                 continue
@@ -608,10 +612,11 @@ _LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b
 _MAX_DEPTH = 200
 
 
-def _after_data_set(parts: Sequence[bytes | memoryview], syntax: object) -> bytes:
+def _after_data_set(parts: Sequence[bytes | memoryview], syntax: object, known: set[int]) -> bytes:
     """The bytes of a file (in ``parts``, written one after the other) after its last whole data element, read
     element by element from the end of the preamble: the file meta, then the data set in ``syntax``'s encoding (a
-    deflated one inflated first). Empty for a file that ends with its data set."""
+    deflated one inflated first), up to the first top-level element whose tag is not in ``known``, not in
+    ascending order, or not whole. Empty for a file that ends with its data set."""
     if not parts or bytes(parts[0][128:132]) != b"DICM":
         return b""
     uid = str(syntax or "")
@@ -632,21 +637,24 @@ def _after_data_set(parts: Sequence[bytes | memoryview], syntax: object) -> byte
                     inflated = inflater.decompress(bytes(data[position:])) + inflater.flush()
                 except zlib.error:
                     return b"".join([data[position:], *parts[1:]])
-                end = _data_set_end(memoryview(inflated), 0, False, True, -1)[0]
+                end = _data_set_end(memoryview(inflated), 0, False, True, -1, known)[0]
                 return inflated[end:] + inflater.unused_data
         else:
             position = 0
-        position, previous = _data_set_end(data, position, implicit, little, previous)
+        position, previous = _data_set_end(data, position, implicit, little, previous, known)
         if position < len(data):
             return b"".join([data[position:], *parts[index + 1 :]])
     return b""
 
 
-def _data_set_end(data: memoryview, position: int, implicit: bool, little: bool, previous: int) -> tuple[int, int]:
-    """(end, last tag) of the run of whole data elements, in ascending tag order, from ``position``."""
+def _data_set_end(
+    data: memoryview, position: int, implicit: bool, little: bool, previous: int, known: set[int]
+) -> tuple[int, int]:
+    """(end, last tag) of the run of whole data elements with ``known`` tags, in ascending order, from
+    ``position``."""
     while True:
         found = _element_end(data, position, implicit, little, 0)
-        if found is None or found[0] <= previous or found[0] >> 16 == 0xFFFE:
+        if found is None or found[0] <= previous or found[0] not in known:
             return position, previous
         previous, position = found
 
