@@ -791,6 +791,9 @@ def _parse(data: bytes, stop_before_pixels: bool) -> tuple[Dataset, int]:
         syntax = meta.get("TransferSyntaxUID") if meta is not None else None
         if syntax is not None and not isinstance(syntax, str):  # several values: a damaged file meta
             raise InvalidDicomError("(0002,0010) Transfer Syntax UID: not one UID: the file meta is damaged")
+        if syntax is not None and not _UID_FORM.fullmatch(syntax.strip("\x00 ")):
+            # The one meta value the output keeps (the data set is written in it): it must be a UID, not text.
+            raise InvalidDicomError("(0002,0010) Transfer Syntax UID: not a UID: the file meta is damaged")
         # Read every element now: a truncated or malformed file must fail here, not half-way through the walk.
         for _ in _walk_tags(dataset):
             pass
@@ -998,6 +1001,7 @@ _UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
 _KNOWN_VRS = frozenset(vr.value for vr in VR)
+_UID_FORM = re.compile(r"[0-9]{1,39}(?:\.[0-9]{1,39}){1,31}")
 
 
 def _walk_tags(dataset: Dataset, tags: Iterable[int] | None = None) -> Iterator[int]:

@@ -26,6 +26,7 @@ from pydicom.dataelem import DataElement
 from orthanc_anonymizer import engine
 from orthanc_anonymizer.cli import FileTask, anonymize_one
 from orthanc_anonymizer.engine import IMPLEMENTATION_CLASS_UID, AnonymizationSettings, anonymize_bytes
+from orthanc_anonymizer.errors import AnonymizerError
 from orthanc_anonymizer.profiles import Option, basic_profile
 from orthanc_anonymizer.uids import KeyedHasher
 from orthanc_anonymizer.verify import verify_bytes
@@ -256,3 +257,13 @@ def test_without_the_mutation_the_same_files_are_clean(where: str, tmp_path: Pat
     source = tmp_path / "planted.dcm"
     source.write_bytes(original)
     assert anonymize_one(FileTask(source, tmp_path / "out.dcm", "planted.dcm"), settings_, verify=True).ok
+
+
+def test_a_transfer_syntax_that_is_not_a_uid_is_refused_not_copied() -> None:
+    """The Transfer Syntax UID is the one meta value the output keeps: text there is refused, naming it."""
+    dataset = dcmread(get_testdata_file("rtplan.dcm"))
+    dataset.file_meta.TransferSyntaxUID = "MarkerInSyntax"
+    buffer = BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    with pytest.raises(AnonymizerError, match=r"\(0002,0010\) Transfer Syntax UID: not a UID"):
+        anonymize_bytes(buffer.getvalue(), AnonymizationSettings(hasher=KeyedHasher(b"planting")))
