@@ -312,6 +312,21 @@ def find_written_dates(text: str) -> list[WrittenDate]:
     return found
 
 
+def numeric_date_spellings(value: str) -> list[str]:
+    """Every way :func:`find_written_dates` reads the DA ``value`` (``YYYYMMDD``) in numbers: ISO with ``-`` or
+    ``/``, DA, dotted, slashed and dashed in both orders, each number with or without its leading zero."""
+    if len(value) != 8 or not value.isdigit():
+        return []
+    year, month, day = value[:4], value[4:6], value[6:]
+    months, days = {month, month.lstrip("0")}, {day, day.lstrip("0")}
+    spellings = [value]
+    for m in months:
+        for d in days:
+            spellings += [f"{year}-{m}-{d}", f"{year}/{m}/{d}", f"{d}.{m}.{year}"]
+            spellings += [f"{a}{separator}{b}{separator}{year}" for a, b in ((d, m), (m, d)) for separator in "/-"]
+    return spellings
+
+
 def _rewrite_date(written: WrittenDate, moved: date) -> str:
     """``moved`` written as ``written`` was (same form, separators, zero padding and month word style)."""
     text = written.text

@@ -10,8 +10,12 @@ What counts as a value to look for, and how it is matched (to keep false alarms 
 - person names (PN) are split into their components (family, given, middle... of every component group, and words
   within them); each component of 4 characters or more is looked for on its own, case-insensitively, as a whole
   word;
-- dates (DA, and the date part of DT) are looked for only as whole 8-digit ``YYYYMMDD`` tokens, never inside a
-  longer number or a UID;
+- dates (DA, and the date part of DT) are looked for as whole 8-digit ``YYYYMMDD`` tokens, never inside a longer
+  number or a UID, and in every written form :func:`.actions.find_written_dates` reads (``2024-03-11``,
+  ``11/03/2024`` and ``03/11/2024``, ``11.03.2024``, ``11 March 2024``, ``March 11, 2024``...); where the profile
+  shifts dates (RetainLongModifDates), the original dates of the attributes it shifts are looked for too;
+- an overlay plane (60xx,3000) of the original still in the output, where the profile does not keep it (K), is a
+  leak of kind ``overlay``: a bitmap may hold a name, and no text search reads it;
 - UIDs (UI) are looked for as whole UIDs (``1.2.3`` does not match inside ``1.2.3.4``); the standard's own UIDs (SOP
   classes, transfer syntaxes) are never identifying;
 - other text (IDs, descriptions, addresses, AE titles...) is looked for as a whole value, case-insensitively,
@@ -56,7 +60,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import VR, PersonName
 
-from .actions import find_written_dates
+from .actions import MONTHS, find_written_dates, numeric_date_spellings
 from .engine import sequence_in_unknown
 from .profiles import Action, ActionTable, Option, Profile, basic_profile
 
@@ -322,8 +326,16 @@ class IdentifyingValues:
         if any(sequence in data for sequence in _CASE_FOLDING_UTF8):
             return False
         lowered = data.lower().replace(b"\x00", b" ")
-        # A date may be written in text in other forms (11/03/2024, 11 March 2024): each holds the year.
-        values += [date[:4] for date in self.dates]
+        # A date may be written in text in other forms: every numeric spelling find_written_dates reads, and where
+        # the year and the month's name are both there, the long way (11 March 2024, Mar. 11, 2024).
+        for text in self.dates:
+            year, month = (
+                text[:4].encode(),
+                MONTHS[int(text[4:6]) - 1][:3].encode() if "01" <= text[4:6] <= "12" else b"",
+            )
+            if year in lowered and month and month in lowered:
+                return False
+            values += numeric_date_spellings(text)
         return not any(value.lower().encode("ascii") in lowered for value in values)
 
     def search(self, anonymized: Dataset, overlays: bool = True) -> ResidualPhiReport:

@@ -28,7 +28,7 @@ from orthanc_anonymizer.pixels import OcrMode, PixelSettings
 from orthanc_anonymizer.profile_files import load_profile_file, load_profiles
 from orthanc_anonymizer.profiles import Option, Profile, basic_profile
 from orthanc_anonymizer.uids import KeyedHasher
-from orthanc_anonymizer.verify import ValueKind, verify_bytes
+from orthanc_anonymizer.verify import IdentifyingValues, ValueKind, verify_bytes
 
 SHIPPED = Path(__file__).resolve().parents[2] / "profiles"
 PROFILES = load_profiles(SHIPPED)
@@ -399,8 +399,13 @@ def test_the_residual_check_counts_an_original_date_written_in_text(written: str
     assert verify_bytes(original, output, profile).clean
     leaked = dcmread(BytesIO(output))
     leaked.ImageComments = f"see prior of {written}"
-    report = verify_bytes(original, write_dataset(leaked), profile)
+    written_back = write_dataset(leaked)
+    report = verify_bytes(original, written_back, profile)
     assert {(leak.tag, leak.kind) for leak in report.leaks} == {("0020,4000", ValueKind.DATE)}
+    # The worker's check, which first looks for the values in the written bytes, finds it too
+    values = IdentifyingValues.collect(dcmread(BytesIO(original)), profile)
+    fast = values.search_written(dcmread(BytesIO(written_back)), [written_back])
+    assert {(leak.tag, leak.kind) for leak in fast.leaks} == {("0020,4000", ValueKind.DATE)}
 
 
 def test_the_residual_check_counts_a_kept_overlay_plane(tmp_path: Path) -> None:
@@ -411,6 +416,9 @@ def test_the_residual_check_counts_a_kept_overlay_plane(tmp_path: Path) -> None:
     leaked.add_new(0x60003000, "OW", b"\xa5\x5a" * 16)
     report = verify_bytes(original, write_dataset(leaked), profile)
     assert [(leak.tag, leak.kind) for leak in report.leaks] == [("6000,3000", ValueKind.OVERLAY)]
+    values = IdentifyingValues.collect(dcmread(BytesIO(original)), profile)
+    fast = values.search_written(leaked, [write_dataset(leaked)])
+    assert [(leak.tag, leak.kind) for leak in fast.leaks] == [("6000,3000", ValueKind.OVERLAY)]
     kept = profile.with_rules(load_profile_file(_rules(tmp_path, "60xx,3000;K")).rules)
     assert verify_bytes(original, write_dataset(leaked), kept).clean  # kept on purpose by a rule: no leak
 
