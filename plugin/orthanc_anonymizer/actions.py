@@ -412,6 +412,12 @@ _KINSHIP = re.compile(
 _PHONE = re.compile(r"(?<![\w.])(?:\+|00)?\(?\d+\)?(?:[ -]?\(?\d+\)?){2,}(?![\w]|[.,]\d)")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
 _MIN_PHONE_DIGITS = 7
+# An age written in text: "92-year-old", "92 years old", "92 yo", "92y", "aged 92", "age: 92".
+_WRITTEN_AGE = re.compile(
+    r"(?<![\w.])(?:(?P<before>\d{2,3})(?P<unit>\s*-?\s*(?:years?|yrs?)(?:\s*-?\s*old)?|\s*y/?o|y)(?!\w)"
+    r"|(?P<word>aged?\s*:?\s*)(?P<after>\d{2,3}))(?![\w.]|\.\d)",
+    re.IGNORECASE,
+)
 
 
 def _token_pattern(token: Token) -> str:
@@ -438,15 +444,19 @@ class TextCleaner:
 
     REPLACEMENT = "***"
 
-    def __init__(self, tokens: Iterable[Token], dates: str = "keep", date_offset: int = 0) -> None:
+    def __init__(
+        self, tokens: Iterable[Token], dates: str = "keep", date_offset: int = 0, age_cap: int | None = None
+    ) -> None:
         """``dates``: what to do with dates written in the text: ``keep`` (the profile keeps real dates),
-        ``shift`` (back by ``date_offset`` days, as the attributes are) or ``remove``."""
+        ``shift`` (back by ``date_offset`` days, as the attributes are) or ``remove``. ``age_cap``: an age of
+        that many years or more written in the text (``92-year-old``, ``aged 92``) is written as that many."""
         ordered = sorted({token for token in tokens if "".join(token).strip()}, key=lambda t: (-len("".join(t)), t))
         self._pattern = (
             re.compile("|".join(_token_pattern(token) for token in ordered), re.IGNORECASE) if ordered else None
         )
         self.dates = dates
         self.date_offset = date_offset
+        self.age_cap = age_cap
 
     def clean(self, text: str, vr: str) -> str:
         """``text`` with every identifying value replaced by ``***`` (dates shifted instead where the profile
@@ -458,6 +468,8 @@ class TextCleaner:
         cleaned = _PHONE.sub(_phone_replacement, cleaned)
         cleaned = self._clean_dates(cleaned)
         cleaned = _KINSHIP.sub(_kin_replacement, cleaned)
+        if self.age_cap is not None:
+            cleaned = _WRITTEN_AGE.sub(self._cap_age, cleaned)
         limit = MAX_LENGTH.get(vr)
         return cleaned[:limit] if limit else cleaned
 
@@ -478,6 +490,14 @@ class TextCleaner:
             position = written.end
         pieces.append(text[position:])
         return "".join(pieces)
+
+    def _cap_age(self, match: re.Match[str]) -> str:
+        cap = self.age_cap or 0
+        if match.group("before") is not None:
+            age, unit = int(match.group("before")), match.group("unit")
+            return f"{cap}{unit}" if age >= cap else match.group(0)
+        age = int(match.group("after"))
+        return f"{match.group('word')}{cap}" if age >= cap else match.group(0)
 
 
 def _phone_replacement(match: re.Match[str]) -> str:

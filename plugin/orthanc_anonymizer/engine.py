@@ -210,7 +210,7 @@ class _Walker:
             dates = "keep"
         else:
             dates = "remove"
-        self.cleaner = TextCleaner(tokens, dates, self.date_offset)
+        self.cleaner = TextCleaner(tokens, dates, self.date_offset, self.profile.age_cap)
 
     def _changing_values(self, dataset: Dataset) -> Iterator[tuple[str, str]]:
         for tag in list(dataset.keys()):

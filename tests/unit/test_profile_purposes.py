@@ -95,7 +95,9 @@ def ct_instance(**extra: object) -> Dataset:
     ds.PatientSize = "1.62"
     ds.PatientWeight = "58"
     ds.EthnicGroup = ETHNIC
-    ds.AdditionalPatientHistory = f"emphysema since 2019; husband {RELATIVES[0]} reports cough since 11 March 2024"
+    ds.AdditionalPatientHistory = (
+        f"92-year-old, emphysema since 2019; husband {RELATIVES[0]} reports cough since 11 March 2024"
+    )
     ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = ds.ContentDate = STUDY_DATE
     ds.StudyTime = "101530"
     ds.StudyDescription = f"CT chest 2024-03-11 for {PERSON['PatientName'].replace('^', ' ')}"
@@ -258,6 +260,7 @@ def test_research_longitudinal_keeps_shifted_dates_and_characteristics_and_nothi
     assert after.PatientAge == "090Y" and after.PatientSex == "F" and after.PatientSize == 1.62
     assert after.EthnicGroup == ETHNIC  # a research covariate, PS3.15 RetainPatientChars
     assert "emphysema" in after.AdditionalPatientHistory and "CT chest" in after.StudyDescription
+    assert after.AdditionalPatientHistory.startswith("90-year-old,")  # AgeCap in kept text too
     assert_present(output, [*ACQUISITION.values(), "120"], "research-longitudinal")
     assert_absent(
         output,
@@ -457,6 +460,22 @@ def test_text_loses_relatives_names_phones_and_emails_but_not_clinical_words() -
     for value in ("John", "Smith", "Mary", "0777", "j.doe"):
         assert value not in cleaned
     assert "son is present" in cleaned and "120 kVp 250 mAs" in cleaned
+
+
+def test_age_cap_in_text_writes_ages_over_the_cap_as_the_cap() -> None:
+    cleaner = TextCleaner((), "keep", 0, 90)
+    for written, capped in (
+        ("92-year-old woman", "90-year-old woman"),
+        ("a 95 years old man", "a 90 years old man"),
+        ("91 yo", "90 yo"),
+        ("93y F", "90y F"),
+        ("aged 99", "aged 90"),
+        ("Age: 101", "Age: 90"),
+    ):
+        assert cleaner.clean(written, "LT") == capped
+    for kept in ("45-year-old", "aged 89", "5 years ago", "DLP 92.5", "120 kVp"):
+        assert cleaner.clean(kept, "LT") == kept
+    assert TextCleaner((), "keep").clean("92-year-old", "LT") == "92-year-old"
 
 
 def test_age_cap_from_each_format_and_a_bad_one_refused(tmp_path: Path) -> None:
