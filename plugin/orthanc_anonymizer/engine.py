@@ -628,6 +628,8 @@ class _Walker:
         methods.append(f"orthanc-anonymizer {__version__} profile {profile.name}"[:64])
         if profile.rules:
             methods.append(f"custom rules: {len(profile.rules)}")
+        if profile.age_cap is not None:
+            methods.append(f"ages of {profile.age_cap} years and over written as {profile.age_cap}")
         methods += method_values(weakened)
         dataset.DeidentificationMethod = methods
         codes = Sequence()

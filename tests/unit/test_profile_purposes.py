@@ -346,6 +346,9 @@ def test_dose_monitoring_keeps_the_dose_report_device_identity_and_real_dates() 
     # The rules that keep age, sex, size and weight weaken Basic, and the markers say so
     codes = [item.CodeValue for item in after.DeidentificationMethodCodeSequence]
     assert "WEAKENED" in codes and after.PatientIdentityRemoved == "YES"
+    method = list(after.DeidentificationMethod)
+    assert "weakened by: 0010,1010;K 0010,0040;K 0010,1020;K 0010,1030;K" in method
+    assert "ages of 90 years and over written as 90" in method
 
 
 def test_example_site_rules_clean_the_series_description_rather_than_keep_it() -> None:
