@@ -48,6 +48,7 @@ import struct
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from functools import lru_cache
 from io import BytesIO
 
@@ -230,11 +231,38 @@ class IdentifyingValues:
         self.uids: dict[str, str] = {}
         self.overlays: set[int] = set()
         """Tags of the original's Overlay Data (60xx,3000) that the profile does not keep (K)."""
+        self.shifted_dates: set[str] = set()
+        """Original dates (``YYYYMMDD``) of the attributes the profile shifts (RetainLongModifDates)."""
+        self.shift_anchors: dict[int, str] = {}
+        """Top-level DA attributes the profile shifts, with their original date: the output's value gives the
+        offset."""
         self._strong_pattern: re.Pattern[str] | None = None
 
     @property
     def count(self) -> int:
         return len(self.strong) + len(self.weak) + len(self.dates) + len(self.uids) + len(self.overlays)
+
+    def _forget_shift_collisions(self, anonymized: Dataset) -> None:
+        """Where dates are shifted, one original date moved by the offset may fall on another original date (a
+        calibration 30 days before the study, an offset of 30 days): that date in the output is the shifted one,
+        and no leak. The offset is read from the output (a shifted top-level date against its original); the
+        original dates that another one, shifted, lands on are not looked for."""
+        if not self.shift_anchors or not self.dates:
+            return
+        offset = None
+        for tag, original in self.shift_anchors.items():
+            moved = _as_date(str(anonymized.get(tag).value or "") if tag in anonymized else "")
+            before = _as_date(original)
+            if moved is not None and before is not None:
+                offset = before - moved
+                break
+        if not offset:
+            return
+        shifted = {_as_date(value) for value in self.shifted_dates} - {None}
+        for value in list(self.dates):
+            day = _as_date(value)
+            if day is not None and day + offset in shifted:
+                del self.dates[value]
 
     def overlay_leaks(self, anonymized: Dataset) -> list[Leak]:
         """An overlay plane of the original that the output still has, where the profile does not keep it."""
@@ -256,6 +284,7 @@ class IdentifyingValues:
         that match ASCII ones case-insensitively (U+0130, U+0131, U+017F, U+212A, in UTF-8) go the long way.
         """
         outside = self.search_outside(anonymized, written) + self.overlay_leaks(anonymized)
+        self._forget_shift_collisions(anonymized)
         if not self.count:
             return ResidualPhiReport(leaks=outside, checked_values=0)
         if self._absent_from(anonymized, bytes(written[0])):
@@ -341,6 +370,7 @@ class IdentifyingValues:
     def search(self, anonymized: Dataset, overlays: bool = True) -> ResidualPhiReport:
         """Every place in ``anonymized`` (at any depth, file meta included) holding one of these values, and (with
         ``overlays``) every overlay plane of the original it should not have."""
+        self._forget_shift_collisions(anonymized)
         report = ResidualPhiReport(checked_values=self.count)
         if overlays:
             report.leaks += self.overlay_leaks(anonymized)
@@ -394,6 +424,9 @@ class IdentifyingValues:
                 for value in _raw_strings(dataset, tag, vr):
                     if len(value) >= 8 and value[:8].isdigit():
                         texts.setdefault(value[:8], _tag_text(tag))
+                        needles.shifted_dates.add(value[:8])
+                        if dataset is original and vr == "DA":
+                            needles.shift_anchors.setdefault(tag, value[:8])
                 continue
             if action is Action.C or vr in _SKIPPED_SOURCE_VRS or (_is_private(tag) and vr != "PN"):
                 # Cleaned text is kept on purpose; what the engine must remove from it comes from other attributes.
@@ -638,6 +671,15 @@ def _tag_text(tag: int) -> str:
 def _keyword(tag_text: str) -> str:
     group, element = tag_text.split(",")
     return keyword_for_tag((int(group, 16) << 16) | int(element, 16))
+
+
+def _as_date(value: str) -> date | None:
+    if len(value) < 8 or not value[:8].isdigit():
+        return None
+    try:
+        return date(int(value[:4]), int(value[4:6]), int(value[6:8]))
+    except ValueError:
+        return None
 
 
 def _is_overlay_data(tag: int) -> bool:

@@ -414,6 +414,24 @@ def test_the_residual_check_counts_an_original_date_written_in_text(written: str
     assert {(leak.tag, leak.kind) for leak in fast.leaks} == {("0020,4000", ValueKind.DATE)}
 
 
+def test_a_shifted_date_landing_on_another_original_date_is_no_leak() -> None:
+    """A calibration date exactly the patient's offset before the study: the shifted Study Date is that original
+    date, and the residual check must not call it a leak (the worker would fail a good copy)."""
+    profile = PROFILES["research-longitudinal"]
+    first = dcmread(BytesIO(run(profile, ct_instance())[1]))
+    offset = date(2024, 3, 11) - date(int(first.StudyDate[:4]), int(first.StudyDate[4:6]), int(first.StudyDate[6:]))
+    earlier = (date(2024, 3, 11) - offset).strftime("%Y%m%d")
+    original, output = run(profile, ct_instance(DateOfLastCalibration=earlier))
+    assert dcmread(BytesIO(output)).StudyDate == earlier
+    assert verify_bytes(original, output, profile).clean
+    values = IdentifyingValues.collect(dcmread(BytesIO(original)), profile)
+    assert values.search_written(dcmread(BytesIO(output)), [output]).clean
+    # The real study date in text is still a leak
+    leaked = dcmread(BytesIO(output))
+    leaked.ImageComments = "prior 2024-03-11"
+    assert not verify_bytes(original, write_dataset(leaked), profile).clean
+
+
 def test_the_residual_check_counts_a_kept_overlay_plane(tmp_path: Path) -> None:
     profile = PROFILES["teaching-file"]  # CleanGraph: overlay planes are removed
     original, output = run(profile, ct_instance())
