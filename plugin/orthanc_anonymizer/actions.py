@@ -270,6 +270,12 @@ class WrittenDate:
     text: str
 
 
+def _valid_da(value: str) -> date | None:
+    if len(value) != 8 or not value.isdigit():
+        return None
+    return _valid(int(value[:4]), int(value[4:6]), int(value[6:]))
+
+
 def _month_of(word: str) -> int:
     return [month[:3] for month in MONTHS].index(word.lower().rstrip(".")[:3]) + 1
 
@@ -445,11 +451,18 @@ class TextCleaner:
     REPLACEMENT = "***"
 
     def __init__(
-        self, tokens: Iterable[Token], dates: str = "keep", date_offset: int = 0, age_cap: int | None = None
+        self,
+        tokens: Iterable[Token],
+        dates: str = "keep",
+        date_offset: int = 0,
+        age_cap: int | None = None,
+        removed_dates: Iterable[str] = (),
     ) -> None:
         """``dates``: what to do with dates written in the text: ``keep`` (the profile keeps real dates),
-        ``shift`` (back by ``date_offset`` days, as the attributes are) or ``remove``. ``age_cap``: an age of
-        that many years or more written in the text (``92-year-old``, ``aged 92``) is written as that many."""
+        ``shift`` (back by ``date_offset`` days, as the attributes are) or ``remove``. ``removed_dates``: the
+        dates (``YYYYMMDD``) of attributes the profile removes (a birth date): removed from the text in any
+        written form whatever ``dates`` says. ``age_cap``: an age of that many years or more written in the text
+        (``92-year-old``, ``aged 92``) is written as that many."""
         ordered = sorted({token for token in tokens if "".join(token).strip()}, key=lambda t: (-len("".join(t)), t))
         self._pattern = (
             re.compile("|".join(_token_pattern(token) for token in ordered), re.IGNORECASE) if ordered else None
@@ -457,6 +470,7 @@ class TextCleaner:
         self.dates = dates
         self.date_offset = date_offset
         self.age_cap = age_cap
+        self.removed_dates = frozenset(day for day in (_valid_da(value) for value in removed_dates) if day is not None)
 
     def clean(self, text: str, vr: str) -> str:
         """``text`` with every identifying value replaced by ``***`` (dates shifted instead where the profile
@@ -474,13 +488,17 @@ class TextCleaner:
         return cleaned[:limit] if limit else cleaned
 
     def _clean_dates(self, text: str) -> str:
-        if self.dates == "keep":
+        if self.dates == "keep" and not self.removed_dates:
             return text
         pieces: list[str] = []
         position = 0
         for written in find_written_dates(text):
             pieces.append(text[position : written.start])
-            if self.dates == "shift" and len(written.meanings) == 1:
+            if self.removed_dates.intersection(written.meanings):
+                pieces.append(self.REPLACEMENT)  # a birth date (or any removed date) in any form, either reading
+            elif self.dates == "keep":
+                pieces.append(written.text)
+            elif self.dates == "shift" and len(written.meanings) == 1:
                 moved = written.meanings[0] - timedelta(days=self.date_offset)
                 pieces.append(_rewrite_date(written, moved) if moved.year >= 1 else self.REPLACEMENT)
             else:

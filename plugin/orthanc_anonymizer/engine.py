@@ -201,8 +201,11 @@ class _Walker:
         are about to be removed or replaced, so the rest of the header is never converted.
         """
         tokens: set[Token] = set()
+        removed_dates: set[str] = set()
         for vr, value in self._changing_values(dataset):
             tokens |= identifying_tokens(vr, value)
+            if vr in DATE_VRS:
+                removed_dates.add(value.strip()[:8])
         # Dates written in kept text go the way of the date attributes: shifted by the same offset, kept, or removed.
         if Option.RetainLongModifDates in self.options:
             dates = "shift"
@@ -210,7 +213,7 @@ class _Walker:
             dates = "keep"
         else:
             dates = "remove"
-        self.cleaner = TextCleaner(tokens, dates, self.date_offset, self.profile.age_cap)
+        self.cleaner = TextCleaner(tokens, dates, self.date_offset, self.profile.age_cap, removed_dates)
 
     def _changing_values(self, dataset: Dataset) -> Iterator[tuple[str, str]]:
         for tag in list(dataset.keys()):

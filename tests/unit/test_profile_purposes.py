@@ -39,6 +39,8 @@ STUDY_DATE = "20240311"
 # The study date as people write it in text (the ambiguous 11/03/2024 has two readings: both must go)
 STUDY_DATE_WRITTEN = ("20240311", "2024-03-11", "11/03/2024", "11.03.2024", "11 March 2024", "March 11, 2024")
 
+# The birth date as written in the description: removed in every profile, the one keeping real dates too
+BIRTH_DATE_WRITTEN = ("19320115", "15 Jan 1932", "1932-01-15", "15/01/1932")
 # Identifying values no profile may let through (beyond the ones a profile keeps on purpose, below)
 PERSON = {
     "PatientName": "Vandermolen^Griselda",
@@ -100,7 +102,7 @@ def ct_instance(**extra: object) -> Dataset:
     )
     ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = ds.ContentDate = STUDY_DATE
     ds.StudyTime = "101530"
-    ds.StudyDescription = f"CT chest 2024-03-11 for {PERSON['PatientName'].replace('^', ' ')}"
+    ds.StudyDescription = f"CT chest 2024-03-11 for {PERSON['PatientName'].replace('^', ' ')}, b. 15 Jan 1932"
     ds.SeriesDescription = f"Lung kernel, done March 11, 2024, ring {PHONES[0]}"
     ds.ProtocolName = PROTOCOL
     ds.ImageComments = "Compared with 11/03/2024 and 11.03.2024 (20240311)"
@@ -231,7 +233,8 @@ def assert_present(output: bytes, values: Iterable[str], profile: str) -> None:
 
 
 def name_parts() -> list[str]:
-    return [part for value in PERSON.values() for part in value.split("^")]
+    """The patient's names and IDs, and the birth date in its written forms."""
+    return [*(part for value in PERSON.values() for part in value.split("^")), *BIRTH_DATE_WRITTEN]
 
 
 def shifted_dates(output: Dataset) -> None:
