@@ -508,8 +508,16 @@ def test_age_cap_from_each_format_and_a_bad_one_refused(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text('{"AgeCap": "ninety"}')
     assert load_profile_file(tmp_path / "capped.json").age_cap == 90
     assert load_profile_file(tmp_path / "capped-xml.xml").age_cap == 85
-    with pytest.raises(ProfileError, match="AgeCap"):
+    with pytest.raises(ProfileError, match="AgeCap must be a whole number"):
         load_profile_file(tmp_path / "bad.json")
+    (tmp_path / "zero.json").write_text('{"AgeCap": 0}')
+    with pytest.raises(ProfileError, match=r"zero.json: AgeCap: 0 years; expected a number of years from 1 to 999"):
+        load_profile_file(tmp_path / "zero.json")
+    (tmp_path / "bad-xml.xml").write_text('<profile age-cap="ninety"/>')
+    with pytest.raises(ProfileError, match=r"bad-xml.xml, line 1: age-cap 'ninety'"):
+        load_profile_file(tmp_path / "bad-xml.xml")
+    assert "AgeCap" not in basic_profile().describe()
+    assert load_profile_file(tmp_path / "capped.json").describe()["AgeCap"] == 90
 
 
 def test_age_cap_moves_a_kept_birth_date(tmp_path: Path) -> None:
