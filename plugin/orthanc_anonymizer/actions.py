@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Literal
 
 from .profiles import Action
 
@@ -225,7 +226,13 @@ MONTHS = (
     "november",
     "december",
 )
-_MONTH_WORD = r"(?P<{0}>" + "|".join(rf"{month[:3]}(?:{month[3:]})?\.?" for month in MONTHS) + ")"
+_MONTH_WORD = (
+    r"(?P<{0}>"
+    + "|".join(
+        rf"{month[:3]}(?:{month[3:]})?\.?" if month != "september" else r"sep(?:t|tember)?\.?" for month in MONTHS
+    )
+    + ")"
+)
 # Dates as they are written in free text; the group names say which part each number is. Years of 4 digits only
 # (a 2-digit year cannot be told from a day or a month), between 1800 and 2199.
 _YEAR = r"(?P<{0}>1[89]\d\d|2[01]\d\d)"
@@ -418,6 +425,8 @@ _KINSHIP = re.compile(
 _PHONE = re.compile(r"(?<![\w.])(?:\+|00)?\(?\d+\)?(?:[ -]?\(?\d+\)?){2,}(?![\w]|[.,]\d)")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
 _MIN_PHONE_DIGITS = 7
+DateMode = Literal["keep", "shift", "remove"]
+"""What cleaning does to the dates written in text: kept (real dates kept), shifted with the attributes, removed."""
 # An age written in text: "92-year-old", "92 years old", "92 yo", "92y", "aged 92", "age: 92".
 _WRITTEN_AGE = re.compile(
     r"(?<![\w.])(?:(?P<before>\d{2,3})(?P<unit>\s*-?\s*(?:years?|yrs?)(?:\s*-?\s*old)?|\s*y/?o|y)(?!\w)"
@@ -453,7 +462,7 @@ class TextCleaner:
     def __init__(
         self,
         tokens: Iterable[Token],
-        dates: str = "keep",
+        dates: DateMode = "keep",
         date_offset: int = 0,
         age_cap: int | None = None,
         removed_dates: Iterable[str] = (),

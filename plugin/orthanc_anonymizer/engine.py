@@ -37,6 +37,7 @@ from .actions import (
     DATE_VRS,
     STRING_VRS,
     TEXT_VRS,
+    DateMode,
     TextCleaner,
     Token,
     dummy_value,
@@ -207,6 +208,7 @@ class _Walker:
             if vr in DATE_VRS:
                 removed_dates.add(value.strip()[:8])
         # Dates written in kept text go the way of the date attributes: shifted by the same offset, kept, or removed.
+        dates: DateMode
         if Option.RetainLongModifDates in self.options:
             dates = "shift"
         elif Option.RetainLongFullDates in self.options:
