@@ -15,18 +15,21 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pixel_images import PATIENT_NAME, US_IMAGE, make_instance
 from pydicom import dcmread
+from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from orthanc_anonymizer.actions import TextCleaner, find_written_dates
+from orthanc_anonymizer.actions import MONTHS, DateMode, TextCleaner, find_written_dates
 from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes, write_dataset
 from orthanc_anonymizer.errors import AnonymizationError, ProfileError
 from orthanc_anonymizer.pixels import OcrMode, PixelSettings
 from orthanc_anonymizer.profile_files import load_profile_file, load_profiles
-from orthanc_anonymizer.profiles import Option, Profile, basic_profile
+from orthanc_anonymizer.profiles import Action, Option, Profile, basic_profile
 from orthanc_anonymizer.uids import KeyedHasher
 from orthanc_anonymizer.verify import IdentifyingValues, ValueKind, verify_bytes
 
@@ -531,3 +534,66 @@ def test_age_cap_moves_a_kept_birth_date(tmp_path: Path) -> None:
     after = dcmread(BytesIO(run(profile, younger)[1]))
     assert after.PatientAge == "045Y" and after.PatientBirthDate == "19790101"
     assert basic_profile().age_cap is None
+
+
+# --- dates in text as a class: every form, in every attribute a shifting or removing profile cleans -------------
+
+FORMS = {
+    "iso": "{y:04d}-{m:02d}-{d:02d}",
+    "da": "{y:04d}{m:02d}{d:02d}",
+    "dotted": "{d:02d}.{m:02d}.{y:04d}",
+    "slashed": "{d}/{m}/{y:04d}",
+    "month-first": "{m:02d}/{d:02d}/{y:04d}",
+    "words": "{d} {month} {y:04d}",
+    "us-words": "{month} {d}, {y:04d}",
+}
+
+
+@given(
+    day=st.dates(min_value=date(1900, 1, 1), max_value=date(2199, 12, 31)),
+    form=st.sampled_from(sorted(FORMS)),
+    mode=st.sampled_from(["shift", "remove"]),
+    before=st.sampled_from(["", "seen ", "CT (", "prior: "]),
+    after=st.sampled_from(["", " follow-up", ")", ", again"]),
+)
+def test_no_reading_of_a_written_date_survives_shifting_or_removal(
+    day: date, form: str, mode: DateMode, before: str, after: str
+) -> None:
+    month = MONTHS[day.month - 1].capitalize()
+    text = before + FORMS[form].format(y=day.year, m=day.month, d=day.day, month=month) + after
+    cleaned = TextCleaner((), mode, 400).clean(text, "LT")
+    readings = [meaning for found in find_written_dates(cleaned) for meaning in found.meanings]
+    assert day not in readings, (text, cleaned)
+    if mode == "remove":
+        assert readings == [] and "***" in cleaned
+
+
+def _cleaned_text_tags(profile: Profile) -> list[int]:
+    """Every standard text attribute (LO, LT, ST, UT, UC) at the top level that ``profile`` cleans (C), of those
+    pydicom's dictionary knows; SH is left out (16 characters hold no sentence)."""
+    table = profile.action_table
+    tags = {*table.table_exact, 0x00081030, 0x0008103E, 0x00181030, 0x00400254}
+    return sorted(
+        tag for tag in tags if table.action_for(tag) is Action.C and _vr(tag) in ("LO", "LT", "ST", "UT", "UC")
+    )
+
+
+def _vr(tag: int) -> str:
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return ""
+
+
+@pytest.mark.parametrize("name", ["research-longitudinal", "ai-training", "teaching-file", "example-site-rules"])
+def test_the_study_date_planted_in_every_cleaned_attribute_is_in_no_output_byte(name: str) -> None:
+    profile = PROFILES[name]
+    tags = _cleaned_text_tags(profile)
+    assert tags, name
+    ds = ct_instance()
+    for index, tag in enumerate(tags):
+        written = STUDY_DATE_WRITTEN[index % len(STUDY_DATE_WRITTEN)]
+        ds.add_new(tag, dictionary_VR(tag), f"prior {written}")
+    original, output = run(profile, ds)
+    assert_absent(output, STUDY_DATE_WRITTEN, name)
+    assert verify_bytes(original, output, profile).clean
