@@ -84,7 +84,7 @@ _OPTION_EXPLANATIONS: dict[Option, str] = {
     Option.RetainLongModifDates: "Shift every date by one per-patient offset, so intervals between dates survive.",
     Option.CleanDesc: "Keep descriptions and comments, with names, IDs and dates found in them removed.",
     Option.CleanStructdCont: "Keep structured report content, with identifying values in it removed.",
-    Option.CleanGraph: "Keep overlays and graphic annotations, with identifying text in them removed.",
+    Option.CleanGraph: "Keep graphic annotations and curves, with identifying text removed; overlay planes are removed.",
     Option.CleanPixelData: "Black out text burned into the pixels: redaction rules by device and layout, and OCR.",
 }
 
