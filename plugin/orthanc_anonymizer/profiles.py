@@ -82,7 +82,10 @@ _OPTION_EXPLANATIONS: dict[Option, str] = {
     Option.RetainPatientChars: "Keep the patient's sex, age, size, weight and other physical characteristics.",
     Option.RetainLongFullDates: "Keep every date and time unchanged.",
     Option.RetainLongModifDates: "Shift every date by one per-patient offset, so intervals between dates survive.",
-    Option.CleanDesc: "Keep descriptions and comments, with names, IDs and dates found in them removed.",
+    Option.CleanDesc: (
+        "Keep descriptions and comments, with names, IDs, phone numbers, e-mails and relatives' names found in them "
+        "removed, and dates removed or shifted as the date options say."
+    ),
     Option.CleanStructdCont: "Keep structured report content, with identifying values in it removed.",
     Option.CleanGraph: "Keep graphic annotations and curves, with identifying text removed; overlay planes are removed.",
     Option.CleanPixelData: "Black out text burned into the pixels: redaction rules by device and layout, and OCR.",
