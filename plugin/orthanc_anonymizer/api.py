@@ -255,6 +255,30 @@ def parse_batch(body: bytes, config: AnonymizerConfig) -> AnonymizeRequest:
     )
 
 
+def parse_preview(query: Mapping[str, str], config: AnonymizerConfig) -> tuple[JobSettings, int]:
+    """The query of ``GET /anonymizer/instances/{id}/pixel-preview``: ``?profile=&options=A,B&frame=``.
+
+    The settings are those of an anonymization with that profile and those options (the configured defaults when
+    absent), ``CleanPixelData`` always among them; the frame counts from 1. :class:`BadRequest` naming the bad part.
+    """
+    unknown = sorted(set(query) - {"profile", "options", "frame"})
+    if unknown:
+        raise BadRequest(f"{unknown[0]}: unknown query argument; known: frame, options, profile")
+    body: dict[str, Any] = {}
+    if query.get("profile"):
+        body["Profile"] = query["profile"]
+    options = (
+        [option.strip() for option in query["options"].split(",") if option.strip()]
+        if query.get("options") is not None
+        else [option.value for option in config.default_options]
+    )
+    body["Options"] = sorted({*options, Option.CleanPixelData.value})
+    frame = optional_int(query, "frame")
+    if frame == 0:
+        raise BadRequest("frame: frames count from 1")
+    return parse_settings(body, config), frame or 1
+
+
 def profiles_answer(directory: Path | None) -> list[dict[str, object]]:
     """``GET /anonymizer/profiles``: ``[{"Name", "Description", "Options"}]``, ``basic`` first."""
     answer: list[dict[str, object]] = []

@@ -48,7 +48,7 @@ RESTRICTABLE_ROUTES = {
     "profiles": "GET /anonymizer/profiles",
     "anonymize": "POST /anonymizer/{level}/{id} (storing copies)",
     "dry-run": "POST /anonymizer/{level}/{id} with DryRun",
-    "dry-run-values": "DryRun with IncludeValues (original values in the answer)",
+    "dry-run-values": "DryRun with IncludeValues (original values in the answer), and the pixel preview (original pixels)",
     "batch": "POST /anonymizer/batch",
     "jobs": "GET /anonymizer/jobs/{id}",
     "links": "GET /anonymizer/{level}/{id}/links (copy back to its original)",

@@ -7,7 +7,9 @@
  *   reverse-proxy path prefix (/pacs/app/explorer.html calls /pacs/anonymizer/...).
  * - Requests are same-origin jQuery XHRs: the browser sends its own credentials (HTTP Basic with
  *   AuthenticationEnabled) and $.ajaxSetup's headers (the explorer's ?token= support) with each of them.
- * - Values of attributes are never requested nor shown: the preview lists tags and what happens to them.
+ * - Values of attributes are never requested nor shown: the preview lists tags and what happens to them. Under
+ *   Clean Pixel Data it shows the boxes' count and the plugin's before/after picture of one frame, which Orthanc
+ *   answers only to the users allowed original values (dry-run-values).
  */
 (function ($) {
   'use strict';
@@ -554,7 +556,43 @@
     if (!rows.length) {
       $('<p>').text('No attribute would change.').appendTo(area);
     }
+    showPixelRegions(result.PixelRegions || [], area);
     area[0].scrollIntoView();
+  }
+
+  /* Clean Pixel Data's boxes (coordinates only), and a before/after picture of the first frame with any, which the
+     plugin renders from the stored instance; it shows original pixels, so Orthanc answers it only to the users
+     allowed the dry-run-values route: the others see a sentence instead. */
+  function showPixelRegions(regions, area) {
+    if (!regions.length) {
+      return;
+    }
+    var instances = {};
+    $.each(regions, function (i, region) {
+      instances[region.Instance] = true;
+    });
+    $('<p id="oa-pixel-summary">').text('Pixels: ' + regions.length + ' boxes blacked out in ' +
+      $.map(instances, function () { return 1; }).length + ' instances.').appendTo(area);
+    var first = regions[0];
+    var settings = chosenSettings();
+    var query = '?frame=' + (first.Frame || 1) + '&profile=' + encodeURIComponent(settings.Profile || '') +
+      '&options=' + encodeURIComponent(settings.Options.join(','));
+    var holder = $('<div id="oa-pixel-preview">').appendTo(area);
+    var xhr = new XMLHttpRequest();
+    xhr.open('GET', api('anonymizer/instances/' + encodeURIComponent(first.Instance) + '/pixel-preview' + query));
+    $.each(($.ajaxSettings && $.ajaxSettings.headers) || {}, function (name, value) {
+      xhr.setRequestHeader(name, value);
+    });
+    xhr.responseType = 'blob';
+    xhr.onload = function () {
+      if (xhr.status === 200) {
+        $('<img alt="One frame before and after Clean Pixel Data">').attr('src', window.URL.createObjectURL(xhr.response))
+          .appendTo(holder);
+      } else {
+        holder.text('The before/after picture is kept to the users allowed original values (HTTP ' + xhr.status + ').');
+      }
+    };
+    xhr.send();
   }
 
   /* ------------------------------------------------------------------------------------------------ anonymize */

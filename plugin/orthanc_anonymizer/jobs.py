@@ -323,6 +323,21 @@ class _ParentCache:
         }
 
 
+MOST_AUDITED_PIXEL_REGIONS = 2000
+"""Boxes listed in one audit record; beyond, their number only (a long OCR'd cine can have thousands)."""
+_PIXEL_REGION_KEYS = ("Frame", "Left", "Top", "Width", "Height", "Source", "Rule")
+
+
+def _pixel_regions(instance: str, regions: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Clean Pixel Data's boxes of one instance for a dry run's answer and the audit trail: the instance's ID, the
+    frame (from 1; ``None`` for every frame), the box, and whether a rule (named) or OCR found it. Coordinates
+    only: never a pixel, never the text read."""
+    return [
+        {"Instance": instance, **{key: region[key] for key in _PIXEL_REGION_KEYS if key in region}}
+        for region in regions
+    ]
+
+
 class _ResourceRun:
     """The work and the outcome of one resource within a job."""
 
@@ -335,6 +350,8 @@ class _ResourceRun:
         self.new_ids: dict[str, set[str]] = {segment: set() for segment in LEVELS}
         self.failed: list[dict[str, str]] = []
         self.changes: list[dict[str, object]] = []
+        self.pixel_regions: list[dict[str, object]] = []
+        """The boxes Clean Pixel Data blacked out (would black out, on a dry run), with their instance's ID."""
         self.counts: dict[str, int] = {}
         self.residual_checked = 0
         self.residual_unknown = 0
@@ -626,6 +643,7 @@ class JobManager:
                 run.counts[action] = run.counts.get(action, 0) + count
             if job.settings.dry_run:
                 run.changes.extend({"Instance": instance[0], **change} for change in outcome.changes)
+                run.pixel_regions.extend(_pixel_regions(instance[0], outcome.pixel_regions))
                 return None
             if outcome.residual_clean is None:
                 run.residual_unknown += 1
@@ -656,6 +674,7 @@ class JobManager:
             return f"cannot store the copy: {error}"
         with run.lock:
             run.stored.append(new_ids["instances"])
+            run.pixel_regions.extend(_pixel_regions(instance[0], outcome.pixel_regions))
             for segment, new_id in new_ids.items():
                 run.new_ids[segment].add(new_id)
         return None
@@ -698,6 +717,8 @@ class JobManager:
         deleted = False
         if job.settings.dry_run:
             result.update({"DryRun": True, "Instances": len(run.instances), "Changes": run.changes})
+            if run.pixel_regions:
+                result["PixelRegions"] = run.pixel_regions
         else:
             result.update({"Resource": new_resources[0] if new_resources else None, "Instances": len(run.stored)})
             # A copy missing instances (failed, interrupted) is still in Orthanc, linked: this says it is partial.
@@ -728,6 +749,10 @@ class JobManager:
                 "Leaking": sum(1 for failure in run.failed if failure["Reason"].startswith("residual PHI")),
             },
         }
+        if run.pixel_regions:
+            record["PixelRegions"] = run.pixel_regions[:MOST_AUDITED_PIXEL_REGIONS]
+            if len(run.pixel_regions) > MOST_AUDITED_PIXEL_REGIONS:
+                record["PixelRegionsNotListed"] = len(run.pixel_regions) - MOST_AUDITED_PIXEL_REGIONS
         return result, record
 
     def _audit(self, job: Job, concluded: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:

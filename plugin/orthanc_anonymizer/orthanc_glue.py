@@ -26,17 +26,26 @@ from typing import Any
 import orthanc
 
 from . import __version__
-from .api import BadRequest, RequestTooLarge, optional_int, parse_anonymize, parse_batch, profiles_answer
+from .api import (
+    BadRequest,
+    RequestTooLarge,
+    optional_int,
+    parse_anonymize,
+    parse_batch,
+    parse_preview,
+    profiles_answer,
+)
 from .audit import AuditLog
 from .auto_anonymize import AutoAnonymizer, AutoAnonymizeSetup, resolve_auto_anonymize
 from .cluster import Cluster
 from .config import RESTRICTABLE_ROUTES, AnonymizerConfig, ConfigurationError, parse_configuration
-from .errors import AnonymizerError, LinkStoreError, ProfileError
+from .errors import AnonymizationError, AnonymizerError, LinkStoreError, ProfileError
 from .explorer import explorer_javascript
 from .jobs import FROM_RESOURCE, PROFILE_METADATA, Job, JobManager, JobStore
 from .links import LinkIndex
 from .logs import exception_summary, route_warnings_to_logging
 from .orthanc_client import LEVELS, OrthancClient, ResourceNotFound
+from .pixels import PixelSettings, redaction_preview
 from .profile_files import load_profiles, resolve_profile
 from .uids import KeyedHasher
 from .weakening import named
@@ -422,6 +431,26 @@ def _links(output: Any, uri: str, **request: Any) -> None:
 
 
 @_route(("GET",))
+def _pixel_preview(output: Any, uri: str, **request: Any) -> None:
+    """One frame before and after Clean Pixel Data, as a PNG rendered here (by a worker process). It shows the
+    original pixels, so it is kept to the users who may see a dry run's values (``dry-run-values``)."""
+    plugin = _state()
+    (resource,) = request["groups"]
+    _require(request.get("headers"), "dry-run", "dry-run-values")
+    settings, frame = parse_preview(request.get("get") or {}, plugin.config)
+    with plugin.gate.hold():
+        with plugin.gate.loopback():
+            if not plugin.route_client.exists("instances", resource):
+                raise ResourceNotFound("GET", f"/instances/{resource}", 404)
+            data = plugin.route_client.instance_file(resource)
+        try:
+            png = plugin.pool.call(redaction_preview, data, settings.profile, PixelSettings(), frame).result()
+        except AnonymizationError as error:
+            raise BadRequest(str(error)) from None
+    output.AnswerBuffer(png, "image/png")
+
+
+@_route(("GET",))
 def _audit(output: Any, uri: str, **request: Any) -> None:
     # Each anonymization's record pairs its Source with its Result: reading them is following links.
     _require(request.get("headers"), "audit", "links")
@@ -510,6 +539,7 @@ def start() -> None:
     orthanc.RegisterRestCallback("/anonymizer/audit/verify", _audit_verify)
     orthanc.RegisterRestCallback(f"/anonymizer/{LEVEL_PATTERN}/([^/]+)", _anonymize)
     orthanc.RegisterRestCallback(f"/anonymizer/{LEVEL_PATTERN}/([^/]+)/links", _links)
+    orthanc.RegisterRestCallback("/anonymizer/instances/([^/]+)/pixel-preview", _pixel_preview)
     # No on-change callback on purpose: orthanc-python calls it for every change (each copy makes several), each
     # call waits for the GIL, and Orthanc's stop waits for the backlog. Jobs notice a stopping Orthanc by its
     # refused loopback connections instead, and the rest is closed when Python ends.

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from fnmatch import translate
 from functools import lru_cache
+from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -304,8 +305,7 @@ class PixelSettings:
     digit, since Tesseract gives real names written with DICOM's ``^`` a confidence near 0; raise it to black out
     less of the image at the risk of missing words."""
     ocr_margin: int = 2
-    """Least pixels added around each word box found (boxes grow by half their height sideways, a quarter up and
-    down, for the glyphs Tesseract leaves out of a word)."""
+    """Least pixels added around each word's glyphs: the margin is a fifth of their height, at least this."""
     compressed_output: str = "RLELossless"
     """Transfer syntax for an instance whose source was compressed: ``RLELossless`` or ``ExplicitVRLittleEndian``."""
 
@@ -617,9 +617,33 @@ def find_text_boxes(
 ) -> list[tuple[int, int, int, int, int]]:
     """Word boxes ``(left, top, right, bottom, confidence)`` found by Tesseract in one frame, margins added.
 
-    The words themselves are dropped here and never leave this function. Raises :class:`AnonymizationError` when
-    Tesseract is not installed (the instance would otherwise leave uncleaned).
+    Two passes: Tesseract reads the frame as sparse text, the words that look like text (:func:`_word_box`) are
+    kept; then it reads the frame again, with those boxes black, as a page, and keeps what it finds there too (a
+    line beside a large textured area, a word beside another, glyphs left out of a word: each mode reads some
+    that the other misses). Boxes never grow to meet each other. The words themselves are dropped here and never leave this function. Raises
+    :class:`AnonymizationError` when Tesseract is not installed (the instance would otherwise leave uncleaned).
     """
+    picture, factor = _ocr_picture(frame, image)
+    boxes = _text_boxes(picture, factor, settings, _SPARSE_TEXT, confirming=False)
+    redacted = picture.copy()
+    for left, top, right, bottom, _ in boxes:
+        redacted[top:bottom, left:right] = 0
+    seen = {box[:4] for box in boxes}
+    boxes.extend(box for box in _text_boxes(redacted, factor, settings, _PAGE, confirming=True) if box[:4] not in seen)
+    return boxes
+
+
+_SPARSE_TEXT = "--psm 11"
+"""Tesseract's first pass: words scattered anywhere, in any order (burned-in text is rarely a page)."""
+_PAGE = "--psm 3"
+"""The second pass, on the frame with the first pass's words black: Tesseract's page layout, which reads a line
+of text beside a large textured area (a cine's label bar) where the sparse mode sees none."""
+
+
+def _tesseract_words(
+    picture: NDArray[np.uint8], factor: int, settings: PixelSettings, mode: str
+) -> dict[str, list[Any]]:
+    """Tesseract's words of one picture (``image_to_data`` as lists: text, conf, left, top, width, height)."""
     try:
         import pytesseract
         from PIL import Image
@@ -629,38 +653,47 @@ def find_text_boxes(
     # (measured here: 3 times slower on 2 cores); pytesseract hands this environment to the tesseract process.
     # A site that wants them sets OMP_THREAD_LIMIT itself.
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
-    picture, factor = _ocr_picture(frame, image)
     rows, columns = picture.shape
     source = Image.fromarray(picture)
     if factor > 1:
         source = source.resize((columns * factor, rows * factor), Image.Resampling.LANCZOS)
     try:
-        data = pytesseract.image_to_data(
-            source, lang=settings.ocr_language, config="--psm 11", output_type=pytesseract.Output.DICT
+        data: dict[str, list[Any]] = pytesseract.image_to_data(
+            source, lang=settings.ocr_language, config=mode, output_type=pytesseract.Output.DICT
         )
     except pytesseract.TesseractNotFoundError:
         raise AnonymizationError("OCR needed for 7FE0,0010 but the tesseract program is not installed") from None
     except Exception as error:
         raise AnonymizationError(f"OCR of 7FE0,0010 failed ({type(error).__name__})") from None
+    return data
+
+
+def _text_boxes(
+    picture: NDArray[np.uint8], factor: int, settings: PixelSettings, mode: str, *, confirming: bool
+) -> list[tuple[int, int, int, int, int]]:
+    """One Tesseract pass: the boxes, margins added, of the words that look like text (``confirming``: the second
+    pass, which also takes any word still readable, see ``_READABLE_CONFIDENCE``)."""
+    data = _tesseract_words(picture, factor, settings, mode)
+    rows, columns = picture.shape
     boxes: list[tuple[int, int, int, int, int]] = []
     seen: set[tuple[int, int, int, int]] = set()
     for index, word in enumerate(data["text"]):
         confidence = float(data["conf"][index])
-        if confidence < settings.ocr_min_confidence or not any(char.isalnum() for char in str(word)):
+        letters = sum(char.isalnum() for char in str(word))
+        if confidence < settings.ocr_min_confidence or not letters:
             continue
         left = int(data["left"][index]) // factor
         top = int(data["top"][index]) // factor
         right = -(-(int(data["left"][index]) + int(data["width"][index])) // factor)
         bottom = -(-(int(data["top"][index]) + int(data["height"][index])) // factor)
-        grown = _grow_along_ink(picture, left, top, right, bottom)
-        if grown is None:
+        readable = confirming and letters >= _READABLE_LETTERS and confidence >= _READABLE_CONFIDENCE
+        found = _word_box(picture, (left, top, right, bottom), letters, confidence, readable)
+        if found is None:
             continue
-        left, right = grown
-        height = bottom - top
-        across = max(settings.ocr_margin, height // 4)
-        down = max(settings.ocr_margin, height // 4)
-        box = (max(0, left - across), max(0, top - down), min(columns, right + across), min(rows, bottom + down))
-        if box not in seen:  # words of one line often grow into the same box
+        left, top, right, bottom = found
+        margin = max(settings.ocr_margin, round((bottom - top) * _MARGIN_FRACTION))
+        box = (max(0, left - margin), max(0, top - margin), min(columns, right + margin), min(rows, bottom + margin))
+        if box not in seen:
             seen.add(box)
             boxes.append((*box, round(confidence)))
     return boxes
@@ -669,45 +702,246 @@ def find_text_boxes(
 _MIN_TEXT_CONTRAST = 48
 """Least spread (5th to 95th percentile, of 255) inside a word box for it to be text rather than a smooth patch
 that Tesseract misread (its confidence for real burned-in words can be 0, so confidence alone cannot tell)."""
+_MIN_TEXT_HEIGHT = 6
+"""Least height of a word box, in pixels: smaller "words" are what Tesseract reads into noise."""
+_FLAT = 0.15
+_FLAT_SHARE = 0.8
+"""Text on a plain ground (a label, the black around an image): this share of the box's pixels that are not
+letters lie within ``_FLAT`` of the contrast from their median."""
+_UNIFORM_INK = 0.16
+_TEXTURE_CONFIDENCE = 50
+"""Text on texture (a word over anatomy): its letters are of one colour (their spread at most ``_UNIFORM_INK`` of the
+contrast, where speckle's bright grains spread twice as much) and Tesseract reads them with this confidence."""
+_SURE_CONFIDENCE = 85
+"""A word Tesseract reads with this confidence is taken whatever its ground."""
+_READABLE_LETTERS = 3
+_READABLE_CONFIDENCE = 60
+"""In the second pass, a word of this many letters or digits read with this confidence is taken whatever its ground
+and its colours (if its ink is shaped like glyphs): what is still readable once the first boxes are black must go,
+even where the first pass could not tell it from texture."""
+_MARGIN_FRACTION = 0.2
+"""The margin around a word's glyphs, as a fraction of their height (at least ``PixelSettings.ocr_margin``)."""
+_GLYPH_MIN_HEIGHT = 0.4
+"""A glyph's ink runs down at least this fraction of its word's letter height without a break."""
+_GLYPH_MAX_WIDTH = 2.5
+"""A glyph (or a few touching ones) is at most this many times as wide as its ink is tall: wider ink is texture."""
+_GLYPH_SHARE = 0.6
+"""Least share of a word's inked columns that must belong to glyphs."""
+_GLYPH_GAP = 0.6
+"""Widest gap between two glyphs of one line, in letter heights (a word's box is extended over the glyphs this near
+that Tesseract left out of it: a narrow "1", "l" or "^" at an end, the rest of a line it read only in part)."""
+_LINE_SLACK = 0.4
+"""How far above or below its line's top and bottom a glyph may reach (ascenders, descenders, accents), in line
+heights."""
 
 
-def _grow_along_ink(picture: NDArray[np.uint8], left: int, top: int, right: int, bottom: int) -> tuple[int, int] | None:
-    """The word's ``(left, right)`` extended along its line over the glyphs Tesseract left out of it; ``None`` when
-    the box holds no text-like contrast.
+def _word_box(
+    picture: NDArray[np.uint8],
+    box: tuple[int, int, int, int],
+    letters: int,
+    confidence: float,
+    readable: bool = False,
+) -> tuple[int, int, int, int] | None:
+    """The box of the glyphs inside Tesseract's word box ``(left, top, right, bottom)``; ``None`` when it holds none.
+    ``readable``: Tesseract read the word well enough for its ground and colours not to matter.
 
-    Tesseract often drops a narrow glyph at a word's end ("1", "l", "^") or splits a word it cannot read. The
-    glyphs are "ink": pixels on the far side of the middle between the box's background and its letters. Columns
-    with ink next to the box (gaps up to 0.6 letter heights, at most ten heights away) belong to the same text.
+    Text is told from speckle and texture by its glyphs: the word's "ink" (pixels beyond the middle of the box's
+    5th and 95th percentiles, on the letters' side) falls into columns of ink separated by blank columns, and each
+    glyph's ink runs down a good part of the word's height without a break, while being no wider than a few
+    letters. Speckle gives ink in almost every column (one wide run) or in small grains; a smooth patch gives no
+    contrast. The box is cut to the glyphs (what Tesseract added around them is not blacked out), extended over
+    glyphs just beside it that Tesseract left out of the word, never over anything else.
     """
     import numpy as np
 
-    band = picture[top:bottom]
-    patch = band[:, left:right]
-    if patch.size == 0:
+    left, top, right, bottom = box
+    height = bottom - top
+    patch = picture[top:bottom, left:right]
+    if height < _MIN_TEXT_HEIGHT or patch.shape[1] < 2:
         return None
     low, high = (float(value) for value in np.percentile(patch, (5, 95)))
-    if high - low < _MIN_TEXT_CONTRAST:
+    contrast = high - low
+    if contrast < _MIN_TEXT_CONTRAST:
         return None
     middle = (low + high) / 2
     # Letters are the minority of a word box's pixels: bright letters when most of the box is dark.
-    ink: NDArray[np.bool_] = band > middle if float(np.median(patch)) < middle else band < middle
-    inked: list[bool] = np.any(ink, axis=0).tolist()
-    height = bottom - top
-    gap_allowed = max(2, int(height * 0.6))
-    reach = 10 * height
-    for step in (1, -1):
-        edge = right if step == 1 else left - 1
-        position, gap = edge, 0
-        while 0 <= position < len(inked) and abs(position - edge) <= reach:
-            if inked[position]:
-                gap = 0
-                if step == 1:
-                    right = position + 1
-                else:
-                    left = position
-            else:
-                gap += 1
-                if gap > gap_allowed:
-                    break
-            position += step
-    return left, right
+    bright = float(np.median(patch)) < middle
+    letters_ink = patch > middle if bright else patch < middle
+    ground = patch[~letters_ink].astype(np.float64)
+    flat = float(np.mean(np.abs(ground - np.median(ground)) < _FLAT * contrast)) if ground.size else 0.0
+    uniform = float(patch[letters_ink].std()) <= _UNIFORM_INK * contrast
+    if not (
+        readable
+        or flat >= _FLAT_SHARE
+        or (uniform and confidence >= _TEXTURE_CONFIDENCE)
+        or confidence >= _SURE_CONFIDENCE
+    ):
+        return None
+    # The word's whole line, across the image: glyphs beside the word are looked for in it.
+    band = picture[top:bottom]
+    ink: NDArray[np.bool_] = band > middle if bright else band < middle
+    runs, height = _ink_runs(ink, (left, right))
+    if height < _MIN_TEXT_HEIGHT:
+        return None
+    inside = [run for run in runs if run[0] < right and run[1] > left]
+    glyphs = [run for run in inside if run[2]]
+    if len(glyphs) < max(1, (letters + 1) // 3):
+        return None
+    first, last = inside.index(glyphs[0]), inside.index(glyphs[-1])
+    span = inside[first : last + 1]
+    inked = sum(end - begin for begin, end, _ in span)
+    if sum(end - begin for begin, end, glyph in span if glyph) < _GLYPH_SHARE * inked:
+        return None
+    # Extend over glyphs just beside the word, in both directions, as long as each is a glyph and near enough:
+    # the rest of a line Tesseract read only in part. Texture stops it (its ink is not shaped like glyphs), and so
+    # does a gap wider than letters leave (the edge of a label, the plain ground around a word).
+    gap = max(2, round(_GLYPH_GAP * height))
+    before, after = runs.index(span[0]), runs.index(span[-1])
+    while before > 0 and runs[before - 1][2] and runs[before][0] - runs[before - 1][1] <= gap:
+        before -= 1
+    while after + 1 < len(runs) and runs[after + 1][2] and runs[after + 1][0] - runs[after][1] <= gap:
+        after += 1
+    span = runs[before : runs.index(span[0])] + span + runs[runs.index(span[-1]) + 1 : after + 1]
+    first_row, last_row = _line_rows(ink, [run for run in span if run[2]])
+    return span[0][0], top + first_row, span[-1][1], top + last_row
+
+
+def _line_rows(ink: NDArray[np.bool_], glyphs: list[tuple[int, int, bool]]) -> tuple[int, int]:
+    """The rows ``(first, end)`` of a line of glyphs: each glyph's tallest unbroken ink, kept where it starts and
+    ends near the line's (the median glyph's) top and bottom, so that texture touching a letter above or below it
+    does not stretch the box; ascenders, descenders and accents stay within that reach."""
+    import numpy as np
+
+    spans = []
+    for begin, end, _ in glyphs:
+        segments = _true_runs(ink[:, begin:end].any(axis=1))
+        spans.append(max(segments, key=lambda segment: segment[1] - segment[0]))
+    line_top = float(np.median([first for first, _ in spans]))
+    line_bottom = float(np.median([end for _, end in spans]))
+    slack = _LINE_SLACK * (line_bottom - line_top)
+    tops = [first for first, _ in spans if first >= line_top - slack]
+    bottoms = [end for _, end in spans if end <= line_bottom + slack]
+    return min(tops, default=round(line_top)), max(bottoms, default=round(line_bottom))
+
+
+def _ink_runs(ink: NDArray[np.bool_], word: tuple[int, int]) -> tuple[list[tuple[int, int, bool]], int]:
+    """The runs of inked columns ``(start, end, glyph)`` of a word's band, and the word's letter height.
+
+    A run is a glyph when it is no wider than ``_GLYPH_MAX_WIDTH`` times its tallest unbroken ink, and that ink is
+    at least ``_GLYPH_MIN_HEIGHT`` of the letter height: the tallest such ink among the runs within ``word``
+    (``(left, right)`` in the band), since Tesseract's box may be taller than its letters.
+    """
+    measured: list[tuple[int, int, int]] = []
+    for begin, end in _true_runs(ink.any(axis=0)):
+        tallest = max((stop - first for first, stop in _true_runs(ink[:, begin:end].any(axis=1))), default=0)
+        measured.append((begin, end, tallest))
+    height = max(
+        (
+            tallest
+            for begin, end, tallest in measured
+            if begin < word[1] and end > word[0] and end - begin <= _GLYPH_MAX_WIDTH * tallest
+        ),
+        default=0,
+    )
+    runs = [
+        (begin, end, tallest >= _GLYPH_MIN_HEIGHT * height and end - begin <= _GLYPH_MAX_WIDTH * tallest)
+        for begin, end, tallest in measured
+    ]
+    return runs, height
+
+
+def _true_runs(values: Any) -> list[tuple[int, int]]:
+    """``(start, end)`` of every run of True in a 1-D array."""
+    import numpy as np
+
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], values.astype(np.int8), [0]))))
+    return [(int(begin), int(end)) for begin, end in zip(edges[::2], edges[1::2], strict=True)]
+
+
+# --- preview ------------------------------------------------------------------------------------------------------
+
+PREVIEW_SIZE = 256
+"""Each side of a preview fits in a square of this many pixels."""
+
+
+def redaction_preview(data: bytes, profile: Profile, settings: PixelSettings, frame: int = 1) -> bytes:
+    """A PNG of one frame of the DICOM file ``data`` before and after Clean Pixel Data, side by side, each fitted in
+    :data:`PREVIEW_SIZE` pixels: the boxes ``profile`` and ``settings`` would black out, for a person to look at
+    before committing. It shows the original pixels: serve it only to those who may see them.
+
+    Only that frame is read for text. Raises :class:`AnonymizationError` (the profile refuses the instance, no
+    pixel data, no such frame, an undecodable encoding).
+    """
+    from pydicom import dcmread
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        dataset = dcmread(BytesIO(data))
+    except (InvalidDicomError, ValueError, EOFError) as error:
+        raise AnonymizationError(f"not a readable DICOM file ({type(error).__name__})") from None
+    if _PIXEL_DATA not in dataset:
+        raise AnonymizationError("7FE0,0010: the instance has no pixel data")
+    plan, _ = plan_pixel_work(dataset, profile, settings)
+    image = decode_frames(dataset)
+    count = image.frames.shape[0]
+    if not 1 <= frame <= count:
+        raise AnonymizationError(f"frame {frame}: the instance has {count} frame(s), counted from 1")
+    before = image.frames[frame - 1]
+    after = before.copy()
+    if plan is not None:
+        black = _black_value(image, dataset)
+        rows, columns = before.shape[:2]
+        for _, region in plan.regions:
+            left, top, right, bottom = region.box(rows, columns)
+            after[top:bottom, left:right] = black
+        if plan.ocr:
+            for left, top, right, bottom, _ in find_text_boxes(before, image, settings):
+                after[top:bottom, left:right] = black
+    low, high = _display_range(before, image)
+    pictures = [_display(side, image, low, high) for side in (before, after)]
+    return _side_by_side(pictures)
+
+
+def _display_range(frame: NDArray[Any], image: DecodedImage) -> tuple[float, float]:
+    """The stored values shown from black to white: the frame's own range (colour: 0 to 255)."""
+    if image.palette is not None or frame.shape[2] == 3:
+        return 0.0, 255.0
+    return float(frame.min()), float(frame.max())
+
+
+def _display(frame: NDArray[Any], image: DecodedImage, low: float, high: float) -> NDArray[Any]:
+    """8-bit RGB (colour, palette) or grey (monochrome, MONOCHROME1 inverted) for a person to look at."""
+    import numpy as np
+
+    if image.palette is not None:
+        colours = image.palette[frame[..., 0]].astype(np.float64)
+        top = float(image.palette.max()) or 1.0
+        shown: NDArray[Any] = np.clip(np.rint(colours * 255.0 / top), 0, 255).astype(np.uint8)
+        return shown
+    if frame.shape[2] == 3:
+        colour: NDArray[Any] = np.clip(frame, 0, 255).astype(np.uint8)
+        return colour
+    scaled = (frame[..., 0].astype(np.float64) - low) * (255.0 / (high - low)) if high > low else frame[..., 0] * 0.0
+    if image.photometric == "MONOCHROME1":
+        scaled = 255.0 - scaled
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def _side_by_side(pictures: list[NDArray[Any]]) -> bytes:
+    """The pictures fitted in :data:`PREVIEW_SIZE` and set side by side, 8 grey pixels apart, as PNG bytes."""
+    from PIL import Image
+
+    images = [Image.fromarray(picture) for picture in pictures]
+    for image in images:
+        image.thumbnail((PREVIEW_SIZE, PREVIEW_SIZE), Image.Resampling.BOX)
+    gap = 8
+    width = sum(image.width for image in images) + gap * (len(images) - 1)
+    height = max(image.height for image in images)
+    sheet = Image.new("RGB", (width, height), (128, 128, 128))
+    x = 0
+    for image in images:
+        sheet.paste(image.convert("RGB"), (x, 0))
+        x += image.width + gap
+    buffer = BytesIO()
+    sheet.save(buffer, "PNG")
+    return buffer.getvalue()

@@ -50,6 +50,8 @@ class InstanceOutcome:
     """Change records (dry run only)."""
     counts: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    pixel_regions: list[dict[str, object]] = field(default_factory=list)
+    """The boxes Clean Pixel Data blacked out (:attr:`.pixels.PixelOutcome.regions`): coordinates, never pixels."""
     residual_clean: bool | None = None
     """The residual-PHI verdict (:mod:`.verify`); ``None`` when not checked."""
     residual_leaks: list[str] = field(default_factory=list)
@@ -81,7 +83,9 @@ def anonymize_instance(data: bytes, task: InstanceTask) -> InstanceOutcome:
         report = anonymize_dataset(dataset, task.settings, record_changes=task.dry_run)
         parts = instance.output_parts()
         new_data = b"".join(parts)
-        outcome = InstanceOutcome(counts=report.counts(), warnings=list(report.warnings))
+        outcome = InstanceOutcome(
+            counts=report.counts(), warnings=list(report.warnings), pixel_regions=list(report.pixel_regions)
+        )
         if task.dry_run:
             outcome.changes = [change.as_json() for change in report.changes]
             return outcome

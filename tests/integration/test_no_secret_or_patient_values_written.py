@@ -116,6 +116,7 @@ def test_secret_and_patient_values_stay_out_of_answers_logs_and_state(server, tm
     call("GET", "/anonymizer/audit")
     call("GET", "/anonymizer/audit?since=1&limit=2")
     call("GET", "/anonymizer/audit/verify")
+    call("GET", f"/anonymizer/instances/{instance}/pixel-preview?options=CleanPixelData")
     # Errors: each names the bad part, none quotes a secret or a patient value.
     errors = [
         ("POST", f"/anonymizer/studies/{rest_study}", None, b"{not json " + SECRET.encode()),
@@ -133,6 +134,8 @@ def test_secret_and_patient_values_stay_out_of_answers_logs_and_state(server, tm
         ("GET", f"/anonymizer/series/{UNKNOWN}/links", None, None),
         ("GET", "/anonymizer/audit?since=-1", None, None),
         ("POST", "/anonymizer/profiles", {}, None),
+        ("GET", f"/anonymizer/instances/{instance}/pixel-preview?frame=99", None, None),
+        ("GET", f"/anonymizer/instances/{UNKNOWN}/pixel-preview", None, None),
     ]
     for method, path, body, data in errors:
         assert call(method, path, body, data=data).status_code in (400, 404, 405), path

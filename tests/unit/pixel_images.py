@@ -103,7 +103,6 @@ def make_instance(
     burned_in: str | None = None,
 ) -> Drawn:
     """An instance whose frames show ``words_per_frame``; ``encoding`` is ``native``, ``rle`` or ``jpeg``."""
-    frames = len(words_per_frame)
     white = (1 << bits) - 1 if bits > 8 else 255
     high = 110 if bits == 8 else 110 * 16
     grey, text = frames_with_text(rows, columns, words_per_frame, white, high)
@@ -113,6 +112,33 @@ def make_instance(
         pixels = np.clip(np.rint(tint), 0, white).astype(dtype)
     else:
         pixels = np.clip(np.rint(grey), 0, white).astype(dtype)[..., np.newaxis]
+    ds = dataset_from_pixels(
+        pixels,
+        color=color,
+        bits=bits,
+        encoding=encoding,
+        sop_class=sop_class,
+        modality=modality,
+        manufacturer=manufacturer,
+        burned_in=burned_in,
+    )
+    return Drawn(ds, pixels, text)
+
+
+def dataset_from_pixels(
+    pixels: NDArray[np.uint8] | NDArray[np.uint16],
+    *,
+    color: bool,
+    bits: int = 8,
+    encoding: str = "native",
+    sop_class: str = SC_IMAGE,
+    modality: str = "OT",
+    manufacturer: str | None = None,
+    burned_in: str | None = None,
+) -> Dataset:
+    """An instance holding ``pixels`` (``(frames, rows, columns, samples)``); ``encoding`` is ``native``, ``rle`` or
+    ``jpeg`` (baseline, 8-bit)."""
+    frames, rows, columns = pixels.shape[:3]
     ds = base_dataset(sop_class, modality, rows, columns, frames)
     if manufacturer is not None:
         ds.Manufacturer = manufacturer
@@ -149,4 +175,4 @@ def make_instance(
             ds.PhotometricInterpretation = "YBR_FULL_422"
     elif encoding != "native":
         raise ValueError(encoding)
-    return Drawn(ds, pixels, text)
+    return ds

@@ -1,7 +1,7 @@
 """Kept containers (issue 14, item 2): whatever keeps a sequence, every element inside it still gets its own action.
 
 A marker (a Patient's Name, an Institution Name, an unsafe private element, a private element that would be safe
-under another creator) is planted at each depth (1 to 4) of each kind of kept container: a safe private sequence
+under another creator or under the creator of the enclosing data set only) is planted at each depth (1 to 4) of each kind of kept container: a safe private sequence
 under RetainSafePrivate, a K rule on a sequence, a sequence an option keeps, the Content Sequence (D by the table,
 C under CleanStructdCont, D by a rule), a sequence the table does not name, and a private sequence kept by a rule
 and written as UN. Under Basic and under the options that keep the most, the marker is in none of the output's
@@ -101,11 +101,18 @@ def _other_creator(item: Dataset, word: str) -> None:
     item.add_new(0x20011100 | SAFE_PHILIPS_SH, "SH", word)
 
 
+def _creator_outside(item: Dataset, word: str) -> None:
+    # Safe under Philips' block, but the item reserves no block: the creator of the enclosing data set does not
+    # count (PS3.5 7.8.1: a private creator reserves its block in its own item).
+    item.add_new(0x20011000 | SAFE_PHILIPS_SH, "SH", word)
+
+
 MARKERS = [
     Marker("patient-name", _patient_name),
     Marker("institution-name", _institution),
     Marker("unsafe-private", _unsafe_private),
     Marker("other-creator", _other_creator),
+    Marker("creator-outside", _creator_outside),
 ]
 
 
