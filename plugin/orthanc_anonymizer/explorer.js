@@ -200,6 +200,10 @@
     if (id) {
       body.PatientID = id;
     }
+    var project = $.trim(dialog.project.val());
+    if (project) {
+      body.Project = project;
+    }
     return body;
   }
 
@@ -263,6 +267,10 @@
     $('<label for="oa-patient-id">').text('New PatientID (optional)').appendTo(idField);
     var patientId = $('<input type="text" id="oa-patient-id" data-role="none" size="20">')
       .attr('placeholder', 'empty: a keyed pseudonym').appendTo(idField);
+    var projectField = $('<div class="oa-field">').appendTo(patientSet);
+    $('<label for="oa-project">').text('Project (optional)').appendTo(projectField);
+    var project = $('<input type="text" id="oa-project" data-role="none" size="20" maxlength="64">')
+      .attr('placeholder', 'copies for two projects share no UID').appendTo(projectField);
     var keepLabel = $('<label class="oa-option" for="oa-keep-original">').appendTo(patientSet);
     var keepOriginal = $('<input type="checkbox" id="oa-keep-original" data-role="none" checked>').appendTo(keepLabel);
     $('<span class="oa-option-title">').text('Keep original').appendTo(keepLabel);
@@ -293,6 +301,7 @@
       profileDescription: profileDescription,
       patientName: patientName,
       patientId: patientId,
+      project: project,
       keepOriginal: keepOriginal,
       progress: progress,
       status: status,

@@ -9,7 +9,10 @@ What counts as a value to look for, and how it is matched (to keep false alarms 
 
 - person names (PN) are split into their components (family, given, middle... of every component group, and words
   within them); each component of 4 characters or more is looked for on its own, case-insensitively, as a whole
-  word;
+  word (``_`` counts as a separator, and a plural or possessive ``s``, ``es`` or ``'s`` may follow); a component in
+  a script written without spaces (CJK ideographs, kana, Hangul) of 2 characters or more, and the family, given
+  and middle names of such a group joined (in either order), are looked for anywhere, separators between them ignored (a particle
+  follows a name there directly);
 - dates (DA, and the date part of DT) are looked for as whole 8-digit ``YYYYMMDD`` tokens, never inside a longer
   number or a UID, and in every written form :func:`.actions.find_written_dates` reads (``2024-03-11``,
   ``11/03/2024`` and ``03/11/2024``, ``11.03.2024``, ``11 March 2024``, ``March 11, 2024``...); where the profile
@@ -61,7 +64,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import VR, PersonName
 
-from .actions import MONTHS, find_written_dates, numeric_date_spellings
+from .actions import MIN_COMPONENT_LENGTH, MONTHS, find_written_dates, numeric_date_spellings
 from .engine import sequence_in_unknown
 from .profiles import Action, ActionTable, Option, Profile, basic_profile
 
@@ -236,11 +239,20 @@ class IdentifyingValues:
         self.shift_anchors: dict[int, str] = {}
         """Top-level DA attributes the profile shifts, with their original date: the output's value gives the
         offset."""
+        self.unspaced: dict[str, tuple[str, str]] = {}
+        """Lower-cased name part in a script written without spaces -> (source tag, kind): found anywhere."""
         self._strong_pattern: re.Pattern[str] | None = None
 
     @property
     def count(self) -> int:
-        return len(self.strong) + len(self.weak) + len(self.dates) + len(self.uids) + len(self.overlays)
+        return (
+            len(self.strong)
+            + len(self.weak)
+            + len(self.dates)
+            + len(self.uids)
+            + len(self.unspaced)
+            + len(self.overlays)
+        )
 
     def _forget_shift_collisions(self, anonymized: Dataset) -> None:
         """Where dates are shifted, one original date moved by the offset may fall on another original date (a
@@ -341,7 +353,7 @@ class IdentifyingValues:
         yield from sorted(found)
 
     def _absent_from(self, anonymized: Dataset, data: bytes) -> bool:
-        values = [*self.strong, *self.weak, *self.dates, *self.uids]
+        values = [*self.strong, *self.weak, *self.dates, *self.uids, *self.unspaced]
         if not all(value.isascii() and "\n" not in value for value in values):
             return False
         charset = anonymized.get(_SPECIFIC_CHARACTER_SET)
@@ -443,6 +455,8 @@ class IdentifyingValues:
                         word = component.lower()
                         target = needles.weak if word in _common_words() else needles.strong
                         target.setdefault(word, (source, ValueKind.NAME))
+                    for part in _unspaced_name_parts(value):
+                        needles.unspaced.setdefault(part.lower(), (source, ValueKind.NAME))
                 elif vr in ("DA", "DT"):
                     date = value[:8]
                     if len(date) == 8 and date.isdigit():
@@ -469,7 +483,10 @@ class IdentifyingValues:
         """(source tag, kind) of every needle in an output element: its searchable ``text`` and its ``values``."""
         if self.strong:
             for match in self._pattern().finditer(text):
-                yield self.strong[match.group(0).lower()]
+                word = match.group(0).lower()
+                found = self.strong.get(word) or self._folded().get(word.casefold())
+                if found is not None:
+                    yield found
         if self.weak and element.VR != "CS":
             for value in values:
                 found = self.weak.get(value.lower())
@@ -480,6 +497,11 @@ class IdentifyingValues:
                         found = self.weak.get(component.lower())
                         if found is not None:
                             yield found
+        if self.unspaced:
+            lowered = _NAME_SEPARATORS.sub("", text.lower())  # 黄_伊 and 黄・伊 are 黄伊
+            for part, found in self.unspaced.items():
+                if part in lowered:
+                    yield found
         if self.dates:
             if element.VR in ("DA", "DT"):
                 for value in values:
@@ -502,11 +524,21 @@ class IdentifyingValues:
                 if source is not None:
                     yield source, ValueKind.UID
 
+    def _folded(self) -> dict[str, tuple[str, str]]:
+        """The strong needles by their case-folded form (``STRASSE`` found for ``Straße``)."""
+        return {word.casefold(): found for word, found in self.strong.items()}
+
     def _pattern(self) -> re.Pattern[str]:
         if self._strong_pattern is None:
             # Longest first, so that a whole value wins over a component it contains.
-            alternatives = "|".join(re.escape(word) for word in sorted(self.strong, key=len, reverse=True))
-            self._strong_pattern = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+            # "ß" upper-cases to "SS", which a case-insensitive match does not equate with it.
+            alternatives = "|".join(
+                re.escape(word).replace("ß", "(?:ß|ss)") for word in sorted(self.strong, key=len, reverse=True)
+            )
+            # "_" separates words here (SMITH_JOHN), and a plural or possessive may follow (SMITHs, Smith's).
+            self._strong_pattern = re.compile(
+                rf"(?<![^\W_])(?:{alternatives})(?=(?:'s|s|es)?(?![^\W_]))", re.IGNORECASE
+            )
         return self._strong_pattern
 
 
@@ -546,6 +578,21 @@ def _name_components(value: str) -> Iterator[str]:
         part = part.strip(_NAME_TRIM)
         if len(part) >= MIN_LENGTH and part.lower() not in _PLACEHOLDERS and not _PLAIN_NUMBER.fullmatch(part):
             yield part
+
+
+_UNSPACED_FROM = 0x2E80  # CJK radicals onwards: ideographs, kana, Hangul, full-width forms
+_NAME_SEPARATORS = re.compile(r"[\s_^\-.,/\u30fb]+")
+
+
+def _unspaced_name_parts(value: str) -> Iterator[str]:
+    """The parts of a PN value written in a script without spaces: each component of 2 characters or more, and
+    the family, given and middle names of its group joined, and the given name before the family name (a
+    one-character family name is common there)."""
+    for group in value.split("="):
+        components = [component.strip() for component in group.split("^")]
+        for part in [*components, "".join(components[:3]), "".join(components[1::-1])]:
+            if len(part) >= MIN_COMPONENT_LENGTH and all(ord(character) >= _UNSPACED_FROM for character in part):
+                yield part
 
 
 def _string_values(element: DataElement) -> list[str]:

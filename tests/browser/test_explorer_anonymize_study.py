@@ -3,6 +3,7 @@ the new study, follow the link back to the original. Open, with authentication, 
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ pytestmark = pytest.mark.browser
 
 ORIGINAL_NAME = "Testperson^Vincenzo"
 NEW_NAME = "Research^Subject01"
+PROJECT = "EXPLORER-TRIAL"
 
 
 def study_count(server: Any) -> int:
@@ -67,6 +69,7 @@ def anonymize_in_the_explorer(page: Any, base: str, server: Any, study: str, ste
 
     dialog.get_by_label("Retain Device Identity").check()
     dialog.get_by_label("New PatientName (optional)").fill(NEW_NAME)
+    dialog.get_by_label("Project (optional)").fill(PROJECT)
     steps.shot("dialog")
     steps.shot_of(page.locator(".oa-dialog"), "dialog-alone")
 
@@ -107,6 +110,7 @@ def anonymize_in_the_explorer(page: Any, base: str, server: Any, study: str, ste
     expect(page.locator("#oa-study-profile")).to_have_text(re.compile(r"^Profile basic, options RetainDeviceIdent"))
     steps.shot("new-study")
     assert server.get(f"/studies/{new_study}/metadata/AnonymizedFromResource").text == study
+    assert json.loads(server.get(f"/studies/{new_study}/metadata/AnonymizationProfile").text)["Project"] == PROJECT
     assert study_count(server) == before + 1
     assert server.json(f"/studies/{study}/statistics")["CountInstances"] == 4, "the original is kept"
 

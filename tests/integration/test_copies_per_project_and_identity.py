@@ -4,6 +4,8 @@ The audit record names the project; a bad project is a 400 naming it."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from checks import instance_files, read
 from study_generator import Patient, make_study
@@ -78,3 +80,36 @@ def test_a_bad_project_is_a_400_naming_it(orthanc, project: object) -> None:
     response = orthanc.post(f"/anonymizer/studies/{study}", {"Project": project})
     assert response.status_code == 400
     assert "Project" in response.text
+
+
+def test_on_ingest_copies_are_keyed_by_the_configured_project(server_factory) -> None:
+    from ingest_support import auto_overrides
+    from orthanc_server import SECRET
+
+    from orthanc_anonymizer.uids import KeyedHasher
+
+    server = server_factory("auto-project", overrides=auto_overrides(Project="AUTO-PROJECT")).start()
+    files = make_study(Patient(name="Scope^Ingested", id="PID-SCOPE-4"), 1, 2)
+    for data in files:
+        server.upload(data)
+    original_uid = str(read(files[0]).StudyInstanceUID)
+    expected = KeyedHasher(SECRET.encode()).scoped("AUTO-PROJECT").uid(original_uid)
+    unscoped = KeyedHasher(SECRET.encode()).uid(original_uid)
+    deadline = time.monotonic() + 90
+    records: list[dict[str, object]] = []
+    while time.monotonic() < deadline and len(records) < 2:
+        records = [record for record in server.json("/anonymizer/audit") if record.get("User") == "auto"]
+        time.sleep(0.2)
+    assert len(records) == 2, records
+    assert all(record["Settings"]["Project"] == "AUTO-PROJECT" for record in records)  # type: ignore[index]
+    for copy in {record["Result"] for record in records}:
+        copied = read(server.get(f"/instances/{copy}/file").content)
+        assert copied.StudyInstanceUID == expected != unscoped
+
+
+def test_a_bad_auto_anonymize_project_stops_start_up_naming_it(server_factory) -> None:
+    from ingest_support import auto_overrides
+
+    server = server_factory("auto-bad-project", overrides=auto_overrides(Project="P" * 65))
+    assert server.launch().wait(60) != 0
+    assert "Anonymizer.AutoAnonymize.Project" in server.log_text()

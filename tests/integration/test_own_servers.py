@@ -141,15 +141,20 @@ def test_same_secret_gives_the_same_copy_on_another_orthanc(orthanc, server_fact
 
 
 def test_copy_orthanc_did_not_store_is_reported_failed(server_factory) -> None:
+    from checks import instance_files, read
+
     server = server_factory("no-overwrite", overrides={"OverwriteInstances": False}).start()
     study = server.upload_study(make_study(Patient(name="Overwrite^Leontyne", id="PID-OVERWRITE"), 1, 2))
     first = server.anonymize("studies", study, {"PatientName": "FIRST^COPY"})
     assert first["Failed"] == []
-    # Same UIDs and patient pseudonym, other PatientName: Orthanc keeps the first copy and says AlreadyStored.
-    second = server.anonymize("studies", study, {"PatientName": "SECOND^COPY"})
+    # Same UIDs and patient (the same chosen identity and project), another option, so other bytes: Orthanc keeps
+    # the first copy and says AlreadyStored. (Another chosen identity or project would be another study.)
+    second = server.anonymize("studies", study, {"PatientName": "FIRST^COPY", "Options": ["RetainDeviceIdent"]})
     assert second["Instances"] == 0 and len(second["Failed"]) == 2
     assert all("kept other bytes" in failed["Reason"] for failed in second["Failed"])
-    assert server.json(f"/studies/{first['Resource']}")["PatientMainDicomTags"]["PatientName"] == "FIRST^COPY"
+    kept = instance_files(server, "studies", first["Resource"])
+    assert len(kept) == 2
+    assert all("RetainDeviceIdent" not in read(data).DeidentificationMethod for data in kept.values())
 
 
 def test_batch_killed_with_orthanc_is_marked_interrupted_and_the_originals_kept(server_factory) -> None:

@@ -17,9 +17,10 @@ import os
 import re
 from dataclasses import dataclass
 from io import BytesIO
+from unittest import mock
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -30,6 +31,7 @@ from orthanc_anonymizer.actions import MIN_COMPONENT_LENGTH, TextCleaner, identi
 from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes
 from orthanc_anonymizer.profiles import BASIC, Option
 from orthanc_anonymizer.uids import KeyedHasher
+from orthanc_anonymizer.verify import verify_bytes
 
 EXAMPLES = 1000 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 60
 PROFILE = BASIC.with_options([Option.CleanDesc, Option.CleanStructdCont])
@@ -254,6 +256,44 @@ def test_a_name_in_any_script_group_and_spelling_is_cleaned(charset_name: str, d
     assert read_back.PatientComments == " ".join(texts).rstrip()
     output, _ = anonymize_bytes(original, SETTINGS)
     _assert_no_name_left(output, charset, [patient, physician], patient_id)
+    report = verify_bytes(original, output, PROFILE)
+    assert report.clean, [leak.describe() for leak in report.leaks]
+
+
+class _NoCleaning(TextCleaner):
+    """The fix switched off: cleaning that removes nothing."""
+
+    def clean(self, text: str, vr: str) -> str:
+        return text
+
+
+PLANTED_TAGS = {"0008,1030", "0008,103E", "0018,1030", "0010,4000", "0020,4000", "0010,21B0"}
+
+
+@pytest.mark.parametrize("charset_name", sorted(CHARACTER_SETS))
+@settings(
+    max_examples=EXAMPLES // 2,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
+@given(data=st.data())
+def test_the_residual_check_finds_a_name_that_cleaning_left(charset_name: str, data: st.DataObject) -> None:
+    """Mutation test: with cleaning switched off, the residual check (CLI --verify, the plugin's check) reports
+    the patient's name in the descriptions, written in any script, and names where it found it."""
+    charset = CHARACTER_SETS[charset_name]
+    patient = data.draw(names(charset), label="patient")
+    # What the check looks for: alphabetic components of 4 characters or more, any unspaced part of 2 or more.
+    assume(any(len(component) >= 4 for component in patient[0]) or len(patient) > 1)
+    texts = data.draw(spellings(patient, "AB-0000", charset.codec), label="spellings")[:-1]  # the name only
+    if len(patient) > 1 and data.draw(st.booleans(), label="only the unspaced groups"):
+        texts = [text for text in texts if not _is_alphabetic([text])]
+    original = _instance(charset, patient, [["Other", "Person"]], "AB-0000", texts)
+    with mock.patch("orthanc_anonymizer.engine.TextCleaner", _NoCleaning):
+        output, _ = anonymize_bytes(original, SETTINGS)
+    report = verify_bytes(original, output, PROFILE)
+    found = {leak.tag for leak in report.leaks if leak.source == "0010,0010"}
+    assert found & PLANTED_TAGS, (texts, [leak.describe() for leak in report.leaks])
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 
 from orthanc_anonymizer.api import BadRequest, parse_anonymize, parse_batch
+from orthanc_anonymizer.auto_anonymize import resolve_auto_anonymize
 from orthanc_anonymizer.config import AnonymizerConfig
 from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes
 from orthanc_anonymizer.ingest import AutoAnonymizeConfig, IngestConfigurationError
@@ -181,3 +182,5 @@ def test_the_project_travels_with_requests_batches_jobs_and_the_audit() -> None:
     assert JobSettings(profile=BASIC).describe()["Project"] == ""
     assert batch.settings.engine_settings(KeyedHasher(SECRET)).project == "CARDIO"
     assert AutoAnonymizeConfig.parse({"Project": "AUTO-1"}).project == "AUTO-1"
+    setup = resolve_auto_anonymize(AnonymizerConfig(auto_anonymize={"Enabled": True, "Project": "AUTO-1"}), {})
+    assert setup is not None and setup.settings.project == "AUTO-1"
