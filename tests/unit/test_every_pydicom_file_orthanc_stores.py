@@ -9,6 +9,8 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydicom import dcmread
 from pydicom_files import REFUSED_BY_ORTHANC_1_10_1, pydicom_files, stored_by_orthanc
 from test_dciodvfy import DCIODVFY, dciodvfy_errors
@@ -45,8 +47,8 @@ def test_every_file_orthanc_stores_is_anonymized_and_valid(name: str, tmp_path: 
     original = STORED[name].read_bytes()
     errors_before = dciodvfy_errors(STORED[name]) if DCIODVFY else set()
     for label, profile in PROFILES.items():
-        settings = AnonymizationSettings(profile=profile, hasher=KeyedHasher(b"every pydicom file"))
-        output = anonymize_bytes(original, settings)[0]  # raises (fails the test) if refused
+        anonymization = AnonymizationSettings(profile=profile, hasher=KeyedHasher(b"every pydicom file"))
+        output = anonymize_bytes(original, anonymization)[0]  # raises (fails the test) if refused
         result = dcmread(BytesIO(output))
         assert result.PatientIdentityRemoved == "YES"
         assert output[:132] == bytes(128) + b"DICM"
@@ -70,3 +72,32 @@ def test_a_refused_file_gets_a_reason_a_user_can_act_on(name: str) -> None:
         for value in (dataset.get("PatientName"), dataset.get("PatientID")):
             assert not value or str(value) not in str(error)
     # Anonymizing what Orthanc refuses is no fault: the output is still checked by the other tests' rules.
+
+
+BARE_SEEDS = {
+    name: STORED[name].read_bytes() for name in ("test_files/rtstruct.dcm", "test_files/ExplVR_BigEndNoMeta.dcm")
+}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.sampled_from(sorted(BARE_SEEDS)),
+    edits=st.lists(st.tuples(st.integers(min_value=0, max_value=3000), st.integers(0, 255)), max_size=8),
+    cut=st.one_of(st.none(), st.integers(min_value=0, max_value=3000)),
+)
+def test_a_damaged_file_without_preamble_fails_cleanly_or_anonymizes_fully(
+    seed: str, edits: list[tuple[int, int]], cut: int | None
+) -> None:
+    """Reading files without the preamble opens a new way in: damaged ones give a typed error or a clean output."""
+    data = bytearray(BARE_SEEDS[seed])
+    name = str(dcmread(BytesIO(bytes(data)), force=True).get("PatientName", "")).encode()
+    for position, value in edits:
+        if position < len(data):
+            data[position] = value
+    try:
+        output = anonymize_bytes(bytes(data[:cut]), AnonymizationSettings(hasher=KeyedHasher(b"bare")))[0]
+    except AnonymizerError:
+        return
+    assert output[:132] == bytes(128) + b"DICM"
+    assert dcmread(BytesIO(output)).PatientIdentityRemoved == "YES"
+    assert not name or name not in output
