@@ -425,6 +425,7 @@ _KINSHIP = re.compile(
 _PHONE = re.compile(r"(?<![\w.])(?:\+|00)?\(?\d+\)?(?:[ -]?\(?\d+\)?){2,}(?![\w]|[.,]\d)")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
 _MIN_PHONE_DIGITS = 7
+_DIGIT = re.compile(r"\d")
 DateMode = Literal["keep", "shift", "remove"]
 """What cleaning does to the dates written in text: kept (real dates kept), shifted with the attributes, removed."""
 # An age written in text: "92-year-old", "92 years old", "92 yo", "92y", "aged 92", "age: 92".
@@ -486,12 +487,15 @@ class TextCleaner:
         shifts dates), within the VR's maximum length."""
         if not text:
             return text
-        cleaned = _EMAIL.sub(self.REPLACEMENT, text)
+        # Each pattern runs only where its text can be: an e-mail needs an @, a phone number, date or age a digit.
+        cleaned = _EMAIL.sub(self.REPLACEMENT, text) if "@" in text else text
         cleaned = self._pattern.sub(self.REPLACEMENT, cleaned) if self._pattern is not None else cleaned
-        cleaned = _PHONE.sub(_phone_replacement, cleaned)
-        cleaned = self._clean_dates(cleaned)
+        digits = _DIGIT.search(cleaned) is not None
+        if digits:
+            cleaned = _PHONE.sub(_phone_replacement, cleaned)
+            cleaned = self._clean_dates(cleaned)
         cleaned = _KINSHIP.sub(_kin_replacement, cleaned)
-        if self.age_cap is not None:
+        if self.age_cap is not None and digits:
             cleaned = _WRITTEN_AGE.sub(self._cap_age, cleaned)
         limit = MAX_LENGTH.get(vr)
         return cleaned[:limit] if limit else cleaned
