@@ -37,6 +37,7 @@ from .actions import (
     DATE_VRS,
     STRING_VRS,
     TEXT_VRS,
+    DateMode,
     TextCleaner,
     Token,
     dummy_value,
@@ -133,8 +134,10 @@ _PATIENT_NAME = 0x00100010
 _PATIENT_ID = 0x00100020
 _ISSUER_OF_PATIENT_ID = 0x00100021
 _PATIENT_BIRTH_DATE = 0x00100030
+_PATIENT_AGE = 0x00101010
+_AGE_REFERENCE_DATES = (0x00080020, 0x00080021, 0x00080022, 0x00080023)
+"""Study, Series, Acquisition and Content Date: the first present is the date an age is counted at."""
 _SOP_CLASS_UID = 0x00080016
-_MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
 _TRANSFER_SYNTAX_UID = 0x00020010
 # Data Set Trailing Padding (PS3.10 7.2): bytes with no meaning, that may hold anything; never copied.
 _TRAILING_PADDING = 0xFFFCFFFC
@@ -200,9 +203,20 @@ class _Walker:
         are about to be removed or replaced, so the rest of the header is never converted.
         """
         tokens: set[Token] = set()
+        removed_dates: set[str] = set()
         for vr, value in self._changing_values(dataset):
             tokens |= identifying_tokens(vr, value)
-        self.cleaner = TextCleaner(tokens)
+            if vr in DATE_VRS:
+                removed_dates.add(value.strip()[:8])
+        # Dates written in kept text go the way of the date attributes: shifted by the same offset, kept, or removed.
+        dates: DateMode
+        if Option.RetainLongModifDates in self.options:
+            dates = "shift"
+        elif Option.RetainLongFullDates in self.options:
+            dates = "keep"
+        else:
+            dates = "remove"
+        self.cleaner = TextCleaner(tokens, dates, self.date_offset, self.profile.age_cap, removed_dates)
 
     def _changing_values(self, dataset: Dataset) -> Iterator[tuple[str, str]]:
         for tag in list(dataset.keys()):
@@ -268,7 +282,7 @@ class _Walker:
         for group, leftovers in sorted(by_group.items()):
             if (group << 16 | 0x3000) in dataset:
                 continue
-            if self.table.action_for(group << 16 | 0x3000) is not Action.X:
+            if self.table.action_for(group << 16 | 0x3000) not in (Action.X, Action.C):
                 continue
             for tag in leftovers:
                 self._record("", tag, keyword_for_tag(tag), "X", "X", True)
@@ -341,6 +355,10 @@ class _Walker:
         if rule.is_compound:
             attribute_type = self.types.get("/".join((*keywords, keyword))) if self.types is not None else None
             resolved = resolve_compound(rule, attribute_type, self.types is not None)
+        if resolved is Action.C and _is_overlay_data(tag):
+            # CleanGraph: an overlay plane is a bitmap that may hold a name or a date, and nothing reads text in
+            # it: the plane is removed (PS3.15 E.3.3 allows it), with the rest of its group below.
+            resolved = Action.X
         try:
             self._apply(dataset, tag, vr, keyword, rule, resolved, path, keywords, cleaning)
         except AnonymizationError:
@@ -577,6 +595,29 @@ class _Walker:
             dataset.add_new(tag, vr, value)
             self._record("", tag, keyword_for_tag(tag), "P", "P", before != value, original=None, new=value)
 
+    def cap_age(self, dataset: Dataset, cap: int) -> None:
+        """HIPAA Safe Harbor (45 CFR 164.514(b)(2)(i)(C)): every age over 89 is one category. A Patient's Age of
+        ``cap`` years or more becomes ``cap`` years; a kept birth date that makes the patient ``cap`` or older at
+        the study (or series, acquisition, content) date is moved forward so that the age it gives is ``cap``."""
+        age = dataset.get(_PATIENT_AGE)
+        text = _text(age)
+        if text.endswith("Y") and text[:-1].isdigit() and int(text[:-1]) >= cap:
+            capped = f"{cap:03d}Y"
+            dataset[_PATIENT_AGE].value = capped
+            self._record("", _PATIENT_AGE, "PatientAge", "AgeCap", "C", text != capped, original=text, new=capped)
+        birth = _text(dataset.get(_PATIENT_BIRTH_DATE))
+        reference = next((_text(dataset.get(tag)) for tag in _AGE_REFERENCE_DATES if _text(dataset.get(tag))), "")
+        if len(birth) < 8 or len(reference) < 8 or not (birth[:8] + reference[:8]).isdigit():
+            return
+        born, then = int(birth[:8]), int(reference[:8])
+        if (then - born) // 10000 < cap:  # YYYYMMDD differences: whole years of age
+            return
+        # The same month and day, cap years before the reference date (29 February into a year without one: the 28th)
+        year, month, day = then // 10000 - cap, then // 100 % 100, then % 100
+        moved = f"{year:04d}{month:02d}{day if day <= 28 or month != 2 or _leap(year) else 28:02d}"
+        dataset[_PATIENT_BIRTH_DATE].value = moved
+        self._record("", _PATIENT_BIRTH_DATE, "PatientBirthDate", "AgeCap", "C", True, original=birth, new=moved)
+
     def weakenings(self) -> tuple[Weakening, ...]:
         """The profile's rules that keep or clean what Basic with its options removes (:mod:`.weakening`)."""
         chosen = chosen_identity(self.settings.patient_name, self.settings.patient_id)
@@ -593,6 +634,8 @@ class _Walker:
         methods.append(f"orthanc-anonymizer {__version__} profile {profile.name}"[:64])
         if profile.rules:
             methods.append(f"custom rules: {len(profile.rules)}")
+        if profile.age_cap is not None:
+            methods.append(f"ages of {profile.age_cap} years and over written as {profile.age_cap}")
         methods += method_values(weakened)
         dataset.DeidentificationMethod = methods
         codes = Sequence()
@@ -706,6 +749,8 @@ def anonymize_dataset(
         if settings.profile.cleans_text:
             walker.collect_identifying(dataset)
         walker.process(dataset, "", (), "")
+        if settings.profile.age_cap is not None:
+            walker.cap_age(dataset, settings.profile.age_cap)
         walker.set_patient_identity(dataset)
         walker.add_markers(dataset)
         walker.process_file_meta(dataset)
@@ -1217,6 +1262,15 @@ def _text_where_none_belongs(tag: int, vr: str) -> bool:
 
 
 @lru_cache(maxsize=4096)
+def _leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def _is_overlay_data(tag: int) -> bool:
+    """Overlay Data (60xx,3000) of a repeating group 6000-601E."""
+    return tag & 0xFFFF == 0x3000 and 0x6000 <= tag >> 16 < 0x6020 and not (tag >> 16) & 1
+
+
 def _known_tag(tag: int) -> bool:
     """Whether pydicom's data dictionary (repeating groups included) names this public tag."""
     try:
