@@ -61,21 +61,36 @@ test-repeat: venv
 	  $(VENV)/bin/pytest -q -p no:cacheprovider $(TESTS) || { echo "== test-repeat: run $$run of $(N) failed"; exit 1; }; \
 	done; echo "== test-repeat: $(N) of $(N) runs passed"
 
-# The same tests on Debian trixie's Orthanc 1.12.7 with orthanc-python 5.0 (Python 3.13), in a debootstrap root under
-# .compat/ (tools/compat/README.md): the unit tests inside the root on its Python 3.13; the integration, browser and
-# harness tests here, starting the trixie Orthanc through ORTHANC_COMMAND.
-COMPAT_RUN := $(CURDIR)/tools/compat/run-in-trixie.sh
-.PHONY: compat-root compat-venv test-compat
+# The same tests on the newer Orthancs, each in a debootstrap root under .compat/ (tools/compat/README.md): Debian
+# trixie's Orthanc 1.12.7 with orthanc-python 5.0 (Python 3.13), and Debian forky's Orthanc 1.13.0 with
+# orthanc-python 7.1 (Python 3.14). Per root: the unit tests inside it on its Python; the integration, browser and
+# harness tests here, starting its Orthanc through ORTHANC_COMMAND. `make test-compat` runs both roots;
+# `make test-compat-trixie` / `make test-compat-forky` one.
+COMPAT_SUITES := trixie forky
+.PHONY: compat-root compat-venv test-compat $(foreach s,$(COMPAT_SUITES),compat-root-$(s) compat-venv-$(s) test-compat-$(s))
 
-compat-root:
-	tools/compat/build-trixie-root.sh
+compat-root: $(foreach s,$(COMPAT_SUITES),compat-root-$(s))
+compat-venv: $(foreach s,$(COMPAT_SUITES),compat-venv-$(s))
+test-compat: $(foreach s,$(COMPAT_SUITES),test-compat-$(s))
 
-compat-venv: compat-root
-	tools/compat/build-trixie-venv.sh
+$(COMPAT_SUITES:%=compat-root-%): compat-root-%:
+	COMPAT_SUITE=$* tools/compat/build-root.sh
 
-test-compat: venv compat-venv
-	$(COMPAT_RUN) .venv/bin/pytest -q -p no:cacheprovider tests/unit
-	ORTHANC_COMMAND="$(COMPAT_RUN) /usr/sbin/Orthanc" $(VENV)/bin/pytest -q tests/integration tests/browser tests/compat
+$(COMPAT_SUITES:%=compat-venv-%): compat-venv-%: compat-root-%
+	COMPAT_SUITE=$* tools/compat/build-venv.sh
+
+$(COMPAT_SUITES:%=test-compat-%): test-compat-%: venv compat-venv-%
+	tools/compat/run-in-$*.sh .venv/bin/pytest -q -p no:cacheprovider tests/unit
+	COMPAT_SUITE=$* ORTHANC_COMMAND="$(CURDIR)/tools/compat/run-in-$*.sh /usr/sbin/Orthanc" $(VENV)/bin/pytest -q tests/integration tests/browser tests/compat
+
+# Orthanc Explorer 2 1.14.1 for tests/browser/test_oe2.py on forky's Orthanc 1.13: built from
+# ../shared/third_party/orthanc-explorer-2-1.14.1.tar.gz in a forky root of its own, cached per machine
+# (tools/compat/build-oe2.sh).
+.PHONY: oe2
+oe2:
+	tools/compat/build-oe2.sh
+
+test-compat-forky: oe2
 
 # Installs the bench extra (matplotlib, for the plot) into .venv, and dicognito into .bench-venv/ (bench/run.py);
 # writes bench/RESULTS.md and bench/time-per-instance.png.

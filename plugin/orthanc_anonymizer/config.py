@@ -56,6 +56,8 @@ RESTRICTABLE_ROUTES = {
     "weaken": "a request whose rules or options keep or clean what its named profile removes",
 }
 """The names ``Anonymizer.Authorization.RestrictedRoutes`` may list, and what each covers."""
+DEFAULT_RESTRICTED_ROUTES = ("links", "audit", "dry-run-values", "weaken")
+"""What ``Authorization`` restricts when it names ``AdminUsers`` and lists no ``RestrictedRoutes``."""
 
 
 class ConfigurationError(AnonymizerError):
@@ -183,7 +185,8 @@ def _access_rules(section: Mapping[str, object], orthanc_config: Mapping[str, ob
     admins = value.get("AdminUsers", [])
     if not isinstance(admins, list) or not all(isinstance(user, str) and user for user in admins):
         raise ConfigurationError(f"{name}.AdminUsers: expected a list of user names")
-    routes = value.get("RestrictedRoutes", [])
+    # Named administrators and no list: what shows a link or original values, and weakening the site's profile.
+    routes = value.get("RestrictedRoutes", list(DEFAULT_RESTRICTED_ROUTES) if "AdminUsers" in value else [])
     if not isinstance(routes, list) or not all(isinstance(route, str) for route in routes):
         raise ConfigurationError(f"{name}.RestrictedRoutes: expected a list of route names")
     for route in routes:

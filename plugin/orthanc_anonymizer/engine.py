@@ -37,6 +37,7 @@ from .actions import (
     DATE_VRS,
     STRING_VRS,
     TEXT_VRS,
+    DateMode,
     TextCleaner,
     Token,
     dummy_value,
@@ -133,10 +134,12 @@ _PATIENT_NAME = 0x00100010
 _PATIENT_ID = 0x00100020
 _ISSUER_OF_PATIENT_ID = 0x00100021
 _PATIENT_BIRTH_DATE = 0x00100030
+_PATIENT_AGE = 0x00101010
+_AGE_REFERENCE_DATES = (0x00080020, 0x00080021, 0x00080022, 0x00080023)
+"""Study, Series, Acquisition and Content Date: the first present is the date an age is counted at."""
 _SOP_CLASS_UID = 0x00080016
 _SPECIFIC_CHARACTER_SET = 0x00080005
 _MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
-_MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
 _TRANSFER_SYNTAX_UID = 0x00020010
 # Data Set Trailing Padding (PS3.10 7.2): bytes with no meaning, that may hold anything; never copied.
 _TRAILING_PADDING = 0xFFFCFFFC
@@ -181,10 +184,11 @@ class _Walker:
         self.record_changes = record_changes
         self.profile = settings.profile
         self.table: ActionTable = settings.profile.action_table
-        # Pseudonyms and date offsets belong to the project; UIDs also to the identity the caller chose, so two
-        # copies of one study under two chosen identities are two studies, not one study under two patients.
+        # Date offsets belong to the patient in the project; UIDs and pseudonyms also to the identity the caller
+        # chose, so two copies of one study under two chosen identities are two studies, not one study under two
+        # patients, and a copy given only a name shares no derived PatientID with a copy given another name.
         self.hasher = settings.hasher.scoped(settings.project)
-        self.uid_hasher = settings.hasher.scoped(settings.project, settings.patient_name, settings.patient_id)
+        self.copy_hasher = settings.hasher.scoped(settings.project, settings.patient_name, settings.patient_id)
         self.report = AnonymizationReport()
         self.options = settings.profile.options
         sop_class = _text(dataset.get(_SOP_CLASS_UID))
@@ -206,9 +210,20 @@ class _Walker:
         of the header is never converted.
         """
         tokens: set[Token] = set()
+        removed_dates: set[str] = set()
         for vr, value in self._changing_values(dataset):
             tokens |= identifying_tokens(vr, value)
-        self.cleaner = TextCleaner(tokens)
+            if vr in DATE_VRS:
+                removed_dates.add(value.strip()[:8])
+        # Dates written in kept text go the way of the date attributes: shifted by the same offset, kept, or removed.
+        dates: DateMode
+        if Option.RetainLongModifDates in self.options:
+            dates = "shift"
+        elif Option.RetainLongFullDates in self.options:
+            dates = "keep"
+        else:
+            dates = "remove"
+        self.cleaner = TextCleaner(tokens, dates, self.date_offset, self.profile.age_cap, removed_dates)
 
     def _changing_values(self, dataset: Dataset) -> Iterator[tuple[str, str]]:
         for tag in list(dataset.keys()):
@@ -306,7 +321,7 @@ class _Walker:
         for group, leftovers in sorted(by_group.items()):
             if (group << 16 | 0x3000) in dataset:
                 continue
-            if self.table.action_for(group << 16 | 0x3000) is not Action.X:
+            if self.table.action_for(group << 16 | 0x3000) not in (Action.X, Action.C):
                 continue
             for tag in leftovers:
                 self._record("", tag, keyword_for_tag(tag), "X", "X", True)
@@ -410,6 +425,10 @@ class _Walker:
         if rule.is_compound:
             attribute_type = self.types.get("/".join((*keywords, keyword))) if self.types is not None else None
             resolved = resolve_compound(rule, attribute_type, self.types is not None)
+        if resolved is Action.C and _is_overlay_data(tag):
+            # CleanGraph: an overlay plane is a bitmap that may hold a name or a date, and nothing reads text in
+            # it: the plane is removed (PS3.15 E.3.3 allows it), with the rest of its group below.
+            resolved = Action.X
         try:
             self._apply(dataset, tag, vr, keyword, rule, resolved, path, keywords, cleaning)
         except AnonymizationError:
@@ -527,10 +546,10 @@ class _Walker:
         if isinstance(value, bytes):
             value = value.decode("ascii", "replace").strip("\x00 ")
         if value is None or value == "":
-            return self.uid_hasher.uid("empty")
+            return self.copy_hasher.uid("empty")
         if isinstance(value, MultiValue | list | tuple):  # a person name iterates too, by character: one value
-            return [self.uid_hasher.uid(str(item)) for item in value]
-        return self.uid_hasher.uid(str(value))
+            return [self.copy_hasher.uid(str(item)) for item in value]
+        return self.copy_hasher.uid(str(value))
 
     def _clean_value(self, tag: int, vr: str, value: Any) -> tuple[Any, str]:
         """Action C: dates shifted (RetainLongModifDates), text cleaned of identifying values, names replaced."""
@@ -645,8 +664,8 @@ class _Walker:
 
     def set_patient_identity(self, dataset: Dataset) -> None:
         for tag, chosen, derive, vr in (
-            (_PATIENT_NAME, self.settings.patient_name, self.hasher.patient_name, "PN"),
-            (_PATIENT_ID, self.settings.patient_id, self.hasher.patient_id, "LO"),
+            (_PATIENT_NAME, self.settings.patient_name, self.copy_hasher.patient_name, "PN"),
+            (_PATIENT_ID, self.settings.patient_id, self.copy_hasher.patient_id, "LO"),
         ):
             if chosen is None and self.table.rule_for(tag) is not None:
                 continue  # a custom rule for it is the last word: the walk applied it (Z empty, D dummy, K kept...)
@@ -659,6 +678,29 @@ class _Walker:
             before = _text(dataset.get(tag)) if tag in dataset else None
             dataset.add_new(tag, vr, value)
             self._record("", tag, keyword_for_tag(tag), "P", "P", before != value, original=None, new=value)
+
+    def cap_age(self, dataset: Dataset, cap: int) -> None:
+        """HIPAA Safe Harbor (45 CFR 164.514(b)(2)(i)(C)): every age over 89 is one category. A Patient's Age of
+        ``cap`` years or more becomes ``cap`` years; a kept birth date that makes the patient ``cap`` or older at
+        the study (or series, acquisition, content) date is moved forward so that the age it gives is ``cap``."""
+        age = dataset.get(_PATIENT_AGE)
+        text = _text(age)
+        if text.endswith("Y") and text[:-1].isdigit() and int(text[:-1]) >= cap:
+            capped = f"{cap:03d}Y"
+            dataset[_PATIENT_AGE].value = capped
+            self._record("", _PATIENT_AGE, "PatientAge", "AgeCap", "C", text != capped, original=text, new=capped)
+        birth = _text(dataset.get(_PATIENT_BIRTH_DATE))
+        reference = next((_text(dataset.get(tag)) for tag in _AGE_REFERENCE_DATES if _text(dataset.get(tag))), "")
+        if len(birth) < 8 or len(reference) < 8 or not (birth[:8] + reference[:8]).isdigit():
+            return
+        born, then = int(birth[:8]), int(reference[:8])
+        if (then - born) // 10000 < cap:  # YYYYMMDD differences: whole years of age
+            return
+        # The same month and day, cap years before the reference date (29 February into a year without one: the 28th)
+        year, month, day = then // 10000 - cap, then // 100 % 100, then % 100
+        moved = f"{year:04d}{month:02d}{day if day <= 28 or month != 2 or _leap(year) else 28:02d}"
+        dataset[_PATIENT_BIRTH_DATE].value = moved
+        self._record("", _PATIENT_BIRTH_DATE, "PatientBirthDate", "AgeCap", "C", True, original=birth, new=moved)
 
     def weakenings(self) -> tuple[Weakening, ...]:
         """The profile's rules that keep or clean what Basic with its options removes (:mod:`.weakening`)."""
@@ -676,6 +718,8 @@ class _Walker:
         methods.append(f"orthanc-anonymizer {__version__} profile {profile.name}"[:64])
         if profile.rules:
             methods.append(f"custom rules: {len(profile.rules)}")
+        if profile.age_cap is not None:
+            methods.append(f"ages of {profile.age_cap} years and over written as {profile.age_cap}")
         methods += method_values(weakened)
         dataset.DeidentificationMethod = methods
         codes = Sequence()
@@ -716,13 +760,13 @@ class _Walker:
         syntax = meta.get(_TRANSFER_SYNTAX_UID)
         # The data set's SOP Class and Instance UIDs as the walk left them; where a rule removed one, the meta's,
         # through the keyed hash as any UID (a standard one comes back unchanged).
-        sop_class = _text(dataset.get(_SOP_CLASS_UID)) or self.hasher.uid(_text(meta.get(0x00020002)))
+        sop_class = _text(dataset.get(_SOP_CLASS_UID)) or self.copy_hasher.uid(_text(meta.get(0x00020002)))
         if 0x00080018 in dataset and not _text(dataset.get(0x00080018)):
             raise AnonymizationError(
                 "0008,0018 SOP Instance UID: the rule for it leaves it empty, and a DICOM file needs one "
                 "(use U for a new UID, or X)"
             )
-        sop_instance = _text(dataset.get(0x00080018)) or self.hasher.uid(_text(meta.get(0x00020003)))
+        sop_instance = _text(dataset.get(0x00080018)) or self.copy_hasher.uid(_text(meta.get(0x00020003)))
         for tag in list(meta.keys()):
             action = _META_REBUILT.get(tag, "X")
             self._record("", tag, keyword_for_tag(tag), "meta", action, action != "K", meta)
@@ -789,6 +833,8 @@ def anonymize_dataset(
         # Always: under D too, the items of a kept sequence (a report's Content Sequence) are cleaned of them.
         walker.collect_identifying(dataset)
         walker.process(dataset, "", (), "")
+        if settings.profile.age_cap is not None:
+            walker.cap_age(dataset, settings.profile.age_cap)
         walker.set_patient_identity(dataset)
         walker.add_markers(dataset)
         walker.process_file_meta(dataset)
@@ -1320,6 +1366,15 @@ def _text_where_none_belongs(tag: int, vr: str) -> bool:
 
 
 @lru_cache(maxsize=4096)
+def _leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def _is_overlay_data(tag: int) -> bool:
+    """Overlay Data (60xx,3000) of a repeating group 6000-601E."""
+    return tag & 0xFFFF == 0x3000 and 0x6000 <= tag >> 16 < 0x6020 and not (tag >> 16) & 1
+
+
 def _known_tag(tag: int) -> bool:
     """Whether pydicom's data dictionary (repeating groups included) names this public tag."""
     try:

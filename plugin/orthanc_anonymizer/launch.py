@@ -89,6 +89,9 @@ def effective_configuration(
     remote = _remote_access(environ)
     if remote:
         config.update(remote)
+        # Orthanc 1.13 listens on the addresses of "HttpBindAddresses" only (loopback in orthanc.json); 1.10 and 1.12
+        # ignore the setting and listen everywhere, refusing other hosts by "RemoteAccessAllowed".
+        config.pop("HttpBindAddresses", None)
         section["AllowDevelopmentSecret"] = False
     profiles = section.get("ProfilesDirectory")
     if isinstance(profiles, str) and profiles and not Path(profiles).is_absolute():
@@ -128,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.command == "config":
         print(json.dumps(config, indent=2))
         return 0
-    # ORTHANC_COMMAND: another Orthanc (make test-compat runs trixie's through tools/compat/run-in-trixie.sh).
+    # ORTHANC_COMMAND: another Orthanc (make test-compat runs trixie's and forky's through tools/compat/run-in-*.sh).
     command = shlex.split(os.environ.get("ORTHANC_COMMAND", "")) or [shutil.which("Orthanc") or "/usr/sbin/Orthanc"]
     orthanc = shutil.which(command[0]) or command[0]
     if not Path(orthanc).exists():

@@ -40,7 +40,7 @@ from .auto_anonymize import AutoAnonymizer, AutoAnonymizeSetup, resolve_auto_ano
 from .cluster import Cluster
 from .config import RESTRICTABLE_ROUTES, AnonymizerConfig, ConfigurationError, parse_configuration
 from .errors import AnonymizationError, AnonymizerError, LinkStoreError, ProfileError
-from .explorer import explorer_javascript
+from .explorer import explorer_javascript, ui_file
 from .jobs import FROM_RESOURCE, PROFILE_METADATA, Job, JobManager, JobStore
 from .links import LinkIndex
 from .logs import exception_summary, route_warnings_to_logging
@@ -451,6 +451,18 @@ def _pixel_preview(output: Any, uri: str, **request: Any) -> None:
 
 
 @_route(("GET",))
+def _ui(output: Any, uri: str, **request: Any) -> None:
+    """The page Orthanc Explorer 2's buttons open (explorer.py): static files, no resource data in them."""
+    (name,) = request["groups"]
+    found = ui_file(name)
+    if found is None:
+        _error(output, 404, f"no page {name} under /anonymizer/ui/; the page is anonymize.html")
+        return
+    content, content_type = found
+    output.AnswerBuffer(content, content_type)
+
+
+@_route(("GET",))
 def _audit(output: Any, uri: str, **request: Any) -> None:
     # Each anonymization's record pairs its Source with its Result: reading them is following links.
     _require(request.get("headers"), "audit", "links")
@@ -537,6 +549,7 @@ def start() -> None:
     orthanc.RegisterRestCallback("/anonymizer/jobs/([^/]+)", _job)
     orthanc.RegisterRestCallback("/anonymizer/audit", _audit)
     orthanc.RegisterRestCallback("/anonymizer/audit/verify", _audit_verify)
+    orthanc.RegisterRestCallback("/anonymizer/ui/([^/]*)", _ui)
     orthanc.RegisterRestCallback(f"/anonymizer/{LEVEL_PATTERN}/([^/]+)", _anonymize)
     orthanc.RegisterRestCallback(f"/anonymizer/{LEVEL_PATTERN}/([^/]+)/links", _links)
     orthanc.RegisterRestCallback("/anonymizer/instances/([^/]+)/pixel-preview", _pixel_preview)
@@ -548,7 +561,8 @@ def start() -> None:
         _plugin.auto.start()
         if _plugin.auto.gateway is not None:
             orthanc.RegisterReceivedInstanceCallback(_received_instance)
-    # The "Anonymize (PS3.15)" button of Orthanc Explorer (explorer.py, explorer.js).
+    # The "Anonymize (PS3.15)" button of Orthanc Explorer (explorer.py, dialog.js + explorer.js); Orthanc Explorer 2's
+    # buttons open /anonymizer/ui/anonymize.html (the shipped configuration's CustomButtons).
     orthanc.ExtendOrthancExplorer(explorer_javascript())
     logger.info(
         "orthanc-anonymizer %s started: %d workers, %d concurrent jobs, state in %s%s",

@@ -39,7 +39,17 @@ from pathlib import Path
 from xml.etree.ElementTree import Element, TreeBuilder
 
 from .errors import ProfileError
-from .profiles import Action, BurnedInAnnotationPolicy, Option, Profile, Rule, TagPattern, basic_profile
+from .profiles import (
+    MAX_AGE_CAP,
+    MIN_AGE_CAP,
+    Action,
+    BurnedInAnnotationPolicy,
+    Option,
+    Profile,
+    Rule,
+    TagPattern,
+    basic_profile,
+)
 
 FORMATS = ("csv", "json", "xml")
 """The rule formats, named as ``parse_rules`` takes them and as profile files end."""
@@ -49,7 +59,7 @@ _BASIC_IS_BUILT_IN = "the name basic belongs to the built-in PS3.15 Basic profil
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _CSV_HEADER_TAGS = {"tag", "tagpattern", "tag pattern", "pattern"}
 _JSON_RULE_KEYS = {"Tag", "Action", "Comment"}
-_JSON_PROFILE_KEYS = {"Name", "Description", "Base", "Options", "Rules", "BurnedInAnnotation"}
+_JSON_PROFILE_KEYS = {"Name", "Description", "Base", "Options", "Rules", "BurnedInAnnotation", "AgeCap"}
 
 
 @dataclass
@@ -63,6 +73,8 @@ class _Document:
     base: str = BASIC_NAME
     burned_in_annotation: BurnedInAnnotationPolicy | None = None
     """Clean Pixel Data's policy for instances declaring burned-in annotation; ``None``: the base's."""
+    age_cap: int | None = None
+    """Ages of this many years or more written as this many; ``None``: the base's."""
     is_profile: bool = False
     """True for a JSON object or an XML ``<profile>``; False for a bare list of rules."""
 
@@ -195,6 +207,11 @@ def _parse_json_value(value: object, source: str) -> _Document:
     document.base = value.get("Base", BASIC_NAME)
     if "BurnedInAnnotation" in value:
         document.burned_in_annotation = _parse_policy(value["BurnedInAnnotation"], f"{source}: BurnedInAnnotation")
+    if "AgeCap" in value:
+        cap = value["AgeCap"]
+        if not isinstance(cap, int) or isinstance(cap, bool):
+            raise ProfileError(f"{source}: AgeCap must be a whole number of years, not {_json_type(cap)}")
+        document.age_cap = _check_age_cap(cap, f"{source}: AgeCap")
     options = value.get("Options", [])
     if not isinstance(options, list):
         raise ProfileError(f"{source}: Options must be a list of option names, not {_json_type(options)}")
@@ -227,6 +244,12 @@ def _parse_policy(name: str, where: str) -> BurnedInAnnotationPolicy:
         return BurnedInAnnotationPolicy.parse(name.strip())
     except ProfileError as error:
         raise ProfileError(f"{where}: {error}") from None
+
+
+def _check_age_cap(cap: int, where: str) -> int:
+    if not MIN_AGE_CAP <= cap <= MAX_AGE_CAP:
+        raise ProfileError(f"{where}: {cap} years; expected a number of years from {MIN_AGE_CAP} to {MAX_AGE_CAP}")
+    return cap
 
 
 def _parse_option(name: str, where: str) -> Option:
@@ -298,10 +321,15 @@ def _parse_xml(text: str, source: str) -> _Document:
         check_attributes(root, set())
     elif root.tag == "profile":
         document = _Document(is_profile=True, name=root.get("name"), base=root.get("base", BASIC_NAME))
-        check_attributes(root, {"name", "base", "burned-in-annotation"})
+        check_attributes(root, {"name", "base", "burned-in-annotation", "age-cap"})
         policy = root.get("burned-in-annotation")
         if policy is not None:
             document.burned_in_annotation = _parse_policy(policy, where(root))
+        cap = root.get("age-cap")
+        if cap is not None:
+            if not cap.strip().isdigit():
+                raise ProfileError(f"{where(root)}: age-cap {cap!r}: expected a whole number of years")
+            document.age_cap = _check_age_cap(int(cap), f"{where(root)}: age-cap")
     else:
         raise ProfileError(f"{where(root)}: unknown root element <{root.tag}>; expected <rules> or <profile>")
     for child in root:
@@ -369,6 +397,7 @@ def _load_profile_file(path: Path, seen: tuple[Path, ...]) -> Profile:
             description=description,
             source=str(path),
             burned_in_annotation=document.burned_in_annotation or base.burned_in_annotation,
+            age_cap=document.age_cap if document.age_cap is not None else base.age_cap,
         )
     except ProfileError as error:
         raise ProfileError(f"{path}: {error}") from None

@@ -82,9 +82,12 @@ _OPTION_EXPLANATIONS: dict[Option, str] = {
     Option.RetainPatientChars: "Keep the patient's sex, age, size, weight and other physical characteristics.",
     Option.RetainLongFullDates: "Keep every date and time unchanged.",
     Option.RetainLongModifDates: "Shift every date by one per-patient offset, so intervals between dates survive.",
-    Option.CleanDesc: "Keep descriptions and comments, with names, IDs and dates found in them removed.",
+    Option.CleanDesc: (
+        "Keep descriptions and comments, with names, IDs, phone numbers, e-mails and relatives' names found in them "
+        "removed, and dates removed or shifted as the date options say."
+    ),
     Option.CleanStructdCont: "Keep structured report content, with identifying values in it removed.",
-    Option.CleanGraph: "Keep overlays and graphic annotations, with identifying text in them removed.",
+    Option.CleanGraph: "Keep graphic annotations and curves, with identifying text removed; overlay planes are removed.",
     Option.CleanPixelData: "Black out text burned into the pixels: redaction rules by device and layout, and OCR.",
 }
 
@@ -234,6 +237,11 @@ class ActionTable:
         return None
 
 
+MIN_AGE_CAP = 1
+MAX_AGE_CAP = 999
+"""Patient's Age (AS) holds at most 999 years."""
+
+
 @dataclass(frozen=True)
 class Profile:
     """What to do: a base profile (always the PS3.15 Basic profile), options and custom rules."""
@@ -246,10 +254,15 @@ class Profile:
     """The file the profile was read from, if any."""
     burned_in_annotation: BurnedInAnnotationPolicy = BurnedInAnnotationPolicy.Redact
     """Under CleanPixelData: what an instance declaring burned-in annotation gets (PS3.15 E.3.1)."""
+    age_cap: int | None = None
+    """HIPAA Safe Harbor's ages over 89: a Patient's Age of this many years or more is written as this many, and
+    a kept birth date is moved so that no age derived from the kept dates is more; ``None``: ages as they are."""
 
     def __post_init__(self) -> None:
         if {Option.RetainLongFullDates, Option.RetainLongModifDates} <= self.options:
             raise ProfileError("options RetainLongFullDates and RetainLongModifDates exclude each other: choose one")
+        if self.age_cap is not None and not MIN_AGE_CAP <= self.age_cap <= MAX_AGE_CAP:
+            raise ProfileError(f"AgeCap {self.age_cap}: expected a number of years from {MIN_AGE_CAP} to {MAX_AGE_CAP}")
 
     def with_options(self, options: Iterable[Option | str]) -> Profile:
         """This profile with ``options`` added (names are checked)."""
@@ -276,6 +289,8 @@ class Profile:
         }
         if Option.CleanPixelData in self.options:
             summary["BurnedInAnnotation"] = self.burned_in_annotation.value
+        if self.age_cap is not None:
+            summary["AgeCap"] = self.age_cap
         return summary
 
     @cached_property

@@ -4,8 +4,8 @@ Everything here is an HMAC-SHA256 of the original value under the site's secret,
 give the same output in every call, process and machine, and nobody without the secret can recompute the
 mapping from a list of candidate originals (an unkeyed hash could be reversed that way).
 
-A copy belongs to a *scope*: the project it is made for (``Project``, default empty) and, for UIDs, the patient
-identity the caller chose (PatientName/PatientID). :meth:`KeyedHasher.scoped` derives the scope's own key from
+A copy belongs to a *scope*: the project it is made for (``Project``, default empty) and, for UIDs and derived
+pseudonyms, the patient identity the caller chose (PatientName/PatientID). :meth:`KeyedHasher.scoped` derives the scope's own key from
 the secret, so copies that differ in project or chosen identity share no UID and no pseudonym, while the empty
 scope keeps the secret itself as the key: the mapping of every copy made before projects existed.
 """

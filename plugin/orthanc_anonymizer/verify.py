@@ -13,8 +13,12 @@ What counts as a value to look for, and how it is matched (to keep false alarms 
   a script written without spaces (CJK ideographs, kana, Hangul) of 2 characters or more, and the family, given
   and middle names of such a group joined (in either order), are looked for anywhere, separators between them ignored (a particle
   follows a name there directly);
-- dates (DA, and the date part of DT) are looked for only as whole 8-digit ``YYYYMMDD`` tokens, never inside a
-  longer number or a UID;
+- dates (DA, and the date part of DT) are looked for as whole 8-digit ``YYYYMMDD`` tokens, never inside a longer
+  number or a UID, and in every written form :func:`.actions.find_written_dates` reads (``2024-03-11``,
+  ``11/03/2024`` and ``03/11/2024``, ``11.03.2024``, ``11 March 2024``, ``March 11, 2024``...); where the profile
+  shifts dates (RetainLongModifDates), the original dates of the attributes it shifts are looked for too;
+- an overlay plane (60xx,3000) of the original still in the output, where the profile does not keep it (K), is a
+  leak of kind ``overlay``: a bitmap may hold a name, and no text search reads it;
 - UIDs (UI) are looked for as whole UIDs (``1.2.3`` does not match inside ``1.2.3.4``); the standard's own UIDs (SOP
   classes, transfer syntaxes) are never identifying;
 - other text (IDs, descriptions, addresses, AE titles...) is looked for as a whole value, case-insensitively,
@@ -47,6 +51,7 @@ import struct
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from functools import lru_cache
 from io import BytesIO
 
@@ -58,7 +63,14 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import VR, PersonName
 
-from .actions import CONTROL_CHARACTERS, MIN_COMPONENT_LENGTH, common_words
+from .actions import (
+    CONTROL_CHARACTERS,
+    MIN_COMPONENT_LENGTH,
+    MONTHS,
+    common_words,
+    find_written_dates,
+    numeric_date_spellings,
+)
 from .engine import NUMBER_FORMATS, number_bytes, sequence_in_unknown
 from .profiles import Action, ActionTable, Option, Profile, basic_profile
 
@@ -116,6 +128,9 @@ class ValueKind:
     TEXT = "text"
     BYTES = "bytes"
     """Non-zero bytes where the engine writes none (outside the data set): they may carry anything."""
+    OVERLAY = "overlay"
+    """An overlay plane (60xx,3000) of the original in the output where the profile does not keep it: a bitmap
+    that may hold a name or a date, which no text search can read."""
 
 
 PREAMBLE = "preamble"
@@ -223,13 +238,57 @@ class IdentifyingValues:
         self.weak: dict[str, tuple[str, str]] = {}
         self.dates: dict[str, str] = {}
         self.uids: dict[str, str] = {}
+        self.overlays: set[int] = set()
+        """Tags of the original's Overlay Data (60xx,3000) that the profile does not keep (K)."""
+        self.shifted_dates: set[str] = set()
+        """Original dates (``YYYYMMDD``) of the attributes the profile shifts (RetainLongModifDates)."""
+        self.shift_anchors: dict[int, str] = {}
+        """Top-level DA attributes the profile shifts, with their original date: the output's value gives the
+        offset."""
         self.unspaced: dict[str, tuple[str, str]] = {}
         """Lower-cased name part in a script written without spaces -> (source tag, kind): found anywhere."""
         self._strong_pattern: re.Pattern[str] | None = None
 
     @property
     def count(self) -> int:
-        return len(self.strong) + len(self.weak) + len(self.dates) + len(self.uids) + len(self.unspaced)
+        return (
+            len(self.strong)
+            + len(self.weak)
+            + len(self.dates)
+            + len(self.uids)
+            + len(self.unspaced)
+            + len(self.overlays)
+        )
+
+    def _forget_shift_collisions(self, anonymized: Dataset) -> None:
+        """Where dates are shifted, one original date moved by the offset may fall on another original date (a
+        calibration 30 days before the study, an offset of 30 days): that date in the output is the shifted one,
+        and no leak. The offset is read from the output (a shifted top-level date against its original); the
+        original dates that another one, shifted, lands on are not looked for."""
+        if not self.shift_anchors or not self.dates:
+            return
+        offset = None
+        for tag, original in self.shift_anchors.items():
+            moved = _as_date(str(anonymized.get(tag).value or "") if tag in anonymized else "")
+            before = _as_date(original)
+            if moved is not None and before is not None:
+                offset = before - moved
+                break
+        if not offset:
+            return
+        shifted = {_as_date(value) for value in self.shifted_dates} - {None}
+        for value in list(self.dates):
+            day = _as_date(value)
+            if day is not None and day + offset in shifted:
+                del self.dates[value]
+
+    def overlay_leaks(self, anonymized: Dataset) -> list[Leak]:
+        """An overlay plane of the original that the output still has, where the profile does not keep it."""
+        return [
+            Leak(_tag_text(tag), _tag_text(tag), _tag_text(tag), _keyword(_tag_text(tag)), ValueKind.OVERLAY)
+            for tag in sorted(self.overlays)
+            if tag in anonymized
+        ]
 
     def search_written(self, anonymized: Dataset, written: Sequence[bytes | memoryview]) -> ResidualPhiReport:
         """:meth:`search` on ``anonymized``, written as the parts ``written`` (the header, then any pixel data
@@ -242,12 +301,13 @@ class IdentifyingValues:
         case-insensitively, is in the bytes. Non-ASCII values, other character sets, and the four non-ASCII letters
         that match ASCII ones case-insensitively (U+0130, U+0131, U+017F, U+212A, in UTF-8) go the long way.
         """
-        outside = self.search_outside(anonymized, written)
+        outside = self.search_outside(anonymized, written) + self.overlay_leaks(anonymized)
+        self._forget_shift_collisions(anonymized)
         if not self.count:
             return ResidualPhiReport(leaks=outside, checked_values=0)
         if self._absent_from(anonymized, bytes(written[0])):
             return ResidualPhiReport(leaks=outside, checked_values=self.count)
-        report = self.search(anonymized)
+        report = self.search(anonymized, overlays=False)
         report.leaks += outside
         return report
 
@@ -313,11 +373,25 @@ class IdentifyingValues:
         if any(sequence in data for sequence in _CASE_FOLDING_UTF8):
             return False
         lowered = data.lower().replace(b"\x00", b" ")
+        # A date may be written in text in other forms: every numeric spelling find_written_dates reads, and where
+        # the year and the month's name are both there, the long way (11 March 2024, Mar. 11, 2024).
+        for text in self.dates:
+            year, month = (
+                text[:4].encode(),
+                MONTHS[int(text[4:6]) - 1][:3].encode() if "01" <= text[4:6] <= "12" else b"",
+            )
+            if year in lowered and month and month in lowered:
+                return False
+            values += numeric_date_spellings(text)
         return not any(value.lower().encode("ascii") in lowered for value in values)
 
-    def search(self, anonymized: Dataset) -> ResidualPhiReport:
-        """Every place in ``anonymized`` (at any depth, file meta included) holding one of these values."""
+    def search(self, anonymized: Dataset, overlays: bool = True) -> ResidualPhiReport:
+        """Every place in ``anonymized`` (at any depth, file meta included) holding one of these values, and (with
+        ``overlays``) every overlay plane of the original it should not have."""
+        self._forget_shift_collisions(anonymized)
         report = ResidualPhiReport(checked_values=self.count)
+        if overlays:
+            report.leaks += self.overlay_leaks(anonymized)
         if not self.count:
             return report
         seen: set[tuple[str, str]] = set()
@@ -344,6 +418,7 @@ class IdentifyingValues:
         needles = cls()
         kept_values: set[str] = set()
         texts: dict[str, str] = {}
+        shifted = Option.RetainLongModifDates in profile.options
         for dataset, tag, vr in _original_elements(original):
             if _is_group_length(tag) or _is_private_creator(tag) or vr == "SQ":
                 continue
@@ -355,10 +430,21 @@ class IdentifyingValues:
                 action = None if tag in _META_NOT_IDENTIFYING else Action.X
             else:
                 action = table.action_for(tag)
+            if _is_overlay_data(tag) and dataset is original and action is not Action.K:
+                needles.overlays.add(tag)
             if action is None or action is Action.K:
                 # Kept: a value it shares with a removed attribute (the implementation's UID, a manufacturer
                 # also named as institution) is not identifying under this profile.
                 kept_values.update(value.lower() for value in _raw_strings(dataset, tag, vr))
+                continue
+            if action is Action.C and vr in ("DA", "DT") and shifted:
+                # Shifted (RetainLongModifDates): the original date is what must not be found, in any written form.
+                for value in _raw_strings(dataset, tag, vr):
+                    if len(value) >= 8 and value[:8].isdigit():
+                        texts.setdefault(value[:8], _tag_text(tag))
+                        needles.shifted_dates.add(value[:8])
+                        if dataset is original and vr == "DA":
+                            needles.shift_anchors.setdefault(tag, value[:8])
                 continue
             if action is Action.C or vr in _SKIPPED_SOURCE_VRS or (_is_private(tag) and vr != "PN"):
                 # Cleaned text is kept on purpose; what the engine must remove from it comes from other attributes.
@@ -432,6 +518,12 @@ class IdentifyingValues:
                 source = self.dates.get(match.group(1))
                 if source is not None:
                     yield source, ValueKind.DATE
+            for written in find_written_dates(text):
+                # Every reading of an ambiguous 03/04/2024 counts: either may be the original.
+                for meaning in written.meanings:
+                    source = self.dates.get(meaning.strftime("%Y%m%d"))
+                    if source is not None:
+                        yield source, ValueKind.DATE
         if self.uids and "." in text:
             for match in _UID_TOKEN.finditer(text):
                 source = self.uids.get(match.group(1))
@@ -629,6 +721,19 @@ def _tag_text(tag: int) -> str:
 def _keyword(tag_text: str) -> str:
     group, element = tag_text.split(",")
     return keyword_for_tag((int(group, 16) << 16) | int(element, 16))
+
+
+def _as_date(value: str) -> date | None:
+    if len(value) < 8 or not value[:8].isdigit():
+        return None
+    try:
+        return date(int(value[:4]), int(value[4:6]), int(value[6:8]))
+    except ValueError:
+        return None
+
+
+def _is_overlay_data(tag: int) -> bool:
+    return tag & 0xFFFF == 0x3000 and 0x6000 <= tag >> 16 < 0x6020 and not (tag >> 16) & 1
 
 
 def _is_group_length(tag: int) -> bool:

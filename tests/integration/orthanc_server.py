@@ -20,7 +20,8 @@ import requests
 from orthanc_anonymizer.launch import effective_configuration, orthanc_environment, write_configuration
 
 # The command that runs Orthanc; `make test-compat` sets ORTHANC_COMMAND to run Debian trixie's Orthanc 1.12 with
-# orthanc-python 5.0 instead (tools/compat/run-in-trixie.sh /usr/sbin/Orthanc; see tools/compat/README.md).
+# orthanc-python 5.0, then Debian forky's 1.13 with orthanc-python 7.1, instead (tools/compat/run-in-trixie.sh
+# /usr/sbin/Orthanc, run-in-forky.sh; see tools/compat/README.md).
 ORTHANC = shlex.split(os.environ.get("ORTHANC_COMMAND", "")) or [shutil.which("Orthanc") or "/usr/sbin/Orthanc"]
 SECRET = "integration-test-secret"
 _SERVERS: list[OrthancServer] = []

@@ -23,7 +23,8 @@ import pytest
 POSTGRESQL_BIN = max(Path("/usr/lib/postgresql").glob("*/bin"), default=None, key=lambda path: int(path.parent.name))
 """Debian's PostgreSQL server on the host (bookworm's 15)."""
 INDEX_PLUGIN = "/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so"
-"""Debian's ``orthanc-postgresql`` (bookworm's 4.0, trixie's 5.0 in the compat root), at the same path in both."""
+"""Debian's ``orthanc-postgresql`` (bookworm's 4.0; in the compat roots trixie's 5.0 and forky's 5.0), at the same path
+in each."""
 
 needs_postgresql = pytest.mark.skipif(
     POSTGRESQL_BIN is None or os.geteuid() != 0,

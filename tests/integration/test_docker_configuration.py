@@ -1,7 +1,8 @@
 """The production configuration (``orthanc-config/docker/orthanc.json``, mounted by ``docker-compose.yml``) on a real
-Orthanc 1.12 with orthanc-python 5.0 and the PostgreSQL index plugin: Debian trixie's, in the root of
-``tools/compat/`` (no Docker engine runs here), two of them, as ``docker-compose.yml`` runs ``orthanc-1`` and
-``orthanc-2``: one database, one storage folder.
+Orthanc 1.13 with orthanc-python 7.1 on Python 3.14 and the PostgreSQL index plugin, the generation of the image
+compose runs (orthancteam/orthanc 26.8.1): Debian forky's, in the forky root of ``tools/compat/`` (no Docker engine
+runs here), two of them, as ``docker-compose.yml`` runs ``orthanc-1`` and ``orthanc-2``: one database, one storage
+folder.
 
 The test changes in that file only what names the container's world: ports, host names, paths, and what the image
 itself adds (its plugin list; the users that compose passes as ``ORTHANC__REGISTERED_USERS``; the node's name, its
@@ -11,7 +12,8 @@ reaches Orthanc as in the container, through ``${POSTGRES_PASSWORD}``, against a
 PostgreSQL server that checks passwords. As in the image, the package is built and installed (not editable) from
 exactly the files the Dockerfile copies; ``plugin/`` sits where compose mounts it, with no ``.venv`` beside it, and
 its package comes first; the worker processes run on the system's ``python3``; ``PYTHONPATH`` stands in for the
-image's system site-packages (the package, then the trixie venv for its pinned dependencies).
+image's system site-packages (the package, then the forky venv for its pinned dependencies, which ``make
+compat-venv-forky`` installed on Python 3.14 from the same pins the Dockerfile installs).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 
 import pytest
 import requests
+from compat_roots import ROOTS
 from orthanc_server import free_port
 from postgresql_cluster import INDEX_PLUGIN, PostgreSQL, needs_postgresql, postgresql_cluster
 from pydicom.data import get_testdata_file
@@ -36,18 +39,20 @@ from pydicom.data import get_testdata_file
 CHECKOUT = Path(__file__).resolve().parents[2]
 DOCKER_CONFIGURATION = CHECKOUT / "orthanc-config" / "docker" / "orthanc.json"
 DOCKERFILE = CHECKOUT / "orthanc-config" / "docker" / "Dockerfile"
-RUN_IN_TRIXIE = CHECKOUT / "tools" / "compat" / "run-in-trixie.sh"
-ROOT = Path(os.environ.get("COMPAT_ROOT", CHECKOUT / ".compat" / "trixie"))
-VENV = Path(os.environ.get("COMPAT_VENV", CHECKOUT / ".compat" / "venv-trixie"))
+FORKY = ROOTS["forky"]
 PLUGINS = ["/usr/share/orthanc/plugins/libOrthancPython.so", INDEX_PLUGIN]
 USER = ("admin", "integration-test-password")
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(
-        os.geteuid() != 0 or not (ROOT / ".compat-root-key").is_file() or not (VENV / ".compat-venv-key").is_file(),
-        reason=f"the production configuration runs on trixie's Orthanc 1.12: no root and venv at {ROOT} and {VENV} "
-        "(make compat-venv), or not root",
+        os.geteuid() != 0 or not FORKY.built(),
+        reason=f"the production configuration runs on forky's Orthanc 1.13: no root and venv at {FORKY.root} and "
+        f"{FORKY.venv} (make compat-venv-forky), or not root",
+    ),
+    # Once per make test-compat: in forky's pass (it does not depend on the Orthanc the other tests start).
+    pytest.mark.skipif(
+        os.environ.get("COMPAT_SUITE", "forky") != "forky", reason="run in make test-compat-forky's pass"
     ),
     needs_postgresql,
 ]
@@ -79,7 +84,7 @@ def postgresql() -> Iterator[PostgreSQL]:
 @pytest.fixture(scope="module")
 def image_packages(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The package as the Dockerfile installs it: the files it copies, then ``pip install`` of that folder (here
-    with ``--target`` and without the dependencies, which come from the trixie venv)."""
+    with ``--target`` and without the dependencies, which come from the forky venv)."""
     text = re.sub(r"\\\n", " ", DOCKERFILE.read_text(encoding="utf-8"))
     installs = re.findall(r"pip install .*--break-system-packages (\S+)", text)
     assert len(installs) == 1, "the Dockerfile should pip install one folder"
@@ -134,7 +139,7 @@ def rewritten_configuration(folder: Path, database: PostgreSQL, node: str) -> tu
 
 
 class DockerConfiguredOrthanc:
-    """Trixie's Orthanc with the rewritten docker configuration, ``entry.py`` outside any checkout."""
+    """Forky's Orthanc with the rewritten docker configuration, ``entry.py`` outside any checkout."""
 
     def __init__(self, folder: Path, database: PostgreSQL, packages: Path, environ: dict[str, str]) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -143,12 +148,10 @@ class DockerConfiguredOrthanc:
         self.log = folder / "orthanc.log"
         path = folder / "orthanc.json"
         path.write_text(json.dumps(self.config, indent=2), encoding="utf-8")
-        # The trixie venv is mounted at <checkout>/.venv inside the root.
-        site_packages = CHECKOUT / ".venv" / "lib" / "python3.13" / "site-packages"
         command = [
-            str(RUN_IN_TRIXIE),
+            str(FORKY.run),
             "/usr/bin/env",
-            f"PYTHONPATH={packages}:{site_packages}",
+            f"PYTHONPATH={packages}:{FORKY.site_packages}",
             "/usr/sbin/Orthanc",
             str(path),
         ]
@@ -205,7 +208,7 @@ def start(tmp_path: Path, postgresql: PostgreSQL, image_packages: Path) -> Itera
         server.stop()
 
 
-def test_the_production_configuration_runs_two_nodes_on_orthanc_1_12_with_the_postgresql_index(start: Any) -> None:
+def test_the_production_configuration_runs_two_nodes_on_orthanc_1_13_with_the_postgresql_index(start: Any) -> None:
     secret = secrets.token_hex(16)
     server: DockerConfiguredOrthanc = start("orthanc-1", {"ANONYMIZER_SECRET": secret})
     assert server.changed == {
@@ -223,9 +226,9 @@ def test_the_production_configuration_runs_two_nodes_on_orthanc_1_12_with_the_po
     other: DockerConfiguredOrthanc = start("orthanc-2", {"ANONYMIZER_SECRET": secret})
     other.wait_ready()
     system = server.get("/system")
-    assert system["Version"].startswith("1.12.")
+    assert system["Version"].startswith(FORKY.orthanc)
     assert "PostgreSQL" in str(system["DatabaseBackendPlugin"])  # logged in with ${POSTGRES_PASSWORD}
-    assert server.get("/plugins/python")["Version"] == "5.0"
+    assert server.get("/plugins/python")["Version"] == FORKY.orthanc_python
     # entry.py found no .venv beside it and used the interpreter's own packages.
     assert "using the system's Python packages" in server.log_text()
     assert requests.get(server.url + "/anonymizer/profiles", timeout=10).status_code == 401
@@ -255,7 +258,7 @@ def test_the_production_configuration_runs_two_nodes_on_orthanc_1_12_with_the_po
     assert other.get("/anonymizer/audit")[0]["Node"] == "orthanc-1"
     # No .venv beside the installed package: the workers run on the system's Python, as in the image.
     assert {os.readlink(f"/proc/{pid}/exe") for pid in children(server.process.pid)} == {
-        str(ROOT / "usr" / "bin" / "python3.13")
+        str(FORKY.root / "usr" / "bin" / f"python{FORKY.python}")
     }
     state = Path(server.config["StorageDirectory"]) / "anonymizer"
     assert (state / "jobs" / "orthanc-1").is_dir() and not (state / "audit.jsonl").exists()

@@ -1,8 +1,9 @@
 """What `make run` execs: the launcher writes the effective configuration under ORTHANC_DATA and becomes Orthanc.
 
-By default Orthanc answers this host only (``RemoteAccessAllowed`` false: Orthanc 1.10 and 1.12.7 have no HTTP
-bind address, so the port listens on every interface and Orthanc refuses every request that does not come from
-loopback); ``ORTHANC_REMOTE_ACCESS=1`` opens it, only with the users of ``ORTHANC_USERS_FILE`` and a real secret.
+By default Orthanc answers this host only: Orthanc 1.13.0 listens on loopback only (``HttpBindAddresses``); 1.10
+and 1.12.7 have no HTTP bind address, so the port listens on every interface and Orthanc refuses every request that
+does not come from loopback (``RemoteAccessAllowed`` false, set for all three); ``ORTHANC_REMOTE_ACCESS=1`` opens
+it, only with the users of ``ORTHANC_USERS_FILE`` and a real secret.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def non_loopback_address() -> str | None:
 
 def clean_environment() -> dict[str, str]:
     """This process's environment without the launcher's overrides, but with ORTHANC_COMMAND (make test-compat's
-    Orthanc 1.12.7, which the launcher runs as it would run Debian's)."""
+    Orthanc 1.12.7 or 1.13.0, which the launcher runs as it would run Debian's)."""
     return {
         key: value
         for key, value in os.environ.items()
@@ -123,13 +124,20 @@ def test_make_run_answers_this_host_only(tmp_path) -> None:
         assert local.status_code == 200
         # What Orthanc Explorer warns about ("insecure": open to all without authentication) is gone.
         assert local.json()["IsHttpServerSecure"] is True
-        # Orthanc 1.10.1 / 1.12.7 cannot bind HTTP to loopback: the port listens everywhere...
-        assert listening_addresses(http) & {"0.0.0.0", "*", "::"}, listening_addresses(http)
-        # ...and refuses what comes from elsewhere, before any route (the plugin's included) runs.
-        for path in ("/system", "/patients", "/anonymizer/profiles", "/anonymizer/audit", "/app/explorer.html"):
-            remote = requests.get(f"http://{address}:{http}{path}", timeout=10)
-            assert remote.status_code in (401, 403), (path, remote.status_code)
-            assert "PatientName" not in remote.text and "basic" not in remote.text
+        version = tuple(int(part) for part in local.json()["Version"].split(".")[:2])
+        if version >= (1, 13):
+            # Orthanc 1.13 binds HTTP to "HttpBindAddresses": loopback only, nothing to connect to from elsewhere.
+            assert listening_addresses(http) == {"127.0.0.1"}, listening_addresses(http)
+            with pytest.raises(requests.ConnectionError):
+                requests.get(f"http://{address}:{http}/system", timeout=10)
+        else:
+            # Orthanc 1.10.1 / 1.12.7 cannot bind HTTP to loopback: the port listens everywhere...
+            assert listening_addresses(http) & {"0.0.0.0", "*", "::"}, listening_addresses(http)
+            # ...and refuses what comes from elsewhere, before any route (the plugin's included) runs.
+            for path in ("/system", "/patients", "/anonymizer/profiles", "/anonymizer/audit", "/app/explorer.html"):
+                remote = requests.get(f"http://{address}:{http}{path}", timeout=10)
+                assert remote.status_code in (401, 403), (path, remote.status_code)
+                assert "PatientName" not in remote.text and "basic" not in remote.text
         # The DICOM port listens everywhere too (Orthanc has no DICOM bind address); it gives nothing out: no
         # modality is declared, so C-FIND (and C-MOVE, C-GET) are refused to every caller.
         with socket.create_connection((address, dicom), timeout=10):

@@ -1,7 +1,7 @@
 """pydicom's own test files (its test and character-set files), and those a real Orthanc refuses to store.
 
 ``REFUSED_BY_ORTHANC_1_10_1`` was measured by uploading every file to Orthanc 1.10.1 (Debian bookworm); Orthanc
-1.12.7 (trixie) refuses the same files. tests/integration/test_every_pydicom_file_orthanc_stores.py measures it
+1.12.7 (trixie) and 1.13.0 (forky) refuse the same files. tests/integration/test_plugin_anonymizes_every_pydicom_file_orthanc_stores.py measures it
 again on every run against those versions (and anonymizes whatever the running Orthanc stores, whichever its
 version). Every other file is one that Orthanc
 stores, so one the engine must anonymize (tests/unit/test_every_pydicom_file_orthanc_stores.py).

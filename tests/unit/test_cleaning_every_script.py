@@ -3,7 +3,8 @@
 Hypothesis makes a patient and a referring physician whose names have an alphabetic, an ideographic and a
 phonetic component group in one of the character sets the engine supports (UTF-8, ISO 2022 IR 87 Japanese,
 latin-1, GB18030), an ID with separators, and writes them into the descriptions and comments that CleanDesc keeps
-(top level and inside a kept sequence) and into a structured report's text that CleanStructdCont keeps: each
+(top level and inside a kept sequence), into a structured report's text that CleanStructdCont keeps and into a
+presentation state's text annotation that CleanGraph keeps: each
 component alone, the names joined by spaces, underscores, ``^``, hyphens, dots, commas or nothing, in either
 order, in any case, with a possessive or plural suffix, and the ID with its separators changed. Afterwards no
 component of the minimum length (``MIN_COMPONENT_LENGTH``) is left in those values, and no distinctive component
@@ -34,7 +35,7 @@ from orthanc_anonymizer.uids import KeyedHasher
 from orthanc_anonymizer.verify import verify_bytes
 
 EXAMPLES = 1000 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 60
-PROFILE = BASIC.with_options([Option.CleanDesc, Option.CleanStructdCont])
+PROFILE = BASIC.with_options([Option.CleanDesc, Option.CleanStructdCont, Option.CleanGraph])
 SETTINGS = AnonymizationSettings(profile=PROFILE, hasher=KeyedHasher(b"cleaning test"))
 
 # Letters of the markers: consonants only, so that no marker is an English word or a filler of the text.
@@ -171,6 +172,11 @@ def _instance(
     nested.TextValue = "".join(texts)
     text_item.ContentSequence = Sequence([nested])
     dataset.ContentSequence = Sequence([text_item])
+    annotation = Dataset()
+    text_object = Dataset()
+    text_object.UnformattedTextValue = " ".join(reversed(texts))
+    annotation.TextObjectSequence = Sequence([text_object])
+    dataset.GraphicAnnotationSequence = Sequence([annotation])
     dataset.file_meta = FileMetaDataset()
     dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     dataset.file_meta.MediaStorageSOPClassUID = dataset.SOPClassUID
@@ -195,6 +201,8 @@ def _planted_values(dataset: Dataset) -> list[str]:
     for item in dataset.get("ContentSequence", []):
         values.append(str(item.get("TextValue", "")))
         values += [str(inner.get("TextValue", "")) for inner in item.get("ContentSequence", [])]
+    for annotation in dataset.get("GraphicAnnotationSequence", []):
+        values += [str(text.get("UnformattedTextValue", "")) for text in annotation.get("TextObjectSequence", [])]
     return values
 
 
@@ -210,7 +218,7 @@ def _encodings(marker: str, codec: str) -> set[bytes]:
 def _assert_no_name_left(output: bytes, charset: CharacterSet, people: list[list[list[str]]], patient_id: str) -> None:
     dataset = dcmread(BytesIO(output))
     planted = _planted_values(dataset)
-    assert len(planted) == len(PLANTED) + 4, "a planted attribute was removed: the test would prove nothing"
+    assert len(planted) == len(PLANTED) + 5, "a planted attribute was removed: the test would prove nothing"
     separators = re.compile(r"[\s_^\-.,/・]")
     for groups in people:
         for group in groups:
@@ -267,7 +275,7 @@ class _NoCleaning(TextCleaner):
         return text
 
 
-PLANTED_TAGS = {"0008,1030", "0008,103E", "0018,1030", "0010,4000", "0020,4000", "0010,21B0"}
+PLANTED_TAGS = {"0008,1030", "0008,103E", "0018,1030", "0010,4000", "0020,4000", "0010,21B0", "0070,0006"}
 
 
 @pytest.mark.parametrize("charset_name", sorted(CHARACTER_SETS))

@@ -81,6 +81,19 @@ def test_authorization_restricts_routes_to_the_admin_users() -> None:
     assert parse({"Secret": "s"}).access.allows("anonymous", "links")  # nothing restricted by default
 
 
+def test_named_administrators_alone_restrict_links_values_and_weakening() -> None:
+    config = parse(
+        {"Secret": "s", "Authorization": {"AdminUsers": ["admin"]}},
+        AuthenticationEnabled=True,
+        RegisteredUsers={"admin": "a", "operator": "o"},
+    )
+    for route in ("links", "audit", "dry-run-values", "weaken"):
+        assert not config.access.allows("operator", route) and config.access.allows("admin", route)
+    assert config.access.allows("operator", "anonymize") and config.access.allows("operator", "dry-run")
+    with pytest.raises(ConfigurationError, match="AuthenticationEnabled"):
+        parse({"Secret": "s", "Authorization": {"AdminUsers": ["admin"]}})
+
+
 @pytest.mark.parametrize(
     ("authorization", "orthanc", "named"),
     [

@@ -57,6 +57,7 @@ def test_orthanc_runs_without_nagle() -> None:
 def test_make_run_answers_this_host_only_unless_opened() -> None:
     config = effective_configuration({})
     assert config["RemoteAccessAllowed"] is False and config["AuthenticationEnabled"] is False
+    assert config["HttpBindAddresses"] == ["127.0.0.1"]  # Orthanc 1.13 does not even listen elsewhere
     assert "RegisteredUsers" not in config
 
 
@@ -67,6 +68,7 @@ def test_remote_access_brings_authentication_its_users_and_no_development_secret
         {"ORTHANC_REMOTE_ACCESS": "1", "ORTHANC_USERS_FILE": str(users), "ANONYMIZER_SECRET": "s"}
     )
     assert config["RemoteAccessAllowed"] is True and config["AuthenticationEnabled"] is True
+    assert "HttpBindAddresses" not in config  # every address, on Orthanc 1.13 too
     assert config["RegisteredUsers"] == {"alice": "long password"}
     assert config["Anonymizer"]["AllowDevelopmentSecret"] is False
 

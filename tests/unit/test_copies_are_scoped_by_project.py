@@ -84,7 +84,7 @@ def test_copies_for_two_projects_share_no_uid_pseudonym_or_date_offset(ct_bytes:
     assert _uids(again) == _uids(first) and again.PatientID == first.PatientID and again.StudyDate == first.StudyDate
 
 
-def test_copies_for_two_chosen_identities_share_no_uid(ct_bytes: bytes) -> None:
+def test_copies_for_two_chosen_identities_share_no_uid_or_pseudonym(ct_bytes: bytes) -> None:
     copies = [
         _anonymized(ct_bytes),
         _anonymized(ct_bytes, patient_name="TRIAL^A", patient_id="SUBJ-A"),
@@ -96,6 +96,11 @@ def test_copies_for_two_chosen_identities_share_no_uid(ct_bytes: bytes) -> None:
     for index, one in enumerate(copies):
         for other in copies[index + 1 :]:
             assert not _uids(one) & _uids(other)
+    # a copy given only a name and one given another name share no derived PatientID; given only an ID, no name
+    only_a, only_b = _anonymized(ct_bytes, patient_name="TRIAL^A"), _anonymized(ct_bytes, patient_name="TRIAL^B")
+    assert only_a.PatientID != only_b.PatientID != copies[0].PatientID != only_a.PatientID
+    id_a, id_b = _anonymized(ct_bytes, patient_id="SUBJ-A"), _anonymized(ct_bytes, patient_id="SUBJ-B")
+    assert str(id_a.PatientName) != str(id_b.PatientName)
     # the same chosen identity twice: the same UIDs
     assert _uids(_anonymized(ct_bytes, patient_name="TRIAL^A", patient_id="SUBJ-A")) == _uids(copies[1])
     # the chosen identity does not change the date offset: it is the patient's, in the project

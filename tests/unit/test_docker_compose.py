@@ -2,8 +2,8 @@
 copies exists, the Orthanc configuration it mounts is the one the plugin accepts, no secret is written in it, and
 every image is pinned.
 
-No Docker engine runs here; ``tests/integration/test_docker_configuration.py`` starts a real Orthanc 1.12 with the
-same configuration file.
+No Docker engine runs here; ``tests/integration/test_docker_configuration.py`` starts a real Orthanc 1.13 with
+orthanc-python 7.1 on Python 3.14 (Debian forky's, the image's generation) with the same configuration file.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+import tomllib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -21,8 +22,8 @@ from orthanc_anonymizer.config import SECRET_ENVIRONMENT_VARIABLE, Configuration
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = CHECKOUT / "docker-compose.yml"
-ORTHANC_IMAGE = "orthancteam/orthanc:25.1.1"
-"""Orthanc 1.12.6, Python plugin 5.0 (Python 3.11), PostgreSQL plugins 7.1, Debian bookworm."""
+ORTHANC_IMAGE = "orthancteam/orthanc:26.8.1"
+"""Orthanc 1.13.0, Python plugin 7.1 (Python 3.14), PostgreSQL plugin 10.3, Orthanc Explorer 2 1.14.1."""
 ORTHANC_CONFIGURATION_TARGET = "/etc/orthanc/orthanc.json"
 ORTHANC_SERVICES = ("orthanc-1", "orthanc-2")
 """Two Orthancs on one PostgreSQL index and one storage volume (scale-out); the first one stands for both where
@@ -230,6 +231,27 @@ def test_the_image_installs_the_package_into_the_system_python_and_copies_entry_
     assert container_to_host(config["PythonScript"]) == CHECKOUT / "plugin" / "entry.py"
     # entry.py there has no .venv beside it: it falls back to the system's packages.
     assert not PurePosixPath(config["PythonScript"]).is_relative_to("/etc/orthanc")
+
+
+def test_the_image_has_a_compiler_and_the_python_headers_while_pip_builds_what_has_no_python_3_14_wheel() -> None:
+    """pyjpegls 1.5.1 has no wheel for Python 3.14 and builds from source (as in the forky root, which holds g++
+    and python3-dev for it); the build tools go again in the same layer."""
+    runs = [arguments for keyword, arguments in dockerfile_instructions() if keyword == "RUN"]
+    [install] = [run for run in runs if "pip install" in run]
+    steps = [step.strip() for step in install.split("&&")]
+    pip = next(index for index, step in enumerate(steps) if step.startswith("pip install"))
+    before = " ".join(step for step in steps[:pip] if step.startswith("apt-get install")).split()
+    after = " ".join(step for step in steps[pip:] if step.startswith("apt-get purge")).split()
+    assert {"g++", "python3-dev", "tesseract-ocr"} <= set(before)
+    assert {"g++", "python3-dev"} <= set(after) and "tesseract-ocr" not in after
+    assert "rm -rf /var/lib/apt/lists/*" in install
+    assert any(pin.startswith("pyjpegls==") for pin in project_dependencies())
+
+
+def project_dependencies() -> list[str]:
+    with (CHECKOUT / "pyproject.toml").open("rb") as file:
+        dependencies = tomllib.load(file)["project"]["dependencies"]
+    return [str(item) for item in dependencies]
 
 
 def test_the_plugin_runs_from_the_checkout_mounted_over_the_copy_in_the_image() -> None:

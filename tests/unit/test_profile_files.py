@@ -310,7 +310,8 @@ def test_every_shipped_profile_loads_with_exact_option_names() -> None:
     assert any(path.suffix == ".csv" for path in SHIPPED.iterdir())
     assert any(path.suffix == ".xml" for path in SHIPPED.iterdir())
     research = profiles["research-longitudinal"]
-    assert {Option.RetainLongModifDates, Option.RetainPatientChars, Option.RetainDeviceIdent} <= research.options
+    assert {Option.RetainLongModifDates, Option.RetainPatientChars, Option.CleanDesc} <= research.options
+    assert Option.RetainDeviceIdent not in research.options  # serial numbers and room names go (issue 20)
     for name, profile in profiles.items():
         assert profile.description, name
         assert profile.action_table.action_for(PATIENT_NAME) is not None, name

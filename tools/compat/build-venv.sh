@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# Build (or reuse) the plugin's virtual environment for the trixie root: made by the root's python3.13, installed
-# from pyproject.toml ('.[dev]', editable), kept in $COMPAT_VENV (.compat/venv-trixie) and seen as <checkout>/.venv
-# inside the root (tools/compat/run-in-trixie.sh), which is where plugin/entry.py and WorkerPython look for it.
+# Build (or reuse) the plugin's virtual environment for a compat root (COMPAT_SUITE: trixie when unset, or forky):
+# made by the root's python3 (3.13, 3.14), installed from pyproject.toml ('.[dev]', editable), kept in $COMPAT_VENV
+# (.compat/venv-<suite>) and seen as <checkout>/.venv inside the root (tools/compat/run-in-root.sh), which is where
+# plugin/entry.py and WorkerPython look for it.
 #
-#   tools/compat/build-trixie-venv.sh          make it unless it is up to date with pyproject.toml and the root
-#   tools/compat/build-trixie-venv.sh --force  rebuild it
+#   tools/compat/build-venv.sh                     make it unless it is up to date with pyproject.toml and the root
+#   COMPAT_SUITE=forky tools/compat/build-venv.sh  the forky root's
+#   tools/compat/build-venv.sh --force             rebuild it
 set -euo pipefail
 # shellcheck source=tools/compat/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 compat_parse_force "$@"
 
-[[ -f "$COMPAT_ROOT/.compat-root-key" ]] || compat_die "no root at $COMPAT_ROOT: run 'make compat-root' first"
+[[ -f "$COMPAT_ROOT/.compat-root-key" ]] || compat_die "no root at $COMPAT_ROOT: run 'make compat-root-$COMPAT_SUITE' first"
 key="$(cat "$COMPAT_ROOT/.compat-root-key" "$COMPAT_CHECKOUT/pyproject.toml" | sha256sum | cut -c1-16)"
 stamp="$COMPAT_VENV/.compat-venv-key"
 if ((!force)) && [[ -f "$stamp" && "$(cat "$stamp")" == "$key" ]]; then
@@ -27,7 +29,7 @@ mkdir -p "$COMPAT_VENV"
 # The host's pip settings (certificate bundle, time-out) come along in the environment; its local wheel folder does
 # not exist in the root and is left out.
 # shellcheck disable=SC2016 # expanded by the shell inside the root
-env -u PIP_FIND_LINKS -u PIP_CONSTRAINT "$COMPAT_CHECKOUT/tools/compat/run-in-trixie.sh" /bin/sh -ec '
+env -u PIP_FIND_LINKS -u PIP_CONSTRAINT "$COMPAT_CHECKOUT/tools/compat/run-in-root.sh" /bin/sh -ec '
     cd "$1"
     python3 -m venv .venv
     .venv/bin/pip install -q --upgrade pip

@@ -1,9 +1,11 @@
-"""The compatibility harness (``tools/compat/``): which Debian mirror it builds the trixie root from, and Debian
-trixie's Orthanc 1.12 with orthanc-python 5.0 started through ``run-in-trixie.sh`` exactly as ``make test-compat``
-has the integration fixture start it (``ORTHANC_COMMAND``).
+"""The compatibility harness (``tools/compat/``): which Debian mirror it builds the roots from, what each root is made
+of, and each root's Orthanc (Debian trixie's 1.12 with orthanc-python 5.0, Debian forky's 1.13 with orthanc-python
+7.1) started through ``run-in-<suite>.sh`` exactly as ``make test-compat`` has the integration fixture start it
+(``ORTHANC_COMMAND``).
 
-The mirror tests need only bash. The others need the root and its venv (``make compat-venv``) and are skipped
-without them, so ``make test`` on a machine without a root runs only the first ones.
+The mirror and package-list tests need only bash. The others need the root and its venv (``make compat-venv-<suite>``)
+and are skipped without them, so ``make test`` on a machine without a root runs only the first ones. Under
+``make test-compat-<suite>`` (``COMPAT_SUITE`` set) they run for that root only.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
@@ -29,9 +31,6 @@ from orthanc_anonymizer.launch import effective_configuration, orthanc_environme
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 COMPAT = CHECKOUT / "tools" / "compat"
-RUN_IN_TRIXIE = COMPAT / "run-in-trixie.sh"
-ROOT = Path(os.environ.get("COMPAT_ROOT", CHECKOUT / ".compat" / "trixie"))
-VENV = Path(os.environ.get("COMPAT_VENV", CHECKOUT / ".compat" / "venv-trixie"))
 SECRET = "compat-test-secret"
 
 
@@ -45,14 +44,21 @@ def _integration_helper(name: str) -> ModuleType:
     return sys.modules[name]
 
 
-# Debian's PostgreSQL server on the host (bookworm's 15 on this project's machines), for the trixie Orthanc's index.
+# Debian's PostgreSQL server on the host (bookworm's 15 on this project's machines), for the roots' Orthanc's index.
 POSTGRESQL_CLUSTER = _integration_helper("postgresql_cluster")
 POSTGRESQL_BIN = POSTGRESQL_CLUSTER.POSTGRESQL_BIN
+COMPAT_ROOTS = _integration_helper("compat_roots")
+if TYPE_CHECKING:
+    from compat_roots import CompatRoot
+TESTED = COMPAT_ROOTS.tested_roots()
 
-needs_root = pytest.mark.skipif(
-    os.geteuid() != 0 or not (ROOT / ".compat-root-key").is_file() or not (VENV / ".compat-venv-key").is_file(),
-    reason=f"no trixie root and venv at {ROOT} and {VENV} (make compat-venv), or not root",
-)
+
+@pytest.fixture(params=TESTED, ids=[root.suite for root in TESTED])
+def compat_root(request: pytest.FixtureRequest) -> CompatRoot:
+    """Each tested root; the test is skipped where it is not built."""
+    root: CompatRoot = request.param
+    root.skip_unless_built()
+    return root
 
 
 # -- the mirror ---------------------------------------------------------------------------------------------------
@@ -124,42 +130,97 @@ def test_the_override_wins(tmp_path: Path) -> None:
     assert result.stdout.split() == ["http://override.example/debian"]
 
 
+# -- what a root is made of -------------------------------------------------------------------------------------
+
+
+def common(script: str, **environ: str) -> subprocess.CompletedProcess[str]:
+    """``script`` run by bash after sourcing ``common.sh``, with ``environ`` over this process's environment (less
+    the COMPAT_ settings)."""
+    inherited = {key: value for key, value in os.environ.items() if not key.startswith("COMPAT_")}
+    return subprocess.run(
+        ["bash", "-c", f'source "{COMPAT}/common.sh"; {script}'],
+        env={**inherited, **environ},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def packages_and_key(**environ: str) -> tuple[list[str], str]:
+    result = common("compat_packages; compat_root_key", **environ)
+    assert result.returncode == 0, result.stderr
+    packages, key = result.stdout.splitlines()
+    return packages.split(), key
+
+
+def test_each_root_holds_the_makefiles_packages_and_its_own() -> None:
+    trixie, trixie_key = packages_and_key(COMPAT_SUITE="trixie")
+    forky, forky_key = packages_and_key(COMPAT_SUITE="forky")
+    for packages in (trixie, forky):
+        assert {"orthanc", "orthanc-python", "orthanc-postgresql", "python3-dev", "ca-certificates"} <= set(packages)
+        assert not {"chromium", "postgresql"} & set(packages)  # the host's serve the tests
+    # pyjpegls builds from source on Python 3.14; the OE2 plugin needs Orthanc's framework library at run time.
+    assert set(forky) - set(trixie) == {"g++", "liborthancframework1.13.0"}
+    assert trixie_key != forky_key
+
+
+def test_extra_packages_are_added_once_and_make_another_root() -> None:
+    forky, key = packages_and_key(COMPAT_SUITE="forky")
+    extended, extended_key = packages_and_key(COMPAT_SUITE="forky", COMPAT_EXTRA_PACKAGES="cmake g++ orthanc-dev")
+    assert extended == [*forky, "cmake", "orthanc-dev"]
+    assert extended_key != key
+
+
+def test_forky_apt_skips_the_release_files_date_and_trixie_apt_does_not() -> None:
+    """forky's Release file on a mirror that is not refreshed is past its Valid-Until; trixie's is kept current."""
+    forky = common("compat_suite_setting apt; compat_suite_setting suites", COMPAT_SUITE="forky")
+    trixie = common("compat_suite_setting apt; compat_suite_setting suites", COMPAT_SUITE="trixie")
+    assert forky.stdout.splitlines() == ['Acquire::Check-Valid-Until "false";', "forky"]
+    assert trixie.stdout.splitlines() == ["", "trixie trixie-updates"]
+
+
+def test_an_unknown_suite_is_refused_by_name() -> None:
+    result = common("compat_packages", COMPAT_SUITE="sid")
+    assert result.returncode == 1
+    assert "COMPAT_SUITE=sid is none of: trixie forky" in result.stderr
+
+
 # -- commands in the root -----------------------------------------------------------------------------------------
 
 
-@needs_root
-def test_the_root_python_is_3_13_and_sees_the_checkout_and_its_venv_at_their_own_paths() -> None:
+def test_the_root_python_is_the_suites_and_sees_the_checkout_and_its_venv_at_their_own_paths(
+    compat_root: CompatRoot,
+) -> None:
     code = (
         "import json, sys, orthanc_anonymizer, pydicom;"
         "print(json.dumps([list(sys.version_info[:2]), sys.prefix, orthanc_anonymizer.__file__, pydicom.__version__]))"
     )
     result = subprocess.run(
-        [str(RUN_IN_TRIXIE), ".venv/bin/python", "-c", code],
+        [str(compat_root.run), ".venv/bin/python", "-c", code],
         cwd=CHECKOUT,
         capture_output=True,
         text=True,
         check=True,
     )
     version, prefix, package, _ = json.loads(result.stdout)
-    assert version == [3, 13]
+    assert ".".join(map(str, version)) == compat_root.python
     assert prefix == str(CHECKOUT / ".venv")
     assert package.startswith(str(CHECKOUT / "plugin" / "orthanc_anonymizer"))
 
 
-@needs_root
-def test_exit_status_and_working_directory_pass_through() -> None:
+def test_exit_status_and_working_directory_pass_through(compat_root: CompatRoot) -> None:
     result = subprocess.run(
-        [str(RUN_IN_TRIXIE), "/bin/sh", "-c", "pwd; . /etc/os-release; echo $VERSION_CODENAME; exit 7"],
+        [str(compat_root.run), "/bin/sh", "-c", "pwd; . /etc/os-release; echo $VERSION_CODENAME; exit 7"],
         cwd=CHECKOUT / "tests",
         capture_output=True,
         text=True,
         check=False,
     )
     assert result.returncode == 7, result.stderr
-    assert result.stdout.split() == [str(CHECKOUT / "tests"), "trixie"]
+    assert result.stdout.split() == [str(CHECKOUT / "tests"), compat_root.suite]
 
 
-# -- Orthanc 1.12 with orthanc-python 5.0 -------------------------------------------------------------------------
+# -- each root's Orthanc: 1.12 with orthanc-python 5.0, 1.13 with 7.1 ---------------------------------------------
 
 
 def free_port() -> int:
@@ -168,10 +229,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-class TrixieOrthanc:
-    """``run-in-trixie.sh /usr/sbin/Orthanc <config>`` on free loopback ports, as ``make test-compat`` starts it."""
+class RootOrthanc:
+    """``run-in-<suite>.sh /usr/sbin/Orthanc <config>`` on free loopback ports, as ``make test-compat`` starts it."""
 
-    def __init__(self, folder: Path, overrides: dict[str, Any] | None = None) -> None:
+    def __init__(self, compat_root: CompatRoot, folder: Path, overrides: dict[str, Any] | None = None) -> None:
         self.folder = folder
         environ = {
             "ORTHANC_HTTP_PORT": str(free_port()),
@@ -184,7 +245,7 @@ class TrixieOrthanc:
         config_path = write_configuration(self.config, folder / "orthanc.json")
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [str(RUN_IN_TRIXIE), "/usr/sbin/Orthanc", str(config_path)],
+                [str(compat_root.run), "/usr/sbin/Orthanc", str(config_path)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=orthanc_environment({**os.environ, "ANONYMIZER_SECRET": SECRET}),
@@ -218,8 +279,8 @@ class TrixieOrthanc:
 
 
 @pytest.fixture
-def trixie_orthanc(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[TrixieOrthanc]:
-    server = TrixieOrthanc(tmp_path, getattr(request, "param", None))
+def root_orthanc(compat_root: CompatRoot, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RootOrthanc]:
+    server = RootOrthanc(compat_root, tmp_path, getattr(request, "param", None))
     try:
         server.wait_ready()
         yield server
@@ -230,7 +291,7 @@ def trixie_orthanc(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[T
         server.process.wait()
 
 
-def anonymize_one_study(server: TrixieOrthanc) -> None:
+def anonymize_one_study(server: RootOrthanc) -> None:
     """Upload a pydicom test file, anonymize its study, check the link and the audit chain."""
     upload = requests.post(
         server.url + "/instances",
@@ -248,23 +309,25 @@ def anonymize_one_study(server: TrixieOrthanc) -> None:
     assert server.json("/anonymizer/audit/verify")["Valid"] is True
 
 
-@needs_root
 @pytest.mark.integration
 @pytest.mark.parametrize(
-    "trixie_orthanc",
+    "root_orthanc",
     [None, {"Python": {"AllowThreads": True}}],
     ids=["PythonScript", "PythonScript-and-AllowThreads"],
     indirect=True,
 )
-def test_trixie_orthanc_1_12_runs_the_plugin_on_orthanc_python_5(trixie_orthanc: TrixieOrthanc) -> None:
-    server = trixie_orthanc
-    # The caller holds Orthanc's own PID, chrooted into the trixie root: SIGTERM reaches it directly.
-    assert os.readlink(f"/proc/{server.process.pid}/exe") == str(ROOT / "usr/sbin/Orthanc")
-    assert os.readlink(f"/proc/{server.process.pid}/root") == str(ROOT)
+def test_the_roots_orthanc_runs_the_plugin_on_its_orthanc_python(
+    compat_root: CompatRoot, root_orthanc: RootOrthanc
+) -> None:
+    """trixie: Orthanc 1.12 on orthanc-python 5.0; forky: Orthanc 1.13 on orthanc-python 7.1."""
+    server = root_orthanc
+    # The caller holds Orthanc's own PID, chrooted into the root: SIGTERM reaches it directly.
+    assert os.readlink(f"/proc/{server.process.pid}/exe") == str(compat_root.root / "usr/sbin/Orthanc")
+    assert os.readlink(f"/proc/{server.process.pid}/root") == str(compat_root.root)
     system = server.json("/system")
-    assert system["Version"].startswith("1.12.")
+    assert system["Version"].startswith(compat_root.orthanc)
     assert system["DatabaseBackendPlugin"] is None  # the embedded SQLite index
-    assert server.json("/plugins/python")["Version"] == "5.0"
+    assert server.json("/plugins/python")["Version"] == compat_root.orthanc_python
     assert "basic" in {profile["Name"] for profile in server.json("/anonymizer/profiles")}
     anonymize_one_study(server)
     assert server.stop() == 0, server.log_text()
@@ -278,10 +341,11 @@ def postgresql() -> Iterator[int]:
         yield server.port
 
 
-@needs_root
 @pytest.mark.integration
 @pytest.mark.skipif(POSTGRESQL_BIN is None, reason="no PostgreSQL server on the host (Debian postgresql)")
-def test_trixie_orthanc_with_the_postgresql_index_plugin_5_runs_the_plugin(tmp_path: Path, postgresql: int) -> None:
+def test_the_roots_orthanc_with_its_postgresql_index_plugin_runs_the_plugin(
+    compat_root: CompatRoot, tmp_path: Path, postgresql: int
+) -> None:
     """The production set-up (docker-compose.yml: PostgreSQL index) on the same Orthanc and plugin generation."""
     overrides = {
         "Plugins": [
@@ -300,11 +364,11 @@ def test_trixie_orthanc_with_the_postgresql_index_plugin_5_runs_the_plugin(tmp_p
             "Lock": False,
         },
     }
-    server = TrixieOrthanc(tmp_path, overrides)
+    server = RootOrthanc(compat_root, tmp_path, overrides)
     try:
         server.wait_ready()
         assert "PostgreSQLIndex" in str(server.json("/system")["DatabaseBackendPlugin"])
-        assert server.json("/plugins/postgresql-index")["Version"] == "5.0"
+        assert server.json("/plugins/postgresql-index")["Version"] == compat_root.postgresql_index
         anonymize_one_study(server)
         assert server.stop() == 0, server.log_text()
     finally:
