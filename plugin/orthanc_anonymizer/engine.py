@@ -615,8 +615,12 @@ class _Walker:
             if vr in DATE_VRS or vr == "TM":
                 new, label = self._clean_value(tag, vr, before)
             elif vr in TEXT_VRS and vr not in _DUMMIED_VRS:
-                # Codes and labels in SH and LO stay (a report keeps its structure), cleaned as under C: D on a
-                # sequence never keeps more than C would.
+                # Codes and labels in SH and LO stay (a report keeps its structure), cleaned as under C where they
+                # hold a name or ID that is not a data dictionary word ("Report Text" stays when a placeholder
+                # name reads "Enter text"): D on a sequence never keeps a name that C would remove.
+                items = before if isinstance(before, MultiValue | list) else [before]
+                if not any(self.cleaner.finds(str(item), words=False) for item in items if item is not None):
+                    return
                 new, label = self._map_text(before, vr), "C"
             else:
                 new, label = dummy_value(vr), "D"

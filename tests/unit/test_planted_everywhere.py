@@ -20,6 +20,7 @@ import datetime
 import os
 from dataclasses import dataclass, field
 from io import BytesIO
+from pathlib import Path
 
 import pytest
 from planted_markers import forms_found
@@ -587,3 +588,20 @@ def test_file_meta_and_directory_elements_in_the_data_set_are_removed(options: f
     ds.add_new(0x00041500, "CS", ["DIR", "MKREFFILE"])  # Referenced File ID
     _, output = _anonymized(ds, options)
     assert {marker: forms_found(output, marker) for marker in markers} == {marker: [] for marker in markers}
+
+
+def test_a_reports_codes_stay_under_basic() -> None:
+    """Cleaning the codes of a Content Sequence under D takes names and IDs only: reportsi.dcm's placeholder names
+    ("Enter text") leave its concept names ("Report Text", "Recording Observer's Name") as they were."""
+    from collections import Counter
+
+    from pydicom.data import get_testdata_file
+
+    data = Path(str(get_testdata_file("reportsi.dcm"))).read_bytes()
+    output, _ = anonymize_bytes(data, AnonymizationSettings(profile=basic_profile(), hasher=HASHER))
+
+    def codes(raw: bytes) -> Counter[str]:
+        keywords = ("CodeValue", "CodeMeaning", "CodingSchemeDesignator")
+        return Counter(str(e.value) for e in dcmread(BytesIO(raw)).iterall() if e.keyword in keywords)
+
+    assert not codes(data) - codes(output)
