@@ -41,7 +41,7 @@ from .cluster import Cluster
 from .config import RESTRICTABLE_ROUTES, AnonymizerConfig, ConfigurationError, parse_configuration
 from .errors import AnonymizationError, AnonymizerError, LinkStoreError, ProfileError
 from .explorer import explorer_javascript, ui_file
-from .jobs import FROM_RESOURCE, PROFILE_METADATA, Job, JobManager, JobStore
+from .jobs import FROM_RESOURCE, PROFILE_METADATA, Job, JobManager, JobStore, hold_at_files
 from .links import LinkIndex
 from .logs import exception_summary, route_warnings_to_logging
 from .orthanc_client import LEVELS, OrthancClient, ResourceNotFound
@@ -53,6 +53,7 @@ from .workers import WorkerPool
 
 logger = logging.getLogger("orthanc_anonymizer")
 LEVEL_PATTERN = "(patients|studies|series|instances)"
+TEST_HOLD_VARIABLE = "ANONYMIZER_TEST_HOLD_DIRECTORY"
 
 
 class _OrthancLogHandler(logging.Handler):
@@ -160,6 +161,12 @@ class _Plugin:
             concurrent_jobs=config.concurrent_jobs,
             window=2 * config.workers,
         )
+        held = os.environ.get(TEST_HOLD_VARIABLE)
+        if held:  # test instrumentation only: pauses jobs at points a test names (jobs.hold_at_files)
+            logger.warning(
+                "%s is set: jobs pause where the tests ask (never set this in production)", TEST_HOLD_VARIABLE
+            )
+            self.manager.hold = hold_at_files(Path(held), self.manager.stopping)
         self.gate = _Gate(config.http_threads, config.concurrent_jobs, config.workers)
         leadership = self.cluster.leadership() if self.cluster else None
         self.auto = (

@@ -113,6 +113,9 @@ class FakeOrthanc:
 
     def delete(self, level: str, resource: str) -> None:
         self.deleted.append((level, resource))
+        with self.lock:
+            for instance in [p["ID"] for p in self.instances_of(level, resource)]:
+                del self.files[instance], self.parents[instance]
 
     def close(self) -> None:
         pass
@@ -207,9 +210,31 @@ def test_failing_instance_is_listed_and_blocks_in_place_deletion(manager: JobMan
 
 def test_in_place_deletes_after_everything_is_stored(manager: JobManager, orthanc: FakeOrthanc) -> None:
     study = {orthanc.add(data)["ParentStudy"] for data in make_files(3)}.pop()
+    originals = set(orthanc.files)
     job = run(manager, "studies", [study], in_place=True)
     assert job.results[0]["Deleted"] is True
-    assert orthanc.deleted == [("studies", study)]
+    # One instance at a time, never the study as a whole (it may have grown since it was listed).
+    assert sorted(orthanc.deleted) == sorted(("instances", original) for original in originals)
+    assert not originals & set(orthanc.files)
+
+
+def test_in_place_keeps_what_arrived_after_the_listing(manager: JobManager, orthanc: FakeOrthanc) -> None:
+    files = make_files(4)
+    study = {orthanc.add(data)["ParentStudy"] for data in files[:2]}.pop()
+    arrived: list[str] = []
+
+    def arrive(job_id: str, point: str) -> None:  # a modality still sending, between the listing and the end
+        if point == "listed":
+            arrived.extend(orthanc.add(data)["ID"] for data in files[2:])
+
+    manager.hold = arrive
+    job = run(manager, "studies", [study], in_place=True)
+    (result,) = job.results
+    assert job.state == SUCCESS and result["Instances"] == 2
+    assert result["Deleted"] is False and result["OriginalsDeleted"] == 2 and result["OriginalsKept"] == 2
+    assert [reason["Instances"] for reason in result["OriginalsKeptBecause"]] == [2]
+    assert all(oid in orthanc.files for oid in arrived)
+    assert ("studies", study) not in orthanc.deleted
 
 
 def test_links_metadata_audit_and_record(manager: JobManager, orthanc: FakeOrthanc, tmp_path: Path) -> None:
