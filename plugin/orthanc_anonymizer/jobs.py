@@ -12,6 +12,7 @@ one record to the audit trail.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -22,7 +23,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -413,6 +414,10 @@ class JobManager:
         self.hasher = hasher
         self.window = max(1, window)
         self.hold = hold
+        self.register_stores = False
+        """Gateway mode: register each copy's MD5 while it is stored (:meth:`is_storing`)."""
+        self._storing: dict[str, int] = {}
+        """MD5 -> how many copies with it are being stored now."""
         """Test instrumentation only (:func:`hold_at_files`): called with the job's ID at named points."""
         self._storers = ThreadPoolExecutor(concurrent_jobs * self.STORERS, thread_name_prefix="anonymizer-store")
         self._jobs: OrderedDict[str, Job] = OrderedDict()
@@ -441,6 +446,26 @@ class JobManager:
             if job is not None:
                 return job.record()
         return self.store.load(job_id)
+
+    def is_storing(self, data: bytes) -> bool:
+        """Whether ``data`` are the exact bytes of a copy this manager is storing right now: how Gateway mode knows
+        the plugin's own copies when Orthanc hands them to its received-instance callback (an outsider cannot make
+        other bytes with the same MD5 of a copy it has not seen)."""
+        digest = hashlib.md5(data).hexdigest()
+        with self._lock:
+            return digest in self._storing
+
+    @contextlib.contextmanager
+    def _registered(self, digest: str) -> Iterator[None]:
+        with self._lock:
+            self._storing[digest] = self._storing.get(digest, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._storing[digest] -= 1
+                if not self._storing[digest]:
+                    del self._storing[digest]
 
     def shutdown(self, timeout: float = 3.0) -> None:
         """Orthanc is stopping: running jobs stop after the instances in flight, queued ones do not start; both end
@@ -676,9 +701,19 @@ class JobManager:
         if outcome.residual_clean is False:
             where = ", ".join(sorted(set(outcome.residual_leaks))[:10])
             return f"residual PHI found at {where}; copy not stored"
-        assert outcome.data is not None
+        assert outcome.data is not None and outcome.orthanc_id is not None
         try:
-            stored = self.client.store_instance(outcome.data)
+            # The instance's link first: from the moment the copy is stored, the links index says it is a copy (on
+            # every node of a cluster), so on-ingest anonymization never takes it for an original.
+            self.links.add_many([(LEVELS["instances"], instance[0], outcome.orthanc_id)])
+        except (OSError, LinkStoreError) as error:
+            return f"cannot link the copy (not stored): {exception_summary(error)}"
+        try:
+            if self.register_stores:
+                with self._registered(outcome.md5):
+                    stored = self.client.store_instance(outcome.data)
+            else:
+                stored = self.client.store_instance(outcome.data)
             new_ids = {"instances": str(stored["ID"])}
             new_ids.update({segment: str(stored[key]) for segment, key in PARENT_LEVELS})
             # "Success" means Orthanc stored these bytes; anything else (AlreadyStored) may mean it kept others.

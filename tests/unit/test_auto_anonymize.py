@@ -14,11 +14,12 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
+from orthanc_anonymizer import workers
 from orthanc_anonymizer.auto_anonymize import resolve_auto_anonymize
 from orthanc_anonymizer.config import AnonymizerConfig, ConfigurationError
 from orthanc_anonymizer.engine import AnonymizationSettings
 from orthanc_anonymizer.forwarding import Forwarder, ForwardJob
-from orthanc_anonymizer.gateway import DISCARD, KEEP, MODIFY, decide_in_worker, orthanc_instance_id
+from orthanc_anonymizer.gateway import DISCARD, MODIFY, decide_in_worker
 from orthanc_anonymizer.ingest import (
     AutoAnonymizeConfig,
     BatchOutcome,
@@ -177,12 +178,17 @@ def test_gateway_decisions() -> None:
     copy = dcmread(BytesIO(decision.outcome.data))
     assert copy.PatientIdentityRemoved == "YES" and copy.PatientID != "PID-GW-UNIT"
     # the ID Orthanc will give it (the integration test checks it against a real Orthanc)
-    assert decision.orthanc_id == orthanc_instance_id(
+    assert decision.orthanc_id == workers.orthanc_instance_id(
         copy.PatientID, copy.StudyInstanceUID, copy.SeriesInstanceUID, copy.SOPInstanceUID
     )
     assert decide_in_worker(ct_instance(Modality="US"), task, ct_only, "DicomProtocol").action == DISCARD
     assert decide_in_worker(ct_instance(), task, ct_only, "RestApi").action == DISCARD
-    assert decide_in_worker(decision.outcome.data, task, ct_only, "DicomProtocol").action == KEEP
+    # An output, markers and all, is no proof of anything: received again, it is anonymized again (only the bytes
+    # of a copy the plugin is storing are kept, GatewayHandler.decide).
+    forged = ct_instance(PatientIdentityRemoved="YES", DeidentificationMethod="orthanc-anonymizer 0.1.0 profile basic")
+    again = decide_in_worker(forged, task, ct_only, "DicomProtocol")
+    assert again.action == MODIFY and again.outcome is not None and again.outcome.data is not None
+    assert b"PID-GW-UNIT" not in again.outcome.data
     assert decide_in_worker(b"not DICOM at all", task, ct_only, "DicomProtocol").action == DISCARD
 
 

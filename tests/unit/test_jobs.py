@@ -255,7 +255,7 @@ def test_links_metadata_audit_and_record(manager: JobManager, orthanc: FakeOrtha
     assert "Patientname" not in (tmp_path / "audit.jsonl").read_text() + json.dumps(saved)
 
 
-def test_a_copy_that_cannot_be_linked_is_deleted_and_its_instance_fails(
+def test_a_copy_that_cannot_be_linked_is_not_stored_and_its_instance_fails(
     manager: JobManager, orthanc: FakeOrthanc
 ) -> None:
     originals = [orthanc.add(data) for data in make_files(3)]
@@ -265,10 +265,10 @@ def test_a_copy_that_cannot_be_linked_is_deleted_and_its_instance_fails(
     assert job.state == FAILURE
     failed = job.results[0]["Failed"]
     assert len(failed) == 3
-    assert all(f["Reason"].startswith("cannot link the copy (deleted): LinkStoreError") for f in failed)
+    # The instance's link is written before its copy is stored: no copy without its link, none stored here.
+    assert all(f["Reason"].startswith("cannot link the copy (not stored): LinkStoreError") for f in failed)
     assert "links index (links.sqlite) cannot be written" in failed[0]["Reason"]
-    copies = {resource for level, resource in orthanc.deleted if level == "instances"}
-    assert len(copies) == 3 and not copies & {o["ID"] for o in originals}  # the copies went, the originals stay
+    assert set(orthanc.files) == {o["ID"] for o in originals} and orthanc.deleted == []
     assert job.results[0]["Instances"] == 0 and job.results[0]["Complete"] is False
 
 
