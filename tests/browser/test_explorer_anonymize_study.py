@@ -313,14 +313,17 @@ def test_the_dialog_closes_when_the_explorer_moves_to_another_page(open_orthanc:
     expect(page.locator("#patient-info")).to_contain_text("Wilhelmina")
     page.goto(f"{open_orthanc.url}/app/explorer.html#study?uuid={study}")
     expect(page.locator("#study-info")).to_contain_text("Wilhelmina")
-    page.get_by_role("button", name="Anonymize (PS3.15)", exact=True).click()
+    page.locator("#study-anonymize-ps315").click()  # each page of the explorer has its own button
     dialog = page.get_by_role("dialog")
     expect(dialog).to_contain_text("Anonymize this study (DICOM PS3.15)")
 
     page.go_back()  # the explorer moves back to the patient page (a jQuery Mobile page change)
     expect(page).to_have_url(re.compile(f"#patient\\?uuid={patient}$"))
     expect(dialog).to_have_count(0)
+    expect(page.locator("#study")).not_to_have_class(re.compile(r"ui-page-active"))
+    expect(page.locator("#patient")).to_have_class(re.compile(r"ui-page-active"))
+    expect(page.locator("#patient-info")).to_contain_text("Wilhelmina")
     expect(page.locator(".oa-overlay")).to_have_count(0)
-    # Nothing is left over the page: its own controls take clicks (this one opens the patient's dialog).
-    page.get_by_role("button", name="Anonymize (PS3.15)", exact=True).click(timeout=10_000)
+    # Nothing is left over the patient page: its own controls take clicks (this one opens the patient's dialog).
+    page.locator("#patient-anonymize-ps315").click(timeout=10_000)
     expect(dialog).to_contain_text("Anonymize this patient (DICOM PS3.15)")
