@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from checks import instance_files, metadata, read
-from ingest_support import send
+from ingest_support import auto_overrides, send
 from orthanc_server import OrthancServer
 from pydicom.uid import generate_uid
 from study_generator import Patient, make_instance, to_bytes
@@ -191,3 +191,41 @@ def test_orthanc_killed_while_in_place_deletes_loses_no_original(server_factory,
     for oid, data in arrived.items():
         assert still[oid] == data
     assert server.json("/anonymizer/audit/verify")["Valid"] is True
+
+
+def test_with_auto_anonymize_on_the_arrivals_get_their_own_copies(server_factory, tmp_path) -> None:
+    holds = Holds(tmp_path / "holds")
+    server = server_factory(
+        "auto-arrival", overrides=auto_overrides(), environment={HOLD: str(holds.directory)}
+    ).start()
+    patient = Patient(name="Arriving^Eulalia", id="PID-ARRIVE-AUTO")
+    study, series = generate_uid(), generate_uid()
+    first = [server.upload(data)["ID"] for data in _series(patient, study, series, 1, 1, 3)]
+    study_id = _resource_of(server, "studies", first[0])
+    holds.ask("listed")
+    job = server.anonymize("studies", study_id, {"InPlace": True, "Asynchronous": True})["Job"]
+    holds.reached(job, "listed")
+    holds.clear()
+    send(server, _arrivals("studies", patient, study, series), tmp_path / "arrivals")
+    arrived = [oid for oid in instance_files(server, "studies", study_id) if oid not in first]
+    holds.release(job, "listed")
+    (result,) = server.wait_job(job)["Results"]
+    assert result["OriginalsDeleted"] == len(first) and result["OriginalsKept"] == len(arrived) == 5
+    # On-ingest anonymization copies every original it sees arrive, those the job left in place included.
+    copied = _wait_for_copies(server, set(arrived))
+    assert all(server.get(f"/instances/{oid}").status_code == 200 for oid in arrived)
+    assert set(copied) >= set(arrived)
+
+
+def _wait_for_copies(server: OrthancServer, originals: set[str], timeout: float = 90.0) -> set[str]:
+    """The originals (among ``originals``) that have a stored copy linked to them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        copied = {
+            source
+            for copy in server.json("/instances")
+            if (source := metadata(server, "instances", copy, "AnonymizedFromResource")) in originals
+        }
+        if copied == originals or time.monotonic() > deadline:
+            return copied
+        time.sleep(0.5)
