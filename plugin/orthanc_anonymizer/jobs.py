@@ -723,7 +723,7 @@ class JobManager:
             ) != outcome.md5:
                 return "Orthanc kept other bytes for this SOPInstanceUID (OverwriteInstances is off?)"
             try:
-                self._link(job, parents.originals(instance), new_ids, parents)
+                self._link(job, parents.originals(instance), new_ids, parents, indexed=outcome.orthanc_id)
             except (OSError, LinkStoreError) as error:  # the state folder's disk is full, the database is gone
                 return self._remove_unlinked(new_ids["instances"], error)
         except OrthancUnreachable as error:
@@ -747,8 +747,16 @@ class JobManager:
             return f"cannot link the copy, nor delete it (instance {copy}): {exception_summary(error)}"
         return f"cannot link the copy (deleted): {exception_summary(error)}"
 
-    def _link(self, job: Job, originals: Mapping[str, str], new_ids: Mapping[str, str], parents: _ParentCache) -> None:
-        """Metadata on the copy at each level (once per job for parents) and the reverse index (one transaction)."""
+    def _link(
+        self,
+        job: Job,
+        originals: Mapping[str, str],
+        new_ids: Mapping[str, str],
+        parents: _ParentCache,
+        indexed: str | None = None,
+    ) -> None:
+        """Metadata on the copy at each level (once per job for parents) and the reverse index (one transaction;
+        none for the instance ``indexed`` already, whose row was written before it was stored)."""
         profile_json = job.settings.description_json
         rows: list[tuple[str, str, str]] = []
         for segment in ("instances", "series", "studies", "patients"):
@@ -762,7 +770,8 @@ class JobManager:
                     parents.linked.add((segment, copy))
             self.client.put_metadata(segment, copy, FROM_RESOURCE, source)
             self.client.put_metadata(segment, copy, PROFILE_METADATA, profile_json)
-            rows.append((LEVELS[segment], source, copy))
+            if copy != indexed:
+                rows.append((LEVELS[segment], source, copy))
         self.links.add_many(rows)
 
     def _conclude(self, job: Job, run: _ResourceRun) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -49,10 +49,9 @@ class FakeOrthanc:
 
     def add(self, data: bytes) -> dict[str, str]:
         ds = dcmread(BytesIO(data))
-        patient = _id(str(ds.PatientID))
-        study = _id(str(ds.PatientID), ds.StudyInstanceUID)
-        series = _id(study, ds.SeriesInstanceUID)
-        instance = _id(series, ds.SOPInstanceUID)
+        # Orthanc's own IDs: SHA-1 of the patient's, study's, series' and instance's identifiers.
+        identity = [str(ds.PatientID), ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID]
+        patient, study, series, instance = (_id(*identity[: n + 1]) for n in range(4))
         with self.lock:
             self.files[instance] = data
             self.parents[instance] = {
@@ -352,3 +351,23 @@ def test_orthanc_stopping_ends_the_running_job_early_and_keeps_the_original(
         )
         assert queued.done.wait(30)
         assert queued.state == FAILURE and queued.results == []
+
+
+def test_a_copy_is_in_the_links_index_before_it_is_stored(manager: JobManager, orthanc: FakeOrthanc) -> None:
+    """So that on-ingest anonymization, which may see the copy arrive before the job ends, knows it for a copy
+    (on every node of a cluster), whatever the copy's own attributes say."""
+    originals = [orthanc.add(data)["ID"] for data in make_files(3)]
+    known_when_stored: list[bool] = []
+    store = orthanc.store_instance
+
+    def checking_store(data: bytes) -> dict[str, str]:
+        ds = dcmread(BytesIO(data))
+        copy = _id(str(ds.PatientID), ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+        known_when_stored.append(manager.links.source("Instance", copy) in originals)
+        return store(data)
+
+    orthanc.store_instance = checking_store  # type: ignore[method-assign]
+    job = run(manager, "instances", originals)
+    assert job.state == SUCCESS and known_when_stored == [True, True, True]
+    for result in job.results:
+        assert manager.links.copies("Instance", result["Source"]) == [result["Resource"]]
