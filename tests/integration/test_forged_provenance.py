@@ -17,19 +17,23 @@ from orthanc_server import OrthancServer
 from pydicom.uid import generate_uid
 from study_generator import Patient, make_instance, to_bytes
 
-from orthanc_anonymizer.workers import orthanc_instance_id
+from orthanc_anonymizer.engine import AnonymizationSettings
+from orthanc_anonymizer.profiles import basic_profile
+from orthanc_anonymizer.uids import KeyedHasher
+from orthanc_anonymizer.workers import InstanceTask, anonymize_instance, orthanc_instance_id
 
 pytestmark = pytest.mark.integration
 NAME, FAMILY, GIVEN = "Forgery^Ottoline", b"Forgery", b"Ottoline"
 ID, ACCESSION = "PID-FORGED-4471", "ACC-FORGED-9902"
 
 
-def _engine_method(server: OrthancServer) -> str:
-    """The De-identification Method this engine writes, read from a copy it made."""
-    patient = Patient(name="Genuine^Sample", id=f"PID-GENUINE-{generate_uid()[-6:]}")
-    sample = server.upload(to_bytes(make_instance(patient, generate_uid(), generate_uid(), 1, 1)))["ID"]
-    copy = server.anonymize("instances", sample, {})["Resource"]
-    method = read(server.get(f"/instances/{copy}/file").content).DeidentificationMethod
+def _engine_method() -> str:
+    """The De-identification Method this engine writes (the plugin's engine is this very code), read from a copy."""
+    patient = Patient(name="Genuine^Sample", id="PID-GENUINE-1")
+    task = InstanceTask(settings=AnonymizationSettings(profile=basic_profile(), hasher=KeyedHasher(b"any secret")))
+    outcome = anonymize_instance(to_bytes(make_instance(patient, generate_uid(), generate_uid(), 1, 1)), task)
+    assert outcome.data is not None
+    method = read(outcome.data).DeidentificationMethod
     text = "\\".join(method) if not isinstance(method, str) else method
     assert "orthanc-anonymizer" in text
     return str(text)
@@ -92,7 +96,7 @@ def _send(server: OrthancServer, data: bytes, transport: str, folder: Path) -> N
 @pytest.mark.parametrize("transport", ["rest", "dicom"])
 def test_copy_mode_with_delete_original_anonymizes_a_forged_file(server_factory, tmp_path, transport) -> None:
     server = server_factory("copy", overrides=auto_overrides(DeleteOriginal=True)).start()
-    method = _engine_method(server)
+    method = _engine_method()
     data = forged(method, 1)
     sop = str(read(data).SOPInstanceUID)
     ds = read(data)
@@ -127,8 +131,7 @@ def test_copy_mode_with_delete_original_anonymizes_a_forged_file(server_factory,
 @pytest.mark.parametrize("transport", ["rest", "dicom"])
 def test_gateway_anonymizes_a_forged_file_and_keeps_its_own_copies(server_factory, tmp_path, transport) -> None:
     server = server_factory("gateway", overrides=auto_overrides(Mode="Gateway")).start()
-    # A genuine output of this engine (the gateway's own, stored already) gives the exact text to forge.
-    method = _engine_method(server)
+    method = _engine_method()
     before = {r["Sequence"] for r in server.json("/anonymizer/audit")}
     data = forged(method, 2)
     sop = str(read(data).SOPInstanceUID)
