@@ -142,23 +142,24 @@ def test_without_arrivals_the_original_resource_is_gone(held) -> None:
     assert server.get(f"/studies/{study}").status_code == 404
 
 
-def test_orthanc_killed_while_in_place_deletes_loses_no_original(server_factory, tmp_path) -> None:
+@pytest.mark.parametrize("level", ["patients", "studies", "series"])
+def test_orthanc_killed_while_in_place_deletes_loses_no_original(server_factory, tmp_path, level) -> None:
     holds = Holds(tmp_path / "holds")
     server = server_factory("killed-deleting", environment={HOLD: str(holds.directory)}).start()
-    patient = Patient(name="Powercut^Ermenegilda", id="PID-ARRIVE-KILL")
+    patient = Patient(name="Powercut^Ermenegilda", id=f"PID-ARRIVE-KILL-{level}")
     study, series = generate_uid(), generate_uid()
     files = _series(patient, study, series, 1, 1, 8)
     first = [server.upload(data)["ID"] for data in files]
     originals = {oid: data for oid, data in zip(first, files, strict=True)}
-    study_id = _resource_of(server, "studies", first[0])
-    arrivals = _arrivals("studies", patient, study, series)
+    resource = _resource_of(server, level, first[0])
+    arrivals = _arrivals(level, patient, study, series)
 
     holds.ask("listed")
     holds.ask("deleting-3")
-    job = server.anonymize("studies", study_id, {"InPlace": True, "Asynchronous": True})["Job"]
+    job = server.anonymize(level, resource, {"InPlace": True, "Asynchronous": True})["Job"]
     holds.reached(job, "listed")
     send(server, arrivals, tmp_path / "arrivals")
-    arrived = {oid: data for oid, data in instance_files(server, "studies", study_id).items() if oid not in first}
+    arrived = {oid: data for oid, data in instance_files(server, level, resource).items() if oid not in first}
     assert len(arrived) == len(arrivals)
     holds.release(job, "listed")
     holds.reached(job, "deleting-3")  # every copy stored and verified, three originals deleted
@@ -177,7 +178,7 @@ def test_orthanc_killed_while_in_place_deletes_loses_no_original(server_factory,
         source = metadata(server, "instances", copy, "AnonymizedFromResource")
         if source is not None:
             copy_of[source] = server.get(f"/instances/{copy}/file").content
-    still = instance_files(server, "studies", study_id)
+    still = instance_files(server, level, resource)
     deleted = [oid for oid in first if oid not in still]
     assert len(deleted) == 3
     for original in first:
