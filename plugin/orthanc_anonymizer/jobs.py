@@ -217,15 +217,16 @@ def hold_at_files(directory: Path, stopping: threading.Event) -> Callable[[str, 
     """Test instrumentation (``ANONYMIZER_TEST_HOLD_DIRECTORY``), so that a test paces what must happen while a
     job runs (instances arriving, Orthanc killed) on conditions it observes, never on speed: at a point for which
     the test wrote ``hold-{point}`` in ``directory``, a job writes ``{job}.{point}`` and waits until the test
-    writes ``{job}.{point}.go``. Points: ``listed`` (a resource's instances listed), ``deleting-{n}`` (InPlace,
-    before it deletes the ``n``-th original, from 0)."""
+    writes ``{job}.{point}.go`` or removes ``hold-{point}``. Points: ``listed`` (a resource's instances listed),
+    ``deleting-{n}`` (InPlace, before it deletes the ``n``-th original, from 0)."""
 
     def hold(job_id: str, point: str) -> None:
-        if not (directory / f"hold-{point}").exists():
+        asked = directory / f"hold-{point}"
+        if not asked.exists():
             return
         (directory / f"{job_id}.{point}").touch()
         release = directory / f"{job_id}.{point}.go"
-        while not release.exists() and not stopping.wait(0.05):
+        while asked.exists() and not release.exists() and not stopping.wait(0.05):
             pass
 
     return hold

@@ -203,13 +203,14 @@ def test_with_auto_anonymize_on_the_arrivals_get_their_own_copies(server_factory
     study, series = generate_uid(), generate_uid()
     first = [server.upload(data)["ID"] for data in _series(patient, study, series, 1, 1, 3)]
     study_id = _resource_of(server, "studies", first[0])
+    # On-ingest anonymization runs jobs too: let it copy these first, so that only the InPlace job is held.
+    assert _wait_for_copies(server, set(first)) == set(first)
     holds.ask("listed")
     job = server.anonymize("studies", study_id, {"InPlace": True, "Asynchronous": True})["Job"]
     holds.reached(job, "listed")
-    holds.clear()
     send(server, _arrivals("studies", patient, study, series), tmp_path / "arrivals")
     arrived = [oid for oid in instance_files(server, "studies", study_id) if oid not in first]
-    holds.release(job, "listed")
+    holds.clear()  # releases the InPlace job, and the on-ingest jobs that reached the point meanwhile
     (result,) = server.wait_job(job)["Results"]
     assert result["OriginalsDeleted"] == len(first) and result["OriginalsKept"] == len(arrived) == 5
     # On-ingest anonymization copies every original it sees arrive, those the job left in place included.
