@@ -371,3 +371,22 @@ def test_a_copy_is_in_the_links_index_before_it_is_stored(manager: JobManager, o
     assert job.state == SUCCESS and known_when_stored == [True, True, True]
     for result in job.results:
         assert manager.links.copies("Instance", result["Source"]) == [result["Resource"]]
+
+
+def test_with_register_stores_a_copy_is_known_by_its_bytes_while_it_is_stored(
+    manager: JobManager, orthanc: FakeOrthanc
+) -> None:
+    """Gateway mode's proof that what Orthanc hands its received-instance callback is the plugin's own copy."""
+    originals = [orthanc.add(data)["ID"] for data in make_files(2)]
+    seen: list[tuple[bool, bool]] = []
+    store = orthanc.store_instance
+
+    def checking_store(data: bytes) -> dict[str, str]:
+        seen.append((manager.is_storing(data), manager.is_storing(data + b"\0")))
+        return store(data)
+
+    orthanc.store_instance = checking_store  # type: ignore[method-assign]
+    manager.register_stores = True
+    run(manager, "instances", originals)
+    assert seen == [(True, False), (True, False)]  # those exact bytes, nothing else
+    assert not any(manager.is_storing(orthanc.files[oid]) for oid in orthanc.files)  # and only while stored
