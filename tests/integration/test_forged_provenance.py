@@ -147,12 +147,6 @@ def test_gateway_anonymizes_a_forged_file(server_factory, tmp_path, transport) -
             assert _phi_in(path.read_bytes()) == [], path.name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="main 05:00: anonymizing a copy again fails the residual check at 0002,0012 and 0002,0013 (the engine's "
-    "own Implementation Class UID and Version Name, read from the input's file meta, are found in the output); "
-    "remove this mark once that is fixed",
-)
 def test_gateway_stores_a_copy_its_rest_routes_make_as_it_is(server_factory) -> None:
     """A copy the REST routes make on a gateway is the plugin's own (its exact bytes): stored as it is, linked, and
     not anonymized a second time by the gateway."""
