@@ -115,7 +115,10 @@ class AutoAnonymizer:
         if auto.mode == "Gateway":
             task = InstanceTask(settings=setup.settings.engine_settings(manager.hasher))
             _ = task.settings.profile.action_table  # compiled once here, sent with every instance
-            self.gateway = GatewayHandler(pool, task, setup.settings, auto.filter, manager.audit)
+            self.gateway = GatewayHandler(
+                pool, task, setup.settings, auto.filter, manager.audit, own_store=manager.is_storing
+            )
+            manager.register_stores = True
         runner = JobBatchRunner(manager.submit, setup.settings, self.stopping)
         self.loop = IngestLoop(
             client,
@@ -125,6 +128,8 @@ class AutoAnonymizer:
             on_stable_study=self.forwarder.study_stable if self.forwarder else None,
         )
         runner.outputs = self.loop.own_outputs
+        links = manager.links
+        self.loop.known_copy = lambda instance_id: links.source("Instance", instance_id) is not None
         if leadership is not None:
             leadership.follow(self.loop)
         # Two batches at a time (each a job of its own): the next is read, checked and downloaded while the

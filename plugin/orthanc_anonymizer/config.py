@@ -103,6 +103,8 @@ class SharedDatabase:
     node: str = ""
     """This Orthanc's name in the cluster (``Anonymizer.NodeName``, default the host name): its job records'
     folder, and the ``Node`` of its audit records. Two running nodes may not share it."""
+    setting: str = "Auto"
+    """``Anonymizer.SharedState`` as given (``Auto`` or ``PostgreSQL``): the log names it if it cannot be honoured."""
 
 
 @dataclass(frozen=True)
@@ -248,7 +250,9 @@ def _shared_database(
         raise ConfigurationError(f"{_setting('NodeName')}: the host name {node!r} is not a node name; set one")
     uri = _postgresql_text(postgresql, "ConnectionUri", "", environ)
     if uri:
-        return SharedDatabase(parameters={"conninfo": uri}, description="PostgreSQL.ConnectionUri", node=node)
+        return SharedDatabase(
+            parameters={"conninfo": uri}, description="PostgreSQL.ConnectionUri", node=node, setting=str(mode)
+        )
     host = _postgresql_text(postgresql, "Host", "localhost", environ)
     port = _postgresql_text(postgresql, "Port", "5432", environ)
     database = _postgresql_text(postgresql, "Database", "orthanc", environ)
@@ -260,7 +264,7 @@ def _shared_database(
         "password": _postgresql_text(postgresql, "Password", "", environ),
         "sslmode": "require" if postgresql.get("EnableSsl") is True else "prefer",
     }
-    return SharedDatabase(parameters=parameters, description=f"{host}:{port}/{database}", node=node)
+    return SharedDatabase(parameters=parameters, description=f"{host}:{port}/{database}", node=node, setting=str(mode))
 
 
 def parse_configuration(

@@ -147,12 +147,15 @@
       openDialog();
     });
 
+  var dialogResource = null;  // what the dialog last opened was for
+
   /* The dialog over the page for the resource shown; a complete copy opens at once, an incomplete one by a button. */
   function openDialog() {
     var resource = currentResource();
     if (!resource) {
       return;
     }
+    dialogResource = resource;
     anonymizer.open(resource, {
       openCopy: function (page, uuid) {
         window.location.assign(pageUrl(page, uuid));
@@ -166,4 +169,16 @@
       }
     });
   }
+
+  // The dialog belongs to the resource it was opened on: once the explorer shows another page or resource (a link,
+  // Back), close it, or its overlay would stay over that page and take every click there.
+  function closeDialogElsewhere() {
+    var shown = currentResource();
+    if (dialogResource && !(shown && shown.page === dialogResource.page && shown.uuid === dialogResource.uuid)) {
+      anonymizer.close();
+      dialogResource = null;
+    }
+  }
+  $(document).on('pagechange', closeDialogElsewhere);
+  $(window).on('hashchange', closeDialogElsewhere);
 }(jQuery, window.OrthancAnonymizer));

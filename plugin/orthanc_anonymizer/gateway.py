@@ -5,7 +5,10 @@ Orthanc's storage thread with the received bytes; the filter and the engine run 
 the future releases the GIL, so other Python callbacks go on). The answer is one of:
 
 - ``modify`` with the anonymized bytes: Orthanc stores those instead of what it received;
-- ``keep``: an anonymizer output already (a copy made by the REST routes, or sent by another gateway);
+- ``keep``: a copy the plugin's REST routes are storing, known by its exact bytes (the plugin registers the MD5
+  of every copy while it stores it). Nothing a file says about itself counts: a received file that carries
+  PatientIdentityRemoved ``YES`` and this engine's DeidentificationMethod is anonymized like any other (anyone
+  can write those attributes); so is an output of another gateway;
 - ``discard``: the instance does not match the filter, or it could not be anonymized cleanly (engine error,
   residual PHI): a gateway stores nothing that is not de-identified.
 
@@ -16,16 +19,15 @@ has ``"Source": null``.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any, Protocol
 
 from pydicom import dcmread
 
-from .ingest import IngestFilter, is_anonymizer_output
+from .ingest import IngestFilter
 from .jobs import AuditTrail, JobSettings
 from .logs import exception_summary
 from .workers import InstanceOutcome, InstanceTask, anonymize_instance
@@ -50,17 +52,9 @@ class GatewayOutcome:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def orthanc_instance_id(patient_id: str, study: str, series: str, instance: str) -> str:
-    """Orthanc's ID of an instance: SHA-1 of its identifiers, in five groups of eight hex digits."""
-    digest = hashlib.sha1(f"{patient_id}|{study}|{series}|{instance}".encode()).hexdigest()
-    return "-".join(digest[index : index + 8] for index in range(0, 40, 8))
-
-
-_MARKER_KEYWORDS = ["PatientIdentityRemoved", "DeidentificationMethod"]
-_IDENTITY = ["PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"]
-
-
 def _tags(data: bytes, keywords: list[str]) -> dict[str, str]:
+    if not keywords:
+        return {}
     dataset = dcmread(BytesIO(data), stop_before_pixels=True, specific_tags=keywords)
     tags: dict[str, str] = {}
     for keyword in keywords:
@@ -77,9 +71,9 @@ def _tags(data: bytes, keywords: list[str]) -> dict[str, str]:
 def decide_in_worker(data: bytes, task: InstanceTask, ingest_filter: IngestFilter, origin: str) -> GatewayOutcome:
     """Runs in a worker process: filter, then anonymize. Never raises."""
     try:
-        tags = _tags(data, sorted({*ingest_filter.needed_keywords, *_MARKER_KEYWORDS}))
-        if is_anonymizer_output(tags):
-            return GatewayOutcome(KEEP, reason="an anonymizer output")
+        # Whatever the file claims (PatientIdentityRemoved, DeidentificationMethod: anyone can write them), it is an
+        # original: the plugin's own copies were recognised before this, by their bytes (GatewayHandler.decide).
+        tags = _tags(data, ingest_filter.needed_keywords)
         if not ingest_filter.matches(tags, {"Origin": origin}):
             return GatewayOutcome(DISCARD, reason="does not match Anonymizer.AutoAnonymize.Filter")
         outcome = anonymize_instance(data, task)
@@ -89,9 +83,7 @@ def decide_in_worker(data: bytes, task: InstanceTask, ingest_filter: IngestFilte
             where = ", ".join(sorted(set(outcome.residual_leaks))[:10])
             return GatewayOutcome(DISCARD, reason=f"residual PHI found at {where}", counts=outcome.counts)
         assert outcome.data is not None
-        identity = _tags(outcome.data, _IDENTITY)
-        new_id = orthanc_instance_id(*(identity.get(keyword, "") for keyword in _IDENTITY))
-        return GatewayOutcome(MODIFY, outcome=outcome, orthanc_id=new_id, counts=outcome.counts)
+        return GatewayOutcome(MODIFY, outcome=outcome, orthanc_id=outcome.orthanc_id, counts=outcome.counts)
     except Exception as error:  # unreadable input: a gateway stores nothing it could not check
         return GatewayOutcome(DISCARD, reason=f"cannot read the instance: {exception_summary(error)}")
 
@@ -102,8 +94,16 @@ class GatewayHandler:
     TIMEOUT = 300.0
 
     def __init__(
-        self, pool: Pool, task: InstanceTask, settings: JobSettings, ingest_filter: IngestFilter, audit: AuditTrail
+        self,
+        pool: Pool,
+        task: InstanceTask,
+        settings: JobSettings,
+        ingest_filter: IngestFilter,
+        audit: AuditTrail,
+        own_store: Callable[[bytes], bool] = lambda data: False,
     ) -> None:
+        self.own_store = own_store
+        """Whether these bytes are a copy this plugin is storing right now (:meth:`.jobs.JobManager.is_storing`)."""
         self.pool = pool
         self.task = task
         self.settings = settings
@@ -112,6 +112,8 @@ class GatewayHandler:
 
     def decide(self, data: bytes, origin: str) -> tuple[str, bytes | None]:
         """``(action, bytes to store)`` for one received instance; fails closed (``discard``)."""
+        if self.own_store(data):
+            return KEEP, None  # a copy the REST routes made here: its exact bytes are being stored by the plugin
         try:
             decision: GatewayOutcome = self.pool.call(decide_in_worker, data, self.task, self.filter, origin).result(
                 timeout=self.TIMEOUT

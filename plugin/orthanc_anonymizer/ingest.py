@@ -8,9 +8,11 @@ is stored and linked does the position move past it, so a crash replays at most 
 deterministic UIDs make the replayed copies the same instances (Orthanc keeps one), so nothing is lost and
 nothing is doubled.
 
-Anonymizer outputs are recognised by their own markers (PatientIdentityRemoved ``YES`` and a
-DeidentificationMethod naming this engine), which they carry from the moment they are stored, so they are never
-anonymized again even before their metadata links are written.
+The plugin's own copies are recognised by provenance an outsider cannot forge: the links index, in which a job
+writes each copy's instance link before it stores the copy (so the copy is known from the moment it is stored,
+on every node of a cluster). Never by what a file says about itself: PatientIdentityRemoved ``YES`` and a
+DeidentificationMethod naming this engine are attributes anyone can write, and a file that carries them but is no
+known copy is anonymized like any other original.
 """
 
 from __future__ import annotations
@@ -187,8 +189,9 @@ class AutoAnonymizeConfig:
 
 
 def is_anonymizer_output(tags: Mapping[str, str]) -> bool:
-    """Whether an instance carries this engine's own de-identification markers (``NO`` too: the engine writes it
-    when rules keep the patient's identity, and such a copy must not be anonymized again)."""
+    """Whether an instance *claims* to be this engine's output (its de-identification markers, ``NO`` too: the
+    engine writes it when rules keep the patient's identity): a claim anyone can write, never a reason to skip
+    anonymizing it (see :attr:`IngestLoop.known_copy`)."""
     if str(tags.get("PatientIdentityRemoved", "")).strip().upper() not in ("YES", "NO"):
         return False
     return ENGINE_MARKER in str(tags.get("DeidentificationMethod", ""))
@@ -301,6 +304,8 @@ class IngestLoop:
         self._pending: deque[tuple[Callable[[], BatchOutcome] | None, int, int]] = deque()
         self.own_outputs: set[str] = set()
         """Copies ``run_batch`` just stored: their own NewInstance changes are skipped without reading them."""
+        self.known_copy: Callable[[str], bool] = lambda instance_id: False
+        """Whether the links index knows this instance as a copy the plugin made (the only proof it is one)."""
         self.follow_new_instances = True
         """False in Gateway mode: what is stored is already anonymized; only stable studies matter (forwarding)."""
         self.gaps: GapJudge | None = None
@@ -405,6 +410,9 @@ class IngestLoop:
             self.own_outputs.discard(instance_id)
             self.skipped += 1
             return False
+        if self.known_copy(instance_id):
+            self.skipped += 1
+            return False
         try:
             tags = self.source.get_json(f"/instances/{instance_id}/simplified-tags")
         except AnonymizerError:
@@ -413,9 +421,6 @@ class IngestLoop:
             if getattr(error, "status", None) == 404:
                 return False
             raise
-        if is_anonymizer_output(tags):
-            self.skipped += 1
-            return False
         origin: dict[str, str] = {}
         if self.config.filter.origin:
             metadata = self.source.get_json(f"/instances/{instance_id}/metadata?expand")

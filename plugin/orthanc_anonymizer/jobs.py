@@ -12,6 +12,7 @@ one record to the audit trail.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -22,7 +23,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,6 +213,25 @@ class Job:
         }
 
 
+def hold_at_files(directory: Path, stopping: threading.Event) -> Callable[[str, str], None]:
+    """Test instrumentation (``ANONYMIZER_TEST_HOLD_DIRECTORY``), so that a test paces what must happen while a
+    job runs (instances arriving, Orthanc killed) on conditions it observes, never on speed: at a point for which
+    the test wrote ``hold-{point}`` in ``directory``, a job writes ``{job}.{point}`` and waits until the test
+    writes ``{job}.{point}.go`` or removes ``hold-{point}``. Points: ``listed`` (a resource's instances listed),
+    ``deleting-{n}`` (InPlace, before it deletes the ``n``-th original, from 0)."""
+
+    def hold(job_id: str, point: str) -> None:
+        asked = directory / f"hold-{point}"
+        if not asked.exists():
+            return
+        (directory / f"{job_id}.{point}").touch()
+        release = directory / f"{job_id}.{point}.go"
+        while asked.exists() and not release.exists() and not stopping.wait(0.05):
+            pass
+
+    return hold
+
+
 def _timestamp(moment: float | None) -> str | None:
     if moment is None:
         return None
@@ -347,6 +367,8 @@ class _ResourceRun:
         self.instances = instances
         """(instance ID, its series' ID) of each original: IDs only, whatever the size of the study."""
         self.stored: list[str] = []
+        self.copied: list[str] = []
+        """The originals whose copies are stored, verified and linked: the only ones InPlace may delete."""
         self.new_ids: dict[str, set[str]] = {segment: set() for segment in LEVELS}
         self.failed: list[dict[str, str]] = []
         self.changes: list[dict[str, object]] = []
@@ -383,6 +405,7 @@ class JobManager:
         hasher: KeyedHasher,
         concurrent_jobs: int = 2,
         window: int = 4,
+        hold: Callable[[str, str], None] | None = None,
     ) -> None:
         self.client = client
         self.pool = pool
@@ -391,6 +414,12 @@ class JobManager:
         self.store = store
         self.hasher = hasher
         self.window = max(1, window)
+        self.hold = hold
+        self.register_stores = False
+        """Gateway mode: register each copy's MD5 while it is stored (:meth:`is_storing`)."""
+        self._storing: dict[str, int] = {}
+        """MD5 -> how many copies with it are being stored now."""
+        """Test instrumentation only (:func:`hold_at_files`): called with the job's ID at named points."""
         self._storers = ThreadPoolExecutor(concurrent_jobs * self.STORERS, thread_name_prefix="anonymizer-store")
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
@@ -418,6 +447,26 @@ class JobManager:
             if job is not None:
                 return job.record()
         return self.store.load(job_id)
+
+    def is_storing(self, data: bytes) -> bool:
+        """Whether ``data`` are the exact bytes of a copy this manager is storing right now: how Gateway mode knows
+        the plugin's own copies when Orthanc hands them to its received-instance callback (an outsider cannot make
+        other bytes with the same MD5 of a copy it has not seen)."""
+        digest = hashlib.md5(data).hexdigest()
+        with self._lock:
+            return digest in self._storing
+
+    @contextlib.contextmanager
+    def _registered(self, digest: str) -> Iterator[None]:
+        with self._lock:
+            self._storing[digest] = self._storing.get(digest, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._storing[digest] -= 1
+                if not self._storing[digest]:
+                    del self._storing[digest]
 
     def shutdown(self, timeout: float = 3.0) -> None:
         """Orthanc is stopping: running jobs stop after the instances in flight, queued ones do not start; both end
@@ -525,6 +574,7 @@ class JobManager:
                 if count is None:
                     raise ResourceNotFound("GET", f"/{job.level}/{resource}", 404)
                 instances = self.client.instance_ids(job.level, resource)
+                self._hold(job, "listed")
             except OrthancError as error:
                 reason = "unknown resource" if isinstance(error, ResourceNotFound) else str(error)
                 if count is not None:
@@ -652,9 +702,19 @@ class JobManager:
         if outcome.residual_clean is False:
             where = ", ".join(sorted(set(outcome.residual_leaks))[:10])
             return f"residual PHI found at {where}; copy not stored"
-        assert outcome.data is not None
+        assert outcome.data is not None and outcome.orthanc_id is not None
         try:
-            stored = self.client.store_instance(outcome.data)
+            # The instance's link first: from the moment the copy is stored, the links index says it is a copy (on
+            # every node of a cluster), so on-ingest anonymization never takes it for an original.
+            self.links.add_many([(LEVELS["instances"], instance[0], outcome.orthanc_id)])
+        except (OSError, LinkStoreError) as error:
+            return f"cannot link the copy (not stored): {exception_summary(error)}"
+        try:
+            if self.register_stores:
+                with self._registered(outcome.md5):
+                    stored = self.client.store_instance(outcome.data)
+            else:
+                stored = self.client.store_instance(outcome.data)
             new_ids = {"instances": str(stored["ID"])}
             new_ids.update({segment: str(stored[key]) for segment, key in PARENT_LEVELS})
             # "Success" means Orthanc stored these bytes; anything else (AlreadyStored) may mean it kept others.
@@ -664,7 +724,7 @@ class JobManager:
             ) != outcome.md5:
                 return "Orthanc kept other bytes for this SOPInstanceUID (OverwriteInstances is off?)"
             try:
-                self._link(job, parents.originals(instance), new_ids, parents)
+                self._link(job, parents.originals(instance), new_ids, parents, indexed=outcome.orthanc_id)
             except (OSError, LinkStoreError) as error:  # the state folder's disk is full, the database is gone
                 return self._remove_unlinked(new_ids["instances"], error)
         except OrthancUnreachable as error:
@@ -675,6 +735,7 @@ class JobManager:
         with run.lock:
             run.stored.append(new_ids["instances"])
             run.pixel_regions.extend(_pixel_regions(instance[0], outcome.pixel_regions))
+            run.copied.append(instance[0])
             for segment, new_id in new_ids.items():
                 run.new_ids[segment].add(new_id)
         return None
@@ -687,8 +748,16 @@ class JobManager:
             return f"cannot link the copy, nor delete it (instance {copy}): {exception_summary(error)}"
         return f"cannot link the copy (deleted): {exception_summary(error)}"
 
-    def _link(self, job: Job, originals: Mapping[str, str], new_ids: Mapping[str, str], parents: _ParentCache) -> None:
-        """Metadata on the copy at each level (once per job for parents) and the reverse index (one transaction)."""
+    def _link(
+        self,
+        job: Job,
+        originals: Mapping[str, str],
+        new_ids: Mapping[str, str],
+        parents: _ParentCache,
+        indexed: str | None = None,
+    ) -> None:
+        """Metadata on the copy at each level (once per job for parents) and the reverse index (one transaction;
+        none for the instance ``indexed`` already, whose row was written before it was stored)."""
         profile_json = job.settings.description_json
         rows: list[tuple[str, str, str]] = []
         for segment in ("instances", "series", "studies", "patients"):
@@ -702,7 +771,8 @@ class JobManager:
                     parents.linked.add((segment, copy))
             self.client.put_metadata(segment, copy, FROM_RESOURCE, source)
             self.client.put_metadata(segment, copy, PROFILE_METADATA, profile_json)
-            rows.append((LEVELS[segment], source, copy))
+            if copy != indexed:
+                rows.append((LEVELS[segment], source, copy))
         self.links.add_many(rows)
 
     def _conclude(self, job: Job, run: _ResourceRun) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -714,7 +784,7 @@ class JobManager:
             "Level": level_name,
             "Failed": run.failed,
         }
-        deleted = False
+        removal = _Removal()
         if job.settings.dry_run:
             result.update({"DryRun": True, "Instances": len(run.instances), "Changes": run.changes})
             if run.pixel_regions:
@@ -726,8 +796,8 @@ class JobManager:
             if len(new_resources) > 1:
                 result["Resources"] = new_resources
             if job.settings.in_place:
-                deleted = self._delete_original(job, run, new_resources)
-                result["Deleted"] = deleted
+                removal = self._delete_originals(job, run, new_resources)
+                result.update(removal.fields())
         record = {
             "Event": "dry-run" if job.settings.dry_run else "anonymize",
             "User": job.user,
@@ -741,7 +811,8 @@ class JobManager:
             "Failed": run.failed,
             "Settings": job.settings.description,
             "InPlace": job.settings.in_place,
-            "DeletedOriginal": deleted,
+            "DeletedOriginal": removal.deleted_all,
+            **(removal.fields(audit=True) if job.settings.in_place else {}),
             "Counts": run.counts,
             "ResidualPhi": {
                 "Checked": run.residual_checked,
@@ -767,20 +838,85 @@ class JobManager:
         for (result, _), stored in zip(concluded, appended, strict=True):
             result["Audit"] = stored.get("Sequence")
 
-    def _delete_original(self, job: Job, run: _ResourceRun, new_resources: Iterable[str]) -> bool:
-        """InPlace: delete the original only when every instance was stored and verified."""
+    def _delete_originals(self, job: Job, run: _ResourceRun, new_resources: Iterable[str]) -> _Removal:
+        """InPlace: delete, one by one, the original instances whose copies are stored and verified.
+
+        Never the resource as a whole: it may have grown since the job listed it (a modality still sending), and
+        what arrived since has no copy. Every original is kept when an instance of the resource failed."""
+        removal = _Removal(listed=len(run.instances))
         if run.failed or len(run.stored) != len(run.instances):
             job.errors.append(
                 f"{run.level}/{run.source}: original kept (InPlace): {len(run.stored)} of {len(run.instances)} "
                 "instances stored"
             )
-            return False
+            removal.keep(len(run.instances), KEPT_NOT_ALL_COPIED)
+            return removal
         if run.source in new_resources:
             job.errors.append(f"{run.level}/{run.source}: original kept (InPlace): the copy has the same Orthanc ID")
-            return False
-        try:
-            self.client.delete(run.level, run.source)
-        except OrthancError as error:
-            job.errors.append(f"{run.level}/{run.source}: original not deleted: {error}")
-            return False
-        return True
+            removal.keep(len(run.instances), KEPT_SAME_ID)
+            return removal
+        for number, original in enumerate(list(run.copied)):
+            self._hold(job, f"deleting-{number}")
+            try:
+                self.client.delete("instances", original)
+            except ResourceNotFound:
+                removal.deleted += 1  # deleted by someone else meanwhile: gone, and its copy is stored
+            except OrthancError as error:
+                removal.keep(1, KEPT_NOT_DELETED)
+                message = f"{run.level}/{run.source}: original not deleted: {error}"
+                if message not in job.errors:
+                    job.errors.append(message)
+            else:
+                removal.deleted += 1
+        if run.level != "instances":
+            try:
+                arrived = self.client.count_instances(run.level, run.source)
+            except ResourceNotFound:
+                arrived = 0
+            except OrthancError as error:
+                job.errors.append(f"{run.level}/{run.source}: cannot count what is left of the original: {error}")
+                arrived = 0
+            removal.keep(arrived - removal.kept_for(KEPT_NOT_DELETED), KEPT_ARRIVED)
+        return removal
+
+    def _hold(self, job: Job, point: str) -> None:
+        if self.hold is not None:
+            self.hold(job.id, point)
+
+
+KEPT_NOT_ALL_COPIED = "not every instance of the resource was copied: the original is kept whole"
+KEPT_SAME_ID = "the copy has the original's Orthanc ID"
+KEPT_NOT_DELETED = "Orthanc refused to delete them"
+KEPT_ARRIVED = "arrived after the job listed the resource: this job made no copy of them"
+
+
+@dataclass
+class _Removal:
+    """What InPlace did with the originals of one resource: how many instances it deleted, kept, and why."""
+
+    listed: int = 0
+    deleted: int = 0
+    kept: dict[str, int] = field(default_factory=dict)
+
+    def keep(self, count: int, reason: str) -> None:
+        if count > 0:
+            self.kept[reason] = self.kept.get(reason, 0) + count
+
+    def kept_for(self, reason: str) -> int:
+        return self.kept.get(reason, 0)
+
+    @property
+    def deleted_all(self) -> bool:
+        """Every original instance is gone (so is the resource): none kept for any reason."""
+        return self.listed > 0 and self.deleted == self.listed and not self.kept
+
+    def fields(self, audit: bool = False) -> dict[str, Any]:
+        """The result's (or the audit record's) account of the originals. No values: counts and fixed texts."""
+        fields: dict[str, Any] = {
+            "OriginalsDeleted": self.deleted,
+            "OriginalsKept": sum(self.kept.values()),
+            "OriginalsKeptBecause": [{"Instances": count, "Reason": why} for why, count in sorted(self.kept.items())],
+        }
+        if not audit:
+            fields = {"Deleted": self.deleted_all, **fields}
+        return fields

@@ -15,10 +15,12 @@ from __future__ import annotations
 import atexit
 import base64
 import contextlib
+import dataclasses
 import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,7 @@ from .cluster import Cluster
 from .config import RESTRICTABLE_ROUTES, AnonymizerConfig, ConfigurationError, parse_configuration
 from .errors import AnonymizationError, AnonymizerError, LinkStoreError, ProfileError
 from .explorer import explorer_javascript, ui_file
-from .jobs import FROM_RESOURCE, PROFILE_METADATA, Job, JobManager, JobStore
+from .jobs import FROM_RESOURCE, PROFILE_METADATA, Job, JobManager, JobStore, hold_at_files
 from .links import LinkIndex
 from .logs import exception_summary, route_warnings_to_logging
 from .orthanc_client import LEVELS, OrthancClient, ResourceNotFound
@@ -53,6 +55,7 @@ from .workers import WorkerPool
 
 logger = logging.getLogger("orthanc_anonymizer")
 LEVEL_PATTERN = "(patients|studies|series|instances)"
+TEST_HOLD_VARIABLE = "ANONYMIZER_TEST_HOLD_DIRECTORY"
 
 
 class _OrthancLogHandler(logging.Handler):
@@ -126,13 +129,9 @@ class _Plugin:
         self, config: AnonymizerConfig, orthanc_config: dict[str, Any], auto: AutoAnonymizeSetup | None = None
     ) -> None:
         self.config = config
-        # Loopback to this very Orthanc: with SslEnabled its certificate names the public host, not 127.0.0.1.
-        tls = bool(orthanc_config.get("SslEnabled", False))
-        base_url = f"{'https' if tls else 'http'}://127.0.0.1:{config.http_port}"
-        headers = _loopback_headers(orthanc_config)
-        self.client = OrthancClient(base_url, headers, verify_tls=not tls)
+        self.client = _loopback_client(config, orthanc_config)
         # Routes' own calls close their connection: an idle keep-alive connection holds one of Orthanc's threads.
-        self.route_client = OrthancClient(base_url, headers, timeout=30, keep_alive=False, verify_tls=not tls)
+        self.route_client = _loopback_client(config, orthanc_config, timeout=30, keep_alive=False)
         config.state_directory.mkdir(parents=True, exist_ok=True)
         # Several Orthancs on one PostgreSQL index share links, ingest position and audit trail there (cluster.py).
         self.cluster = Cluster.open(config.shared_database) if config.shared_database else None
@@ -160,6 +159,12 @@ class _Plugin:
             concurrent_jobs=config.concurrent_jobs,
             window=2 * config.workers,
         )
+        held = os.environ.get(TEST_HOLD_VARIABLE)
+        if held:  # test instrumentation only: pauses jobs at points a test names (jobs.hold_at_files)
+            logger.warning(
+                "%s is set: jobs pause where the tests ask (never set this in production)", TEST_HOLD_VARIABLE
+            )
+            self.manager.hold = hold_at_files(Path(held), self.manager.stopping)
         self.gate = _Gate(config.http_threads, config.concurrent_jobs, config.workers)
         leadership = self.cluster.leadership() if self.cluster else None
         self.auto = (
@@ -180,6 +185,14 @@ class _Plugin:
         self.links.close()
         if self.cluster is not None:
             self.cluster.close()  # this node's name is free again at once
+
+
+def _loopback_client(config: AnonymizerConfig, orthanc_config: dict[str, Any], **options: Any) -> OrthancClient:
+    """A client of this very Orthanc over loopback: with SslEnabled its certificate names the public host, not
+    127.0.0.1, so it is not checked there."""
+    tls = bool(orthanc_config.get("SslEnabled", False))
+    base_url = f"{'https' if tls else 'http'}://127.0.0.1:{config.http_port}"
+    return OrthancClient(base_url, _loopback_headers(orthanc_config), verify_tls=not tls, **options)
 
 
 def _loopback_headers(orthanc_config: dict[str, Any]) -> dict[str, str]:
@@ -321,11 +334,18 @@ def _route(methods: tuple[str, ...]) -> Callable[[Route], Route]:
 
 
 _plugin: _Plugin | None = None
+_ready = threading.Event()
+"""Set once :data:`_plugin` is made, or once it is known it will not be (:data:`_not_started` says why)."""
+_not_started = "the anonymizer is starting"
+READY_WAIT = 60.0
+"""How long a request that came before the plugin was ready waits for it (Orthanc answers before the plugin's
+shared state is chosen, see :func:`_start_once_orthanc_answers`)."""
 
 
 def _state() -> _Plugin:
+    _ready.wait(READY_WAIT)
     if _plugin is None:
-        raise RuntimeError("the anonymizer plugin is not started")
+        raise _Busy(f"{_not_started}; retry later")
     return _plugin
 
 
@@ -521,7 +541,6 @@ def _received_instance(received: bytes, origin: Any) -> tuple[Any, bytes | None]
 def start() -> None:
     """Read the configuration, start the plugin and register its routes. Raises on a wrong setting, which makes
     Orthanc stop at start-up with the message in its log."""
-    global _plugin
     handler = _OrthancLogHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger.addHandler(handler)
@@ -542,7 +561,17 @@ def start() -> None:
             "no Anonymizer.Secret nor ANONYMIZER_SECRET: using the public development secret "
             "(AllowDevelopmentSecret); never use this setup for real data"
         )
-    _plugin = _Plugin(config, orthanc_config, auto)
+    if config.shared_database is None:
+        _launch(config, orthanc_config, auto)
+    else:
+        # Orthanc chooses its index (PostgreSQL or SQLite) after every plugin is initialized, and its configuration
+        # may hold a "PostgreSQL" section that no loaded plugin reads: ask Orthanc itself once it answers.
+        threading.Thread(
+            target=_start_once_orthanc_answers,
+            args=(config, orthanc_config, auto),
+            name="anonymizer-start",
+            daemon=True,
+        ).start()
 
     orthanc.RegisterRestCallback("/anonymizer/profiles", _profiles)
     orthanc.RegisterRestCallback("/anonymizer/batch", _batch)
@@ -556,14 +585,21 @@ def start() -> None:
     # No on-change callback on purpose: orthanc-python calls it for every change (each copy makes several), each
     # call waits for the GIL, and Orthanc's stop waits for the backlog. Jobs notice a stopping Orthanc by its
     # refused loopback connections instead, and the rest is closed when Python ends.
-    atexit.register(_plugin.stop)
-    if _plugin.auto is not None:
-        _plugin.auto.start()
-        if _plugin.auto.gateway is not None:
-            orthanc.RegisterReceivedInstanceCallback(_received_instance)
+    if auto is not None and auto.auto.mode == "Gateway":
+        orthanc.RegisterReceivedInstanceCallback(_received_instance)
     # The "Anonymize (PS3.15)" button of Orthanc Explorer (explorer.py, dialog.js + explorer.js); Orthanc Explorer 2's
     # buttons open /anonymizer/ui/anonymize.html (the shipped configuration's CustomButtons).
     orthanc.ExtendOrthancExplorer(explorer_javascript())
+
+
+def _launch(config: AnonymizerConfig, orthanc_config: dict[str, Any], auto: AutoAnonymizeSetup | None) -> None:
+    """Make the plugin's state and start its threads; requests wait for this (:func:`_state`)."""
+    global _plugin
+    _plugin = _Plugin(config, orthanc_config, auto)
+    atexit.register(_plugin.stop)
+    if _plugin.auto is not None:
+        _plugin.auto.start()
+    _ready.set()
     logger.info(
         "orthanc-anonymizer %s started: %d workers, %d concurrent jobs, state in %s%s",
         __version__,
@@ -574,3 +610,35 @@ def start() -> None:
         if config.shared_database
         else "",
     )
+
+
+def _start_once_orthanc_answers(
+    config: AnonymizerConfig, orthanc_config: dict[str, Any], auto: AutoAnonymizeSetup | None
+) -> None:
+    """Share the state in PostgreSQL only if Orthanc's index is there (``/system``'s ``DatabaseBackendPlugin``,
+    the same on Orthanc 1.10 to 1.13); else keep it here, naming the setting that cannot be honoured. If the shared
+    database cannot be used, the plugin stays off (its routes answer 503 saying why) and Orthanc runs on."""
+    global _not_started
+    client = _loopback_client(config, orthanc_config, timeout=10, keep_alive=False)
+    while True:
+        try:
+            backend = client.get_json("/system").get("DatabaseBackendPlugin")
+            break
+        except Exception:  # Orthanc not answering yet (or stopping: this daemon thread ends with it)
+            time.sleep(0.1)
+    client.close()
+    if "postgresql" not in str(backend or "").lower():
+        logger.warning(
+            "Anonymizer.SharedState %s cannot be honoured: Orthanc's index is %s, not PostgreSQL (its configuration "
+            'has a "PostgreSQL" section, but no PostgreSQL index plugin is loaded); links, ingest position and audit '
+            "trail are kept in this Orthanc's state folder",
+            config.shared_database.setting if config.shared_database else "",
+            "SQLite" if backend is None else "another database plugin",
+        )
+        config = dataclasses.replace(config, shared_database=None)
+    try:
+        _launch(config, orthanc_config, auto)
+    except Exception as error:
+        _not_started = f"the anonymizer is not started: {exception_summary(error)}"
+        logger.error("%s", _not_started)
+        _ready.set()

@@ -71,7 +71,13 @@ from .actions import (
     find_written_dates,
     numeric_date_spellings,
 )
-from .engine import NUMBER_FORMATS, number_bytes, sequence_in_unknown
+from .engine import (
+    IMPLEMENTATION_CLASS_UID,
+    IMPLEMENTATION_VERSION_NAME,
+    NUMBER_FORMATS,
+    number_bytes,
+    sequence_in_unknown,
+)
 from .profiles import Action, ActionTable, Option, Profile, basic_profile
 
 MIN_LENGTH = 4
@@ -141,6 +147,9 @@ _TRAILING_PADDING = 0xFFFCFFFC
 _META_WRITTEN = frozenset({0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013})
 # Of the original's meta, what the output keeps (its transfer syntax, the SOP class) or derives (the instance UID).
 _META_NOT_IDENTIFYING = frozenset({0x00020000, 0x00020001, 0x00020002, 0x00020010})
+# What the engine writes into every output's meta: an original holding the same (an earlier copy anonymized again)
+# holds nothing of a patient there.
+_META_OF_THE_ENGINE = {0x00020012: IMPLEMENTATION_CLASS_UID, 0x00020013: IMPLEMENTATION_VERSION_NAME}
 
 
 @dataclass(frozen=True)
@@ -427,7 +436,8 @@ class IdentifyingValues:
             if tag == _MEDIA_STORAGE_SOP_INSTANCE_UID:
                 action = table.action_for(_SOP_INSTANCE_UID)
             elif tag >> 16 == 0x0002:
-                action = None if tag in _META_NOT_IDENTIFYING else Action.X
+                ours = tag in _META_OF_THE_ENGINE and _raw_strings(dataset, tag, vr) == [_META_OF_THE_ENGINE[tag]]
+                action = None if tag in _META_NOT_IDENTIFYING or ours else Action.X
             else:
                 action = table.action_for(tag)
             if _is_overlay_data(tag) and dataset is original and action is not Action.K:

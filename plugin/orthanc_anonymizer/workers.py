@@ -58,6 +58,8 @@ class InstanceOutcome:
     """Where residual PHI was found: tag paths only."""
     error: str | None = None
     """Why the instance failed (type and a value-free message)."""
+    orthanc_id: str | None = None
+    """The Orthanc ID the copy will have once stored (known before it is stored: see :func:`orthanc_instance_id`)."""
 
     @property
     def md5(self) -> str:
@@ -89,13 +91,15 @@ def anonymize_instance(data: bytes, task: InstanceTask) -> InstanceOutcome:
         if task.dry_run:
             outcome.changes = [change.as_json() for change in report.changes]
             return outcome
-        if _identity(dataset) == original_identity:
+        identity = _identity(dataset)
+        if identity == original_identity:
             # Orthanc would file the copy under the original's ID and replace the original with it.
             return InstanceOutcome(
                 error="the copy keeps the original's PatientID and UIDs (RetainUIDs?) and would replace it in Orthanc; "
                 "give another PatientID"
             )
         outcome.data = new_data
+        outcome.orthanc_id = orthanc_instance_id(*identity)
         if identifying is not None:
             # After writing: the search converts the kept elements, which must be written as they were read.
             residual = identifying.search_written(dataset, parts)
@@ -108,6 +112,12 @@ def anonymize_instance(data: bytes, task: InstanceTask) -> InstanceOutcome:
 
 # PatientID, StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID.
 _IDENTITY_TAGS = (0x00100020, 0x0020000D, 0x0020000E, 0x00080018)
+
+
+def orthanc_instance_id(patient_id: str, study: str, series: str, instance: str) -> str:
+    """Orthanc's ID of an instance: SHA-1 of its identifiers, in five groups of eight hex digits."""
+    digest = hashlib.sha1(f"{patient_id}|{study}|{series}|{instance}".encode()).hexdigest()
+    return "-".join(digest[index : index + 8] for index in range(0, 40, 8))
 
 
 def _identity(dataset: Dataset) -> tuple[str, ...]:

@@ -303,3 +303,27 @@ def test_instances_that_fail_are_listed_and_the_incomplete_copy_opens_on_request
     expect(page.locator("#oa-study-original")).to_have_text("Original study")
     expect(page.locator("#list-series")).to_contain_text("2")  # the two stored images
     steps.shot("incomplete-copy")
+
+
+def test_the_dialog_closes_when_the_explorer_moves_to_another_page(open_orthanc: Any, new_page: Any) -> None:
+    study = upload_study(open_orthanc, "Testperson^Wilhelmina", "PID-BROWSER-MOVES")
+    patient = open_orthanc.json(f"/studies/{study}")["ParentPatient"]
+    page = new_page()
+    page.goto(f"{open_orthanc.url}/app/explorer.html#patient?uuid={patient}")
+    expect(page.locator("#patient-info")).to_contain_text("Wilhelmina")
+    page.goto(f"{open_orthanc.url}/app/explorer.html#study?uuid={study}")
+    expect(page.locator("#study-info")).to_contain_text("Wilhelmina")
+    page.locator("#study-anonymize-ps315").click()  # each page of the explorer has its own button
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Anonymize this study (DICOM PS3.15)")
+
+    page.go_back()  # the explorer moves back to the patient page (a jQuery Mobile page change)
+    expect(page).to_have_url(re.compile(f"#patient\\?uuid={patient}$"))
+    expect(dialog).to_have_count(0)
+    expect(page.locator("#study")).not_to_have_class(re.compile(r"ui-page-active"))
+    expect(page.locator("#patient")).to_have_class(re.compile(r"ui-page-active"))
+    expect(page.locator("#patient-info")).to_contain_text("Wilhelmina")
+    expect(page.locator(".oa-overlay")).to_have_count(0)
+    # Nothing is left over the patient page: its own controls take clicks (this one opens the patient's dialog).
+    page.locator("#patient-anonymize-ps315").click(timeout=10_000)
+    expect(dialog).to_contain_text("Anonymize this patient (DICOM PS3.15)")

@@ -42,8 +42,11 @@ class OrthancServer:
         overrides: dict[str, Any] | None = None,
         secret: str | None = SECRET,
         auth: tuple[str, str] | None = None,
+        environment: dict[str, str] | None = None,
     ) -> None:
         self.folder = folder
+        self.environment = dict(environment or {})
+        """Extra environment variables for Orthanc (e.g. the test instrumentation's)."""
         self.http_port, self.dicom_port = free_port(), free_port()
         self.storage = folder / "storage"
         environ = {
@@ -70,6 +73,7 @@ class OrthancServer:
         environ = {key: value for key, value in os.environ.items() if key != "ANONYMIZER_SECRET"}
         if self.secret is not None:
             environ["ANONYMIZER_SECRET"] = self.secret
+        environ.update(self.environment)
         self.storage.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(

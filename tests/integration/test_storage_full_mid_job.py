@@ -74,7 +74,9 @@ def test_storage_full_mid_job_fails_cleanly_and_keeps_the_original(tmp_path) -> 
             assert stored + len(failed) == INSTANCES
             assert result["Complete"] is False
             assert all(
-                failure["Reason"].startswith(("cannot store the copy", "cannot link the copy (deleted)"))
+                failure["Reason"].startswith(
+                    ("cannot store the copy", "cannot link the copy (deleted)", "cannot link the copy (not stored)")
+                )
                 for failure in failed
             ), failed
             assert result["Deleted"] is False

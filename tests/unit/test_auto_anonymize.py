@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Future
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,12 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
+from orthanc_anonymizer import workers
 from orthanc_anonymizer.auto_anonymize import resolve_auto_anonymize
 from orthanc_anonymizer.config import AnonymizerConfig, ConfigurationError
 from orthanc_anonymizer.engine import AnonymizationSettings
 from orthanc_anonymizer.forwarding import Forwarder, ForwardJob
-from orthanc_anonymizer.gateway import DISCARD, KEEP, MODIFY, decide_in_worker, orthanc_instance_id
+from orthanc_anonymizer.gateway import DISCARD, KEEP, MODIFY, GatewayHandler, decide_in_worker
 from orthanc_anonymizer.ingest import (
     AutoAnonymizeConfig,
     BatchOutcome,
@@ -177,12 +179,17 @@ def test_gateway_decisions() -> None:
     copy = dcmread(BytesIO(decision.outcome.data))
     assert copy.PatientIdentityRemoved == "YES" and copy.PatientID != "PID-GW-UNIT"
     # the ID Orthanc will give it (the integration test checks it against a real Orthanc)
-    assert decision.orthanc_id == orthanc_instance_id(
+    assert decision.orthanc_id == workers.orthanc_instance_id(
         copy.PatientID, copy.StudyInstanceUID, copy.SeriesInstanceUID, copy.SOPInstanceUID
     )
     assert decide_in_worker(ct_instance(Modality="US"), task, ct_only, "DicomProtocol").action == DISCARD
     assert decide_in_worker(ct_instance(), task, ct_only, "RestApi").action == DISCARD
-    assert decide_in_worker(decision.outcome.data, task, ct_only, "DicomProtocol").action == KEEP
+    # An output, markers and all, is no proof of anything: received again, it is anonymized again (only the bytes
+    # of a copy the plugin is storing are kept, GatewayHandler.decide).
+    forged = ct_instance(PatientIdentityRemoved="YES", DeidentificationMethod="orthanc-anonymizer 0.1.0 profile basic")
+    again = decide_in_worker(forged, task, ct_only, "DicomProtocol")
+    assert again.action == MODIFY and again.outcome is not None and again.outcome.data is not None
+    assert b"PID-GW-UNIT" not in again.outcome.data
     assert decide_in_worker(b"not DICOM at all", task, ct_only, "DicomProtocol").action == DISCARD
 
 
@@ -299,3 +306,26 @@ def test_two_batches_in_flight_move_the_position_in_order_only(tmp_path: Path) -
     loop.start_batch, loop.in_flight = lambda batch: lambda: BatchOutcome(anonymized=len(batch)), 2
     assert loop.poll_once(4) == (10, True)
     assert cursor.load() == 10 and loop.processed == 6
+
+
+def test_the_gateway_keeps_only_the_bytes_the_plugin_is_storing() -> None:
+    class Pool:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def call(self, function: Any, *args: Any) -> Any:
+            self.calls += 1
+            future: Future[Any] = Future()
+            future.set_result(function(*args))
+            return future
+
+    task = InstanceTask(settings=AnonymizationSettings(profile=basic_profile(), hasher=KeyedHasher(b"s")))
+    settings = JobSettings(profile=basic_profile())
+    own = ct_instance()
+    forged = ct_instance(PatientIdentityRemoved="YES", DeidentificationMethod="orthanc-anonymizer 0.1.0 profile basic")
+    pool, audit = Pool(), Audit()
+    handler = GatewayHandler(pool, task, settings, IngestFilter(), audit, own_store=lambda data: data == own)  # type: ignore[arg-type]
+    assert handler.decide(own, "RestApi") == (KEEP, None) and pool.calls == 0
+    action, data = handler.decide(forged, "DicomProtocol")
+    assert action == MODIFY and data is not None and b"PID-GW-UNIT" not in data and pool.calls == 1
+    assert [record["Mode"] for record in audit.records] == ["Gateway"]

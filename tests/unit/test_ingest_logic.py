@@ -58,7 +58,7 @@ def test_settings_parse() -> None:
     assert config.options == (Option.CleanDesc,) and config.forward_to == ("RESEARCH",) and config.mode == "Copy"
 
 
-def test_own_outputs_are_recognised() -> None:
+def test_what_an_instance_claims_is_read_but_proves_nothing() -> None:
     assert is_anonymizer_output(
         {
             "PatientIdentityRemoved": "YES",
@@ -107,6 +107,8 @@ def test_loop_anonymizes_each_matching_instance_once_even_after_a_crash(tmp_path
     for index in range(10):
         orthanc.add(f"i{index}", Modality="CT" if index % 2 == 0 else "US")
     orthanc.add("copy", Modality="CT", PatientIdentityRemoved="YES", DeidentificationMethod="orthanc-anonymizer 0.1")
+    # The same markers on a file the links index does not know: a claim anyone can write, so an original.
+    orthanc.add("forged", Modality="CT", PatientIdentityRemoved="YES", DeidentificationMethod="orthanc-anonymizer 0.1")
     anonymized: list[str] = []
     crash_once = {"armed": True}
 
@@ -122,17 +124,21 @@ def test_loop_anonymizes_each_matching_instance_once_even_after_a_crash(tmp_path
     cursor = ChangeCursor(tmp_path / "ingest.json")
     cursor.save(0)
     loop = IngestLoop(orthanc, cursor, config, run_batch, page=4)
+    loop.known_copy = lambda instance_id: instance_id == "copy"
     position, done = 0, False
     with pytest.raises(ConnectionError):
         while not done:
             position, done = loop.poll_once(position)
     saved = cursor.load()
     assert saved is not None and saved < 5  # the position did not move past the unfinished batch
-    position, done = IngestLoop(orthanc, cursor, config, run_batch, page=4).poll_once(saved)
+    restarted = IngestLoop(orthanc, cursor, config, run_batch, page=4)
+    restarted.known_copy = loop.known_copy
+    position, done = restarted.poll_once(saved)
     while not done:
         position, done = loop.poll_once(position)
     assert cursor.load() == len(orthanc.changes)
-    assert sorted(set(anonymized)) == ["i0", "i2", "i4", "i6", "i8"]  # every CT, never the US, never our copy
+    # every CT (the forged one too), never the US, never our copy
+    assert sorted(set(anonymized)) == ["forged", "i0", "i2", "i4", "i6", "i8"]
     # replaying a stored-but-unacknowledged copy is harmless: the same keyed UIDs give the same instance
     assert anonymized.count("i4") <= 2
 

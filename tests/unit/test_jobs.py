@@ -49,10 +49,9 @@ class FakeOrthanc:
 
     def add(self, data: bytes) -> dict[str, str]:
         ds = dcmread(BytesIO(data))
-        patient = _id(str(ds.PatientID))
-        study = _id(str(ds.PatientID), ds.StudyInstanceUID)
-        series = _id(study, ds.SeriesInstanceUID)
-        instance = _id(series, ds.SOPInstanceUID)
+        # Orthanc's own IDs: SHA-1 of the patient's, study's, series' and instance's identifiers.
+        identity = [str(ds.PatientID), ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID]
+        patient, study, series, instance = (_id(*identity[: n + 1]) for n in range(4))
         with self.lock:
             self.files[instance] = data
             self.parents[instance] = {
@@ -113,6 +112,9 @@ class FakeOrthanc:
 
     def delete(self, level: str, resource: str) -> None:
         self.deleted.append((level, resource))
+        with self.lock:
+            for instance in [p["ID"] for p in self.instances_of(level, resource)]:
+                del self.files[instance], self.parents[instance]
 
     def close(self) -> None:
         pass
@@ -207,9 +209,31 @@ def test_failing_instance_is_listed_and_blocks_in_place_deletion(manager: JobMan
 
 def test_in_place_deletes_after_everything_is_stored(manager: JobManager, orthanc: FakeOrthanc) -> None:
     study = {orthanc.add(data)["ParentStudy"] for data in make_files(3)}.pop()
+    originals = set(orthanc.files)
     job = run(manager, "studies", [study], in_place=True)
     assert job.results[0]["Deleted"] is True
-    assert orthanc.deleted == [("studies", study)]
+    # One instance at a time, never the study as a whole (it may have grown since it was listed).
+    assert sorted(orthanc.deleted) == sorted(("instances", original) for original in originals)
+    assert not originals & set(orthanc.files)
+
+
+def test_in_place_keeps_what_arrived_after_the_listing(manager: JobManager, orthanc: FakeOrthanc) -> None:
+    files = make_files(4)
+    study = {orthanc.add(data)["ParentStudy"] for data in files[:2]}.pop()
+    arrived: list[str] = []
+
+    def arrive(job_id: str, point: str) -> None:  # a modality still sending, between the listing and the end
+        if point == "listed":
+            arrived.extend(orthanc.add(data)["ID"] for data in files[2:])
+
+    manager.hold = arrive
+    job = run(manager, "studies", [study], in_place=True)
+    (result,) = job.results
+    assert job.state == SUCCESS and result["Instances"] == 2
+    assert result["Deleted"] is False and result["OriginalsDeleted"] == 2 and result["OriginalsKept"] == 2
+    assert [reason["Instances"] for reason in result["OriginalsKeptBecause"]] == [2]
+    assert all(oid in orthanc.files for oid in arrived)
+    assert ("studies", study) not in orthanc.deleted
 
 
 def test_links_metadata_audit_and_record(manager: JobManager, orthanc: FakeOrthanc, tmp_path: Path) -> None:
@@ -230,7 +254,7 @@ def test_links_metadata_audit_and_record(manager: JobManager, orthanc: FakeOrtha
     assert "Patientname" not in (tmp_path / "audit.jsonl").read_text() + json.dumps(saved)
 
 
-def test_a_copy_that_cannot_be_linked_is_deleted_and_its_instance_fails(
+def test_a_copy_that_cannot_be_linked_is_not_stored_and_its_instance_fails(
     manager: JobManager, orthanc: FakeOrthanc
 ) -> None:
     originals = [orthanc.add(data) for data in make_files(3)]
@@ -240,10 +264,10 @@ def test_a_copy_that_cannot_be_linked_is_deleted_and_its_instance_fails(
     assert job.state == FAILURE
     failed = job.results[0]["Failed"]
     assert len(failed) == 3
-    assert all(f["Reason"].startswith("cannot link the copy (deleted): LinkStoreError") for f in failed)
+    # The instance's link is written before its copy is stored: no copy without its link, none stored here.
+    assert all(f["Reason"].startswith("cannot link the copy (not stored): LinkStoreError") for f in failed)
     assert "links index (links.sqlite) cannot be written" in failed[0]["Reason"]
-    copies = {resource for level, resource in orthanc.deleted if level == "instances"}
-    assert len(copies) == 3 and not copies & {o["ID"] for o in originals}  # the copies went, the originals stay
+    assert set(orthanc.files) == {o["ID"] for o in originals} and orthanc.deleted == []
     assert job.results[0]["Instances"] == 0 and job.results[0]["Complete"] is False
 
 
@@ -327,3 +351,42 @@ def test_orthanc_stopping_ends_the_running_job_early_and_keeps_the_original(
         )
         assert queued.done.wait(30)
         assert queued.state == FAILURE and queued.results == []
+
+
+def test_a_copy_is_in_the_links_index_before_it_is_stored(manager: JobManager, orthanc: FakeOrthanc) -> None:
+    """So that on-ingest anonymization, which may see the copy arrive before the job ends, knows it for a copy
+    (on every node of a cluster), whatever the copy's own attributes say."""
+    originals = [orthanc.add(data)["ID"] for data in make_files(3)]
+    known_when_stored: list[bool] = []
+    store = orthanc.store_instance
+
+    def checking_store(data: bytes) -> dict[str, str]:
+        ds = dcmread(BytesIO(data))
+        copy = _id(str(ds.PatientID), ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+        known_when_stored.append(manager.links.source("Instance", copy) in originals)
+        return store(data)
+
+    orthanc.store_instance = checking_store  # type: ignore[method-assign]
+    job = run(manager, "instances", originals)
+    assert job.state == SUCCESS and known_when_stored == [True, True, True]
+    for result in job.results:
+        assert manager.links.copies("Instance", result["Source"]) == [result["Resource"]]
+
+
+def test_with_register_stores_a_copy_is_known_by_its_bytes_while_it_is_stored(
+    manager: JobManager, orthanc: FakeOrthanc
+) -> None:
+    """Gateway mode's proof that what Orthanc hands its received-instance callback is the plugin's own copy."""
+    originals = [orthanc.add(data)["ID"] for data in make_files(2)]
+    seen: list[tuple[bool, bool]] = []
+    store = orthanc.store_instance
+
+    def checking_store(data: bytes) -> dict[str, str]:
+        seen.append((manager.is_storing(data), manager.is_storing(data + b"\0")))
+        return store(data)
+
+    orthanc.store_instance = checking_store  # type: ignore[method-assign]
+    manager.register_stores = True
+    run(manager, "instances", originals)
+    assert seen == [(True, False), (True, False)]  # those exact bytes, nothing else
+    assert not any(manager.is_storing(orthanc.files[oid]) for oid in orthanc.files)  # and only while stored

@@ -76,6 +76,22 @@ def test_the_engines_output_of_a_real_file_is_clean(original_bytes: bytes, outpu
     assert report.checked_values >= 8
 
 
+def test_a_copy_anonymized_again_is_clean(output_bytes: bytes) -> None:
+    # The copy's meta holds the engine's own Implementation Class UID and Version Name, which the second output holds
+    # too: values of the engine, not of a patient.
+    profile = basic_profile(["CleanDesc"])
+    report = verify_bytes(output_bytes, anonymized(output_bytes, profile), profile)
+    assert report.clean, [leak.describe() for leak in report.leaks]
+
+
+def test_another_implementations_name_put_back_into_the_meta_is_found(
+    original_bytes: bytes, output_bytes: bytes
+) -> None:
+    original, output = read(original_bytes), read(output_bytes)
+    original.file_meta.ImplementationVersionName = output.file_meta.ImplementationVersionName = "SCANNER_V99"
+    assert "0002,0013" in {leak.source for leak in find_residual_phi(original, output, basic_profile()).leaks}
+
+
 def test_the_unanonymized_original_leaks_everything(original_bytes: bytes) -> None:
     report = check(original_bytes, read(original_bytes))
     found = sources_by_path(report)
