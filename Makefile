@@ -103,7 +103,7 @@ bench: venv $(VENV)/.bench-installed
 
 # Long fuzz runs, never part of make test: the engine's input, profile files and the REST routes' bodies (a real Orthanc).
 soak: venv
-	HYPOTHESIS_PROFILE=long $(VENV)/bin/pytest -q tests/unit/test_engine_hostile_input.py \
+	HYPOTHESIS_PROFILE=long $(VENV)/bin/pytest -q tests/unit/test_engine_hostile_input.py tests/unit/test_planted_everywhere.py \
 	  tests/unit/test_profile_files_fuzz.py tests/integration/test_fuzz_route_bodies.py
 
 standard: venv
