@@ -195,15 +195,7 @@ def _instance(charset: str, syntax: str, rows: list[dict[str, object]]) -> tuple
     kept.add_new(UNNAMED_SEQUENCE, "SQ", Sequence([deeper]))
     ds.add_new(KEPT_SEQUENCE, "SQ", Sequence([kept]))
     ds.add_new(UNNAMED_SEQUENCE, "SQ", Sequence([unnamed]))
-    ds.SOPClassUID = CT_IMAGE
-    ds.SOPInstanceUID = "1.2.826.0.1.3680043.99.2"
-    ds.StudyInstanceUID = "1.2.826.0.1.3680043.99.3"
-    ds.SeriesInstanceUID = "1.2.826.0.1.3680043.99.4"
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CT_IMAGE
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = SYNTAXES[syntax]
-    ds.file_meta = meta
+    _identify(ds, syntax)
     buffer = BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue(), planter.planted
@@ -321,19 +313,24 @@ def test_the_search_and_the_residual_check_find_a_marker_written_back() -> None:
     assert "0008,1030" in places, places
 
 
-def _base(syntax: str = "explicit-le") -> Dataset:
-    ds = Dataset()
+def _identify(ds: Dataset, syntax: str) -> None:
+    """A CT instance's UIDs and a file meta in ``syntax``, set last so that no planted value overwrites them."""
     ds.SOPClassUID = CT_IMAGE
     ds.SOPInstanceUID = "1.2.826.0.1.3680043.99.2"
     ds.StudyInstanceUID = "1.2.826.0.1.3680043.99.3"
     ds.SeriesInstanceUID = "1.2.826.0.1.3680043.99.4"
-    ds.PatientName = "Mkzorro^Jane"
-    ds.PatientID = "MKPID77"
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CT_IMAGE
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     meta.TransferSyntaxUID = SYNTAXES[syntax]
     ds.file_meta = meta
+
+
+def _base(syntax: str = "explicit-le") -> Dataset:
+    ds = Dataset()
+    ds.PatientName = "Mkzorro^Jane"
+    ds.PatientID = "MKPID77"
+    _identify(ds, syntax)
     return ds
 
 
