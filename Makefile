@@ -31,7 +31,7 @@ venv: $(VENV)/.installed
 
 run: venv
 	mkdir -p "$(ORTHANC_DATA)"
-	exec $(VENV)/bin/python -m orthanc_anonymizer.launch run
+	exec $(VENV)/bin/python -m orthanc_anonymizer.server.launch run
 
 lint: venv
 	$(VENV)/bin/ruff check plugin tests bench tools

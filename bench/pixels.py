@@ -18,10 +18,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit"))
 
 from pixel_images import CT_IMAGE, PATIENT_ID, PATIENT_NAME, STUDY_DATE, US_MULTIFRAME, make_instance
 
-from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes, write_dataset
-from orthanc_anonymizer.pixels import OcrMode, PixelSettings, parse_redaction_rules
-from orthanc_anonymizer.profiles import basic_profile
-from orthanc_anonymizer.uids import KeyedHasher
+from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_bytes, write_dataset
+from orthanc_anonymizer.deid.pixels import OcrMode, PixelSettings, parse_redaction_rules
+from orthanc_anonymizer.deid.profiles import basic_profile
+from orthanc_anonymizer.deid.uids import KeyedHasher
 
 WORDS = [(12, 8, PATIENT_NAME), (300, 8, PATIENT_ID), (400, 440, STUDY_DATE)]
 BAND_ONLY = parse_redaction_rules(

@@ -260,7 +260,7 @@ def case_orthanc(bench: Bench, files: list[bytes], repeat: int) -> dict[str, Mea
 def case_requests(bench: Bench, files: list[bytes], repeat: int) -> list[dict[str, Any]]:
     """(f) The requests one copy costs, one kind at a time over the plugin's own client (:mod:`.orthanc_client`):
     wall time, CPU in Orthanc (its HTTP threads) and CPU in the client (inside Orthanc, that is under the GIL)."""
-    from orthanc_anonymizer.orthanc_client import OrthancClient
+    from orthanc_anonymizer.server.orthanc_client import OrthancClient
 
     client = OrthancClient(bench.url)
     profile = json.dumps({"Profile": "basic", "Options": [], "Rules": [], "Edition": "2026d", "EngineVersion": "0"})

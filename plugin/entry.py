@@ -29,6 +29,6 @@ def _add_dependencies() -> None:
 
 _add_dependencies()
 
-from orthanc_anonymizer import orthanc_glue  # noqa: E402
+from orthanc_anonymizer.server import glue  # noqa: E402
 
-orthanc_glue.start()
+glue.start()

@@ -1,7 +1,7 @@
 """Generate the package's copy of the DICOM standard tables from ``shared/``.
 
 Reads the PS3.15 Annex E tables (``shared/ps3.15``) and the PS3.3 IOD, module and attribute tables
-(``shared/ps3.3``), and writes compact JSON data files into ``plugin/orthanc_anonymizer/standard/``:
+(``shared/ps3.3``), and writes compact JSON data files into ``plugin/orthanc_anonymizer/deid/standard/``:
 
 * ``table_e1_1.json``: Table E.1-1, every row, its Basic profile action and its option columns.
 * ``safe_private.json``: Table E.3.10-1, the safe private attributes.
@@ -25,7 +25,7 @@ from typing import Any
 
 from pydicom.datadict import keyword_for_tag
 
-OUT = Path(__file__).resolve().parent.parent / "plugin" / "orthanc_anonymizer" / "standard"
+OUT = Path(__file__).resolve().parent.parent / "plugin" / "orthanc_anonymizer" / "deid" / "standard"
 EDITION = "2026d"
 OPTION_COLUMNS = {
     "retain_safe_private": "RetainSafePrivate",

@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .errors import AnonymizerError
+from orthanc_anonymizer.errors import AnonymizerError
 
 GENESIS_HASH = "0" * 64
 """The ``PreviousHash`` of the first record."""

@@ -35,16 +35,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from . import __version__
-from .config import CHECKOUT, DEVELOPMENT_SECRET, SECRET_ENVIRONMENT_VARIABLE
-from .errors import AnonymizerError, ProfileError
-from .identity import ValueRejected, check_patient_id, check_patient_name
-from .logs import exception_summary, route_warnings_to_logging
-from .profile_files import load_profiles, parse_rules, resolve_profile
-from .profiles import Option, Profile
+from orthanc_anonymizer import __version__
+from orthanc_anonymizer.deid.identity import ValueRejected, check_patient_id, check_patient_name
+from orthanc_anonymizer.deid.profile_files import load_profiles, parse_rules, resolve_profile
+from orthanc_anonymizer.deid.profiles import Option, Profile
+from orthanc_anonymizer.errors import AnonymizerError, ProfileError
+from orthanc_anonymizer.logs import exception_summary, route_warnings_to_logging
+from orthanc_anonymizer.server.config import CHECKOUT, DEVELOPMENT_SECRET, SECRET_ENVIRONMENT_VARIABLE
 
 if TYPE_CHECKING:
-    from .engine import AnonymizationSettings
+    from orthanc_anonymizer.deid.engine import AnonymizationSettings
 
 # The engine (and so pydicom) is imported only once the profile is known: see _import_pydicom.
 
@@ -91,8 +91,8 @@ def anonymize_one(task: FileTask, settings: AnonymizationSettings, verify: bool)
     A file that fails (unreadable, not DICOM, damaged, or with residual PHI found) is not written (a stale output
     of an earlier run at the destination is removed). Never raises for a bad input file.
     """
-    from .engine import anonymize_dataset, read_instance
-    from .verify import IdentifyingValues
+    from orthanc_anonymizer.deid.engine import anonymize_dataset, read_instance
+    from orthanc_anonymizer.deid.verify import IdentifyingValues
 
     try:
         original = read_regular_file(task.source)
@@ -392,7 +392,7 @@ def _import_pydicom(pixels: bool) -> None:
 
 
 def _project(text: str) -> str:
-    from .uids import check_project
+    from orthanc_anonymizer.deid.uids import check_project
 
     try:
         return check_project(text)
@@ -420,8 +420,8 @@ def command_anonymize(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) 
     if development:
         print(f"{PROG}: warning: --dev-secret: using the fixed development key; not for real patient data", file=stderr)
     _import_pydicom(pixels=Option.CleanPixelData in profile.options)
-    from .engine import AnonymizationSettings
-    from .uids import KeyedHasher
+    from orthanc_anonymizer.deid.engine import AnonymizationSettings
+    from orthanc_anonymizer.deid.uids import KeyedHasher
 
     settings = AnonymizationSettings(
         profile=profile,
@@ -530,7 +530,7 @@ def command_profiles(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -
 
 def command_audit_verify(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     """``audit-verify PATH``: ``{"Valid", "Records", "BrokenAt"}`` on stdout; exit 1 when the chain is broken."""
-    from .audit import AuditLog
+    from orthanc_anonymizer.audit import AuditLog
 
     path = Path(args.path)
     if not path.is_file():

@@ -57,7 +57,7 @@ class _StripValuesFilter(logging.Filter):
 
 def exception_summary(error: BaseException, tb: TracebackType | None = None) -> str:
     """A value-free description of ``error``: its type, and its message only if it is one of ours."""
-    from .errors import AnonymizerError
+    from orthanc_anonymizer.errors import AnonymizerError
 
     if isinstance(error, AnonymizerError):
         return f"{type(error).__name__}: {error}"

@@ -15,7 +15,7 @@ import pytest
 from browser_support import PASSWORD, USER, OrthancServer, Steps, upload_study
 from playwright.sync_api import expect
 
-from orthanc_anonymizer.explorer import option_descriptions
+from orthanc_anonymizer.server.explorer import option_descriptions
 
 pytestmark = pytest.mark.browser
 

@@ -13,7 +13,7 @@ from browser_support import PASSWORD, USER, Steps, study_generator, upload_study
 from playwright.sync_api import expect
 from pydicom.uid import generate_uid
 
-from orthanc_anonymizer.explorer import option_descriptions
+from orthanc_anonymizer.server.explorer import option_descriptions
 
 pytestmark = pytest.mark.browser
 

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from orthanc_anonymizer.explorer import (
+from orthanc_anonymizer.deid.profiles import Option
+from orthanc_anonymizer.server.explorer import (
     OPTIONS_PLACEHOLDER,
     UI_FILES,
     explorer_javascript,
     option_descriptions,
     ui_file,
 )
-from orthanc_anonymizer.profiles import Option
 
 
 def test_the_script_lists_every_option_with_its_explanation() -> None:

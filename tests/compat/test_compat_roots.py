@@ -27,7 +27,7 @@ import pytest
 import requests
 from pydicom.data import get_testdata_file
 
-from orthanc_anonymizer.launch import effective_configuration, orthanc_environment, write_configuration
+from orthanc_anonymizer.server.launch import effective_configuration, orthanc_environment, write_configuration
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 COMPAT = CHECKOUT / "tools" / "compat"

@@ -8,8 +8,8 @@ from typing import Any
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
-from orthanc_anonymizer.profiles import Profile, basic_profile
-from orthanc_anonymizer.verify import verify_bytes
+from orthanc_anonymizer.deid.profiles import Profile, basic_profile
+from orthanc_anonymizer.deid.verify import verify_bytes
 
 LEVEL_OF = {"patients": "Patient", "studies": "Study", "series": "Series", "instances": "Instance"}
 PARENT = {"instances": "ParentSeries", "series": "ParentStudy", "studies": "ParentPatient"}

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from orthanc_server import _SERVERS, ORTHANC, SECRET, OrthancServer, free_port
 
-from orthanc_anonymizer.launch import PYTHON_PLUGIN
+from orthanc_anonymizer.server.launch import PYTHON_PLUGIN
 
 pytestmark = pytest.mark.integration
 __all__ = ["ORTHANC", "SECRET", "OrthancServer", "free_port"]

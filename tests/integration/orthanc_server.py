@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from orthanc_anonymizer.launch import effective_configuration, orthanc_environment, write_configuration
+from orthanc_anonymizer.server.launch import effective_configuration, orthanc_environment, write_configuration
 
 # The command that runs Orthanc; `make test-compat` sets ORTHANC_COMMAND to run Debian trixie's Orthanc 1.12 with
 # orthanc-python 5.0, then Debian forky's 1.13 with orthanc-python 7.1, instead (tools/compat/run-in-trixie.sh

@@ -14,9 +14,16 @@ import psycopg
 import pytest
 from postgresql_cluster import PostgreSQL, needs_postgresql, postgresql_cluster
 
-from orthanc_anonymizer.cluster import SCHEMA, ChangeLogGaps, Cluster, ClusterError, IngestLeadership, LeadershipLost
-from orthanc_anonymizer.config import SharedDatabase
 from orthanc_anonymizer.errors import LinkStoreError
+from orthanc_anonymizer.server.cluster import (
+    SCHEMA,
+    ChangeLogGaps,
+    Cluster,
+    ClusterError,
+    IngestLeadership,
+    LeadershipLost,
+)
+from orthanc_anonymizer.server.config import SharedDatabase
 
 pytestmark = [pytest.mark.integration, needs_postgresql]
 

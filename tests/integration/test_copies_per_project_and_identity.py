@@ -86,7 +86,7 @@ def test_on_ingest_copies_are_keyed_by_the_configured_project(server_factory) ->
     from ingest_support import auto_overrides
     from orthanc_server import SECRET
 
-    from orthanc_anonymizer.uids import KeyedHasher
+    from orthanc_anonymizer.deid.uids import KeyedHasher
 
     server = server_factory("auto-project", overrides=auto_overrides(Project="AUTO-PROJECT")).start()
     files = make_study(Patient(name="Scope^Ingested", id="PID-SCOPE-4"), 1, 2)

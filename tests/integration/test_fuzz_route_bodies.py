@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from orthanc_server import OrthancServer
 from study_generator import Patient, make_study
 
-from orthanc_anonymizer.profiles import Option
+from orthanc_anonymizer.deid.profiles import Option
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 EXAMPLES = 3000 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 100

@@ -53,7 +53,7 @@ def clean_environment() -> dict[str, str]:
 
 @contextlib.contextmanager
 def launched(tmp_path: Path, extra: dict[str, str]) -> Iterator[tuple[int, int, Path]]:
-    """``python -m orthanc_anonymizer.launch run`` (what `make run` execs) on free ports; (http, dicom, log)."""
+    """``python -m orthanc_anonymizer.server.launch run`` (what `make run` execs) on free ports; (http, dicom, log)."""
     http, dicom = free_port(), free_port()
     data = tmp_path / "data"
     environ = {
@@ -66,7 +66,7 @@ def launched(tmp_path: Path, extra: dict[str, str]) -> Iterator[tuple[int, int, 
     log_path = tmp_path / "launch.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "orthanc_anonymizer.launch", "run"],
+            [sys.executable, "-m", "orthanc_anonymizer.server.launch", "run"],
             env=environ,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -165,7 +165,7 @@ def test_remote_access_needs_users_and_a_secret(tmp_path) -> None:
     ):
         environ = clean_environment()
         refused = subprocess.run(
-            [sys.executable, "-m", "orthanc_anonymizer.launch", "run"],
+            [sys.executable, "-m", "orthanc_anonymizer.server.launch", "run"],
             env={**environ, "ORTHANC_DATA": str(tmp_path / "refused"), **extra},
             capture_output=True,
             text=True,

@@ -9,7 +9,7 @@ from checks import instance_files, read
 from orthanc_server import free_port
 from study_generator import Patient, make_study
 
-from orthanc_anonymizer.launch import PYTHON_PLUGIN
+from orthanc_anonymizer.server.launch import PYTHON_PLUGIN
 
 pytestmark = pytest.mark.integration
 

@@ -36,7 +36,7 @@ from orthanc_server import OrthancServer
 from postgresql_cluster import INDEX_PLUGIN, PostgreSQL, needs_postgresql, postgresql_cluster
 from study_generator import Patient, make_study, write_files
 
-from orthanc_anonymizer.launch import PYTHON_PLUGIN
+from orthanc_anonymizer.server.launch import PYTHON_PLUGIN
 
 pytestmark = [
     pytest.mark.integration,

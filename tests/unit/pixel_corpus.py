@@ -32,10 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pixel_images import CT_IMAGE, US_IMAGE, US_MULTIFRAME, dataset_from_pixels
 
-from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes, write_dataset
-from orthanc_anonymizer.pixels import DecodedImage, PixelSettings, _ocr_picture
-from orthanc_anonymizer.profiles import basic_profile
-from orthanc_anonymizer.uids import KeyedHasher
+from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_bytes, write_dataset
+from orthanc_anonymizer.deid.pixels import DecodedImage, PixelSettings, _ocr_picture
+from orthanc_anonymizer.deid.profiles import basic_profile
+from orthanc_anonymizer.deid.uids import KeyedHasher
 
 NAME = "DOE^JANE"
 OTHER_NAME = "SMITH^ROBERT"

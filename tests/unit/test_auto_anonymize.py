@@ -15,13 +15,15 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from orthanc_anonymizer import workers
-from orthanc_anonymizer.auto_anonymize import resolve_auto_anonymize
-from orthanc_anonymizer.config import AnonymizerConfig, ConfigurationError
-from orthanc_anonymizer.engine import AnonymizationSettings
-from orthanc_anonymizer.forwarding import Forwarder, ForwardJob
-from orthanc_anonymizer.gateway import DISCARD, KEEP, MODIFY, GatewayHandler, decide_in_worker
-from orthanc_anonymizer.ingest import (
+from orthanc_anonymizer.deid.engine import AnonymizationSettings
+from orthanc_anonymizer.deid.profiles import Option, basic_profile
+from orthanc_anonymizer.deid.uids import KeyedHasher
+from orthanc_anonymizer.server import workers
+from orthanc_anonymizer.server.auto_anonymize import resolve_auto_anonymize
+from orthanc_anonymizer.server.config import AnonymizerConfig, ConfigurationError
+from orthanc_anonymizer.server.forwarding import Forwarder, ForwardJob
+from orthanc_anonymizer.server.gateway import DISCARD, KEEP, MODIFY, GatewayHandler, decide_in_worker
+from orthanc_anonymizer.server.ingest import (
     AutoAnonymizeConfig,
     BatchOutcome,
     ChangeCursor,
@@ -30,10 +32,8 @@ from orthanc_anonymizer.ingest import (
     IngestLoop,
     JobBatchRunner,
 )
-from orthanc_anonymizer.jobs import INTERRUPTED, Job, JobSettings, JobStore
-from orthanc_anonymizer.profiles import Option, basic_profile
-from orthanc_anonymizer.uids import KeyedHasher
-from orthanc_anonymizer.workers import InstanceTask
+from orthanc_anonymizer.server.jobs import INTERRUPTED, Job, JobSettings, JobStore
+from orthanc_anonymizer.server.workers import InstanceTask
 
 PROFILES = Path(__file__).resolve().parents[2] / "profiles"
 

@@ -28,11 +28,11 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian
 
-from orthanc_anonymizer.actions import MIN_COMPONENT_LENGTH, TextCleaner, identifying_tokens
-from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes
-from orthanc_anonymizer.profiles import BASIC, Option
-from orthanc_anonymizer.uids import KeyedHasher
-from orthanc_anonymizer.verify import verify_bytes
+from orthanc_anonymizer.deid.actions import MIN_COMPONENT_LENGTH, TextCleaner, identifying_tokens
+from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_bytes
+from orthanc_anonymizer.deid.profiles import BASIC, Option
+from orthanc_anonymizer.deid.uids import KeyedHasher
+from orthanc_anonymizer.deid.verify import verify_bytes
 
 EXAMPLES = 1000 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 60
 PROFILE = BASIC.with_options([Option.CleanDesc, Option.CleanStructdCont, Option.CleanGraph])
@@ -297,7 +297,7 @@ def test_the_residual_check_finds_a_name_that_cleaning_left(charset_name: str, d
     if len(patient) > 1 and data.draw(st.booleans(), label="only the unspaced groups"):
         texts = [text for text in texts if not _is_alphabetic([text])]
     original = _instance(charset, patient, [["Other", "Person"]], "AB-0000", texts)
-    with mock.patch("orthanc_anonymizer.engine.TextCleaner", _NoCleaning):
+    with mock.patch("orthanc_anonymizer.deid.engine.TextCleaner", _NoCleaning):
         output, _ = anonymize_bytes(original, SETTINGS)
     report = verify_bytes(original, output, PROFILE)
     found = {leak.tag for leak in report.leaks if leak.source == "0010,0010"}

@@ -347,9 +347,9 @@ def test_a_file_cut_inside_its_pixel_data_is_reported_not_written(tmp_path: Path
 def test_the_cli_writes_what_the_engine_writes_in_process(good_tree: Path, tmp_path: Path, options: list[str]) -> None:
     # Without CleanPixelData the CLI loads pydicom without numpy, Pillow and requests (start-up time): the bytes
     # must be the same as the engine's with everything loaded, here in the test process.
-    from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes
-    from orthanc_anonymizer.profiles import basic_profile
-    from orthanc_anonymizer.uids import KeyedHasher
+    from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_bytes
+    from orthanc_anonymizer.deid.profiles import basic_profile
+    from orthanc_anonymizer.deid.uids import KeyedHasher
 
     out = tmp_path / "out"
     result = run(

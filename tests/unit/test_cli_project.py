@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from test_cli import SECRET, copy_good_files, read, run
 
-from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes
-from orthanc_anonymizer.uids import KeyedHasher
+from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_bytes
+from orthanc_anonymizer.deid.uids import KeyedHasher
 
 UID_KEYWORDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 

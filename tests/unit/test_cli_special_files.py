@@ -102,8 +102,8 @@ def test_src_that_is_not_a_regular_file_or_folder_is_bad_usage(kind: str, tmp_pa
 def test_a_file_that_becomes_a_fifo_after_listing_is_not_waited_on(tmp_path: Path) -> None:
     """The race: listed as a regular file, replaced by a FIFO before it is read."""
     from orthanc_anonymizer.cli import FileTask, anonymize_one
-    from orthanc_anonymizer.engine import AnonymizationSettings
-    from orthanc_anonymizer.uids import KeyedHasher
+    from orthanc_anonymizer.deid.engine import AnonymizationSettings
+    from orthanc_anonymizer.deid.uids import KeyedHasher
 
     fifo = tmp_path / "became-a-pipe.dcm"
     os.mkfifo(fifo)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from orthanc_anonymizer.config import DEVELOPMENT_SECRET, ConfigurationError, parse_configuration
-from orthanc_anonymizer.profiles import Option
+from orthanc_anonymizer.deid.profiles import Option
+from orthanc_anonymizer.server.config import DEVELOPMENT_SECRET, ConfigurationError, parse_configuration
 
 
 def parse(section: dict[str, object], environ: dict[str, str] | None = None, **orthanc: object):

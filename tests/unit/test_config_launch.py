@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from orthanc_anonymizer.config import CHECKOUT, parse_configuration
-from orthanc_anonymizer.launch import (
+from orthanc_anonymizer.server.config import CHECKOUT, parse_configuration
+from orthanc_anonymizer.server.launch import (
     CONFIG_FILE,
     LaunchError,
     effective_configuration,

@@ -16,14 +16,14 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 
-from orthanc_anonymizer.api import BadRequest, parse_anonymize, parse_batch
-from orthanc_anonymizer.auto_anonymize import resolve_auto_anonymize
-from orthanc_anonymizer.config import AnonymizerConfig
-from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes
-from orthanc_anonymizer.ingest import AutoAnonymizeConfig, IngestConfigurationError
-from orthanc_anonymizer.jobs import JobSettings
-from orthanc_anonymizer.profiles import BASIC, Option
-from orthanc_anonymizer.uids import MAX_PROJECT_LENGTH, KeyedHasher, check_project
+from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_bytes
+from orthanc_anonymizer.deid.profiles import BASIC, Option
+from orthanc_anonymizer.deid.uids import MAX_PROJECT_LENGTH, KeyedHasher, check_project
+from orthanc_anonymizer.server.api import BadRequest, parse_anonymize, parse_batch
+from orthanc_anonymizer.server.auto_anonymize import resolve_auto_anonymize
+from orthanc_anonymizer.server.config import AnonymizerConfig
+from orthanc_anonymizer.server.ingest import AutoAnonymizeConfig, IngestConfigurationError
+from orthanc_anonymizer.server.jobs import JobSettings
 
 SECRET = b"pinned-secret-of-an-existing-site"
 CT = get_testdata_file("CT_small.dcm")

@@ -18,9 +18,9 @@ import pytest
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
-from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes
-from orthanc_anonymizer.profiles import basic_profile
-from orthanc_anonymizer.uids import KeyedHasher
+from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_bytes
+from orthanc_anonymizer.deid.profiles import basic_profile
+from orthanc_anonymizer.deid.uids import KeyedHasher
 
 DCIODVFY = shutil.which("dciodvfy")
 pytestmark = pytest.mark.skipif(

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from orthanc_anonymizer.config import SECRET_ENVIRONMENT_VARIABLE, ConfigurationError, parse_configuration
+from orthanc_anonymizer.server.config import SECRET_ENVIRONMENT_VARIABLE, ConfigurationError, parse_configuration
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = CHECKOUT / "docker-compose.yml"

@@ -16,11 +16,11 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from orthanc_anonymizer import standard
-from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes
-from orthanc_anonymizer.profile_files import parse_rules
-from orthanc_anonymizer.profiles import Action, basic_profile
-from orthanc_anonymizer.uids import KeyedHasher
+from orthanc_anonymizer.deid import standard
+from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_bytes
+from orthanc_anonymizer.deid.profile_files import parse_rules
+from orthanc_anonymizer.deid.profiles import Action, basic_profile
+from orthanc_anonymizer.deid.uids import KeyedHasher
 
 BINARY_VRS = ("OB", "OW", "OD", "OF", "OL", "OV", "UN")
 UNIT = {"OB": 2, "OW": 2, "OD": 8, "OF": 4, "OL": 4, "OV": 8, "UN": 2}  # value lengths are even (PS3.5 7.1.1)

@@ -20,10 +20,10 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian
 from pydicom.valuerep import VR
 
-from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes
+from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_bytes
+from orthanc_anonymizer.deid.profiles import Option, Profile
+from orthanc_anonymizer.deid.uids import KeyedHasher
 from orthanc_anonymizer.errors import AnonymizerError
-from orthanc_anonymizer.profiles import Option, Profile
-from orthanc_anonymizer.uids import KeyedHasher
 
 SETTINGS = AnonymizationSettings(hasher=KeyedHasher(b"fuzz"))
 # The options that keep more (dates, times, descriptions cleaned rather than removed, safe private attributes)

@@ -26,7 +26,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from orthanc_anonymizer.engine import (
+from orthanc_anonymizer.deid.engine import (
     AnonymizationSettings,
     anonymize_bytes,
     anonymize_dataset,
@@ -34,9 +34,9 @@ from orthanc_anonymizer.engine import (
     read_instance,
     write_dataset,
 )
+from orthanc_anonymizer.deid.profiles import Action, Profile, Rule, TagPattern, basic_profile
+from orthanc_anonymizer.deid.uids import KeyedHasher
 from orthanc_anonymizer.errors import AnonymizerError
-from orthanc_anonymizer.profiles import Action, Profile, Rule, TagPattern, basic_profile
-from orthanc_anonymizer.uids import KeyedHasher
 
 SECRET = b"splice secret"
 PIXEL_TAG_LE = b"\xe0\x7f\x10\x00"

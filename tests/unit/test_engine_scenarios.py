@@ -16,10 +16,10 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes, anonymize_dataset, read_dataset
+from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_bytes, anonymize_dataset, read_dataset
+from orthanc_anonymizer.deid.profiles import Action, Rule, TagPattern, basic_profile
+from orthanc_anonymizer.deid.uids import KeyedHasher
 from orthanc_anonymizer.errors import InvalidDicomError
-from orthanc_anonymizer.profiles import Action, Rule, TagPattern, basic_profile
-from orthanc_anonymizer.uids import KeyedHasher
 
 SECRET = b"scenario secret"
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -148,8 +148,8 @@ def test_same_output_in_another_process() -> None:
     path = get_testdata_file("CT_small.dcm")
     here = anonymize_bytes(Path(path).read_bytes(), settings())[0]
     code = (
-        "import sys;from orthanc_anonymizer.engine import *;from orthanc_anonymizer.profiles import basic_profile;"
-        "from orthanc_anonymizer.uids import KeyedHasher;"
+        "import sys;from orthanc_anonymizer.deid.engine import *;from orthanc_anonymizer.deid.profiles import basic_profile;"
+        "from orthanc_anonymizer.deid.uids import KeyedHasher;"
         f"d=open({path!r},'rb').read();"
         "sys.stdout.buffer.write(anonymize_bytes(d,AnonymizationSettings(profile=basic_profile([]),"
         "hasher=KeyedHasher(b'scenario secret')))[0])"

@@ -15,11 +15,11 @@ from pydicom import dcmread
 from pydicom_files import REFUSED_BY_ORTHANC_1_10_1, pydicom_files, stored_by_orthanc
 from test_dciodvfy import DCIODVFY, dciodvfy_errors
 
-from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes
+from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_bytes
+from orthanc_anonymizer.deid.profiles import Option, basic_profile
+from orthanc_anonymizer.deid.uids import KeyedHasher
+from orthanc_anonymizer.deid.verify import verify_bytes
 from orthanc_anonymizer.errors import AnonymizerError
-from orthanc_anonymizer.profiles import Option, basic_profile
-from orthanc_anonymizer.uids import KeyedHasher
-from orthanc_anonymizer.verify import verify_bytes
 
 KEEPING = [option for option in Option if option not in (Option.CleanPixelData, Option.RetainLongModifDates)]
 PROFILES = {"basic": basic_profile(), "keeping": basic_profile(KEEPING)}

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from orthanc_anonymizer.api import BadRequest, RequestTooLarge
-from orthanc_anonymizer.orthanc_client import ResourceNotFound
+from orthanc_anonymizer.server.api import BadRequest, RequestTooLarge
+from orthanc_anonymizer.server.orthanc_client import ResourceNotFound
 
 
 class Output:
@@ -40,10 +40,10 @@ def glue(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     for level in ("LogInfo", "LogWarning", "LogError"):
         setattr(fake, level, lambda message, level=level: fake.logged.append((level, message)))  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "orthanc", fake)
-    sys.modules.pop("orthanc_anonymizer.orthanc_glue", None)
-    module = importlib.import_module("orthanc_anonymizer.orthanc_glue")
+    sys.modules.pop("orthanc_anonymizer.server.glue", None)
+    module = importlib.import_module("orthanc_anonymizer.server.glue")
     yield module
-    sys.modules.pop("orthanc_anonymizer.orthanc_glue", None)
+    sys.modules.pop("orthanc_anonymizer.server.glue", None)
 
 
 def call(route: Any, method: str = "GET", **request: Any) -> Output:

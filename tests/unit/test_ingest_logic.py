@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from orthanc_anonymizer.ingest import (
+from orthanc_anonymizer.deid.profiles import Option
+from orthanc_anonymizer.server.ingest import (
     AutoAnonymizeConfig,
     BatchOutcome,
     ChangeCursor,
@@ -16,7 +17,6 @@ from orthanc_anonymizer.ingest import (
     IngestLoop,
     is_anonymizer_output,
 )
-from orthanc_anonymizer.profiles import Option
 
 
 def test_filter_by_attributes_with_wildcards_and_by_origin() -> None:

@@ -17,12 +17,12 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 from orthanc_anonymizer.audit import AuditLog
-from orthanc_anonymizer.jobs import FAILURE, SUCCESS, Job, JobManager, JobSettings, JobStore
-from orthanc_anonymizer.links import LinkIndex
-from orthanc_anonymizer.orthanc_client import OrthancUnreachable, ResourceNotFound
-from orthanc_anonymizer.profiles import basic_profile
-from orthanc_anonymizer.uids import KeyedHasher
-from orthanc_anonymizer.workers import InstanceOutcome, InstanceTask, anonymize_instance
+from orthanc_anonymizer.deid.profiles import basic_profile
+from orthanc_anonymizer.deid.uids import KeyedHasher
+from orthanc_anonymizer.server.jobs import FAILURE, SUCCESS, Job, JobManager, JobSettings, JobStore
+from orthanc_anonymizer.server.links import LinkIndex
+from orthanc_anonymizer.server.orthanc_client import OrthancUnreachable, ResourceNotFound
+from orthanc_anonymizer.server.workers import InstanceOutcome, InstanceTask, anonymize_instance
 
 T = TypeVar("T")
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
-from orthanc_anonymizer.engine import AnonymizationSettings
-from orthanc_anonymizer.uids import KeyedHasher
-from orthanc_anonymizer.workers import InstanceTask, WorkerPool
+from orthanc_anonymizer.deid.engine import AnonymizationSettings
+from orthanc_anonymizer.deid.uids import KeyedHasher
+from orthanc_anonymizer.server.workers import InstanceTask, WorkerPool
 
 
 def test_spawned_workers_anonymize_and_report_failures_without_values() -> None:

@@ -25,12 +25,12 @@ from pydicom.filewriter import write_dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from orthanc_anonymizer import engine
-from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes
-from orthanc_anonymizer.profile_files import parse_rules
-from orthanc_anonymizer.profiles import Option, Profile, basic_profile
-from orthanc_anonymizer.uids import KeyedHasher
-from orthanc_anonymizer.verify import verify_bytes
+from orthanc_anonymizer.deid import engine
+from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_bytes
+from orthanc_anonymizer.deid.profile_files import parse_rules
+from orthanc_anonymizer.deid.profiles import Option, Profile, basic_profile
+from orthanc_anonymizer.deid.uids import KeyedHasher
+from orthanc_anonymizer.deid.verify import verify_bytes
 
 PHILIPS = "Philips Imaging DD 001"
 STACK_SEQUENCE = 0x5F  # (2001,xx5F) Stack Sequence: a safe private sequence of Table E.3.10-1

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from orthanc_anonymizer.errors import LinkStoreError
-from orthanc_anonymizer.links import LinkIndex
+from orthanc_anonymizer.server.links import LinkIndex
 
 
 def test_a_link_is_found_both_ways_and_recorded_once(tmp_path: Path) -> None:

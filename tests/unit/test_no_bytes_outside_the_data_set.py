@@ -23,14 +23,14 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from pydicom.dataelem import DataElement
 
-from orthanc_anonymizer import engine
 from orthanc_anonymizer.cli import FileTask, anonymize_one
-from orthanc_anonymizer.engine import IMPLEMENTATION_CLASS_UID, AnonymizationSettings, anonymize_bytes
+from orthanc_anonymizer.deid import engine
+from orthanc_anonymizer.deid.engine import IMPLEMENTATION_CLASS_UID, AnonymizationSettings, anonymize_bytes
+from orthanc_anonymizer.deid.profiles import Option, basic_profile
+from orthanc_anonymizer.deid.uids import KeyedHasher
+from orthanc_anonymizer.deid.verify import verify_bytes
 from orthanc_anonymizer.errors import AnonymizerError
-from orthanc_anonymizer.profiles import Option, basic_profile
-from orthanc_anonymizer.uids import KeyedHasher
-from orthanc_anonymizer.verify import verify_bytes
-from orthanc_anonymizer.workers import InstanceTask, anonymize_instance
+from orthanc_anonymizer.server.workers import InstanceTask, anonymize_instance
 
 EXAMPLES = 400 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 40
 # Every option that keeps something (CleanPixelData aside: it changes the pixels; full dates kept, not shifted).

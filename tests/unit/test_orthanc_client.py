@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from pydicom.data import get_testdata_file
 
-from orthanc_anonymizer.jobs import fetch_and_anonymize
-from orthanc_anonymizer.orthanc_client import OrthancClient, OrthancError, OrthancUnreachable, ResourceNotFound
-from orthanc_anonymizer.profiles import basic_profile
-from orthanc_anonymizer.uids import KeyedHasher
-from orthanc_anonymizer.workers import InstanceTask
+from orthanc_anonymizer.deid.profiles import basic_profile
+from orthanc_anonymizer.deid.uids import KeyedHasher
+from orthanc_anonymizer.server.jobs import fetch_and_anonymize
+from orthanc_anonymizer.server.orthanc_client import OrthancClient, OrthancError, OrthancUnreachable, ResourceNotFound
+from orthanc_anonymizer.server.workers import InstanceTask
 
 CT_SMALL = open(get_testdata_file("CT_small.dcm") or "", "rb").read()  # noqa: SIM115
 RESOURCES: dict[str, Any] = {
@@ -165,6 +165,6 @@ def test_a_worker_downloads_the_original_itself(server: ThreadingHTTPServer) -> 
 
 
 def _settings() -> Any:
-    from orthanc_anonymizer.engine import AnonymizationSettings
+    from orthanc_anonymizer.deid.engine import AnonymizationSettings
 
     return AnonymizationSettings(profile=basic_profile(), hasher=KeyedHasher(b"unit-test-secret"))

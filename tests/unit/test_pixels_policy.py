@@ -12,13 +12,14 @@ import pytest
 from pixel_images import CT_IMAGE, PATIENT_NAME, US_IMAGE, make_instance
 from pydicom import dcmread
 
-from orthanc_anonymizer import cli, pixels
-from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes, write_dataset
+from orthanc_anonymizer import cli
+from orthanc_anonymizer.deid import pixels
+from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_bytes, write_dataset
+from orthanc_anonymizer.deid.pixels import Criterion, Extent, OcrMode, PixelSettings, RedactionRule, Region
+from orthanc_anonymizer.deid.profile_files import load_profile_file
+from orthanc_anonymizer.deid.profiles import BurnedInAnnotationPolicy, Option, Profile, basic_profile
+from orthanc_anonymizer.deid.uids import KeyedHasher
 from orthanc_anonymizer.errors import AnonymizationError, ProfileError
-from orthanc_anonymizer.pixels import Criterion, Extent, OcrMode, PixelSettings, RedactionRule, Region
-from orthanc_anonymizer.profile_files import load_profile_file
-from orthanc_anonymizer.profiles import BurnedInAnnotationPolicy, Option, Profile, basic_profile
-from orthanc_anonymizer.uids import KeyedHasher
 
 SECRET = b"pixel policy secret"
 BAND = (RedactionRule("band", (Criterion("Modality", 0x00080060, ("US",)),), (Region(*map(Extent, (0, 0, 320, 30))),)),)

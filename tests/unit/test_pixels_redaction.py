@@ -33,11 +33,11 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
-from orthanc_anonymizer import pixels
-from orthanc_anonymizer.engine import AnonymizationReport, AnonymizationSettings, anonymize_bytes, write_dataset
-from orthanc_anonymizer.pixels import DecodedImage, PixelSettings, RedactionRule, _ocr_picture
-from orthanc_anonymizer.profiles import basic_profile
-from orthanc_anonymizer.uids import KeyedHasher
+from orthanc_anonymizer.deid import pixels
+from orthanc_anonymizer.deid.engine import AnonymizationReport, AnonymizationSettings, anonymize_bytes, write_dataset
+from orthanc_anonymizer.deid.pixels import DecodedImage, PixelSettings, RedactionRule, _ocr_picture
+from orthanc_anonymizer.deid.profiles import basic_profile
+from orthanc_anonymizer.deid.uids import KeyedHasher
 
 SECRET = b"pixel test secret"
 

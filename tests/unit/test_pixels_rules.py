@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from pydicom.dataset import Dataset
 
-from orthanc_anonymizer.errors import ProfileError
-from orthanc_anonymizer.pixels import (
+from orthanc_anonymizer.deid.pixels import (
     SHIPPED_RULES_DIRECTORY,
     load_redaction_rules,
     parse_redaction_rules,
     shipped_redaction_rules,
 )
+from orthanc_anonymizer.errors import ProfileError
 
 
 def rule(match: dict[str, object], **extra: object) -> str:
@@ -144,7 +144,7 @@ def test_shipped_starter_set_loads_and_selects_ultrasound_and_captures() -> None
 
 
 def test_the_profiles_folder_does_not_take_the_rules_folder_for_a_profile() -> None:
-    from orthanc_anonymizer.profile_files import load_profiles
+    from orthanc_anonymizer.deid.profile_files import load_profiles
 
     profiles = load_profiles(SHIPPED_RULES_DIRECTORY.parent)
     assert "pixel-redaction" not in profiles and "starter" not in profiles

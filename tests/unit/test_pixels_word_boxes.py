@@ -17,8 +17,8 @@ from numpy.typing import NDArray
 from pixel_images import text_layer
 from pydicom.uid import ExplicitVRLittleEndian
 
-from orthanc_anonymizer import pixels
-from orthanc_anonymizer.pixels import DecodedImage, PixelSettings
+from orthanc_anonymizer.deid import pixels
+from orthanc_anonymizer.deid.pixels import DecodedImage, PixelSettings
 
 Reading = tuple[str, float, tuple[int, int, int, int]]
 

@@ -32,11 +32,11 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from orthanc_anonymizer import standard
-from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes
-from orthanc_anonymizer.profiles import Action, Option, basic_profile, table_action
-from orthanc_anonymizer.uids import KeyedHasher
-from orthanc_anonymizer.verify import verify_bytes
+from orthanc_anonymizer.deid import standard
+from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_bytes
+from orthanc_anonymizer.deid.profiles import Action, Option, basic_profile, table_action
+from orthanc_anonymizer.deid.uids import KeyedHasher
+from orthanc_anonymizer.deid.verify import verify_bytes
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 KEPT_SEQUENCE = 0x0040A730  # Content Sequence: D in the table (C under Clean Structured Content), kept and walked
@@ -522,13 +522,15 @@ def test_specific_character_set_keeps_only_defined_terms(options: frozenset[Opti
 
 def _safe_private_by_vr() -> dict[str, dict[str, str]]:
     """One Table E.3.10-1 element for each VR the table gives (the first listed)."""
-    from orthanc_anonymizer.engine import _safe_private_index
+    from orthanc_anonymizer.deid.engine import _safe_private_index
 
     _safe_private_index()  # the table is loaded the way the engine loads it
     import json
     from importlib import resources
 
-    rows = json.loads(resources.files("orthanc_anonymizer.standard").joinpath("safe_private.json").read_text())["rows"]
+    rows = json.loads(resources.files("orthanc_anonymizer.deid.standard").joinpath("safe_private.json").read_text())[
+        "rows"
+    ]
     chosen: dict[str, dict[str, str]] = {}
     for row in rows:
         if row["vr"] in ("LO", "SH", "CS", "ST", "LT", "DS", "IS", "FL", "FD", "US", "UL", "SS", "SL"):

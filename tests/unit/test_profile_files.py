@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from orthanc_anonymizer.errors import ProfileError
-from orthanc_anonymizer.profile_files import (
+from orthanc_anonymizer.deid.profile_files import (
     load_profile_file,
     load_profiles,
     parse_rules,
     resolve_profile,
     rules_from_json,
 )
-from orthanc_anonymizer.profiles import Action, Option, Rule
+from orthanc_anonymizer.deid.profiles import Action, Option, Rule
+from orthanc_anonymizer.errors import ProfileError
 
 SHIPPED = Path(__file__).resolve().parents[2] / "profiles"
 
@@ -404,7 +404,7 @@ def test_each_shipped_profile_anonymizes_a_real_file(name: str) -> None:
     from pydicom import dcmread
     from pydicom.data import get_testdata_file
 
-    from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes
+    from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_bytes
 
     source = Path(str(get_testdata_file("CT_small.dcm")))
     output, _ = anonymize_bytes(source.read_bytes(), AnonymizationSettings(profile=resolve_profile(name, SHIPPED)))

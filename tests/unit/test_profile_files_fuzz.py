@@ -11,9 +11,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from orthanc_anonymizer.deid.profile_files import load_profile_file, parse_rules, rules_from_json
+from orthanc_anonymizer.deid.profiles import Profile, Rule
 from orthanc_anonymizer.errors import ProfileError
-from orthanc_anonymizer.profile_files import load_profile_file, parse_rules, rules_from_json
-from orthanc_anonymizer.profiles import Profile, Rule
 
 EXAMPLES = 2000 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 200
 SHIPPED = Path(__file__).resolve().parents[2] / "profiles"

@@ -24,14 +24,14 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from orthanc_anonymizer.actions import MONTHS, DateMode, TextCleaner, find_written_dates
-from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes, write_dataset
+from orthanc_anonymizer.deid.actions import MONTHS, DateMode, TextCleaner, find_written_dates
+from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_bytes, write_dataset
+from orthanc_anonymizer.deid.pixels import OcrMode, PixelSettings
+from orthanc_anonymizer.deid.profile_files import load_profile_file, load_profiles
+from orthanc_anonymizer.deid.profiles import Action, Option, Profile, basic_profile
+from orthanc_anonymizer.deid.uids import KeyedHasher
+from orthanc_anonymizer.deid.verify import IdentifyingValues, ValueKind, verify_bytes
 from orthanc_anonymizer.errors import AnonymizationError, ProfileError
-from orthanc_anonymizer.pixels import OcrMode, PixelSettings
-from orthanc_anonymizer.profile_files import load_profile_file, load_profiles
-from orthanc_anonymizer.profiles import Action, Option, Profile, basic_profile
-from orthanc_anonymizer.uids import KeyedHasher
-from orthanc_anonymizer.verify import IdentifyingValues, ValueKind, verify_bytes
 
 SHIPPED = Path(__file__).resolve().parents[2] / "profiles"
 PROFILES = load_profiles(SHIPPED)

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orthanc_anonymizer.api import MAX_NESTING, BadRequest, nesting_depth, parse_anonymize
-from orthanc_anonymizer.config import AnonymizerConfig, RequestLimits
+from orthanc_anonymizer.server.api import MAX_NESTING, BadRequest, nesting_depth, parse_anonymize
+from orthanc_anonymizer.server.config import AnonymizerConfig, RequestLimits
 
 # A body limit far above these bodies: the depth is refused whatever Anonymizer.MaximumRequestBytes allows.
 CONFIG = AnonymizerConfig(secret=b"s", limits=RequestLimits(body_bytes=1 << 30))

@@ -16,14 +16,14 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 
-from orthanc_anonymizer.api import BadRequest, RequestTooLarge, parse_anonymize, parse_batch
-from orthanc_anonymizer.config import AnonymizerConfig, ConfigurationError, RequestLimits, parse_configuration
-from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes
+from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_bytes
+from orthanc_anonymizer.deid.identity import ValueRejected, check_patient_id, check_patient_name, encodable
+from orthanc_anonymizer.deid.profiles import basic_profile
+from orthanc_anonymizer.deid.uids import KeyedHasher
 from orthanc_anonymizer.errors import AnonymizationError
-from orthanc_anonymizer.identity import ValueRejected, check_patient_id, check_patient_name, encodable
-from orthanc_anonymizer.jobs import JobSettings
-from orthanc_anonymizer.profiles import basic_profile
-from orthanc_anonymizer.uids import KeyedHasher
+from orthanc_anonymizer.server.api import BadRequest, RequestTooLarge, parse_anonymize, parse_batch
+from orthanc_anonymizer.server.config import AnonymizerConfig, ConfigurationError, RequestLimits, parse_configuration
+from orthanc_anonymizer.server.jobs import JobSettings
 
 CONFIG = AnonymizerConfig(secret=b"s", limits=RequestLimits(body_bytes=4096, rules=3, batch_resources=2))
 

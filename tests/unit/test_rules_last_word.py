@@ -14,13 +14,13 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from orthanc_anonymizer.actions import DUMMY_BY_VR
-from orthanc_anonymizer.engine import WEAKENED_CODE, AnonymizationSettings, anonymize_bytes
-from orthanc_anonymizer.jobs import JobSettings
-from orthanc_anonymizer.profile_files import parse_rules
-from orthanc_anonymizer.profiles import Option, Profile, basic_profile
-from orthanc_anonymizer.uids import KeyedHasher
-from orthanc_anonymizer.weakening import IDENTITY_TAGS, Weakening, method_values, weakenings
+from orthanc_anonymizer.deid.actions import DUMMY_BY_VR
+from orthanc_anonymizer.deid.engine import WEAKENED_CODE, AnonymizationSettings, anonymize_bytes
+from orthanc_anonymizer.deid.profile_files import parse_rules
+from orthanc_anonymizer.deid.profiles import Option, Profile, basic_profile
+from orthanc_anonymizer.deid.uids import KeyedHasher
+from orthanc_anonymizer.deid.weakening import IDENTITY_TAGS, Weakening, method_values, weakenings
+from orthanc_anonymizer.server.jobs import JobSettings
 
 HASHER = KeyedHasher(b"rules last word")
 REFERENCED_SERIES = 0x00081115  # not in Table E.1-1: kept, its items walked
@@ -213,7 +213,7 @@ def test_weakening_compares_with_the_site_profile_rules_and_options() -> None:
 def test_a_weakened_copy_is_still_recognized_as_the_engines_own_output() -> None:
     """On ingest and in the gateway, a copy whose rules kept the patient's ID (Patient Identity Removed NO) is not an
     original to anonymize again (which would copy the copy, again and again)."""
-    from orthanc_anonymizer.ingest import is_anonymizer_output
+    from orthanc_anonymizer.server.ingest import is_anonymizer_output
 
     output = run(source(ATTRIBUTES[1], 0), with_rule(ATTRIBUTES[1], "K"))
     assert output.PatientIdentityRemoved == "NO"

@@ -19,11 +19,11 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian
 
-from orthanc_anonymizer import standard
-from orthanc_anonymizer.actions import resolve_compound
-from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes
-from orthanc_anonymizer.profiles import Action, Option, basic_profile, table_action
-from orthanc_anonymizer.uids import KeyedHasher
+from orthanc_anonymizer.deid import standard
+from orthanc_anonymizer.deid.actions import resolve_compound
+from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_bytes
+from orthanc_anonymizer.deid.profiles import Action, Option, basic_profile, table_action
+from orthanc_anonymizer.deid.uids import KeyedHasher
 
 SHARED_TABLE = Path(__file__).resolve().parents[3] / "shared" / "ps3.15" / "table-e1-1.csv"
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"

@@ -14,10 +14,10 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes
-from orthanc_anonymizer.profiles import Profile, basic_profile
-from orthanc_anonymizer.uids import KeyedHasher
-from orthanc_anonymizer.verify import ResidualPhiReport, find_residual_phi, verify_bytes
+from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_bytes
+from orthanc_anonymizer.deid.profiles import Profile, basic_profile
+from orthanc_anonymizer.deid.uids import KeyedHasher
+from orthanc_anonymizer.deid.verify import ResidualPhiReport, find_residual_phi, verify_bytes
 
 SECRET = b"verify test secret"
 FAMILY = "Vanderberg"
@@ -212,10 +212,10 @@ def test_the_engines_own_markers_are_not_leaks() -> None:
     from pydicom import dcmread
     from pydicom.data import get_testdata_file
 
-    from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes
-    from orthanc_anonymizer.profiles import Action, Rule, TagPattern, basic_profile
-    from orthanc_anonymizer.uids import KeyedHasher
-    from orthanc_anonymizer.verify import find_residual_phi
+    from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_bytes
+    from orthanc_anonymizer.deid.profiles import Action, Rule, TagPattern, basic_profile
+    from orthanc_anonymizer.deid.uids import KeyedHasher
+    from orthanc_anonymizer.deid.verify import find_residual_phi
 
     original = dcmread(get_testdata_file("CT_small.dcm"))
     original.PatientID = "PID-RULES"

@@ -10,13 +10,13 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file, get_testdata_files
 from pydicom.dataset import Dataset
 
-from orthanc_anonymizer.engine import AnonymizationSettings, anonymize_bytes
+from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_bytes
+from orthanc_anonymizer.deid.profile_files import parse_rules
+from orthanc_anonymizer.deid.profiles import Profile, basic_profile
+from orthanc_anonymizer.deid.uids import KeyedHasher
+from orthanc_anonymizer.deid.verify import verify_bytes
 from orthanc_anonymizer.errors import AnonymizerError
-from orthanc_anonymizer.profile_files import parse_rules
-from orthanc_anonymizer.profiles import Profile, basic_profile
-from orthanc_anonymizer.uids import KeyedHasher
-from orthanc_anonymizer.verify import verify_bytes
-from orthanc_anonymizer.workers import InstanceTask, anonymize_instance
+from orthanc_anonymizer.server.workers import InstanceTask, anonymize_instance
 
 SECRET = b"worker residual secret"
 FAMILY = "Vanderberg"

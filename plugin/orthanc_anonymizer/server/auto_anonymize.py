@@ -19,16 +19,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .cluster import IngestLeadership
-from .config import AnonymizerConfig, ConfigurationError
-from .errors import ProfileError
-from .forwarding import Forwarder
-from .gateway import GatewayHandler
-from .ingest import ORIGIN_KEYS, AutoAnonymizeConfig, ChangeCursor, IngestConfigurationError, IngestLoop, JobBatchRunner
-from .jobs import JobManager, JobSettings, JobStore
-from .orthanc_client import OrthancClient
-from .profile_files import resolve_profile
-from .workers import InstanceTask, WorkerPool
+from orthanc_anonymizer.deid.profile_files import resolve_profile
+from orthanc_anonymizer.errors import ProfileError
+from orthanc_anonymizer.server.cluster import IngestLeadership
+from orthanc_anonymizer.server.config import AnonymizerConfig, ConfigurationError
+from orthanc_anonymizer.server.forwarding import Forwarder
+from orthanc_anonymizer.server.gateway import GatewayHandler
+from orthanc_anonymizer.server.ingest import (
+    ORIGIN_KEYS,
+    AutoAnonymizeConfig,
+    ChangeCursor,
+    IngestConfigurationError,
+    IngestLoop,
+    JobBatchRunner,
+)
+from orthanc_anonymizer.server.jobs import JobManager, JobSettings, JobStore
+from orthanc_anonymizer.server.orthanc_client import OrthancClient
+from orthanc_anonymizer.server.workers import InstanceTask, WorkerPool
 
 logger = logging.getLogger("orthanc_anonymizer.auto")
 SETTING = "Anonymizer.AutoAnonymize"

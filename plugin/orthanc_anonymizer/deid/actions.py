@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydicom._dicom_dict import DicomDictionary
 
-from .profiles import Action
+from orthanc_anonymizer.deid.profiles import Action
 
 # Dummy values for D: non-empty and valid for the VR (length, character repertoire).
 _TEXT_DUMMY = "ANONYMIZED"

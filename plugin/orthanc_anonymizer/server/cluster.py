@@ -42,17 +42,17 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .audit import GENESIS_HASH, canonical_json, check_record, parse_record, seal_many, verify_chain
-from .config import SharedDatabase
-from .errors import AnonymizerError, LinkStoreError
-from .jobs import JobStore
-from .links import LinkIndex
-from .logs import exception_summary
+from orthanc_anonymizer.audit import GENESIS_HASH, canonical_json, check_record, parse_record, seal_many, verify_chain
+from orthanc_anonymizer.errors import AnonymizerError, LinkStoreError
+from orthanc_anonymizer.logs import exception_summary
+from orthanc_anonymizer.server.config import SharedDatabase
+from orthanc_anonymizer.server.jobs import JobStore
+from orthanc_anonymizer.server.links import LinkIndex
 
 if TYPE_CHECKING:
     import psycopg
 
-    from .ingest import IngestLoop
+    from orthanc_anonymizer.server.ingest import IngestLoop
 
 logger = logging.getLogger("orthanc_anonymizer.cluster")
 

@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import AnonymizerConfig, RequestLimits
-from .errors import AnonymizerError, ProfileError
-from .identity import ValueRejected, check_patient_id, check_patient_name
-from .jobs import JobSettings
-from .orthanc_client import LEVELS
-from .profile_files import load_profiles, resolve_profile, rules_from_json
-from .profiles import Option, Rule
-from .uids import check_project
-from .weakening import Weakening, chosen_identity, weakenings
+from orthanc_anonymizer.deid.identity import ValueRejected, check_patient_id, check_patient_name
+from orthanc_anonymizer.deid.profile_files import load_profiles, resolve_profile, rules_from_json
+from orthanc_anonymizer.deid.profiles import Option, Rule
+from orthanc_anonymizer.deid.uids import check_project
+from orthanc_anonymizer.deid.weakening import Weakening, chosen_identity, weakenings
+from orthanc_anonymizer.errors import AnonymizerError, ProfileError
+from orthanc_anonymizer.server.config import AnonymizerConfig, RequestLimits
+from orthanc_anonymizer.server.jobs import JobSettings
+from orthanc_anonymizer.server.orthanc_client import LEVELS
 
 _SETTING_KEYS = {
     "Profile",

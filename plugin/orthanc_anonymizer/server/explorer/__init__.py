@@ -12,7 +12,7 @@ import json
 from functools import lru_cache
 from importlib import resources
 
-from .profiles import Option
+from orthanc_anonymizer.deid.profiles import Option
 
 OPTIONS_PLACEHOLDER = "[] /*@@ANONYMIZER_OPTIONS@@*/"
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 from pydicom.datadict import dictionary_VR
 
-from . import standard
-from .profiles import PRIVATE_ROW, Action, ActionTable, Option, Profile, TagPattern, table_action
+from orthanc_anonymizer.deid import standard
+from orthanc_anonymizer.deid.profiles import PRIVATE_ROW, Action, ActionTable, Option, Profile, TagPattern, table_action
 
 IDENTITY_TAGS: dict[int, str] = {
     0x00100010: "PatientName",

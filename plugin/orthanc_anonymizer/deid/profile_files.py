@@ -38,8 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree.ElementTree import Element, TreeBuilder
 
-from .errors import ProfileError
-from .profiles import (
+from orthanc_anonymizer.deid.profiles import (
     MAX_AGE_CAP,
     MIN_AGE_CAP,
     Action,
@@ -50,6 +49,7 @@ from .profiles import (
     TagPattern,
     basic_profile,
 )
+from orthanc_anonymizer.errors import ProfileError
 
 FORMATS = ("csv", "json", "xml")
 """The rule formats, named as ``parse_rules`` takes them and as profile files end."""

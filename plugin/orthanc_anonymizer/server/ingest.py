@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from .errors import AnonymizerError, ProfileError
-from .jobs import INTERRUPTED, Job, JobSettings
-from .profiles import Option
-from .uids import check_project
+from orthanc_anonymizer.deid.profiles import Option
+from orthanc_anonymizer.deid.uids import check_project
+from orthanc_anonymizer.errors import AnonymizerError, ProfileError
+from orthanc_anonymizer.server.jobs import INTERRUPTED, Job, JobSettings
 
 logger = logging.getLogger("orthanc_anonymizer.ingest")
 

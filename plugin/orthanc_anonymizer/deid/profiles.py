@@ -19,8 +19,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import cached_property
 
-from . import standard
-from .errors import ProfileError
+from orthanc_anonymizer.deid import standard
+from orthanc_anonymizer.errors import ProfileError
 
 
 class Option(StrEnum):

@@ -14,8 +14,8 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .errors import LinkStoreError
-from .logs import exception_summary
+from orthanc_anonymizer.errors import LinkStoreError
+from orthanc_anonymizer.logs import exception_summary
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS links (

@@ -63,7 +63,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import VR, PersonName
 
-from .actions import (
+from orthanc_anonymizer.deid.actions import (
     CONTROL_CHARACTERS,
     MIN_COMPONENT_LENGTH,
     MONTHS,
@@ -71,14 +71,14 @@ from .actions import (
     find_written_dates,
     numeric_date_spellings,
 )
-from .engine import (
+from orthanc_anonymizer.deid.engine import (
     IMPLEMENTATION_CLASS_UID,
     IMPLEMENTATION_VERSION_NAME,
     NUMBER_FORMATS,
     number_bytes,
     sequence_in_unknown,
 )
-from .profiles import Action, ActionTable, Option, Profile, basic_profile
+from orthanc_anonymizer.deid.profiles import Action, ActionTable, Option, Profile, basic_profile
 
 MIN_LENGTH = 4
 """Values (and name components) shorter than this are too common to be identifying."""

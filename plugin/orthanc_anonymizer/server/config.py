@@ -14,13 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import AnonymizerError, ProfileError
-from .profiles import Option, Profile
+from orthanc_anonymizer.deid.profiles import Option, Profile
+from orthanc_anonymizer.errors import AnonymizerError, ProfileError
 
 SECTION = "Anonymizer"
 SECRET_ENVIRONMENT_VARIABLE = "ANONYMIZER_SECRET"
 DEVELOPMENT_SECRET = b"orthanc-anonymizer-development-secret-do-not-use-for-real-data"
-CHECKOUT = Path(__file__).resolve().parents[2]
+CHECKOUT = Path(__file__).resolve().parents[3]
 """The checkout (or installation prefix) this package runs from."""
 
 _KNOWN_KEYS = {
@@ -341,7 +341,7 @@ def parse_configuration(
 
     http_port = _orthanc_int(orthanc_config, "HttpPort", 8042)
     http_threads = _orthanc_int(orthanc_config, "HttpThreadsCount", 50)
-    # The plugin's own loopback calls need free HTTP threads (see orthanc_glue._Gate).
+    # The plugin's own loopback calls need free HTTP threads (see glue._Gate).
     needed = 3 * concurrent_jobs + 10
     if http_threads < needed:
         raise ConfigurationError(

@@ -29,16 +29,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from . import __version__
-from .engine import AnonymizationSettings
-from .errors import LinkStoreError
-from .links import LinkIndex
-from .logs import exception_summary
-from .orthanc_client import LEVELS, OrthancClient, OrthancError, OrthancUnreachable, ResourceNotFound
-from .profiles import Profile, Rule
-from .uids import KeyedHasher
-from .weakening import Weakening, chosen_identity, named, weakenings
-from .workers import InstanceOutcome, InstanceTask, anonymize_instance
+from orthanc_anonymizer import __version__
+from orthanc_anonymizer.deid.engine import AnonymizationSettings
+from orthanc_anonymizer.deid.profiles import Profile, Rule
+from orthanc_anonymizer.deid.uids import KeyedHasher
+from orthanc_anonymizer.deid.weakening import Weakening, chosen_identity, named, weakenings
+from orthanc_anonymizer.errors import LinkStoreError
+from orthanc_anonymizer.logs import exception_summary
+from orthanc_anonymizer.server.links import LinkIndex
+from orthanc_anonymizer.server.orthanc_client import (
+    LEVELS,
+    OrthancClient,
+    OrthancError,
+    OrthancUnreachable,
+    ResourceNotFound,
+)
+from orthanc_anonymizer.server.workers import InstanceOutcome, InstanceTask, anonymize_instance
 
 logger = logging.getLogger("orthanc_anonymizer.jobs")
 

@@ -11,7 +11,7 @@ How an instance is handled, in order:
    match the instance's Modality, Manufacturer, ManufacturerModelName, Rows, Columns, SOPClassUID and so on. An
    instance that no rule matches and that does not declare burned-in annotation needs nothing: it is not decoded,
    and costs what it cost before.
-2. The profile's Burned In Annotation policy (:class:`~orthanc_anonymizer.profiles.BurnedInAnnotationPolicy`)
+2. The profile's Burned In Annotation policy (:class:`~orthanc_anonymizer.deid.profiles.BurnedInAnnotationPolicy`)
    decides what a declared ``YES`` means: ``Redact`` (clean it), ``Reject`` (the instance is not anonymized:
    :class:`~orthanc_anonymizer.errors.AnonymizationError`) or ``Warn`` (pixels pass through untouched, a warning).
 3. Every frame is decoded with pydicom's pixel back ends (compressed transfer syntaxes through pylibjpeg and its
@@ -43,14 +43,14 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, RLELossless
 
-from .errors import AnonymizationError, ProfileError
-from .profiles import BurnedInAnnotationPolicy, Profile
+from orthanc_anonymizer.deid.profiles import BurnedInAnnotationPolicy, Profile
+from orthanc_anonymizer.errors import AnonymizationError, ProfileError
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-SHIPPED_RULES_DIRECTORY = Path(__file__).resolve().parents[2] / "profiles" / "pixel-redaction"
+SHIPPED_RULES_DIRECTORY = Path(__file__).resolve().parents[3] / "profiles" / "pixel-redaction"
 """The starter rules of this checkout (``profiles/pixel-redaction/``)."""
 
 _PIXEL_DATA = 0x7FE00010

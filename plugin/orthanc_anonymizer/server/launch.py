@@ -1,6 +1,6 @@
 """``make run``: Orthanc in the foreground with ``orthanc-config/orthanc.json``, the plugin and the overrides.
 
-``python -m orthanc_anonymizer.launch run`` writes the effective configuration (paths made absolute, environment
+``python -m orthanc_anonymizer.server.launch run`` writes the effective configuration (paths made absolute, environment
 overrides applied) to ``$ORTHANC_DATA/orthanc.json`` and replaces itself with ``Orthanc <that file>``. The
 integration tests build their configuration with :func:`effective_configuration` from the same file.
 """
@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .config import CHECKOUT
+from orthanc_anonymizer.server.config import CHECKOUT
 
 CONFIG_FILE = CHECKOUT / "orthanc-config" / "orthanc.json"
 PYTHON_PLUGIN = "/usr/share/orthanc/plugins/libOrthancPython.so"
@@ -121,7 +121,7 @@ def write_configuration(config: Mapping[str, Any], path: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m orthanc_anonymizer.launch", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m orthanc_anonymizer.server.launch", description=__doc__)
     parser.add_argument("command", choices=["run", "config"], help="run Orthanc, or print the effective config")
     arguments = parser.parse_args(argv)
     try:

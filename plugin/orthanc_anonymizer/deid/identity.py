@@ -13,7 +13,7 @@ from __future__ import annotations
 import codecs
 import unicodedata
 
-from .errors import AnonymizerError
+from orthanc_anonymizer.errors import AnonymizerError
 
 PN_GROUP_CHARACTERS = 64
 PN_GROUPS = 3

@@ -27,10 +27,10 @@ from typing import Any, Protocol
 
 from pydicom import dcmread
 
-from .ingest import IngestFilter
-from .jobs import AuditTrail, JobSettings
-from .logs import exception_summary
-from .workers import InstanceOutcome, InstanceTask, anonymize_instance
+from orthanc_anonymizer.logs import exception_summary
+from orthanc_anonymizer.server.ingest import IngestFilter
+from orthanc_anonymizer.server.jobs import AuditTrail, JobSettings
+from orthanc_anonymizer.server.workers import InstanceOutcome, InstanceTask, anonymize_instance
 
 logger = logging.getLogger("orthanc_anonymizer.gateway")
 KEEP, MODIFY, DISCARD = "keep", "modify", "discard"

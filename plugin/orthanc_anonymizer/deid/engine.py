@@ -32,8 +32,9 @@ from pydicom.sequence import Sequence
 from pydicom.tag import Tag, tag_in_exception
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
 
-from . import __version__, identity, standard
-from .actions import (
+from orthanc_anonymizer import __version__
+from orthanc_anonymizer.deid import identity, standard
+from orthanc_anonymizer.deid.actions import (
     DATE_VRS,
     STRING_VRS,
     TEXT_VRS,
@@ -46,12 +47,12 @@ from .actions import (
     resolve_compound,
     shift_date,
 )
-from .errors import AnonymizationError, InvalidDicomError
-from .logs import strip_values
-from .pixels import PixelSettings, clean_pixel_data
-from .profiles import BASIC, BASIC_PROFILE_CODE, Action, ActionTable, Option, Profile
-from .uids import KeyedHasher
-from .weakening import Weakening, chosen_identity, method_values, weakenings
+from orthanc_anonymizer.deid.pixels import PixelSettings, clean_pixel_data
+from orthanc_anonymizer.deid.profiles import BASIC, BASIC_PROFILE_CODE, Action, ActionTable, Option, Profile
+from orthanc_anonymizer.deid.uids import KeyedHasher
+from orthanc_anonymizer.deid.weakening import Weakening, chosen_identity, method_values, weakenings
+from orthanc_anonymizer.errors import AnonymizationError, InvalidDicomError
+from orthanc_anonymizer.logs import strip_values
 
 logger = logging.getLogger(__name__)
 

@@ -27,8 +27,15 @@ from typing import Any
 
 import orthanc
 
-from . import __version__
-from .api import (
+from orthanc_anonymizer import __version__
+from orthanc_anonymizer.audit import AuditLog
+from orthanc_anonymizer.deid.pixels import PixelSettings, redaction_preview
+from orthanc_anonymizer.deid.profile_files import load_profiles, resolve_profile
+from orthanc_anonymizer.deid.uids import KeyedHasher
+from orthanc_anonymizer.deid.weakening import named
+from orthanc_anonymizer.errors import AnonymizationError, AnonymizerError, LinkStoreError, ProfileError
+from orthanc_anonymizer.logs import exception_summary, route_warnings_to_logging
+from orthanc_anonymizer.server.api import (
     BadRequest,
     RequestTooLarge,
     optional_int,
@@ -37,21 +44,19 @@ from .api import (
     parse_preview,
     profiles_answer,
 )
-from .audit import AuditLog
-from .auto_anonymize import AutoAnonymizer, AutoAnonymizeSetup, resolve_auto_anonymize
-from .cluster import Cluster
-from .config import RESTRICTABLE_ROUTES, AnonymizerConfig, ConfigurationError, parse_configuration
-from .errors import AnonymizationError, AnonymizerError, LinkStoreError, ProfileError
-from .explorer import explorer_javascript, ui_file
-from .jobs import FROM_RESOURCE, PROFILE_METADATA, Job, JobManager, JobStore, hold_at_files
-from .links import LinkIndex
-from .logs import exception_summary, route_warnings_to_logging
-from .orthanc_client import LEVELS, OrthancClient, ResourceNotFound
-from .pixels import PixelSettings, redaction_preview
-from .profile_files import load_profiles, resolve_profile
-from .uids import KeyedHasher
-from .weakening import named
-from .workers import WorkerPool
+from orthanc_anonymizer.server.auto_anonymize import AutoAnonymizer, AutoAnonymizeSetup, resolve_auto_anonymize
+from orthanc_anonymizer.server.cluster import Cluster
+from orthanc_anonymizer.server.config import (
+    RESTRICTABLE_ROUTES,
+    AnonymizerConfig,
+    ConfigurationError,
+    parse_configuration,
+)
+from orthanc_anonymizer.server.explorer import explorer_javascript, ui_file
+from orthanc_anonymizer.server.jobs import FROM_RESOURCE, PROFILE_METADATA, Job, JobManager, JobStore, hold_at_files
+from orthanc_anonymizer.server.links import LinkIndex
+from orthanc_anonymizer.server.orthanc_client import LEVELS, OrthancClient, ResourceNotFound
+from orthanc_anonymizer.server.workers import WorkerPool
 
 logger = logging.getLogger("orthanc_anonymizer")
 LEVEL_PATTERN = "(patients|studies|series|instances)"

@@ -22,9 +22,9 @@ from typing import Any, TypeVar
 
 from pydicom.dataset import Dataset
 
-from .engine import AnonymizationSettings, anonymize_dataset, read_instance
-from .logs import exception_summary, route_warnings_to_logging
-from .verify import IdentifyingValues
+from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_dataset, read_instance
+from orthanc_anonymizer.deid.verify import IdentifyingValues
+from orthanc_anonymizer.logs import exception_summary, route_warnings_to_logging
 
 logger = logging.getLogger("orthanc_anonymizer.workers")
 WORKER_NICENESS = 5

@@ -22,10 +22,19 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from .ingest import is_anonymizer_output
-from .jobs import FAILURE, FROM_RESOURCE, INTERRUPTED, PENDING, RUNNING, SUCCESS, AuditTrail, JobStore
-from .logs import exception_summary
-from .orthanc_client import OrthancClient, OrthancError
+from orthanc_anonymizer.logs import exception_summary
+from orthanc_anonymizer.server.ingest import is_anonymizer_output
+from orthanc_anonymizer.server.jobs import (
+    FAILURE,
+    FROM_RESOURCE,
+    INTERRUPTED,
+    PENDING,
+    RUNNING,
+    SUCCESS,
+    AuditTrail,
+    JobStore,
+)
+from orthanc_anonymizer.server.orthanc_client import OrthancClient, OrthancError
 
 logger = logging.getLogger("orthanc_anonymizer.forwarding")
 

@@ -1,0 +1,1 @@
+"""The de-identification engine: pure pydicom, never imports the Orthanc side (``server``)."""

@@ -1,0 +1,1 @@
+"""The plugin inside Orthanc: routes, jobs, workers, ingest. Only ``glue`` imports ``orthanc``."""
