@@ -17,7 +17,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from pixel_images import PATIENT_ID, PATIENT_NAME, STUDY_DATE, make_instance
 
-from orthanc_anonymizer.deid.engine import write_dataset
+from orthanc_anonymizer.deid.writing import write_dataset
 
 pytestmark = pytest.mark.integration
 USERS = {"admin": "admin-pass-1", "operator": "operator-pass-2"}

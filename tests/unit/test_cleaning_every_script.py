@@ -297,7 +297,7 @@ def test_the_residual_check_finds_a_name_that_cleaning_left(charset_name: str, d
     if len(patient) > 1 and data.draw(st.booleans(), label="only the unspaced groups"):
         texts = [text for text in texts if not _is_alphabetic([text])]
     original = _instance(charset, patient, [["Other", "Person"]], "AB-0000", texts)
-    with mock.patch("orthanc_anonymizer.deid.engine.TextCleaner", _NoCleaning):
+    with mock.patch("orthanc_anonymizer.deid.walk.TextCleaner", _NoCleaning):
         output, _ = anonymize_bytes(original, SETTINGS)
     report = verify_bytes(original, output, PROFILE)
     found = {leak.tag for leak in report.leaks if leak.source == "0010,0010"}

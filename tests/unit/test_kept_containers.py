@@ -25,7 +25,7 @@ from pydicom.filewriter import write_dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from orthanc_anonymizer.deid import engine
+from orthanc_anonymizer.deid import walk
 from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_bytes
 from orthanc_anonymizer.deid.profile_files import parse_rules
 from orthanc_anonymizer.deid.profiles import Option, Profile, basic_profile
@@ -236,7 +236,7 @@ def test_with_the_walk_switched_off_the_planting_test_finds_the_marker(
 ) -> None:
     data = planted_file(container, MARKERS[0], 2, "Quillmarker", "ISO_IR 100", implicit=False)
     profile = profile_for(container, frozenset())
-    monkeypatch.setattr(engine._Walker, "keep_container", _keep_without_walking)
+    monkeypatch.setattr(walk._Walker, "keep_container", _keep_without_walking)
     output = anonymize(data, profile)
     assert found_in(output, "Quillmarker")
     # The residual check names where: the patient's name, found inside the container.

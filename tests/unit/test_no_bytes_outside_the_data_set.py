@@ -24,11 +24,12 @@ from pydicom.data import get_testdata_file
 from pydicom.dataelem import DataElement
 
 from orthanc_anonymizer.cli import FileTask, anonymize_one
-from orthanc_anonymizer.deid import engine
-from orthanc_anonymizer.deid.engine import IMPLEMENTATION_CLASS_UID, AnonymizationSettings, anonymize_bytes
+from orthanc_anonymizer.deid import reading, walk
+from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_bytes
 from orthanc_anonymizer.deid.profiles import Option, basic_profile
 from orthanc_anonymizer.deid.uids import KeyedHasher
 from orthanc_anonymizer.deid.verify import verify_bytes
+from orthanc_anonymizer.deid.writing import IMPLEMENTATION_CLASS_UID
 from orthanc_anonymizer.errors import AnonymizerError
 from orthanc_anonymizer.server.workers import InstanceTask, anonymize_instance
 
@@ -207,17 +208,17 @@ def broken_writer(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureReques
         def keep_meta(self: object, dataset: object) -> None:
             dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID  # type: ignore[attr-defined]
 
-        monkeypatch.setattr(engine._Walker, "process_file_meta", keep_meta)
+        monkeypatch.setattr(walk._Walker, "process_file_meta", keep_meta)
         return where
-    output_parts = engine.DicomInstance.output_parts
+    output_parts = reading.DicomInstance.output_parts
 
-    def copying_parts(self: engine.DicomInstance) -> list[bytes | memoryview]:
+    def copying_parts(self: reading.DicomInstance) -> list[bytes | memoryview]:
         parts = output_parts(self)
         if where == "preamble":
             return [self.data[:128] + bytes(parts[0])[128:], *parts[1:]]
         return [*parts, _input_tail(self.data)]
 
-    monkeypatch.setattr(engine.DicomInstance, "output_parts", copying_parts)
+    monkeypatch.setattr(reading.DicomInstance, "output_parts", copying_parts)
     return where
 
 

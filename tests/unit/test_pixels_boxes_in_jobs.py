@@ -10,8 +10,8 @@ import numpy as np
 from pixel_images import PATIENT_ID, PATIENT_NAME, STUDY_DATE, make_instance
 from test_jobs import FakeOrthanc, manager, orthanc  # noqa: F401  (fixtures)
 
-from orthanc_anonymizer.deid.engine import write_dataset
 from orthanc_anonymizer.deid.profiles import basic_profile
+from orthanc_anonymizer.deid.writing import write_dataset
 from orthanc_anonymizer.server.jobs import SUCCESS, Job, JobManager, JobSettings
 
 REGION_KEYS = {"Instance", "Frame", "Left", "Top", "Width", "Height", "Source", "Rule"}

@@ -522,7 +522,7 @@ def test_specific_character_set_keeps_only_defined_terms(options: frozenset[Opti
 
 def _safe_private_by_vr() -> dict[str, dict[str, str]]:
     """One Table E.3.10-1 element for each VR the table gives (the first listed)."""
-    from orthanc_anonymizer.deid.engine import _safe_private_index
+    from orthanc_anonymizer.deid.walk import _safe_private_index
 
     _safe_private_index()  # the table is loaded the way the engine loads it
     import json

@@ -15,7 +15,8 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from orthanc_anonymizer.deid.actions import DUMMY_BY_VR
-from orthanc_anonymizer.deid.engine import WEAKENED_CODE, AnonymizationSettings, anonymize_bytes
+from orthanc_anonymizer.deid.deidentification_method import WEAKENED_CODE
+from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_bytes
 from orthanc_anonymizer.deid.profile_files import parse_rules
 from orthanc_anonymizer.deid.profiles import Option, Profile, basic_profile
 from orthanc_anonymizer.deid.uids import KeyedHasher

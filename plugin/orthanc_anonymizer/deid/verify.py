@@ -71,14 +71,10 @@ from orthanc_anonymizer.deid.actions import (
     find_written_dates,
     numeric_date_spellings,
 )
-from orthanc_anonymizer.deid.engine import (
-    IMPLEMENTATION_CLASS_UID,
-    IMPLEMENTATION_VERSION_NAME,
-    NUMBER_FORMATS,
-    number_bytes,
-    sequence_in_unknown,
-)
 from orthanc_anonymizer.deid.profiles import Action, ActionTable, Option, Profile, basic_profile
+from orthanc_anonymizer.deid.reading import sequence_in_unknown
+from orthanc_anonymizer.deid.values import NUMBER_FORMATS, number_bytes
+from orthanc_anonymizer.deid.writing import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 MIN_LENGTH = 4
 """Values (and name components) shorter than this are too common to be identifying."""
@@ -301,7 +297,7 @@ class IdentifyingValues:
 
     def search_written(self, anonymized: Dataset, written: Sequence[bytes | memoryview]) -> ResidualPhiReport:
         """:meth:`search` on ``anonymized``, written as the parts ``written`` (the header, then any pixel data
-        written apart, as :meth:`~.engine.DicomInstance.output_parts` gives them), and :meth:`search_outside` on
+        written apart, as :meth:`~.reading.DicomInstance.output_parts` gives them), and :meth:`search_outside` on
         those bytes. The data set is answered clean at once when none of the values occurs in the header's bytes
         (the common case), else searched element by element.
 

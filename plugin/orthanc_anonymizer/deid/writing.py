@@ -1,0 +1,178 @@
+"""Writing an anonymized instance: the file meta rebuilt from the data set and this implementation (PS3.10 7.1), the
+preamble zeroed, and the bytes pydicom's ``save_as(enforce_file_format=True)`` gives, written faster where it can."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from copy import copy
+from io import BytesIO
+
+from pydicom.charset import default_encoding
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset, FileMetaDataset, validate_file_meta
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_data_element, write_file_meta_info
+from pydicom.tag import Tag, tag_in_exception
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
+
+from orthanc_anonymizer import __version__
+from orthanc_anonymizer.deid.elements import PIXEL_DATA, UNDEFINED_LENGTH, element_text
+from orthanc_anonymizer.errors import AnonymizationError
+
+_SOP_CLASS_UID = 0x00080016
+_TRANSFER_SYNTAX_UID = 0x00020010
+OUTPUT_PREAMBLE = bytes(128)
+"""The preamble of every output file: the input's 128 bytes are outside the data set, unchecked, never copied."""
+# The file meta is rebuilt (see rebuild_file_meta): its version, the SOP class and instance of the data set,
+# the transfer syntax, and this implementation; whatever else the sender wrote there (AE titles, addresses, private
+# information, the sender's implementation) is dropped. A fixed UID under 2.25 (a UUID-5 of the project's name).
+IMPLEMENTATION_CLASS_UID = "2.25.204713763176700266180703222117306360813"
+# What the rebuilt meta does to each element of the input's (for the report): K kept, U follows the new SOP Instance
+# UID, D written by the engine; any other element is removed (X).
+_META_REBUILT = {
+    0x00020000: "D",
+    0x00020001: "D",
+    0x00020002: "D",
+    0x00020003: "U",
+    _TRANSFER_SYNTAX_UID: "K",
+    0x00020012: "D",
+    0x00020013: "D",
+}
+_SYNTAX_OF_ENCODING = {
+    (True, True): "1.2.840.10008.1.2",  # Implicit VR Little Endian
+    (False, True): "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
+    (False, False): "1.2.840.10008.1.2.2",  # Explicit VR Big Endian (retired, still read and written)
+}
+IMPLEMENTATION_VERSION_NAME = ("OANON_" + __version__)[:16]
+
+
+def rebuild_file_meta(dataset: Dataset, uid: Callable[[str], str], record: Callable[[int, str, Dataset], None]) -> None:
+    """Rebuild the file meta (PS3.10 7.1) from the data set and this implementation, and zero the preamble.
+
+    Kept from the input: only the Transfer Syntax UID (the data set is written in it); where the input had no
+    file meta, the encoding it was read in names it. Everything else the sender wrote outside the data set
+    (AE titles, presentation addresses, private information, its implementation's UID and name) is dropped.
+    ``uid`` is the keyed hash of a UID; ``record(tag, action, meta)`` hears what happens to each element of the
+    input's meta, before it goes.
+    """
+    dataset.preamble = OUTPUT_PREAMBLE
+    meta = getattr(dataset, "file_meta", None)
+    if meta is None:
+        meta = dataset.file_meta = FileMetaDataset()
+    syntax = meta.get(_TRANSFER_SYNTAX_UID)
+    # The data set's SOP Class and Instance UIDs as the walk left them; where a rule removed one, the meta's,
+    # through the keyed hash as any UID (a standard one comes back unchanged).
+    sop_class = element_text(dataset.get(_SOP_CLASS_UID)) or uid(element_text(meta.get(0x00020002)))
+    if 0x00080018 in dataset and not element_text(dataset.get(0x00080018)):
+        raise AnonymizationError(
+            "0008,0018 SOP Instance UID: the rule for it leaves it empty, and a DICOM file needs one "
+            "(use U for a new UID, or X)"
+        )
+    sop_instance = element_text(dataset.get(0x00080018)) or uid(element_text(meta.get(0x00020003)))
+    for tag in list(meta.keys()):
+        action = _META_REBUILT.get(tag, "X")
+        record(tag, action, meta)
+        del meta[tag]
+    meta.FileMetaInformationVersion = b"\x00\x01"
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = sop_instance
+    if syntax is not None:
+        meta[_TRANSFER_SYNTAX_UID] = syntax
+    else:
+        implicit, little = dataset.original_encoding
+        meta.TransferSyntaxUID = _SYNTAX_OF_ENCODING.get(
+            (bool(implicit), bool(little)), _SYNTAX_OF_ENCODING[True, True]
+        )
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+
+
+def write_dataset(dataset: Dataset) -> bytes:
+    """Serialise ``dataset`` as a DICOM file in its own transfer syntax: the bytes of pydicom's
+    ``save_as(enforce_file_format=True)``, with the elements still as read written straight from their bytes."""
+    fast = _write_plainly(dataset)
+    if fast is not None:
+        return fast
+    dataset.preamble = OUTPUT_PREAMBLE  # never the input's (see rebuild_file_meta)
+    buffer = BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def _write_plainly(dataset: Dataset) -> bytes | None:
+    """``dcmwrite(enforce_file_format=True)`` for the common case (a public transfer syntax, the data set in the
+    encoding and character set it was read in, no Pixel Data left in it), with its element loop
+    (:func:`pydicom.filewriter.write_dataset`) writing each unconverted element in one piece instead of through
+    :func:`~pydicom.filewriter.write_data_element`; ``None`` for anything else (pydicom then writes it all).
+    test_engine_pixel_splice.py compares the two on every pydicom test file."""
+    meta = getattr(dataset, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    if (
+        meta is None
+        or syntax is None
+        or syntax.is_private
+        or not syntax.is_transfer_syntax
+        or syntax.is_deflated
+        or PIXEL_DATA in dataset
+    ):
+        return None
+    encoding = (bool(syntax.is_implicit_VR), bool(syntax.is_little_endian))
+    if encoding == (True, False) or encoding != dataset.original_encoding:
+        return None
+    if dataset.original_character_set != dataset._character_set:
+        return None
+    keys = sorted(dataset.keys())
+    if any(tag >> 16 in (0, 2) for tag in keys):
+        return None
+    # What dcmwrite does to the file meta with enforce_file_format, on a copy of each element with the encoding the
+    # meta was read in (dcmwrite deep-copies the whole meta: ~120 deepcopy calls an instance for 8 elements).
+    file_meta = FileMetaDataset()
+    for element in meta.values():
+        file_meta[element.tag] = copy(element)
+    implicit_meta, little_meta = meta.original_encoding
+    file_meta.set_original_encoding(implicit_meta, little_meta, meta.original_character_set)
+    meta_class = file_meta.get("MediaStorageSOPClassUID", None)
+    ds_class = dataset.get("SOPClassUID", None)
+    if meta_class is None or (ds_class and ds_class != meta_class):
+        file_meta.MediaStorageSOPClassUID = ds_class
+    meta_instance = file_meta.get("MediaStorageSOPInstanceUID", None)
+    ds_instance = dataset.get("SOPInstanceUID", None)
+    if meta_instance is None or (ds_instance and ds_instance != meta_instance):
+        file_meta.MediaStorageSOPInstanceUID = ds_instance
+    validate_file_meta(file_meta, enforce_standard=True)
+    implicit, little = encoding
+    fp = DicomBytesIO()
+    fp.is_implicit_VR = implicit
+    fp.is_little_endian = little
+    fp.write(OUTPUT_PREAMBLE)
+    fp.write(b"DICM")
+    write_file_meta_info(fp, file_meta, enforce_standard=True)
+    order = "<" if little else ">"
+    tag_format, short_format, long_format = order + "HH", order + "H", order + "I"
+    charset = dataset.get("SpecificCharacterSet", default_encoding)
+    write = fp.write
+    for tag in keys:
+        if tag & 0xFFFF == 0 and tag >> 16 > 6:
+            continue  # retired group lengths are not written (PS3.5 7.2)
+        element = dataset.get_item(tag)
+        value = element.value
+        vr = element.VR
+        if (
+            isinstance(element, RawDataElement)
+            and isinstance(value, bytes)
+            and element.length != UNDEFINED_LENGTH
+            and (implicit or (vr is not None and (vr in EXPLICIT_VR_LENGTH_32 or len(value) <= 0xFFFF)))
+        ):
+            write(struct.pack(tag_format, tag >> 16, tag & 0xFFFF))
+            if implicit:
+                write(struct.pack(long_format, len(value)))
+            elif vr in EXPLICIT_VR_LENGTH_32:
+                write(vr.encode() + b"\x00\x00" + struct.pack(long_format, len(value)))
+            else:
+                write(vr.encode() + struct.pack(short_format, len(value)))
+            write(value)
+        else:
+            with tag_in_exception(Tag(tag)):
+                write_data_element(fp, element, charset)
+    return fp.getvalue()
