@@ -33,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pixel_images import CT_IMAGE, US_IMAGE, US_MULTIFRAME, dataset_from_pixels
 
 from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_bytes, write_dataset
-from orthanc_anonymizer.deid.pixels import DecodedImage, PixelSettings, _ocr_picture
+from orthanc_anonymizer.deid.pixels import DecodedImage, PixelSettings
+from orthanc_anonymizer.deid.pixels.ocr import _ocr_picture
 from orthanc_anonymizer.deid.profiles import basic_profile
 from orthanc_anonymizer.deid.uids import KeyedHasher
 

@@ -13,9 +13,8 @@ from pixel_images import CT_IMAGE, PATIENT_NAME, US_IMAGE, make_instance
 from pydicom import dcmread
 
 from orthanc_anonymizer import cli
-from orthanc_anonymizer.deid import pixels
 from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_bytes, write_dataset
-from orthanc_anonymizer.deid.pixels import Criterion, Extent, OcrMode, PixelSettings, RedactionRule, Region
+from orthanc_anonymizer.deid.pixels import Criterion, Extent, OcrMode, PixelSettings, RedactionRule, Region, codecs
 from orthanc_anonymizer.deid.profile_files import load_profile_file
 from orthanc_anonymizer.deid.profiles import BurnedInAnnotationPolicy, Option, Profile, basic_profile
 from orthanc_anonymizer.deid.uids import KeyedHasher
@@ -60,7 +59,7 @@ def test_reject_leaves_instances_without_the_flag_alone() -> None:
 
 
 def test_warn_passes_pixels_through_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pixels, "decode_frames", None)  # must not be called
+    monkeypatch.setattr(codecs, "decode_frames", None)  # must not be called
     data = burned_in_instance()
     output, warnings, regions = run(cleaning(BurnedInAnnotationPolicy.Warn), data, rules=BAND)
     result = dcmread(BytesIO(output))

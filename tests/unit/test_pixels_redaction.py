@@ -35,7 +35,8 @@ from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
 from orthanc_anonymizer.deid import pixels
 from orthanc_anonymizer.deid.engine import AnonymizationReport, AnonymizationSettings, anonymize_bytes, write_dataset
-from orthanc_anonymizer.deid.pixels import DecodedImage, PixelSettings, RedactionRule, _ocr_picture
+from orthanc_anonymizer.deid.pixels import DecodedImage, PixelSettings, RedactionRule, codecs, ocr
+from orthanc_anonymizer.deid.pixels.ocr import _ocr_picture
 from orthanc_anonymizer.deid.profiles import basic_profile
 from orthanc_anonymizer.deid.uids import KeyedHasher
 
@@ -217,7 +218,7 @@ def test_ultrasound_layout_rule_by_manufacturer_model_and_size_without_ocr(monke
     def no_ocr(*_: object) -> None:
         raise AssertionError("OCR ran although the matching rule gives a region and does not ask for OCR")
 
-    monkeypatch.setattr(pixels, "find_text_boxes", no_ocr)
+    monkeypatch.setattr(ocr, "find_text_boxes", no_ocr)
     drawn = make_instance(
         words_per_frame=[[(10, 10, PATIENT_NAME)]], sop_class=US_IMAGE, modality="US", manufacturer="ACME Medical"
     )
@@ -250,7 +251,7 @@ def test_instance_needing_nothing_is_not_decoded(monkeypatch: pytest.MonkeyPatch
     def no_decode(*_: object) -> None:
         raise AssertionError("decoded an instance that needs no pixel work")
 
-    monkeypatch.setattr(pixels, "decode_frames", no_decode)
+    monkeypatch.setattr(codecs, "decode_frames", no_decode)
     drawn = make_instance(
         words_per_frame=[[(10, 10, PATIENT_NAME)]], sop_class="1.2.840.10008.5.1.4.1.1.2", modality="CT"
     )
@@ -264,7 +265,7 @@ def test_instance_needing_nothing_is_not_decoded(monkeypatch: pytest.MonkeyPatch
 
 
 def test_without_the_option_pixels_pass_through_even_with_burned_in_annotation(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pixels, "decode_frames", None)
+    monkeypatch.setattr(codecs, "decode_frames", None)
     drawn = make_instance(words_per_frame=[[(10, 10, PATIENT_NAME)]], burned_in="YES", modality="US")
     plain = AnonymizationSettings(profile=basic_profile(), hasher=KeyedHasher(SECRET))
     output, _ = anonymize(drawn.dataset, plain)

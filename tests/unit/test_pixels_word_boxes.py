@@ -17,8 +17,7 @@ from numpy.typing import NDArray
 from pixel_images import text_layer
 from pydicom.uid import ExplicitVRLittleEndian
 
-from orthanc_anonymizer.deid import pixels
-from orthanc_anonymizer.deid.pixels import DecodedImage, PixelSettings
+from orthanc_anonymizer.deid.pixels import DecodedImage, PixelSettings, ocr
 
 Reading = tuple[str, float, tuple[int, int, int, int]]
 
@@ -27,7 +26,7 @@ def fake_tesseract(monkeypatch: pytest.MonkeyPatch, sparse: list[Reading], page:
     """Tesseract "reads" ``sparse`` in the first pass and ``page`` in the second (boxes in frame pixels)."""
 
     def read(picture: NDArray[np.uint8], factor: int, settings: PixelSettings, mode: str) -> dict[str, list[Any]]:
-        words = sparse if mode == pixels._SPARSE_TEXT else page or []
+        words = sparse if mode == ocr._SPARSE_TEXT else page or []
         return {
             "text": [text for text, _, _ in words],
             "conf": [confidence for _, confidence, _ in words],
@@ -37,13 +36,13 @@ def fake_tesseract(monkeypatch: pytest.MonkeyPatch, sparse: list[Reading], page:
             "height": [(box[3] - box[1]) * factor for _, _, box in words],
         }
 
-    monkeypatch.setattr(pixels, "_tesseract_words", read)
+    monkeypatch.setattr(ocr, "_tesseract_words", read)
 
 
 def boxes(picture: NDArray[np.float64]) -> list[tuple[int, int, int, int, int]]:
     frame = np.clip(np.rint(picture), 0, 255).astype(np.uint8)[..., np.newaxis]
     image = DecodedImage(frame[np.newaxis], "MONOCHROME2", 8, False, ExplicitVRLittleEndian)
-    return pixels.find_text_boxes(frame, image, PixelSettings())
+    return ocr.find_text_boxes(frame, image, PixelSettings())
 
 
 def bounds(mask: NDArray[np.bool_]) -> tuple[int, int, int, int]:
