@@ -15,9 +15,8 @@ from datetime import date, timedelta
 from functools import lru_cache
 from typing import Literal
 
-from pydicom._dicom_dict import DicomDictionary
-
 from orthanc_anonymizer.deid.profiles import Action
+from orthanc_anonymizer.deid.pydicom_private import data_dictionary_names
 
 # Dummy values for D: non-empty and valid for the VR (length, character repertoire).
 _TEXT_DUMMY = "ANONYMIZED"
@@ -456,8 +455,8 @@ def _token_pattern(token: Token) -> str:
 def common_words() -> frozenset[str]:
     """Words of the DICOM data dictionary's attribute names (``name``, ``text``, ``green``...), lower case."""
     words: set[str] = set()
-    for entry in DicomDictionary.values():
-        words.update(word.lower() for word in re.findall(r"[A-Za-z]{4,}", entry[2]))
+    for name in data_dictionary_names():
+        words.update(word.lower() for word in re.findall(r"[A-Za-z]{4,}", name))
     return frozenset(words)
 
 

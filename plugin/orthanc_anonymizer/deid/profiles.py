@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import cached_property
 
+from pydicom.tag import Tag
+
 from orthanc_anonymizer.deid import standard
 from orthanc_anonymizer.errors import ProfileError
 
@@ -226,7 +228,7 @@ class ActionTable:
             action = self.rule_for(tag)
             if action is not None:
                 return action
-        if (tag >> 16) & 1:
+        if Tag(tag).is_private:
             return self.private_action
         action = self.table_exact.get(tag)
         if action is not None:

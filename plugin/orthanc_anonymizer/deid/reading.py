@@ -210,7 +210,7 @@ def _read_trailer(header: Dataset, data: bytes, start: int, profile: Profile) ->
     except Exception:
         return False
     tags = list(trailer.keys())
-    if not tags or any(tag <= PIXEL_DATA or (tag >> 16) & 1 or tag in header for tag in tags):
+    if not tags or any(tag <= PIXEL_DATA or tag.is_private or tag in header for tag in tags):
         return False
     if any(tag != TRAILING_PADDING and profile.action_table.action_for(tag) is not Action.X for tag in tags):
         return False

@@ -17,13 +17,19 @@ import hmac
 import json
 from dataclasses import dataclass, field, replace
 
-from pydicom._uid_dict import UID_dictionary
+from pydicom import config
+from pydicom.uid import UID
 
-# DICOM's own UIDs (SOP classes, transfer syntaxes, coding schemes...) are never replaced.
-_STANDARD_UIDS = frozenset(UID_dictionary)
 DEFAULT_DATE_SHIFT_DAYS = 3650
 MAX_PROJECT_LENGTH = 64
 """The longest project name accepted (it is recorded in every audit record and job record)."""
+
+
+def is_standard_uid(value: str) -> bool:
+    """Whether ``value`` is one of DICOM's own UIDs (SOP classes, transfer syntaxes, coding schemes...: PS3.6
+    Annex A, by pydicom's UID dictionary), which are never replaced. Not validated (a warning would quote it)."""
+    uid = UID(value, validation_mode=config.IGNORE)
+    return uid == value and uid.name != value
 
 
 def check_project(project: object) -> str:
@@ -77,7 +83,7 @@ class KeyedHasher:
         Standard DICOM UIDs (SOP classes, transfer syntaxes...) are returned unchanged.
         """
         original = original.strip().rstrip("\x00")
-        if not original or original in _STANDARD_UIDS:
+        if not original or is_standard_uid(original):
             return original
         raw = bytearray(self.digest("uid", original)[:16])
         raw[6] = (raw[6] & 0x0F) | 0x80  # version 8: custom

@@ -56,11 +56,11 @@ from functools import lru_cache
 from io import BytesIO
 
 from pydicom import dcmread
-from pydicom._uid_dict import UID_dictionary
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
+from pydicom.tag import Tag
 from pydicom.valuerep import VR, PersonName
 
 from orthanc_anonymizer.deid.actions import (
@@ -71,8 +71,11 @@ from orthanc_anonymizer.deid.actions import (
     find_written_dates,
     numeric_date_spellings,
 )
+from orthanc_anonymizer.deid.elements import is_overlay_data, tag_text
 from orthanc_anonymizer.deid.profiles import Action, ActionTable, Option, Profile, basic_profile
+from orthanc_anonymizer.deid.pydicom_private import text_encodings
 from orthanc_anonymizer.deid.reading import sequence_in_unknown
+from orthanc_anonymizer.deid.uids import is_standard_uid
 from orthanc_anonymizer.deid.values import NUMBER_FORMATS, number_bytes
 from orthanc_anonymizer.deid.writing import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
@@ -103,7 +106,6 @@ _BULK_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010, 0x54001010, 0x540001
 _BINARY_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
 _NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "UV", "SV", "FL", "FD", "AT", "IS", "DS"})
 _SKIPPED_SOURCE_VRS = _NUMBER_VRS | _BINARY_VRS | {"SQ", "CS", "TM"}
-_STANDARD_UIDS = frozenset(UID_dictionary)
 _MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
 # Written whole by the engine (PS3.15 E.1.1 markers: method, profile name, options), never copied from the
 # original: a word of them ("Rules", "Basic") is no leak even where it equals a component of an original value.
@@ -290,7 +292,7 @@ class IdentifyingValues:
     def overlay_leaks(self, anonymized: Dataset) -> list[Leak]:
         """An overlay plane of the original that the output still has, where the profile does not keep it."""
         return [
-            Leak(_tag_text(tag), _tag_text(tag), _tag_text(tag), _keyword(_tag_text(tag)), ValueKind.OVERLAY)
+            Leak(tag_text(tag), tag_text(tag), tag_text(tag), _keyword(tag_text(tag)), ValueKind.OVERLAY)
             for tag in sorted(self.overlays)
             if tag in anonymized
         ]
@@ -329,7 +331,7 @@ class IdentifyingValues:
         meta = getattr(anonymized, "file_meta", None)
         for tag in list(meta.keys()) if meta is not None else []:
             if int(tag) not in _META_WRITTEN:
-                leaks.append(Leak(_tag_text(tag), _tag_text(tag), "", "", ValueKind.BYTES))
+                leaks.append(Leak(tag_text(tag), tag_text(tag), "", "", ValueKind.BYTES))
         syntax = meta.get("TransferSyntaxUID") if meta is not None else None
         # The data elements of the file are those of the data set (and pixel data written apart): any other one
         # read from the bytes (one a writer appended, trailing padding) starts what is after the data set.
@@ -409,7 +411,7 @@ class IdentifyingValues:
                 report.leaks.append(
                     Leak(
                         path=path,
-                        tag=_tag_text(element.tag),
+                        tag=tag_text(element.tag),
                         source=source_tag,
                         source_keyword=_keyword(source_tag),
                         kind=kind,
@@ -425,7 +427,7 @@ class IdentifyingValues:
         texts: dict[str, str] = {}
         shifted = Option.RetainLongModifDates in profile.options
         for dataset, tag, vr in _original_elements(original):
-            if _is_group_length(tag) or _is_private_creator(tag) or vr == "SQ":
+            if Tag(tag).element == 0 or Tag(tag).is_private_creator or vr == "SQ":
                 continue
             # The file meta's copy of SOPInstanceUID follows it (the table does not list the file meta); the rest of
             # the meta is rebuilt by the engine: the original's values in it are identifying, but for those kept.
@@ -436,7 +438,7 @@ class IdentifyingValues:
                 action = None if tag in _META_NOT_IDENTIFYING or ours else Action.X
             else:
                 action = table.action_for(tag)
-            if _is_overlay_data(tag) and dataset is original and action is not Action.K:
+            if is_overlay_data(tag) and dataset is original and action is not Action.K:
                 needles.overlays.add(tag)
             if action is None or action is Action.K:
                 # Kept: a value it shares with a removed attribute (the implementation's UID, a manufacturer
@@ -447,12 +449,12 @@ class IdentifyingValues:
                 # Shifted (RetainLongModifDates): the original date is what must not be found, in any written form.
                 for value in _raw_strings(dataset, tag, vr):
                     if len(value) >= 8 and value[:8].isdigit():
-                        texts.setdefault(value[:8], _tag_text(tag))
+                        texts.setdefault(value[:8], tag_text(tag))
                         needles.shifted_dates.add(value[:8])
                         if dataset is original and vr == "DA":
                             needles.shift_anchors.setdefault(tag, value[:8])
                 continue
-            if action is Action.C or vr in _SKIPPED_SOURCE_VRS or (_is_private(tag) and vr != "PN"):
+            if action is Action.C or vr in _SKIPPED_SOURCE_VRS or (Tag(tag).is_private and vr != "PN"):
                 # Cleaned text is kept on purpose; what the engine must remove from it comes from other attributes.
                 continue
             try:
@@ -460,7 +462,7 @@ class IdentifyingValues:
             except Exception:  # a value pydicom cannot convert is not one we can look for
                 continue
             vr = element.VR
-            source = _tag_text(tag)
+            source = tag_text(tag)
             for value in _string_values(element):
                 if vr == "PN":
                     for component in _name_components(value):
@@ -474,7 +476,7 @@ class IdentifyingValues:
                     if len(date) == 8 and date.isdigit():
                         texts.setdefault(date, source)
                 elif vr == "UI":
-                    if value not in _STANDARD_UIDS and _UID_TOKEN.fullmatch(value):
+                    if not is_standard_uid(value) and _UID_TOKEN.fullmatch(value):
                         texts.setdefault(value, source)
                 elif _is_identifying_text(value) and not _is_descriptive(tag):
                     texts.setdefault(value.lower(), source)
@@ -627,14 +629,14 @@ def _original_elements(dataset: Dataset) -> Iterator[tuple[Dataset, int, str]]:
         tag = int(item.tag)
         vr = item.VR or _dictionary_vr(tag)
         # A private sequence too (read as UN in implicit VR): a name inside one is as identifying as at the top.
-        if vr == "SQ" or (vr == "UN" and (_dictionary_vr(tag) == "SQ" or _is_private(tag))):
+        if vr == "SQ" or (vr == "UN" and (_dictionary_vr(tag) == "SQ" or Tag(tag).is_private)):
             try:
                 element = dataset[tag]
             except Exception:
                 continue
             children = element.value if element.VR == "SQ" else None
             if isinstance(element.value, bytes):  # a sequence in a UN value, as the engine reads the ones it keeps
-                children = sequence_in_unknown(element.value, dataset._character_set)
+                children = sequence_in_unknown(element.value, text_encodings(dataset))
             if children is not None:
                 yield dataset, tag, "SQ"
                 for child in children:
@@ -698,7 +700,7 @@ def _decode_leniently(data: bytes) -> str:
 def _walk(dataset: Dataset, prefix: str = "") -> Iterator[tuple[str, DataElement]]:
     """(path, element) for every element at every depth, then (at the top level) those of the file meta."""
     for element in _elements(dataset):
-        path = f"{prefix}/{_tag_text(element.tag)}".lstrip("/")
+        path = f"{prefix}/{tag_text(element.tag)}".lstrip("/")
         yield path, element
         if element.VR == "SQ" and element.value is not None:
             for index, item in enumerate(element.value):
@@ -720,10 +722,6 @@ def _elements(dataset: Dataset) -> Iterator[DataElement]:
                 yield DataElement(tag, "UN", raw.value)
 
 
-def _tag_text(tag: int) -> str:
-    return f"{tag >> 16:04X},{tag & 0xFFFF:04X}"
-
-
 def _keyword(tag_text: str) -> str:
     group, element = tag_text.split(",")
     return keyword_for_tag((int(group, 16) << 16) | int(element, 16))
@@ -736,22 +734,6 @@ def _as_date(value: str) -> date | None:
         return date(int(value[:4]), int(value[4:6]), int(value[6:8]))
     except ValueError:
         return None
-
-
-def _is_overlay_data(tag: int) -> bool:
-    return tag & 0xFFFF == 0x3000 and 0x6000 <= tag >> 16 < 0x6020 and not (tag >> 16) & 1
-
-
-def _is_group_length(tag: int) -> bool:
-    return tag & 0xFFFF == 0
-
-
-def _is_private(tag: int) -> bool:
-    return bool((tag >> 16) & 1)
-
-
-def _is_private_creator(tag: int) -> bool:
-    return _is_private(tag) and 0x0010 <= tag & 0xFFFF <= 0x00FF
 
 
 # -- where the data set ends, read from the bytes as written -----------------------------------------------------------

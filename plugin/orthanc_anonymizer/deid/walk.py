@@ -15,6 +15,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag, Tag
 
 from orthanc_anonymizer.deid import identity, standard
 from orthanc_anonymizer.deid.actions import (
@@ -40,6 +41,7 @@ from orthanc_anonymizer.deid.elements import (
     vr_of,
 )
 from orthanc_anonymizer.deid.profiles import Action, ActionTable, Option
+from orthanc_anonymizer.deid.pydicom_private import text_encodings
 from orthanc_anonymizer.deid.reading import sequence_in_unknown
 from orthanc_anonymizer.deid.report import AnonymizationReport, Change
 from orthanc_anonymizer.deid.settings import AnonymizationSettings
@@ -122,7 +124,7 @@ class _Walker:
 
     def _changing_values(self, dataset: Dataset) -> Iterator[tuple[str, str]]:
         for tag in list(dataset.keys()):
-            if (tag >> 16) & 1:
+            if tag.is_private:
                 continue  # private values are vendor data; names in them are found through the standard tags
             vr = vr_of(dataset, tag)
             if vr == "SQ":
@@ -145,10 +147,11 @@ class _Walker:
     # -- pass 2: apply the actions ---------------------------------------------------------------------------
 
     def process(self, dataset: Dataset, path: str, keywords: tuple[str, ...], cleaning: str) -> None:
-        private_kept_blocks: set[tuple[int, int]] = set()
-        private_creators: list[int] = []
+        private_kept_blocks: set[BaseTag] = set()
+        """The private creator tags of the blocks some element of which stays."""
+        private_creators: list[BaseTag] = []
         for tag in list(dataset.keys()):
-            group, elem = tag >> 16, tag & 0xFFFF
+            group, elem = tag.group, tag.element
             if (
                 (elem == 0x0000 and group != 0x0002)
                 or group == 0x0000
@@ -166,20 +169,19 @@ class _Walker:
                 continue
             if tag == _SPECIFIC_CHARACTER_SET:
                 self._keep_known_character_sets(dataset, path)
-            if group & 1:
-                if 0x0010 <= elem <= 0x00FF:
+            if tag.is_private:
+                if tag.is_private_creator:
                     private_creators.append(tag)
                     continue
                 if self._process_private(dataset, tag, path, keywords, cleaning):
-                    private_kept_blocks.add((group, elem >> 8))
+                    private_kept_blocks.add(tag.private_creator)
                 continue
             self._process_element(dataset, tag, path, keywords, cleaning)
         if not path:
             self._drop_overlays_without_data(dataset)
         for creator_tag in private_creators:
-            group, block = creator_tag >> 16, creator_tag & 0xFF
             rule = self.table.rule_for(creator_tag)
-            keep = rule in (Action.K, Action.C) if rule is not None else (group, block) in private_kept_blocks
+            keep = rule in (Action.K, Action.C) if rule is not None else creator_tag in private_kept_blocks
             if not keep:
                 self._record(path, creator_tag, "", (rule or self.table.private_action).value, "X", True)
                 del dataset[creator_tag]
@@ -211,8 +213,8 @@ class _Walker:
         its group alone would make the instance invalid (PS3.3 C.9.2)."""
         by_group: dict[int, list[int]] = {}
         for key in dataset.keys():  # noqa: SIM118 (tags, not elements)
-            if 0x6000 <= key >> 16 < 0x6020 and not (key >> 16) & 1:
-                by_group.setdefault(key >> 16, []).append(int(key))
+            if 0x6000 <= key.group < 0x6020 and not key.is_private:
+                by_group.setdefault(key.group, []).append(int(key))
         for group, leftovers in sorted(by_group.items()):
             if (group << 16 | 0x3000) in dataset:
                 continue
@@ -222,14 +224,16 @@ class _Walker:
                 self._record("", tag, keyword_for_tag(tag), "X", "X", True)
                 del dataset[tag]
 
-    def _process_private(self, dataset: Dataset, tag: int, path: str, keywords: tuple[str, ...], cleaning: str) -> bool:
+    def _process_private(
+        self, dataset: Dataset, tag: BaseTag, path: str, keywords: tuple[str, ...], cleaning: str
+    ) -> bool:
         """Apply the rule for one private attribute; ``True`` if it stays in the output."""
         rule = self.table.rule_for(tag)
         if rule is None:
             action = self.table.private_action
             if action is Action.C:  # RetainSafePrivate: keep exactly Table E.3.10-1's elements of this creator
-                creator = element_text(dataset.get((tag & 0xFFFF0000) | ((tag >> 8) & 0xFF)))
-                key = (creator.strip().upper(), tag >> 16, tag & 0xFF)
+                creator = element_text(dataset.get(tag.private_creator))
+                key = (creator.strip().upper(), tag.group, tag.element & 0xFF)  # the element's offset in its block
                 vr = vr_of(dataset, tag)
                 table_vrs = self.safe_private.get(key)
                 if _safe_vr(table_vrs, vr):
@@ -293,7 +297,7 @@ class _Walker:
     ) -> None:
         rule = action if action is not None else self.table.action_for(tag)
         vr = vr_of(dataset, tag)
-        keyword = keyword_for_tag(tag) if not (tag >> 16) & 1 else ""
+        keyword = keyword_for_tag(tag) if not Tag(tag).is_private else ""
         if rule is None and not known_tag(tag):
             # Neither the table nor the data dictionary knows it (newer than the dictionary, or a damaged
             # length that made bytes look like a tag): nobody can say it is harmless, so it goes.
@@ -430,7 +434,7 @@ class _Walker:
             return True
         if element.VR != "UN" or not isinstance(element.value, bytes) or not element.value.startswith(ITEM_TAG_LE):
             return False
-        sequence = sequence_in_unknown(element.value, dataset._character_set)
+        sequence = sequence_in_unknown(element.value, text_encodings(dataset))
         if sequence is None:
             del dataset[tag]
             return False

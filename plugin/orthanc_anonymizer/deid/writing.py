@@ -18,6 +18,7 @@ from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 from orthanc_anonymizer import __version__
 from orthanc_anonymizer.deid.elements import PIXEL_DATA, UNDEFINED_LENGTH, element_text
+from orthanc_anonymizer.deid.pydicom_private import text_encodings
 from orthanc_anonymizer.errors import AnonymizationError
 
 _SOP_CLASS_UID = 0x00080016
@@ -120,7 +121,7 @@ def _write_plainly(dataset: Dataset) -> bytes | None:
     encoding = (bool(syntax.is_implicit_VR), bool(syntax.is_little_endian))
     if encoding == (True, False) or encoding != dataset.original_encoding:
         return None
-    if dataset.original_character_set != dataset._character_set:
+    if dataset.original_character_set != text_encodings(dataset):
         return None
     keys = sorted(dataset.keys())
     if any(tag >> 16 in (0, 2) for tag in keys):

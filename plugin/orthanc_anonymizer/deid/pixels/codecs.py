@@ -11,6 +11,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, RLELossless
 
 from orthanc_anonymizer.deid.pixels.rules import attribute_text
+from orthanc_anonymizer.deid.pydicom_private import forget_decoded_pixels
 from orthanc_anonymizer.errors import AnonymizationError
 
 if TYPE_CHECKING:
@@ -182,6 +183,5 @@ def encode_frames(dataset: Dataset, image: DecodedImage, settings: PixelSettings
         if "LossyImageCompressionMethod" not in dataset:
             dataset.LossyImageCompressionMethod = _LOSSY_METHOD[str(source)]
             changed.append(0x00282114)
-    dataset._pixel_array = None
-    dataset._pixel_id = {}
+    forget_decoded_pixels(dataset)
     return changed
