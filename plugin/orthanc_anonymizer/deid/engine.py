@@ -23,7 +23,7 @@ from orthanc_anonymizer.deid.reading import DicomInstance, read_dataset, read_in
 from orthanc_anonymizer.deid.report import AnonymizationReport, Change
 from orthanc_anonymizer.deid.settings import AnonymizationSettings
 from orthanc_anonymizer.deid.values import NUMBER_FORMATS, number_bytes
-from orthanc_anonymizer.deid.walk import _Walker
+from orthanc_anonymizer.deid.walk import ItemCleaning, _Walker
 from orthanc_anonymizer.deid.writing import (
     IMPLEMENTATION_CLASS_UID,
     IMPLEMENTATION_VERSION_NAME,
@@ -69,7 +69,7 @@ def anonymize_dataset(
             _clean_pixels(dataset, settings, walker)
         # Always: under D too, the items of a kept sequence (a report's Content Sequence) are cleaned of them.
         walker.collect_identifying(dataset)
-        walker.process(dataset, "", (), "")
+        walker.process(dataset, "", (), ItemCleaning.TABLE)
         if settings.profile.age_cap is not None:
             walker.cap_age(dataset, settings.profile.age_cap)
         walker.set_patient_identity(dataset)
@@ -93,7 +93,7 @@ def _clean_pixels(dataset: Dataset, settings: AnonymizationSettings, walker: _Wa
     walker.report.pixel_regions.extend(outcome.regions)
     walker.report.warnings.extend(outcome.warnings)
     for tag in outcome.changed_tags:
-        walker._record("", tag, keyword_for_tag(tag), Option.CleanPixelData.value, "C", True)
+        walker.record("", tag, keyword_for_tag(tag), Option.CleanPixelData.value, "C", True)
 
 
 def anonymize_bytes(data: bytes, settings: AnonymizationSettings) -> tuple[bytes, AnonymizationReport]:

@@ -6,6 +6,7 @@ the report being written."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
@@ -71,6 +72,19 @@ _MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 _DUMMIED_VRS = frozenset({"UT", "LT", "ST", "UC", "PN", "DA", "DT"})
 _CODE_VRS = frozenset({"CS", "AE"})
 _TOKEN_VRS = frozenset({"PN", "LO", "SH", "AE", "UC", "CS", "DA", "DT"})
+
+
+class ItemCleaning(StrEnum):
+    """How the walk treats the attributes the table does not name inside the items of a kept sequence; inherited
+    by the sequences nested in them (the value is the rule a change under it reports)."""
+
+    TABLE = ""
+    """Left to the table (the top level, and sequences kept by K or U)."""
+    CLEAN = "C"
+    """Text cleaned of the instance's identifying values, names replaced (a sequence kept under C)."""
+    DUMMY = "D"
+    """Free text, names and dates replaced by dummies, codes and labels cleaned (a sequence kept under D, e.g. the
+    Content Sequence of a structured report)."""
 
 
 class _Walker:
@@ -146,7 +160,7 @@ class _Walker:
 
     # -- pass 2: apply the actions ---------------------------------------------------------------------------
 
-    def process(self, dataset: Dataset, path: str, keywords: tuple[str, ...], cleaning: str) -> None:
+    def process(self, dataset: Dataset, path: str, keywords: tuple[str, ...], cleaning: ItemCleaning) -> None:
         private_kept_blocks: set[BaseTag] = set()
         """The private creator tags of the blocks some element of which stays."""
         private_creators: list[BaseTag] = []
@@ -164,7 +178,7 @@ class _Walker:
                 # is bytes outside the meaning of the data set, whatever a rule says. File meta elements in an
                 # item, and directory elements (group 0004) the table does not name outside a DICOMDIR, belong to no attribute of the
                 # instance: copied, their values (AE titles, file-set IDs, file names) went out unchecked.
-                self._record(path, tag, "", "X", "X", True)
+                self.record(path, tag, "", "X", "X", True)
                 del dataset[tag]
                 continue
             if tag == _SPECIFIC_CHARACTER_SET:
@@ -183,7 +197,7 @@ class _Walker:
             rule = self.table.rule_for(creator_tag)
             keep = rule in (Action.K, Action.C) if rule is not None else creator_tag in private_kept_blocks
             if not keep:
-                self._record(path, creator_tag, "", (rule or self.table.private_action).value, "X", True)
+                self.record(path, creator_tag, "", (rule or self.table.private_action).value, "X", True)
                 del dataset[creator_tag]
 
     def _keep_known_character_sets(self, dataset: Dataset, path: str) -> None:
@@ -200,7 +214,7 @@ class _Walker:
         if kept == values:
             return
         self.report.warnings.append(f"{tag_text(_SPECIFIC_CHARACTER_SET)}: unknown character set terms removed")
-        self._record(path, _SPECIFIC_CHARACTER_SET, "SpecificCharacterSet", "K", "C", True)
+        self.record(path, _SPECIFIC_CHARACTER_SET, "SpecificCharacterSet", "K", "C", True)
         if any(kept):
             dataset[_SPECIFIC_CHARACTER_SET] = DataElement(
                 _SPECIFIC_CHARACTER_SET, "CS", kept[0] if len(kept) == 1 else kept
@@ -221,11 +235,11 @@ class _Walker:
             if self.table.action_for(group << 16 | 0x3000) not in (Action.X, Action.C):
                 continue
             for tag in leftovers:
-                self._record("", tag, keyword_for_tag(tag), "X", "X", True)
+                self.record("", tag, keyword_for_tag(tag), "X", "X", True)
                 del dataset[tag]
 
     def _process_private(
-        self, dataset: Dataset, tag: BaseTag, path: str, keywords: tuple[str, ...], cleaning: str
+        self, dataset: Dataset, tag: BaseTag, path: str, keywords: tuple[str, ...], cleaning: ItemCleaning
     ) -> bool:
         """Apply the rule for one private attribute; ``True`` if it stays in the output."""
         rule = self.table.rule_for(tag)
@@ -238,21 +252,21 @@ class _Walker:
                 table_vrs = self.safe_private.get(key)
                 if _safe_vr(table_vrs, vr):
                     if self.keep_container(dataset, tag, vr, path, keywords, "", cleaning):
-                        self._record(path, tag, "", "C", "K", False)
+                        self.record(path, tag, "", "C", "K", False)
                         return True
                     if tag in dataset and (table_vrs is None or "SQ" not in table_vrs):
                         if self._clean_safe_private(dataset, tag, vr, table_vrs or frozenset()):
                             check_kept_value(dataset, tag, vr_of(dataset, tag))
-                            self._record(path, tag, "", "C", "K", False)
+                            self.record(path, tag, "", "C", "K", False)
                             return True
-                        self._record(path, tag, "", "C", "X", True)
+                        self.record(path, tag, "", "C", "X", True)
                         return False
                     # A sequence by the table, bytes that are none (UN): nobody can say what they hold.
                     if tag not in dataset:
-                        self._record(path, tag, "", "C", "X", True)
+                        self.record(path, tag, "", "C", "X", True)
                         return False
                 action = Action.X
-            self._record(path, tag, "", self.table.private_action.value, "X", True)
+            self.record(path, tag, "", self.table.private_action.value, "X", True)
             del dataset[tag]
             return False
         self._process_element(dataset, tag, path, keywords, cleaning, action=rule)
@@ -292,7 +306,7 @@ class _Walker:
         tag: int,
         path: str,
         keywords: tuple[str, ...],
-        cleaning: str,
+        cleaning: ItemCleaning,
         action: Action | None = None,
     ) -> None:
         rule = action if action is not None else self.table.action_for(tag)
@@ -301,21 +315,21 @@ class _Walker:
         if rule is None and not known_tag(tag):
             # Neither the table nor the data dictionary knows it (newer than the dictionary, or a damaged
             # length that made bytes look like a tag): nobody can say it is harmless, so it goes.
-            self._record(path, tag, keyword, "unknown", "X", True)
+            self.record(path, tag, keyword, "unknown", "X", True)
             del dataset[tag]
             return
         if rule is None and vr != "SQ" and text_where_none_belongs(tag, vr):
             # A name, or text, under a tag the dictionary gives a binary VR (a damaged tag, or a misuse): kept as
             # the table would keep that attribute, it would carry text nobody has checked.
-            self._record(path, tag, keyword, "vr-mismatch", "X", True)
+            self.record(path, tag, keyword, "vr-mismatch", "X", True)
             del dataset[tag]
             return
         if rule is None:
             if self.keep_container(dataset, tag, vr, path, keywords, keyword, cleaning):
                 pass
             elif tag not in dataset:
-                self._record(path, tag, keyword, "unknown", "X", True)
-            elif cleaning:
+                self.record(path, tag, keyword, "unknown", "X", True)
+            elif cleaning is not ItemCleaning.TABLE:
                 self._clean_untabled(dataset, tag, vr, path, cleaning)
             else:
                 check_kept_value(dataset, tag, vr)
@@ -336,7 +350,7 @@ class _Walker:
             if tag in dataset:
                 del dataset[tag]
             self.report.warnings.append(f"{tag_text(tag)}: unreadable value removed ({type(error).__name__})")
-            self._record(path, tag, keyword, rule.value, "X", True)
+            self.record(path, tag, keyword, rule.value, "X", True)
 
     def _apply(
         self,
@@ -348,10 +362,10 @@ class _Walker:
         action: Action,
         path: str,
         keywords: tuple[str, ...],
-        cleaning: str,
+        cleaning: ItemCleaning,
     ) -> None:
         if action is Action.X:
-            self._record(path, tag, keyword, rule.value, "X", True, dataset)
+            self.record(path, tag, keyword, rule.value, "X", True, dataset)
             del dataset[tag]
             return
         if action is not Action.Z and self.keep_container(
@@ -366,17 +380,17 @@ class _Walker:
         ):
             return
         if tag not in dataset:  # a UN value that began like a sequence and is none: nobody can say what it holds
-            self._record(path, tag, keyword, rule.value, "X", True)
+            self.record(path, tag, keyword, rule.value, "X", True)
             return
         element = dataset[tag]
         before = element.value
         if vr == "SQ":  # kept sequences went to keep_container: this one is emptied (Z)
-            self._record(path, tag, keyword, rule.value, "Z", bool(before), dataset)
+            self.record(path, tag, keyword, rule.value, "Z", bool(before), dataset)
             element.value = Sequence()
             return
         if action is Action.K:
             check_kept_value(dataset, tag, vr)
-            self._record(path, tag, keyword, rule.value, "K", False)
+            self.record(path, tag, keyword, rule.value, "K", False)
             return
         if action is Action.Z:
             new: Any = empty_value(vr)
@@ -393,7 +407,7 @@ class _Walker:
             new = new.encode("ascii", "replace")
         element.value = new
         changed = as_text(before) != as_text(element.value)
-        self._record(path, tag, keyword, rule.value, label, changed, original=before, new=element.value)
+        self.record(path, tag, keyword, rule.value, label, changed, original=before, new=element.value)
 
     def keep_container(
         self,
@@ -403,7 +417,7 @@ class _Walker:
         path: str,
         keywords: tuple[str, ...],
         keyword: str,
-        cleaning: str,
+        cleaning: ItemCleaning,
         record: tuple[str, str] | None = None,
     ) -> bool:
         """Whether the element at ``tag`` is a sequence that stays in the output; when it is, walk its items.
@@ -421,7 +435,7 @@ class _Walker:
         if vr not in ("SQ", "UN") or not self._open_unknown_sequence(dataset, tag):
             return False
         if record is not None:
-            self._record(path, tag, keyword, record[0], record[1], False)
+            self.record(path, tag, keyword, record[0], record[1], False)
         for index, item in enumerate(dataset[tag].value or []):
             self.process(item, f"{path}{tag_text(tag)}[{index}]/", (*keywords, keyword), cleaning)
         return True
@@ -491,7 +505,7 @@ class _Walker:
             return self.cleaner.clean(value, vr)
         return [self.cleaner.clean(str(item), vr) for item in value]
 
-    def _clean_untabled(self, dataset: Dataset, tag: int, vr: str, path: str, mode: str) -> None:
+    def _clean_untabled(self, dataset: Dataset, tag: int, vr: str, path: str, mode: ItemCleaning) -> None:
         """Inside a sequence being cleaned (C) or dummied (D), attributes the table does not name are handled
         by their VR: under C, text is cleaned and names replaced; under D, free text (UT, LT, ST, UC) and names
         are replaced by dummies, and codes and labels in SH and LO are cleaned as under C (so a report keeps its
@@ -506,7 +520,7 @@ class _Walker:
             if not any(self.cleaner.finds(str(item), words=False) for item in items if item is not None):
                 return
             new, label = dummy_value(vr), "D"
-        elif mode == "D":
+        elif mode is ItemCleaning.DUMMY:
             if vr not in _DUMMIED_VRS and vr not in TEXT_VRS:
                 return
             element = dataset[tag]
@@ -532,9 +546,9 @@ class _Walker:
         element.value = new
         changed = as_text(before) != as_text(element.value)
         if changed:
-            self._record(path, tag, keyword_for_tag(tag), mode, label, True, original=before, new=element.value)
+            self.record(path, tag, keyword_for_tag(tag), mode.value, label, True, original=before, new=element.value)
 
-    def _record(
+    def record(
         self,
         path: str,
         tag: int,
@@ -547,6 +561,8 @@ class _Walker:
         original: Any = None,
         new: Any = None,
     ) -> None:
+        """Count one attribute under ``action`` and, when changes are recorded, add its :class:`Change` at ``path``
+        (with the original and new values only under ``record_values``; ``dataset``: where to read the original)."""
         self.report.action_counts[action] = self.report.action_counts.get(action, 0) + 1
         if not self.record_changes:
             return
@@ -580,7 +596,7 @@ class _Walker:
             value = chosen if chosen is not None else derive(self.patient_key)
             before = element_text(dataset.get(tag)) if tag in dataset else None
             dataset.add_new(tag, vr, value)
-            self._record("", tag, keyword_for_tag(tag), "P", "P", before != value, original=None, new=value)
+            self.record("", tag, keyword_for_tag(tag), "P", "P", before != value, original=None, new=value)
 
     def cap_age(self, dataset: Dataset, cap: int) -> None:
         """HIPAA Safe Harbor (45 CFR 164.514(b)(2)(i)(C)): every age over 89 is one category. A Patient's Age of
@@ -591,7 +607,7 @@ class _Walker:
         if text.endswith("Y") and text[:-1].isdigit() and int(text[:-1]) >= cap:
             capped = f"{cap:03d}Y"
             dataset[_PATIENT_AGE].value = capped
-            self._record("", _PATIENT_AGE, "PatientAge", "AgeCap", "C", text != capped, original=text, new=capped)
+            self.record("", _PATIENT_AGE, "PatientAge", "AgeCap", "C", text != capped, original=text, new=capped)
         birth = element_text(dataset.get(_PATIENT_BIRTH_DATE))
         reference = next(
             (element_text(dataset.get(tag)) for tag in _AGE_REFERENCE_DATES if element_text(dataset.get(tag))), ""
@@ -605,27 +621,25 @@ class _Walker:
         year, month, day = then // 10000 - cap, then // 100 % 100, then % 100
         moved = f"{year:04d}{month:02d}{day if day <= 28 or month != 2 or is_leap_year(year) else 28:02d}"
         dataset[_PATIENT_BIRTH_DATE].value = moved
-        self._record("", _PATIENT_BIRTH_DATE, "PatientBirthDate", "AgeCap", "C", True, original=birth, new=moved)
+        self.record("", _PATIENT_BIRTH_DATE, "PatientBirthDate", "AgeCap", "C", True, original=birth, new=moved)
 
     def process_file_meta(self, dataset: Dataset) -> None:
         """Rebuild the file meta and zero the preamble (:func:`.writing.rebuild_file_meta`), reporting what
         happens to each element of the input's meta."""
 
-        def record(tag: int, action: str, meta: Dataset) -> None:
-            self._record("", tag, keyword_for_tag(tag), "meta", action, action != "K", meta)
+        def record_meta(tag: int, action: str, meta: Dataset) -> None:
+            self.record("", tag, keyword_for_tag(tag), "meta", action, action != "K", meta)
 
-        rebuild_file_meta(dataset, self.copy_hasher.uid, record)
+        rebuild_file_meta(dataset, self.copy_hasher.uid, record_meta)
 
 
-def _container_mode(action: Action, cleaning: str) -> str:
-    """How the items of a kept sequence are walked: ``D`` replaces free text, names and dates that the table does
-    not name with dummies (e.g. the Content Sequence of a structured report), ``C`` cleans them, ``""`` leaves
-    them to the table; inherited from the enclosing sequence."""
-    if action is Action.D or cleaning == "D":
-        return "D"
-    if action is Action.C or cleaning:
-        return "C"
-    return ""
+def _container_mode(action: Action, cleaning: ItemCleaning) -> ItemCleaning:
+    """How the items of a sequence kept by ``action`` are walked, inside items walked under ``cleaning``."""
+    if action is Action.D or cleaning is ItemCleaning.DUMMY:
+        return ItemCleaning.DUMMY
+    if action is Action.C or cleaning is not ItemCleaning.TABLE:
+        return ItemCleaning.CLEAN
+    return ItemCleaning.TABLE
 
 
 def _instance_encodings(dataset: Dataset) -> list[str]:
