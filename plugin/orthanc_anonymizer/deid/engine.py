@@ -3,11 +3,8 @@
 ``anonymize_dataset`` changes a :class:`~pydicom.dataset.Dataset` in place and returns a report of every change;
 ``anonymize_bytes`` does the same for the bytes of a DICOM file (what a worker process receives and returns).
 
-The parts, one job each: :mod:`.reading` parses and checks the input, :mod:`.walk` applies the actions to every
-element, :mod:`.deidentification_method` writes the attributes that say how the instance was de-identified,
-:mod:`.writing` rebuilds the file meta and writes the output, :mod:`.values` checks values, :mod:`.elements` says
-what an element is; :mod:`.settings` and :mod:`.report` are what goes in and comes out. The names callers use are
-importable from here.
+The work is done in :mod:`.reading`, :mod:`.walk`, :mod:`.deidentification_method` and :mod:`.writing` (see the
+package's docstring for every module); the names callers use are importable from here.
 """
 
 from __future__ import annotations
