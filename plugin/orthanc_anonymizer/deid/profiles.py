@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import cached_property
 
-from pydicom.tag import Tag
+from pydicom.tag import BaseTag, Tag
 
 from orthanc_anonymizer.deid import standard
 from orthanc_anonymizer.errors import ProfileError
@@ -228,7 +228,7 @@ class ActionTable:
             action = self.rule_for(tag)
             if action is not None:
                 return action
-        if Tag(tag).is_private:
+        if (tag if isinstance(tag, BaseTag) else Tag(tag)).is_private:  # the walk's tags are BaseTag already
             return self.private_action
         action = self.table_exact.get(tag)
         if action is not None:

@@ -16,7 +16,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
-from pydicom.tag import BaseTag, Tag
+from pydicom.tag import BaseTag
 
 from orthanc_anonymizer.deid import identity, standard
 from orthanc_anonymizer.deid.actions import (
@@ -165,7 +165,7 @@ class _Walker:
         """The private creator tags of the blocks some element of which stays."""
         private_creators: list[BaseTag] = []
         for tag in list(dataset.keys()):
-            group, elem = tag.group, tag.element
+            group, elem = tag >> 16, tag & 0xFFFF  # structure: group lengths, command set, meta, directory
             if (
                 (elem == 0x0000 and group != 0x0002)
                 or group == 0x0000
@@ -269,7 +269,7 @@ class _Walker:
             self.record(path, tag, "", self.table.private_action.value, "X", True)
             del dataset[tag]
             return False
-        self._process_element(dataset, tag, path, keywords, cleaning, action=rule)
+        self._process_element(dataset, tag, path, keywords, cleaning, action=rule, private=True)
         return tag in dataset
 
     def _clean_safe_private(self, dataset: Dataset, tag: int, vr: str, table_vrs: frozenset[str]) -> bool:
@@ -303,15 +303,18 @@ class _Walker:
     def _process_element(
         self,
         dataset: Dataset,
-        tag: int,
+        tag: BaseTag,
         path: str,
         keywords: tuple[str, ...],
         cleaning: ItemCleaning,
         action: Action | None = None,
+        private: bool = False,
     ) -> None:
+        """Apply ``action`` (default: the table's) to one attribute; ``private``: a private one a custom rule names
+        (the caller knows, from :attr:`~pydicom.tag.BaseTag.is_private`)."""
         rule = action if action is not None else self.table.action_for(tag)
         vr = vr_of(dataset, tag)
-        keyword = keyword_for_tag(tag) if not Tag(tag).is_private else ""
+        keyword = "" if private else keyword_for_tag(tag)
         if rule is None and not known_tag(tag):
             # Neither the table nor the data dictionary knows it (newer than the dictionary, or a damaged
             # length that made bytes look like a tag): nobody can say it is harmless, so it goes.
