@@ -90,7 +90,7 @@ def _clean_pixels(dataset: Dataset, settings: AnonymizationSettings, walker: _Wa
     walker.report.pixel_regions.extend(outcome.regions)
     walker.report.warnings.extend(outcome.warnings)
     for tag in outcome.changed_tags:
-        walker.record("", tag, keyword_for_tag(tag), Option.CleanPixelData.value, "C", True)
+        walker.record("", tag, keyword=keyword_for_tag(tag), rule=Option.CleanPixelData.value, action="C", changed=True)
 
 
 def anonymize_bytes(data: bytes, settings: AnonymizationSettings) -> tuple[bytes, AnonymizationReport]:

@@ -178,7 +178,7 @@ class _Walker:
                 # is bytes outside the meaning of the data set, whatever a rule says. File meta elements in an
                 # item, and directory elements (group 0004) the table does not name outside a DICOMDIR, belong to no attribute of the
                 # instance: copied, their values (AE titles, file-set IDs, file names) went out unchecked.
-                self.record(path, tag, "", "X", "X", True)
+                self.record(path, tag, keyword="", rule="X", action="X", changed=True)
                 del dataset[tag]
                 continue
             if tag == _SPECIFIC_CHARACTER_SET:
@@ -197,7 +197,14 @@ class _Walker:
             rule = self.table.rule_for(creator_tag)
             keep = rule in (Action.K, Action.C) if rule is not None else creator_tag in private_kept_blocks
             if not keep:
-                self.record(path, creator_tag, "", (rule or self.table.private_action).value, "X", True)
+                self.record(
+                    path,
+                    creator_tag,
+                    keyword="",
+                    rule=(rule or self.table.private_action).value,
+                    action="X",
+                    changed=True,
+                )
                 del dataset[creator_tag]
 
     def _keep_known_character_sets(self, dataset: Dataset, path: str) -> None:
@@ -214,7 +221,7 @@ class _Walker:
         if kept == values:
             return
         self.report.warnings.append(f"{tag_text(_SPECIFIC_CHARACTER_SET)}: unknown character set terms removed")
-        self.record(path, _SPECIFIC_CHARACTER_SET, "SpecificCharacterSet", "K", "C", True)
+        self.record(path, _SPECIFIC_CHARACTER_SET, keyword="SpecificCharacterSet", rule="K", action="C", changed=True)
         if any(kept):
             dataset[_SPECIFIC_CHARACTER_SET] = DataElement(
                 _SPECIFIC_CHARACTER_SET, "CS", kept[0] if len(kept) == 1 else kept
@@ -235,7 +242,7 @@ class _Walker:
             if self.table.action_for(group << 16 | 0x3000) not in (Action.X, Action.C):
                 continue
             for tag in leftovers:
-                self.record("", tag, keyword_for_tag(tag), "X", "X", True)
+                self.record("", tag, keyword=keyword_for_tag(tag), rule="X", action="X", changed=True)
                 del dataset[tag]
 
     def _process_private(
@@ -252,21 +259,21 @@ class _Walker:
                 table_vrs = self.safe_private.get(key)
                 if _safe_vr(table_vrs, vr):
                     if self.keep_container(dataset, tag, vr, path, keywords, "", cleaning):
-                        self.record(path, tag, "", "C", "K", False)
+                        self.record(path, tag, keyword="", rule="C", action="K", changed=False)
                         return True
                     if tag in dataset and (table_vrs is None or "SQ" not in table_vrs):
                         if self._clean_safe_private(dataset, tag, vr, table_vrs or frozenset()):
                             check_kept_value(dataset, tag, vr_of(dataset, tag))
-                            self.record(path, tag, "", "C", "K", False)
+                            self.record(path, tag, keyword="", rule="C", action="K", changed=False)
                             return True
-                        self.record(path, tag, "", "C", "X", True)
+                        self.record(path, tag, keyword="", rule="C", action="X", changed=True)
                         return False
                     # A sequence by the table, bytes that are none (UN): nobody can say what they hold.
                     if tag not in dataset:
-                        self.record(path, tag, "", "C", "X", True)
+                        self.record(path, tag, keyword="", rule="C", action="X", changed=True)
                         return False
                 action = Action.X
-            self.record(path, tag, "", self.table.private_action.value, "X", True)
+            self.record(path, tag, keyword="", rule=self.table.private_action.value, action="X", changed=True)
             del dataset[tag]
             return False
         self._process_element(dataset, tag, path, keywords, cleaning, action=rule, private=True)
@@ -318,20 +325,20 @@ class _Walker:
         if rule is None and not known_tag(tag):
             # Neither the table nor the data dictionary knows it (newer than the dictionary, or a damaged
             # length that made bytes look like a tag): nobody can say it is harmless, so it goes.
-            self.record(path, tag, keyword, "unknown", "X", True)
+            self.record(path, tag, keyword=keyword, rule="unknown", action="X", changed=True)
             del dataset[tag]
             return
         if rule is None and vr != "SQ" and text_where_none_belongs(tag, vr):
             # A name, or text, under a tag the dictionary gives a binary VR (a damaged tag, or a misuse): kept as
             # the table would keep that attribute, it would carry text nobody has checked.
-            self.record(path, tag, keyword, "vr-mismatch", "X", True)
+            self.record(path, tag, keyword=keyword, rule="vr-mismatch", action="X", changed=True)
             del dataset[tag]
             return
         if rule is None:
             if self.keep_container(dataset, tag, vr, path, keywords, keyword, cleaning):
                 pass
             elif tag not in dataset:
-                self.record(path, tag, keyword, "unknown", "X", True)
+                self.record(path, tag, keyword=keyword, rule="unknown", action="X", changed=True)
             elif cleaning is not ItemCleaning.TABLE:
                 self._clean_untabled(dataset, tag, vr, path, cleaning)
             else:
@@ -353,7 +360,7 @@ class _Walker:
             if tag in dataset:
                 del dataset[tag]
             self.report.warnings.append(f"{tag_text(tag)}: unreadable value removed ({type(error).__name__})")
-            self.record(path, tag, keyword, rule.value, "X", True)
+            self.record(path, tag, keyword=keyword, rule=rule.value, action="X", changed=True)
 
     def _apply(
         self,
@@ -368,7 +375,7 @@ class _Walker:
         cleaning: ItemCleaning,
     ) -> None:
         if action is Action.X:
-            self.record(path, tag, keyword, rule.value, "X", True, dataset)
+            self.record(path, tag, keyword=keyword, rule=rule.value, action="X", changed=True, dataset=dataset)
             del dataset[tag]
             return
         if action is not Action.Z and self.keep_container(
@@ -383,17 +390,17 @@ class _Walker:
         ):
             return
         if tag not in dataset:  # a UN value that began like a sequence and is none: nobody can say what it holds
-            self.record(path, tag, keyword, rule.value, "X", True)
+            self.record(path, tag, keyword=keyword, rule=rule.value, action="X", changed=True)
             return
         element = dataset[tag]
         before = element.value
         if vr == "SQ":  # kept sequences went to keep_container: this one is emptied (Z)
-            self.record(path, tag, keyword, rule.value, "Z", bool(before), dataset)
+            self.record(path, tag, keyword=keyword, rule=rule.value, action="Z", changed=bool(before), dataset=dataset)
             element.value = Sequence()
             return
         if action is Action.K:
             check_kept_value(dataset, tag, vr)
-            self.record(path, tag, keyword, rule.value, "K", False)
+            self.record(path, tag, keyword=keyword, rule=rule.value, action="K", changed=False)
             return
         if action is Action.Z:
             new: Any = empty_value(vr)
@@ -410,7 +417,16 @@ class _Walker:
             new = new.encode("ascii", "replace")
         element.value = new
         changed = as_text(before) != as_text(element.value)
-        self.record(path, tag, keyword, rule.value, label, changed, original=before, new=element.value)
+        self.record(
+            path,
+            tag,
+            keyword=keyword,
+            rule=rule.value,
+            action=label,
+            changed=changed,
+            original=before,
+            new=element.value,
+        )
 
     def keep_container(
         self,
@@ -438,7 +454,7 @@ class _Walker:
         if vr not in ("SQ", "UN") or not self._open_unknown_sequence(dataset, tag):
             return False
         if record is not None:
-            self.record(path, tag, keyword, record[0], record[1], False)
+            self.record(path, tag, keyword=keyword, rule=record[0], action=record[1], changed=False)
         for index, item in enumerate(dataset[tag].value or []):
             self.process(item, f"{path}{tag_text(tag)}[{index}]/", (*keywords, keyword), cleaning)
         return True
@@ -549,23 +565,33 @@ class _Walker:
         element.value = new
         changed = as_text(before) != as_text(element.value)
         if changed:
-            self.record(path, tag, keyword_for_tag(tag), mode.value, label, True, original=before, new=element.value)
+            self.record(
+                path,
+                tag,
+                keyword=keyword_for_tag(tag),
+                rule=mode.value,
+                action=label,
+                changed=True,
+                original=before,
+                new=element.value,
+            )
 
     def record(
         self,
         path: str,
         tag: int,
+        *,
         keyword: str,
         rule: str,
         action: str,
         changed: bool,
         dataset: Dataset | None = None,
-        *,
         original: Any = None,
         new: Any = None,
     ) -> None:
-        """Count one attribute under ``action`` and, when changes are recorded, add its :class:`Change` at ``path``
-        (with the original and new values only under ``record_values``; ``dataset``: where to read the original)."""
+        """Count ``action`` and, when changes are recorded, report it for the element ``tag`` under ``path``:
+        ``rule`` is what decided (an action code, an option, ``meta``...), ``changed`` whether the value differs.
+        With ``record_values``, ``original`` (else read from ``dataset``) and ``new`` are reported too."""
         self.report.action_counts[action] = self.report.action_counts.get(action, 0) + 1
         if not self.record_changes:
             return
@@ -599,7 +625,16 @@ class _Walker:
             value = chosen if chosen is not None else derive(self.patient_key)
             before = element_text(dataset.get(tag)) if tag in dataset else None
             dataset.add_new(tag, vr, value)
-            self.record("", tag, keyword_for_tag(tag), "P", "P", before != value, original=None, new=value)
+            self.record(
+                "",
+                tag,
+                keyword=keyword_for_tag(tag),
+                rule="P",
+                action="P",
+                changed=before != value,
+                original=None,
+                new=value,
+            )
 
     def cap_age(self, dataset: Dataset, cap: int) -> None:
         """HIPAA Safe Harbor (45 CFR 164.514(b)(2)(i)(C)): every age over 89 is one category. A Patient's Age of
@@ -610,7 +645,16 @@ class _Walker:
         if text.endswith("Y") and text[:-1].isdigit() and int(text[:-1]) >= cap:
             capped = f"{cap:03d}Y"
             dataset[_PATIENT_AGE].value = capped
-            self.record("", _PATIENT_AGE, "PatientAge", "AgeCap", "C", text != capped, original=text, new=capped)
+            self.record(
+                "",
+                _PATIENT_AGE,
+                keyword="PatientAge",
+                rule="AgeCap",
+                action="C",
+                changed=text != capped,
+                original=text,
+                new=capped,
+            )
         birth = element_text(dataset.get(_PATIENT_BIRTH_DATE))
         reference = next(
             (element_text(dataset.get(tag)) for tag in _AGE_REFERENCE_DATES if element_text(dataset.get(tag))), ""
@@ -624,14 +668,25 @@ class _Walker:
         year, month, day = then // 10000 - cap, then // 100 % 100, then % 100
         moved = f"{year:04d}{month:02d}{day if day <= 28 or month != 2 or is_leap_year(year) else 28:02d}"
         dataset[_PATIENT_BIRTH_DATE].value = moved
-        self.record("", _PATIENT_BIRTH_DATE, "PatientBirthDate", "AgeCap", "C", True, original=birth, new=moved)
+        self.record(
+            "",
+            _PATIENT_BIRTH_DATE,
+            keyword="PatientBirthDate",
+            rule="AgeCap",
+            action="C",
+            changed=True,
+            original=birth,
+            new=moved,
+        )
 
     def process_file_meta(self, dataset: Dataset) -> None:
         """Rebuild the file meta and zero the preamble (:func:`.writing.rebuild_file_meta`), reporting what
         happens to each element of the input's meta."""
 
         def record_meta(tag: int, action: str, meta: Dataset) -> None:
-            self.record("", tag, keyword_for_tag(tag), "meta", action, action != "K", meta)
+            self.record(
+                "", tag, keyword=keyword_for_tag(tag), rule="meta", action=action, changed=action != "K", dataset=meta
+            )
 
         rebuild_file_meta(dataset, self.copy_hasher.uid, record_meta)
 
