@@ -210,6 +210,7 @@ def test_an_interrupted_batch_raises_so_the_position_stays() -> None:
             {"Source": "b", "Error": "unknown resource"},  # deleted since it arrived
             {"Source": "c", "Resource": None, "Instances": 0, "Failed": [{"Instance": "c", "Reason": "residual"}]},
         ]
+        job.not_found.add("b")
         job.done.set()
         return job
 

@@ -389,7 +389,7 @@ def _anonymize(output: Any, uri: str, **request: Any) -> None:
     result = job.results[0] if job.results else None
     if result is None:
         _error(output, 500, "; ".join(job.errors) or "the job ended without a result")
-    elif result.get("Error") == "unknown resource":
+    elif resource in job.not_found:  # deleted between the check above and the job's listing
         _error(output, 404, f"unknown resource: {level}/{resource}")
     elif "Error" in result:
         _error(output, 500, str(result["Error"]))

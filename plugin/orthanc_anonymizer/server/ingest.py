@@ -516,7 +516,7 @@ class JobBatchRunner:
         outcome = BatchOutcome()
         for result in job.results:
             if "Error" in result:
-                if result["Error"] != "unknown resource":  # deleted since it arrived: nothing to anonymize
+                if result.get("Source") not in job.not_found:  # deleted since it arrived: nothing to anonymize
                     outcome.failed.append({"Instance": str(result.get("Source")), "Reason": str(result["Error"])})
                 continue
             outcome.anonymized += int(result.get("Instances", 0))
