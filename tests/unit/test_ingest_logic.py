@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from orthanc_anonymizer.deid.marker import claims_engine_output
 from orthanc_anonymizer.deid.profiles import Option
 from orthanc_anonymizer.server.ingest import (
     AutoAnonymizeConfig,
@@ -15,7 +16,6 @@ from orthanc_anonymizer.server.ingest import (
     IngestConfigurationError,
     IngestFilter,
     IngestLoop,
-    is_anonymizer_output,
 )
 
 
@@ -59,14 +59,14 @@ def test_settings_parse() -> None:
 
 
 def test_what_an_instance_claims_is_read_but_proves_nothing() -> None:
-    assert is_anonymizer_output(
+    assert claims_engine_output(
         {
             "PatientIdentityRemoved": "YES",
             "DeidentificationMethod": "DICOM PS3.15 2026d Basic Profile\\orthanc-anonymizer 0.1.0 profile basic",
         }
     )
-    assert not is_anonymizer_output({"PatientIdentityRemoved": "YES", "DeidentificationMethod": "Some other tool"})
-    assert not is_anonymizer_output({"DeidentificationMethod": "orthanc-anonymizer"})
+    assert not claims_engine_output({"PatientIdentityRemoved": "YES", "DeidentificationMethod": "Some other tool"})
+    assert not claims_engine_output({"DeidentificationMethod": "orthanc-anonymizer"})
 
 
 def test_cursor_survives_and_is_never_torn(tmp_path: Path) -> None:

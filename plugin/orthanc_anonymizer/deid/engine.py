@@ -47,10 +47,11 @@ from orthanc_anonymizer.deid.actions import (
     resolve_compound,
     shift_date,
 )
+from orthanc_anonymizer.deid.marker import mark_deidentified
 from orthanc_anonymizer.deid.pixels import PixelSettings, clean_pixel_data
-from orthanc_anonymizer.deid.profiles import BASIC, BASIC_PROFILE_CODE, Action, ActionTable, Option, Profile
+from orthanc_anonymizer.deid.profiles import BASIC, Action, ActionTable, Option, Profile
 from orthanc_anonymizer.deid.uids import KeyedHasher
-from orthanc_anonymizer.deid.weakening import Weakening, chosen_identity, method_values, weakenings
+from orthanc_anonymizer.deid.weakening import Weakening, chosen_identity, weakenings
 from orthanc_anonymizer.errors import AnonymizationError, InvalidDicomError
 from orthanc_anonymizer.logs import strip_values
 
@@ -171,9 +172,6 @@ _CODE_VRS = frozenset({"CS", "AE"})
 NUMBER_FORMATS = {"FL": "f", "FD": "d", "US": "H", "SS": "h", "UL": "I", "SL": "i", "UV": "Q", "SV": "q"}
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _TOKEN_VRS = frozenset({"PN", "LO", "SH", "AE", "UC", "CS", "DA", "DT"})
-WEAKENED_CODE = ("WEAKENED", "99OANON", "Profile weakened by custom rules")
-"""(Code Value, Coding Scheme Designator, Code Meaning) of the local code added to De-identification Method Code
-Sequence when rules weaken the profile; the rules are named in De-identification Method."""
 IMPLEMENTATION_VERSION_NAME = ("OANON_" + __version__)[:16]
 
 
@@ -713,43 +711,8 @@ class _Walker:
         return _profile_weakenings(self.profile, chosen)
 
     def add_markers(self, dataset: Dataset) -> None:
-        """PS3.15 E.1.1: Patient Identity Removed, De-identification Method and its code sequence."""
-        profile = self.profile
-        weakened = self.weakenings()
-        # A rule that keeps or cleans a name, ID, birth date... of the patient: the output does not say it is removed
-        dataset.PatientIdentityRemoved = "NO" if any(weakening.identity for weakening in weakened) else "YES"
-        methods = [f"DICOM PS3.15 {standard.EDITION} Basic Profile"]
-        methods += [option.value for option in profile.sorted_options]
-        methods.append(f"orthanc-anonymizer {__version__} profile {profile.name}"[:64])
-        if profile.rules:
-            methods.append(f"custom rules: {len(profile.rules)}")
-        if profile.age_cap is not None:
-            methods.append(f"ages of {profile.age_cap} years and over written as {profile.age_cap}")
-        methods += method_values(weakened)
-        dataset.DeidentificationMethod = methods
-        codes = Sequence()
-        for value, meaning in [BASIC_PROFILE_CODE, *(option.code for option in profile.sorted_options)]:
-            item = Dataset()
-            item.CodeValue = value
-            item.CodingSchemeDesignator = "DCM"
-            item.CodeMeaning = meaning
-            codes.append(item)
-        if weakened:
-            # CID 7050 has no code for a weakened profile: a local one, so a reader of the codes alone sees it too.
-            item = Dataset()
-            item.CodeValue = WEAKENED_CODE[0]
-            item.CodingSchemeDesignator = WEAKENED_CODE[1]
-            item.CodeMeaning = WEAKENED_CODE[2]
-            codes.append(item)
-        dataset.DeidentificationMethodCodeSequence = codes
-        if Option.RetainLongModifDates in profile.options:
-            dataset.LongitudinalTemporalInformationModified = "MODIFIED"
-        elif Option.RetainLongFullDates in profile.options:
-            dataset.LongitudinalTemporalInformationModified = "UNMODIFIED"
-        else:
-            dataset.LongitudinalTemporalInformationModified = "REMOVED"
-        if any(weakening.dates for weakening in weakened):  # a rule keeps original dates: not all are modified
-            dataset.LongitudinalTemporalInformationModified = "UNMODIFIED"
+        """PS3.15 E.1.1 markers (:mod:`.marker`, which also reads them)."""
+        mark_deidentified(dataset, self.profile, self.weakenings())
 
     def process_file_meta(self, dataset: Dataset) -> None:
         """Rebuild the file meta (PS3.10 7.1) from the data set and this implementation, and zero the preamble.

@@ -22,8 +22,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from orthanc_anonymizer.deid.marker import claims_engine_output
 from orthanc_anonymizer.logs import exception_summary
-from orthanc_anonymizer.server.ingest import is_anonymizer_output
 from orthanc_anonymizer.server.jobs import (
     FROM_RESOURCE,
     INTERRUPTED,
@@ -193,7 +193,7 @@ class Forwarder:
         if not instances:
             return False
         tags = self.client.get_json(f"/instances/{instances[0]['ID']}/simplified-tags")
-        return is_anonymizer_output(tags)
+        return claims_engine_output(tags)
 
     def _schedule(self, job: ForwardJob, moment: float) -> None:
         job.next_attempt = moment

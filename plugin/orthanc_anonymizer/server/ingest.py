@@ -37,7 +37,6 @@ from orthanc_anonymizer.server.jobs import INTERRUPTED, Job, JobSettings
 
 logger = logging.getLogger("orthanc_anonymizer.ingest")
 
-ENGINE_MARKER = "orthanc-anonymizer"
 ORIGIN_KEYS = {"CallingAET": "RemoteAET", "CalledAET": "CalledAET", "Origin": "Origin", "RemoteIP": "RemoteIP"}
 """Filter keys about where an instance came from -> the Orthanc metadata that holds them."""
 MODES = ("Copy", "Gateway")
@@ -186,15 +185,6 @@ class AutoAnonymizeConfig:
             batch_size=batch,
             project=project,
         )
-
-
-def is_anonymizer_output(tags: Mapping[str, str]) -> bool:
-    """Whether an instance *claims* to be this engine's output (its de-identification markers, ``NO`` too: the
-    engine writes it when rules keep the patient's identity): a claim anyone can write, never a reason to skip
-    anonymizing it (see :attr:`IngestLoop.known_copy`)."""
-    if str(tags.get("PatientIdentityRemoved", "")).strip().upper() not in ("YES", "NO"):
-        return False
-    return ENGINE_MARKER in str(tags.get("DeidentificationMethod", ""))
 
 
 class ChangeCursor:
