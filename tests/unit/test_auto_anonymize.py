@@ -258,8 +258,13 @@ class ChangeLog:
 
 def test_first_run_keeps_what_arrived_while_orthanc_was_starting(tmp_path: Path) -> None:
     log = ChangeLog(["20261122T040000", "20261122T040001", "20261122T041500", "20261122T041501"])
-    loop = IngestLoop(log, ChangeCursor(tmp_path / "c.json"), AutoAnonymizeConfig(enabled=True), lambda b: None)  # type: ignore[arg-type]
-    loop.started_at = "20261122T041500"  # the plugin started then; the DICOM port opened before loop reached REST
+    loop = IngestLoop(
+        log,
+        ChangeCursor(tmp_path / "c.json"),
+        AutoAnonymizeConfig(enabled=True),
+        lambda b: None,  # type: ignore[arg-type,return-value]
+        started_at="20261122T041500",  # the plugin started then; the DICOM port opened before loop reached REST
+    )
     assert loop.start_position() == 2  # the two older changes stay as they are; the two since are anonymized
     assert ChangeCursor(tmp_path / "c.json").load() == 2
 
@@ -295,16 +300,22 @@ def test_two_batches_in_flight_move_the_position_in_order_only(tmp_path: Path) -
 
         return wait
 
-    loop = IngestLoop(log, cursor, AutoAnonymizeConfig(enabled=True, batch_size=2), lambda b: BatchOutcome())
-    loop.start_batch, loop.in_flight = start, 2
+    config = AutoAnonymizeConfig(enabled=True, batch_size=2)
+    loop = IngestLoop(log, cursor, config, lambda b: BatchOutcome(), start_batch=start, in_flight=2)
     with pytest.raises(ConnectionError):
         loop.poll_once(0)
     assert started[:3] == [["i0", "i1"], ["i2", "i3"], ["i4", "i5"]]  # the next began before the previous ended
     assert waited == [["i0", "i1"], ["i2", "i3"]]
     assert cursor.load() == 4  # past the two batches that ended, not past the one that did not
 
-    loop = IngestLoop(log, cursor, AutoAnonymizeConfig(enabled=True, batch_size=2), lambda b: BatchOutcome())
-    loop.start_batch, loop.in_flight = lambda batch: lambda: BatchOutcome(anonymized=len(batch)), 2
+    loop = IngestLoop(
+        log,
+        cursor,
+        config,
+        lambda b: BatchOutcome(),
+        start_batch=lambda batch: lambda: BatchOutcome(anonymized=len(batch)),
+        in_flight=2,
+    )
     assert loop.poll_once(4) == (10, True)
     assert cursor.load() == 10 and loop.processed == 6
 

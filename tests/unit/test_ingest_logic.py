@@ -123,16 +123,14 @@ def test_loop_anonymizes_each_matching_instance_once_even_after_a_crash(tmp_path
     config = AutoAnonymizeConfig.parse({"Enabled": True, "Filter": {"Modality": "CT"}, "BatchSize": 2})
     cursor = ChangeCursor(tmp_path / "ingest.json")
     cursor.save(0)
-    loop = IngestLoop(orthanc, cursor, config, run_batch, page=4)
-    loop.known_copy = lambda instance_id: instance_id == "copy"
+    loop = IngestLoop(orthanc, cursor, config, run_batch, page=4, known_copy=lambda instance_id: instance_id == "copy")
     position, done = 0, False
     with pytest.raises(ConnectionError):
         while not done:
             position, done = loop.poll_once(position)
     saved = cursor.load()
     assert saved is not None and saved < 5  # the position did not move past the unfinished batch
-    restarted = IngestLoop(orthanc, cursor, config, run_batch, page=4)
-    restarted.known_copy = loop.known_copy
+    restarted = IngestLoop(orthanc, cursor, config, run_batch, page=4, known_copy=loop.known_copy)
     position, done = restarted.poll_once(saved)
     while not done:
         position, done = loop.poll_once(position)
@@ -176,8 +174,8 @@ def test_in_a_cluster_the_loop_waits_at_a_missing_change_until_it_appears_or_is_
         return BatchOutcome(anonymized=len(batch))
 
     cursor = ChangeCursor(tmp_path / "ingest.json")
-    loop = IngestLoop(orthanc, cursor, AutoAnonymizeConfig.parse({"Enabled": True}), run_batch)
-    loop.gaps = holes = Holes()
+    holes = Holes()
+    loop = IngestLoop(orthanc, cursor, AutoAnonymizeConfig.parse({"Enabled": True}), run_batch, gaps=holes)
     assert loop.poll_once(0) == (2, True)  # up to the hole, not past it
     assert anonymized == ["i0", "i1"] and cursor.load() == 2 and holes.asked == [3]
     orthanc.changes.insert(2, late)  # committed: nothing skipped

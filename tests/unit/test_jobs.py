@@ -154,19 +154,23 @@ def orthanc() -> FakeOrthanc:
     return FakeOrthanc()
 
 
-@pytest.fixture
-def manager(orthanc: FakeOrthanc, tmp_path: Path):
-    pool = InProcessPool()
-    manager = JobManager(
+def make_manager(orthanc: FakeOrthanc, tmp_path: Path, **options: Any) -> JobManager:
+    return JobManager(
         client=orthanc,  # type: ignore[arg-type]
-        pool=pool,
+        pool=InProcessPool(),
         links=LinkIndex(tmp_path / "links.sqlite"),
         audit=AuditLog(tmp_path / "audit.jsonl"),
         store=JobStore(tmp_path / "jobs"),
         hasher=KeyedHasher(b"unit-test-secret"),
         concurrent_jobs=1,
         window=3,
+        **options,
     )
+
+
+@pytest.fixture
+def manager(orthanc: FakeOrthanc, tmp_path: Path):
+    manager = make_manager(orthanc, tmp_path)
     yield manager
     manager.shutdown()
 
@@ -217,7 +221,7 @@ def test_in_place_deletes_after_everything_is_stored(manager: JobManager, orthan
     assert not originals & set(orthanc.files)
 
 
-def test_in_place_keeps_what_arrived_after_the_listing(manager: JobManager, orthanc: FakeOrthanc) -> None:
+def test_in_place_keeps_what_arrived_after_the_listing(orthanc: FakeOrthanc, tmp_path: Path) -> None:
     files = make_files(4)
     study = {orthanc.add(data)["ParentStudy"] for data in files[:2]}.pop()
     arrived: list[str] = []
@@ -226,8 +230,11 @@ def test_in_place_keeps_what_arrived_after_the_listing(manager: JobManager, orth
         if point == "listed":
             arrived.extend(orthanc.add(data)["ID"] for data in files[2:])
 
-    manager.hold = arrive
-    job = run(manager, "studies", [study], in_place=True)
+    manager = make_manager(orthanc, tmp_path, hold=arrive)
+    try:
+        job = run(manager, "studies", [study], in_place=True)
+    finally:
+        manager.shutdown()
     (result,) = job.results
     assert job.state is JobState.SUCCESS and result["Instances"] == 2
     assert result["Deleted"] is False and result["OriginalsDeleted"] == 2 and result["OriginalsKept"] == 2
@@ -375,9 +382,10 @@ def test_a_copy_is_in_the_links_index_before_it_is_stored(manager: JobManager, o
 
 
 def test_with_register_stores_a_copy_is_known_by_its_bytes_while_it_is_stored(
-    manager: JobManager, orthanc: FakeOrthanc
+    orthanc: FakeOrthanc, tmp_path: Path
 ) -> None:
     """Gateway mode's proof that what Orthanc hands its received-instance callback is the plugin's own copy."""
+    manager = make_manager(orthanc, tmp_path, register_stores=True)
     originals = [orthanc.add(data)["ID"] for data in make_files(2)]
     seen: list[tuple[bool, bool]] = []
     store = orthanc.store_instance
@@ -387,7 +395,9 @@ def test_with_register_stores_a_copy_is_known_by_its_bytes_while_it_is_stored(
         return store(data)
 
     orthanc.store_instance = checking_store  # type: ignore[method-assign]
-    manager.register_stores = True
-    run(manager, "instances", originals)
+    try:
+        run(manager, "instances", originals)
+    finally:
+        manager.shutdown()
     assert seen == [(True, False), (True, False)]  # those exact bytes, nothing else
     assert not any(manager.is_storing(orthanc.files[oid]) for oid in orthanc.files)  # and only while stored

@@ -54,7 +54,7 @@ from orthanc_anonymizer.server.config import (
 )
 from orthanc_anonymizer.server.explorer import explorer_javascript, ui_file
 from orthanc_anonymizer.server.jobs import FROM_RESOURCE, PROFILE_METADATA, Job, JobManager, JobStore, hold_at_files
-from orthanc_anonymizer.server.links import LinkIndex
+from orthanc_anonymizer.server.links import LinkIndex, LinkStore
 from orthanc_anonymizer.server.orthanc_client import LEVELS, OrthancClient, ResourceNotFound
 from orthanc_anonymizer.server.workers import WorkerPool
 
@@ -148,12 +148,20 @@ class _Plugin:
         interrupted = self.store.mark_interrupted()
         if interrupted:
             logger.warning("%d jobs were interrupted by the last stop of Orthanc; marked as failed", interrupted)
-        self.links = self.cluster.links if self.cluster else LinkIndex(config.state_directory / "links.sqlite")
+        self.links: LinkStore = (
+            self.cluster.links if self.cluster else LinkIndex(config.state_directory / "links.sqlite")
+        )
         self.audit = self.cluster.audit if self.cluster else AuditLog(config.state_directory / "audit.jsonl")
         self.pool = WorkerPool(config.workers, config.worker_python)
         # Start the worker processes now, off Orthanc's start-up path: the first request is faster, and a worker
         # that cannot start (wrong WorkerPython) is in the log before anyone anonymizes anything.
         threading.Thread(target=self._warm_up, name="anonymizer-warm-up", daemon=True).start()
+        stopping = threading.Event()
+        held = os.environ.get(TEST_HOLD_VARIABLE)
+        if held:  # test instrumentation only: pauses jobs at points a test names (jobs.hold_at_files)
+            logger.warning(
+                "%s is set: jobs pause where the tests ask (never set this in production)", TEST_HOLD_VARIABLE
+            )
         self.manager = JobManager(
             client=self.client,
             pool=self.pool,
@@ -163,13 +171,11 @@ class _Plugin:
             hasher=KeyedHasher(config.secret),
             concurrent_jobs=config.concurrent_jobs,
             window=2 * config.workers,
+            hold=hold_at_files(Path(held), stopping) if held else None,
+            # Gateway mode knows the copies the routes store by their bytes (JobManager.is_storing).
+            register_stores=auto is not None and auto.auto.mode == "Gateway",
+            stopping=stopping,
         )
-        held = os.environ.get(TEST_HOLD_VARIABLE)
-        if held:  # test instrumentation only: pauses jobs at points a test names (jobs.hold_at_files)
-            logger.warning(
-                "%s is set: jobs pause where the tests ask (never set this in production)", TEST_HOLD_VARIABLE
-            )
-            self.manager.hold = hold_at_files(Path(held), self.manager.stopping)
         self.gate = _Gate(config.http_threads, config.concurrent_jobs, config.workers)
         leadership = self.cluster.leadership() if self.cluster else None
         self.auto = (

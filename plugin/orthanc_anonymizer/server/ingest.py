@@ -263,9 +263,9 @@ class IngestLoop:
     """
 
     LOOK_BACK = 1000
+    """First run: how far back in the log to look for changes made since the plugin started."""
     CHECKS = 4
     """How many new instances are looked at (tags, origin) at the same time."""
-    """First run: how far back in the log to look for changes made since the plugin started."""
 
     def __init__(
         self,
@@ -275,6 +275,15 @@ class IngestLoop:
         run_batch: Callable[[list[str]], BatchOutcome],
         on_stable_study: Callable[[str], None] | None = None,
         page: int = 500,
+        *,
+        start_batch: Callable[[list[str]], Callable[[], BatchOutcome]] | None = None,
+        in_flight: int = 1,
+        own_outputs: set[str] | None = None,
+        known_copy: Callable[[str], bool] | None = None,
+        follow_new_instances: bool = True,
+        started_at: str | None = None,
+        gaps: GapJudge | None = None,
+        leading: Callable[[], bool] | None = None,
     ) -> None:
         self.source = source
         self.cursor = cursor
@@ -282,26 +291,28 @@ class IngestLoop:
         self.run_batch = run_batch
         self.on_stable_study = on_stable_study
         self.page = page
+        self.start_batch = start_batch
+        """Optional: start a batch and return what waits for its outcome (up to ``in_flight`` batches at once)."""
+        self.in_flight = in_flight
+        self.own_outputs = own_outputs if own_outputs is not None else set()
+        """Copies ``run_batch`` just stored (:attr:`JobBatchRunner.outputs`, the same set): their own NewInstance
+        changes are skipped without reading them."""
+        self.known_copy: Callable[[str], bool] = known_copy or (lambda instance_id: False)
+        """Whether the links index knows this instance as a copy the plugin made (the only proof it is one)."""
+        self.follow_new_instances = follow_new_instances
+        """False in Gateway mode: what is stored is already anonymized; only stable studies matter (forwarding)."""
+        self.started_at = started_at
+        """The plugin's start, UTC ``YYYYMMDDTHHMMSS`` (see :meth:`start_position`)."""
+        self.gaps = gaps
+        """Several Orthancs write the log: do not move past a missing change number until it is known for good."""
+        self.leading = leading
+        """Several Orthancs: whether this one still leads ingest; :meth:`run_forever` returns once it does not."""
         self.wake = threading.Event()
         self._checks = ThreadPoolExecutor(self.CHECKS, thread_name_prefix="anonymizer-ingest-check")
         self.stopping = threading.Event()
         self.processed = 0
         self.skipped = 0
-        self.started_at: str | None = None
-        self.start_batch: Callable[[list[str]], Callable[[], BatchOutcome]] | None = None
-        """Optional: start a batch and return what waits for its outcome (several batches at once)."""
-        self.in_flight = 1
         self._pending: deque[tuple[Callable[[], BatchOutcome] | None, int, int]] = deque()
-        self.own_outputs: set[str] = set()
-        """Copies ``run_batch`` just stored: their own NewInstance changes are skipped without reading them."""
-        self.known_copy: Callable[[str], bool] = lambda instance_id: False
-        """Whether the links index knows this instance as a copy the plugin made (the only proof it is one)."""
-        self.follow_new_instances = True
-        """False in Gateway mode: what is stored is already anonymized; only stable studies matter (forwarding)."""
-        self.gaps: GapJudge | None = None
-        """Several Orthancs write the log: do not move past a missing change number until it is known for good."""
-        self.leading: Callable[[], bool] | None = None
-        """Several Orthancs: whether this one still leads ingest; :meth:`run_forever` returns once it does not."""
 
     def start_position(self) -> int:
         """Where to start: the saved position, or (first run) the end of the log, so old studies stay as they are.

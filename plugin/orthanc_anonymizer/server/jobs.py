@@ -37,7 +37,7 @@ from orthanc_anonymizer.deid.uids import KeyedHasher
 from orthanc_anonymizer.deid.weakening import Weakening, chosen_identity, named, weakenings
 from orthanc_anonymizer.errors import LinkStoreError
 from orthanc_anonymizer.logs import exception_summary
-from orthanc_anonymizer.server.links import LinkIndex
+from orthanc_anonymizer.server.links import LinkStore
 from orthanc_anonymizer.server.orthanc_client import (
     LEVELS,
     OrthancClient,
@@ -417,13 +417,16 @@ class JobManager:
         self,
         client: OrthancClient,
         pool: Pool,
-        links: LinkIndex,
+        links: LinkStore,
         audit: AuditTrail,
         store: JobStore,
         hasher: KeyedHasher,
         concurrent_jobs: int = 2,
         window: int = 4,
         hold: Callable[[str, str], None] | None = None,
+        *,
+        register_stores: bool = False,
+        stopping: threading.Event | None = None,
     ) -> None:
         self.client = client
         self.pool = pool
@@ -433,16 +436,17 @@ class JobManager:
         self.hasher = hasher
         self.window = max(1, window)
         self.hold = hold
-        self.register_stores = False
+        """Test instrumentation only (:func:`hold_at_files`): called with the job's ID at named points."""
+        self.register_stores = register_stores
         """Gateway mode: register each copy's MD5 while it is stored (:meth:`is_storing`)."""
         self._storing: dict[str, int] = {}
         """MD5 -> how many copies with it are being stored now."""
-        """Test instrumentation only (:func:`hold_at_files`): called with the job's ID at named points."""
         self._storers = ThreadPoolExecutor(concurrent_jobs * self.STORERS, thread_name_prefix="anonymizer-store")
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self._queue: queue.Queue[Job | None] = queue.Queue()
-        self.stopping = threading.Event()
+        self.stopping = stopping if stopping is not None else threading.Event()
+        """Set by :meth:`shutdown` (given, when ``hold`` waits on it too)."""
         self._threads = [
             threading.Thread(target=self._run_forever, name=f"anonymizer-job-{n}", daemon=True)
             for n in range(concurrent_jobs)
