@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from orthanc_anonymizer.deid.marker import claims_engine_output
+from orthanc_anonymizer.deid.deidentification_method import claims_engine_output
 from orthanc_anonymizer.deid.profiles import Option
 from orthanc_anonymizer.server.ingest import (
     AutoAnonymizeConfig,

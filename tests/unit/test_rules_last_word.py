@@ -15,8 +15,8 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from orthanc_anonymizer.deid.actions import DUMMY_BY_VR
+from orthanc_anonymizer.deid.deidentification_method import WEAKENED_CODE
 from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_bytes
-from orthanc_anonymizer.deid.marker import WEAKENED_CODE
 from orthanc_anonymizer.deid.profile_files import parse_rules
 from orthanc_anonymizer.deid.profiles import Option, Profile, basic_profile
 from orthanc_anonymizer.deid.uids import KeyedHasher
@@ -214,7 +214,7 @@ def test_weakening_compares_with_the_site_profile_rules_and_options() -> None:
 def test_a_weakened_copy_is_still_recognized_as_the_engines_own_output() -> None:
     """On ingest and in the gateway, a copy whose rules kept the patient's ID (Patient Identity Removed NO) is not an
     original to anonymize again (which would copy the copy, again and again)."""
-    from orthanc_anonymizer.deid.marker import claims_engine_output
+    from orthanc_anonymizer.deid.deidentification_method import claims_engine_output
 
     output = run(source(ATTRIBUTES[1], 0), with_rule(ATTRIBUTES[1], "K"))
     assert output.PatientIdentityRemoved == "NO"

@@ -47,11 +47,10 @@ from orthanc_anonymizer.deid.actions import (
     resolve_compound,
     shift_date,
 )
-from orthanc_anonymizer.deid.marker import mark_deidentified
+from orthanc_anonymizer.deid.deidentification_method import add_deidentification_attributes
 from orthanc_anonymizer.deid.pixels import PixelSettings, clean_pixel_data
 from orthanc_anonymizer.deid.profiles import BASIC, Action, ActionTable, Option, Profile
 from orthanc_anonymizer.deid.uids import KeyedHasher
-from orthanc_anonymizer.deid.weakening import Weakening, chosen_identity, weakenings
 from orthanc_anonymizer.errors import AnonymizationError, InvalidDicomError
 from orthanc_anonymizer.logs import strip_values
 
@@ -705,15 +704,6 @@ class _Walker:
         dataset[_PATIENT_BIRTH_DATE].value = moved
         self._record("", _PATIENT_BIRTH_DATE, "PatientBirthDate", "AgeCap", "C", True, original=birth, new=moved)
 
-    def weakenings(self) -> tuple[Weakening, ...]:
-        """The profile's rules that keep or clean what Basic with its options removes (:mod:`.weakening`)."""
-        chosen = chosen_identity(self.settings.patient_name, self.settings.patient_id)
-        return _profile_weakenings(self.profile, chosen)
-
-    def add_markers(self, dataset: Dataset) -> None:
-        """PS3.15 E.1.1 markers (:mod:`.marker`, which also reads them)."""
-        mark_deidentified(dataset, self.profile, self.weakenings())
-
     def process_file_meta(self, dataset: Dataset) -> None:
         """Rebuild the file meta (PS3.10 7.1) from the data set and this implementation, and zero the preamble.
 
@@ -768,12 +758,6 @@ def sequence_in_unknown(value: bytes, encoding: str | list[str]) -> Sequence | N
     return sequence
 
 
-@lru_cache(maxsize=32)
-def _profile_weakenings(profile: Profile, chosen: frozenset[int]) -> tuple[Weakening, ...]:
-    """:func:`.weakening.weakenings` once per profile in a process, not once per instance."""
-    return weakenings(profile, chosen=chosen)
-
-
 def _container_mode(action: Action, cleaning: str) -> str:
     """How the items of a kept sequence are walked: ``D`` replaces free text, names and dates that the table does
     not name with dummies (e.g. the Content Sequence of a structured report), ``C`` cleans them, ``""`` leaves
@@ -804,7 +788,7 @@ def anonymize_dataset(
         if settings.profile.age_cap is not None:
             walker.cap_age(dataset, settings.profile.age_cap)
         walker.set_patient_identity(dataset)
-        walker.add_markers(dataset)
+        add_deidentification_attributes(dataset, settings.profile, settings.patient_name, settings.patient_id)
         walker.process_file_meta(dataset)
     except AnonymizationError:
         raise

@@ -71,6 +71,7 @@ from orthanc_anonymizer.deid.actions import (
     find_written_dates,
     numeric_date_spellings,
 )
+from orthanc_anonymizer.deid.deidentification_method import MARKER_TAGS
 from orthanc_anonymizer.deid.engine import (
     IMPLEMENTATION_CLASS_UID,
     IMPLEMENTATION_VERSION_NAME,
@@ -78,7 +79,6 @@ from orthanc_anonymizer.deid.engine import (
     number_bytes,
     sequence_in_unknown,
 )
-from orthanc_anonymizer.deid.marker import MARKER_TAGS
 from orthanc_anonymizer.deid.profiles import Action, ActionTable, Option, Profile, basic_profile
 
 MIN_LENGTH = 4

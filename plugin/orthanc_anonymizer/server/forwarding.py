@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from orthanc_anonymizer.deid.marker import claims_engine_output
+from orthanc_anonymizer.deid.deidentification_method import claims_engine_output
 from orthanc_anonymizer.logs import exception_summary
 from orthanc_anonymizer.server.jobs import (
     FROM_RESOURCE,

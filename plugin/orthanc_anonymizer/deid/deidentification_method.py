@@ -1,15 +1,18 @@
-"""The de-identification markers of PS3.15 E.1.1: what the engine writes into every output, and how a file's claim
-to be this engine's output is read. The writer and the reader are this one module, so they cannot drift apart.
+"""The attributes that say an instance was de-identified, and how (PS3.15 E.1.1): Patient Identity Removed,
+De-identification Method (which names this engine, its version and the profile: the output marker) and its code
+sequence, Longitudinal Temporal Information Modified. Written once the walk is done.
 
-A marker is a claim, never a proof: PatientIdentityRemoved and DeidentificationMethod are attributes anyone can
-write into a file. Nothing decides that a file is already anonymized from them; the plugin knows its own copies
-by provenance an outsider cannot forge (the links index in Copy mode, the exact bytes being stored in Gateway
-mode; see :mod:`orthanc_anonymizer.server.ingest` and :mod:`orthanc_anonymizer.server.gateway`).
+The writer of the marker and its reader (:func:`claims_engine_output`) are this one module, so they cannot drift
+apart. A marker is a claim, never a proof: PatientIdentityRemoved and DeidentificationMethod are attributes anyone
+can write into a file, and nothing decides from them that a file is already anonymized. The plugin knows its own
+copies by provenance an outsider cannot forge (the links index in Copy mode, the exact bytes being stored in
+Gateway mode; see :mod:`orthanc_anonymizer.server.ingest` and :mod:`orthanc_anonymizer.server.gateway`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
+from functools import lru_cache
 
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
@@ -17,22 +20,25 @@ from pydicom.sequence import Sequence
 from orthanc_anonymizer import __version__
 from orthanc_anonymizer.deid import standard
 from orthanc_anonymizer.deid.profiles import BASIC_PROFILE_CODE, Option, Profile
-from orthanc_anonymizer.deid.weakening import Weakening, method_values
+from orthanc_anonymizer.deid.weakening import Weakening, chosen_identity, method_values, weakenings
 
 ENGINE_NAME = "orthanc-anonymizer"
 """How De-identification Method names this engine (followed by its version and the profile's name)."""
+MARKER_TAGS = frozenset({0x00120062, 0x00120063, 0x00280303})
+"""PatientIdentityRemoved, DeidentificationMethod, LongitudinalTemporalInformationModified: written whole here,
+never copied from the original, so a word of them ("Rules", "Basic") is no leak even where it equals a component
+of an original value (the residual-PHI check does not search them)."""
 WEAKENED_CODE = ("WEAKENED", "99OANON", "Profile weakened by custom rules")
 """(Code Value, Coding Scheme Designator, Code Meaning) of the local code added to De-identification Method Code
 Sequence when rules weaken the profile; the rules are named in De-identification Method."""
-MARKER_TAGS = frozenset({0x00120062, 0x00120063, 0x00280303})
-"""PatientIdentityRemoved, DeidentificationMethod, LongitudinalTemporalInformationModified: written whole by
-:func:`mark_deidentified`, never copied from the original (the residual-PHI check does not search them)."""
 
 
-def mark_deidentified(dataset: Dataset, profile: Profile, weakened: Iterable[Weakening]) -> None:
-    """PS3.15 E.1.1: Patient Identity Removed, De-identification Method and its code sequence, Longitudinal
-    Temporal Information Modified; ``weakened`` are the profile's rules that keep or clean what Basic removes."""
-    weakened = tuple(weakened)
+def add_deidentification_attributes(
+    dataset: Dataset, profile: Profile, patient_name: str | None, patient_id: str | None
+) -> None:
+    """PS3.15 E.1.1: Patient Identity Removed, De-identification Method and its code sequence, for ``dataset``
+    anonymized under ``profile`` (``patient_name``, ``patient_id``: the identity the caller chose, if any)."""
+    weakened = _profile_weakenings(profile, chosen_identity(patient_name, patient_id))
     # A rule that keeps or cleans a name, ID, birth date... of the patient: the output does not say it is removed
     dataset.PatientIdentityRemoved = "NO" if any(weakening.identity for weakening in weakened) else "YES"
     methods = [f"DICOM PS3.15 {standard.EDITION} Basic Profile"]
@@ -69,10 +75,16 @@ def mark_deidentified(dataset: Dataset, profile: Profile, weakened: Iterable[Wea
         dataset.LongitudinalTemporalInformationModified = "UNMODIFIED"
 
 
+@lru_cache(maxsize=32)
+def _profile_weakenings(profile: Profile, chosen: frozenset[int]) -> tuple[Weakening, ...]:
+    """:func:`.weakening.weakenings` once per profile in a process, not once per instance."""
+    return weakenings(profile, chosen=chosen)
+
+
 def claims_engine_output(tags: Mapping[str, str]) -> bool:
-    """Whether an instance's tags (Orthanc's ``simplified-tags``) *claim* it is this engine's output: the markers
-    :func:`mark_deidentified` writes (PatientIdentityRemoved ``NO`` too: written when rules keep the patient's
-    identity). A claim anyone can write: never a reason to skip anonymizing a file."""
+    """Whether an instance's tags (Orthanc's ``simplified-tags``) *claim* it is this engine's output: the marker
+    :func:`add_deidentification_attributes` writes (PatientIdentityRemoved ``NO`` too: written when rules keep the
+    patient's identity). A claim anyone can write: never a reason to skip anonymizing a file."""
     if str(tags.get("PatientIdentityRemoved", "")).strip().upper() not in ("YES", "NO"):
         return False
     return ENGINE_NAME in str(tags.get("DeidentificationMethod", ""))
