@@ -264,7 +264,7 @@ class _Walker:
                 # is bytes outside the meaning of the data set, whatever a rule says. File meta elements in an
                 # item, and directory elements (group 0004) the table does not name outside a DICOMDIR, belong to no attribute of the
                 # instance: copied, their values (AE titles, file-set IDs, file names) went out unchecked.
-                self._record(path, tag, "", "X", "X", True)
+                self._record(path, tag, keyword="", rule="X", action="X", changed=True)
                 del dataset[tag]
                 continue
             if tag == _SPECIFIC_CHARACTER_SET:
@@ -284,7 +284,14 @@ class _Walker:
             rule = self.table.rule_for(creator_tag)
             keep = rule in (Action.K, Action.C) if rule is not None else (group, block) in private_kept_blocks
             if not keep:
-                self._record(path, creator_tag, "", (rule or self.table.private_action).value, "X", True)
+                self._record(
+                    path,
+                    creator_tag,
+                    keyword="",
+                    rule=(rule or self.table.private_action).value,
+                    action="X",
+                    changed=True,
+                )
                 del dataset[creator_tag]
 
     def _keep_known_character_sets(self, dataset: Dataset, path: str) -> None:
@@ -301,7 +308,7 @@ class _Walker:
         if kept == values:
             return
         self.report.warnings.append(f"{_tag_text(_SPECIFIC_CHARACTER_SET)}: unknown character set terms removed")
-        self._record(path, _SPECIFIC_CHARACTER_SET, "SpecificCharacterSet", "K", "C", True)
+        self._record(path, _SPECIFIC_CHARACTER_SET, keyword="SpecificCharacterSet", rule="K", action="C", changed=True)
         if any(kept):
             dataset[_SPECIFIC_CHARACTER_SET] = DataElement(
                 _SPECIFIC_CHARACTER_SET, "CS", kept[0] if len(kept) == 1 else kept
@@ -322,7 +329,7 @@ class _Walker:
             if self.table.action_for(group << 16 | 0x3000) not in (Action.X, Action.C):
                 continue
             for tag in leftovers:
-                self._record("", tag, keyword_for_tag(tag), "X", "X", True)
+                self._record("", tag, keyword=keyword_for_tag(tag), rule="X", action="X", changed=True)
                 del dataset[tag]
 
     def _process_private(self, dataset: Dataset, tag: int, path: str, keywords: tuple[str, ...], cleaning: str) -> bool:
@@ -337,21 +344,21 @@ class _Walker:
                 table_vrs = self.safe_private.get(key)
                 if _safe_vr(table_vrs, vr):
                     if self.keep_container(dataset, tag, vr, path, keywords, "", cleaning):
-                        self._record(path, tag, "", "C", "K", False)
+                        self._record(path, tag, keyword="", rule="C", action="K", changed=False)
                         return True
                     if tag in dataset and (table_vrs is None or "SQ" not in table_vrs):
                         if self._clean_safe_private(dataset, tag, vr, table_vrs or frozenset()):
                             _check_kept_value(dataset, tag, _vr_of(dataset, tag))
-                            self._record(path, tag, "", "C", "K", False)
+                            self._record(path, tag, keyword="", rule="C", action="K", changed=False)
                             return True
-                        self._record(path, tag, "", "C", "X", True)
+                        self._record(path, tag, keyword="", rule="C", action="X", changed=True)
                         return False
                     # A sequence by the table, bytes that are none (UN): nobody can say what they hold.
                     if tag not in dataset:
-                        self._record(path, tag, "", "C", "X", True)
+                        self._record(path, tag, keyword="", rule="C", action="X", changed=True)
                         return False
                 action = Action.X
-            self._record(path, tag, "", self.table.private_action.value, "X", True)
+            self._record(path, tag, keyword="", rule=self.table.private_action.value, action="X", changed=True)
             del dataset[tag]
             return False
         self._process_element(dataset, tag, path, keywords, cleaning, action=rule)
@@ -400,20 +407,20 @@ class _Walker:
         if rule is None and not _known_tag(tag):
             # Neither the table nor the data dictionary knows it (newer than the dictionary, or a damaged
             # length that made bytes look like a tag): nobody can say it is harmless, so it goes.
-            self._record(path, tag, keyword, "unknown", "X", True)
+            self._record(path, tag, keyword=keyword, rule="unknown", action="X", changed=True)
             del dataset[tag]
             return
         if rule is None and vr != "SQ" and _text_where_none_belongs(tag, vr):
             # A name, or text, under a tag the dictionary gives a binary VR (a damaged tag, or a misuse): kept as
             # the table would keep that attribute, it would carry text nobody has checked.
-            self._record(path, tag, keyword, "vr-mismatch", "X", True)
+            self._record(path, tag, keyword=keyword, rule="vr-mismatch", action="X", changed=True)
             del dataset[tag]
             return
         if rule is None:
             if self.keep_container(dataset, tag, vr, path, keywords, keyword, cleaning):
                 pass
             elif tag not in dataset:
-                self._record(path, tag, keyword, "unknown", "X", True)
+                self._record(path, tag, keyword=keyword, rule="unknown", action="X", changed=True)
             elif cleaning:
                 self._clean_untabled(dataset, tag, vr, path, cleaning)
             else:
@@ -435,7 +442,7 @@ class _Walker:
             if tag in dataset:
                 del dataset[tag]
             self.report.warnings.append(f"{_tag_text(tag)}: unreadable value removed ({type(error).__name__})")
-            self._record(path, tag, keyword, rule.value, "X", True)
+            self._record(path, tag, keyword=keyword, rule=rule.value, action="X", changed=True)
 
     def _apply(
         self,
@@ -450,7 +457,7 @@ class _Walker:
         cleaning: str,
     ) -> None:
         if action is Action.X:
-            self._record(path, tag, keyword, rule.value, "X", True, dataset)
+            self._record(path, tag, keyword=keyword, rule=rule.value, action="X", changed=True, dataset=dataset)
             del dataset[tag]
             return
         if action is not Action.Z and self.keep_container(
@@ -465,17 +472,17 @@ class _Walker:
         ):
             return
         if tag not in dataset:  # a UN value that began like a sequence and is none: nobody can say what it holds
-            self._record(path, tag, keyword, rule.value, "X", True)
+            self._record(path, tag, keyword=keyword, rule=rule.value, action="X", changed=True)
             return
         element = dataset[tag]
         before = element.value
         if vr == "SQ":  # kept sequences went to keep_container: this one is emptied (Z)
-            self._record(path, tag, keyword, rule.value, "Z", bool(before), dataset)
+            self._record(path, tag, keyword=keyword, rule=rule.value, action="Z", changed=bool(before), dataset=dataset)
             element.value = Sequence()
             return
         if action is Action.K:
             _check_kept_value(dataset, tag, vr)
-            self._record(path, tag, keyword, rule.value, "K", False)
+            self._record(path, tag, keyword=keyword, rule=rule.value, action="K", changed=False)
             return
         if action is Action.Z:
             new: Any = empty_value(vr)
@@ -492,7 +499,16 @@ class _Walker:
             new = new.encode("ascii", "replace")
         element.value = new
         changed = _as_text(before) != _as_text(element.value)
-        self._record(path, tag, keyword, rule.value, label, changed, original=before, new=element.value)
+        self._record(
+            path,
+            tag,
+            keyword=keyword,
+            rule=rule.value,
+            action=label,
+            changed=changed,
+            original=before,
+            new=element.value,
+        )
 
     def keep_container(
         self,
@@ -520,7 +536,7 @@ class _Walker:
         if vr not in ("SQ", "UN") or not self._open_unknown_sequence(dataset, tag):
             return False
         if record is not None:
-            self._record(path, tag, keyword, record[0], record[1], False)
+            self._record(path, tag, keyword=keyword, rule=record[0], action=record[1], changed=False)
         for index, item in enumerate(dataset[tag].value or []):
             self.process(item, f"{path}{_tag_text(tag)}[{index}]/", (*keywords, keyword), cleaning)
         return True
@@ -631,21 +647,33 @@ class _Walker:
         element.value = new
         changed = _as_text(before) != _as_text(element.value)
         if changed:
-            self._record(path, tag, keyword_for_tag(tag), mode, label, True, original=before, new=element.value)
+            self._record(
+                path,
+                tag,
+                keyword=keyword_for_tag(tag),
+                rule=mode,
+                action=label,
+                changed=True,
+                original=before,
+                new=element.value,
+            )
 
     def _record(
         self,
         path: str,
         tag: int,
+        *,
         keyword: str,
         rule: str,
         action: str,
         changed: bool,
         dataset: Dataset | None = None,
-        *,
         original: Any = None,
         new: Any = None,
     ) -> None:
+        """Count ``action`` and, when changes are recorded, report it for the element ``tag`` under ``path``:
+        ``rule`` is what decided (an action code, an option, ``meta``...), ``changed`` whether the value differs.
+        With ``record_values``, ``original`` (else read from ``dataset``) and ``new`` are reported too."""
         self.report.action_counts[action] = self.report.action_counts.get(action, 0) + 1
         if not self.record_changes:
             return
@@ -679,7 +707,16 @@ class _Walker:
             value = chosen if chosen is not None else derive(self.patient_key)
             before = _text(dataset.get(tag)) if tag in dataset else None
             dataset.add_new(tag, vr, value)
-            self._record("", tag, keyword_for_tag(tag), "P", "P", before != value, original=None, new=value)
+            self._record(
+                "",
+                tag,
+                keyword=keyword_for_tag(tag),
+                rule="P",
+                action="P",
+                changed=before != value,
+                original=None,
+                new=value,
+            )
 
     def cap_age(self, dataset: Dataset, cap: int) -> None:
         """HIPAA Safe Harbor (45 CFR 164.514(b)(2)(i)(C)): every age over 89 is one category. A Patient's Age of
@@ -690,7 +727,16 @@ class _Walker:
         if text.endswith("Y") and text[:-1].isdigit() and int(text[:-1]) >= cap:
             capped = f"{cap:03d}Y"
             dataset[_PATIENT_AGE].value = capped
-            self._record("", _PATIENT_AGE, "PatientAge", "AgeCap", "C", text != capped, original=text, new=capped)
+            self._record(
+                "",
+                _PATIENT_AGE,
+                keyword="PatientAge",
+                rule="AgeCap",
+                action="C",
+                changed=text != capped,
+                original=text,
+                new=capped,
+            )
         birth = _text(dataset.get(_PATIENT_BIRTH_DATE))
         reference = next((_text(dataset.get(tag)) for tag in _AGE_REFERENCE_DATES if _text(dataset.get(tag))), "")
         if len(birth) < 8 or len(reference) < 8 or not (birth[:8] + reference[:8]).isdigit():
@@ -702,7 +748,16 @@ class _Walker:
         year, month, day = then // 10000 - cap, then // 100 % 100, then % 100
         moved = f"{year:04d}{month:02d}{day if day <= 28 or month != 2 or _leap(year) else 28:02d}"
         dataset[_PATIENT_BIRTH_DATE].value = moved
-        self._record("", _PATIENT_BIRTH_DATE, "PatientBirthDate", "AgeCap", "C", True, original=birth, new=moved)
+        self._record(
+            "",
+            _PATIENT_BIRTH_DATE,
+            keyword="PatientBirthDate",
+            rule="AgeCap",
+            action="C",
+            changed=True,
+            original=birth,
+            new=moved,
+        )
 
     def process_file_meta(self, dataset: Dataset) -> None:
         """Rebuild the file meta (PS3.10 7.1) from the data set and this implementation, and zero the preamble.
@@ -727,7 +782,9 @@ class _Walker:
         sop_instance = _text(dataset.get(0x00080018)) or self.copy_hasher.uid(_text(meta.get(0x00020003)))
         for tag in list(meta.keys()):
             action = _META_REBUILT.get(tag, "X")
-            self._record("", tag, keyword_for_tag(tag), "meta", action, action != "K", meta)
+            self._record(
+                "", tag, keyword=keyword_for_tag(tag), rule="meta", action=action, changed=action != "K", dataset=meta
+            )
             del meta[tag]
         meta.FileMetaInformationVersion = b"\x00\x01"
         meta.MediaStorageSOPClassUID = sop_class
@@ -808,7 +865,9 @@ def _clean_pixels(dataset: Dataset, settings: AnonymizationSettings, walker: _Wa
     walker.report.pixel_regions.extend(outcome.regions)
     walker.report.warnings.extend(outcome.warnings)
     for tag in outcome.changed_tags:
-        walker._record("", tag, keyword_for_tag(tag), Option.CleanPixelData.value, "C", True)
+        walker._record(
+            "", tag, keyword=keyword_for_tag(tag), rule=Option.CleanPixelData.value, action="C", changed=True
+        )
 
 
 def read_dataset(data: bytes) -> Dataset:
