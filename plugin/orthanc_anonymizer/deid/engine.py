@@ -12,6 +12,7 @@ import struct
 from collections.abc import Iterable, Iterator
 from copy import copy
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
@@ -174,6 +175,19 @@ _TOKEN_VRS = frozenset({"PN", "LO", "SH", "AE", "UC", "CS", "DA", "DT"})
 IMPLEMENTATION_VERSION_NAME = ("OANON_" + __version__)[:16]
 
 
+class ItemCleaning(StrEnum):
+    """How the walk treats the attributes the table does not name inside the items of a kept sequence; inherited
+    by the sequences nested in them (the value is the rule a change under it reports)."""
+
+    TABLE = ""
+    """Left to the table (the top level, and sequences kept by K or U)."""
+    CLEAN = "C"
+    """Text cleaned of the instance's identifying values, names replaced (a sequence kept under C)."""
+    DUMMY = "D"
+    """Free text, names and dates replaced by dummies, codes and labels cleaned (a sequence kept under D, e.g. the
+    Content Sequence of a structured report)."""
+
+
 class _Walker:
     """One anonymization: the compiled table, the keys, the cleaner, and the report being written."""
 
@@ -247,7 +261,7 @@ class _Walker:
 
     # -- pass 2: apply the actions ---------------------------------------------------------------------------
 
-    def process(self, dataset: Dataset, path: str, keywords: tuple[str, ...], cleaning: str) -> None:
+    def process(self, dataset: Dataset, path: str, keywords: tuple[str, ...], cleaning: ItemCleaning) -> None:
         private_kept_blocks: set[tuple[int, int]] = set()
         private_creators: list[int] = []
         for tag in list(dataset.keys()):
@@ -332,7 +346,9 @@ class _Walker:
                 self._record("", tag, keyword=keyword_for_tag(tag), rule="X", action="X", changed=True)
                 del dataset[tag]
 
-    def _process_private(self, dataset: Dataset, tag: int, path: str, keywords: tuple[str, ...], cleaning: str) -> bool:
+    def _process_private(
+        self, dataset: Dataset, tag: int, path: str, keywords: tuple[str, ...], cleaning: ItemCleaning
+    ) -> bool:
         """Apply the rule for one private attribute; ``True`` if it stays in the output."""
         rule = self.table.rule_for(tag)
         if rule is None:
@@ -398,7 +414,7 @@ class _Walker:
         tag: int,
         path: str,
         keywords: tuple[str, ...],
-        cleaning: str,
+        cleaning: ItemCleaning,
         action: Action | None = None,
     ) -> None:
         rule = action if action is not None else self.table.action_for(tag)
@@ -421,7 +437,7 @@ class _Walker:
                 pass
             elif tag not in dataset:
                 self._record(path, tag, keyword=keyword, rule="unknown", action="X", changed=True)
-            elif cleaning:
+            elif cleaning is not ItemCleaning.TABLE:
                 self._clean_untabled(dataset, tag, vr, path, cleaning)
             else:
                 _check_kept_value(dataset, tag, vr)
@@ -454,7 +470,7 @@ class _Walker:
         action: Action,
         path: str,
         keywords: tuple[str, ...],
-        cleaning: str,
+        cleaning: ItemCleaning,
     ) -> None:
         if action is Action.X:
             self._record(path, tag, keyword=keyword, rule=rule.value, action="X", changed=True, dataset=dataset)
@@ -518,7 +534,7 @@ class _Walker:
         path: str,
         keywords: tuple[str, ...],
         keyword: str,
-        cleaning: str,
+        cleaning: ItemCleaning,
         record: tuple[str, str] | None = None,
     ) -> bool:
         """Whether the element at ``tag`` is a sequence that stays in the output; when it is, walk its items.
@@ -606,7 +622,7 @@ class _Walker:
             return self.cleaner.clean(value, vr)
         return [self.cleaner.clean(str(item), vr) for item in value]
 
-    def _clean_untabled(self, dataset: Dataset, tag: int, vr: str, path: str, mode: str) -> None:
+    def _clean_untabled(self, dataset: Dataset, tag: int, vr: str, path: str, mode: ItemCleaning) -> None:
         """Inside a sequence being cleaned (C) or dummied (D), attributes the table does not name are handled
         by their VR: under C, text is cleaned and names replaced; under D, free text (UT, LT, ST, UC) and names
         are replaced by dummies, and codes and labels in SH and LO are cleaned as under C (so a report keeps its
@@ -621,7 +637,7 @@ class _Walker:
             if not any(self.cleaner.finds(str(item), words=False) for item in items if item is not None):
                 return
             new, label = dummy_value(vr), "D"
-        elif mode == "D":
+        elif mode is ItemCleaning.DUMMY:
             if vr not in _DUMMIED_VRS and vr not in TEXT_VRS:
                 return
             element = dataset[tag]
@@ -815,15 +831,13 @@ def sequence_in_unknown(value: bytes, encoding: str | list[str]) -> Sequence | N
     return sequence
 
 
-def _container_mode(action: Action, cleaning: str) -> str:
-    """How the items of a kept sequence are walked: ``D`` replaces free text, names and dates that the table does
-    not name with dummies (e.g. the Content Sequence of a structured report), ``C`` cleans them, ``""`` leaves
-    them to the table; inherited from the enclosing sequence."""
-    if action is Action.D or cleaning == "D":
-        return "D"
-    if action is Action.C or cleaning:
-        return "C"
-    return ""
+def _container_mode(action: Action, cleaning: ItemCleaning) -> ItemCleaning:
+    """How the items of a sequence kept by ``action`` are walked, inside a sequence walked as ``cleaning``."""
+    if action is Action.D or cleaning is ItemCleaning.DUMMY:
+        return ItemCleaning.DUMMY
+    if action is Action.C or cleaning is ItemCleaning.CLEAN:
+        return ItemCleaning.CLEAN
+    return ItemCleaning.TABLE
 
 
 def anonymize_dataset(
@@ -841,7 +855,7 @@ def anonymize_dataset(
             _clean_pixels(dataset, settings, walker)
         # Always: under D too, the items of a kept sequence (a report's Content Sequence) are cleaned of them.
         walker.collect_identifying(dataset)
-        walker.process(dataset, "", (), "")
+        walker.process(dataset, "", (), ItemCleaning.TABLE)
         if settings.profile.age_cap is not None:
             walker.cap_age(dataset, settings.profile.age_cap)
         walker.set_patient_identity(dataset)
