@@ -17,6 +17,7 @@ from orthanc_anonymizer.server.ingest import (
     IngestFilter,
     IngestLoop,
 )
+from orthanc_anonymizer.server.orthanc_client import ResourceNotFound
 
 
 def test_filter_by_attributes_with_wildcards_and_by_origin() -> None:
@@ -98,6 +99,8 @@ class FakeOrthanc:
             last = page[-1]["Seq"] if page else since
             return {"Changes": page, "Done": last >= len(self.changes), "Last": last}
         if path.endswith("/simplified-tags"):
+            if path.split("/")[2] not in self.tags:
+                raise ResourceNotFound("GET", path, 404)
             return self.tags[path.split("/")[2]]
         raise AssertionError(path)
 
@@ -188,3 +191,20 @@ def test_in_a_cluster_the_loop_waits_at_a_missing_change_until_it_appears_or_is_
     holes.final.add(7)
     assert loop.poll_once(6) == (8, True)
     assert anonymized[-1] == "i6" and cursor.load() == 8
+
+
+def test_an_instance_deleted_right_after_it_arrived_is_passed_over(tmp_path: Path) -> None:
+    orthanc = FakeOrthanc()
+    for instance in ("i0", "gone", "i1"):
+        orthanc.add(instance, Modality="CT")
+    del orthanc.tags["gone"]  # Orthanc answers 404 for its tags
+    anonymized: list[str] = []
+
+    def run_batch(batch: list[str]) -> BatchOutcome:
+        anonymized.extend(batch)
+        return BatchOutcome(anonymized=len(batch))
+
+    cursor = ChangeCursor(tmp_path / "ingest.json")
+    loop = IngestLoop(orthanc, cursor, AutoAnonymizeConfig.parse({"Enabled": True}), run_batch)
+    assert loop.poll_once(0) == (3, True)
+    assert anonymized == ["i0", "i1"] and cursor.load() == 3

@@ -34,6 +34,7 @@ from orthanc_anonymizer.deid.profiles import Option
 from orthanc_anonymizer.deid.uids import check_project
 from orthanc_anonymizer.errors import AnonymizerError, ProfileError
 from orthanc_anonymizer.server.jobs import INTERRUPTED, Job, JobSettings
+from orthanc_anonymizer.server.orthanc_client import ResourceNotFound
 
 logger = logging.getLogger("orthanc_anonymizer.ingest")
 
@@ -416,12 +417,8 @@ class IngestLoop:
             return False
         try:
             tags = self.source.get_json(f"/instances/{instance_id}/simplified-tags")
-        except AnonymizerError:
-            raise
-        except Exception as error:  # the instance may be gone already (deleted right after arrival)
-            if getattr(error, "status", None) == 404:
-                return False
-            raise
+        except ResourceNotFound:  # the instance may be gone already (deleted right after arrival)
+            return False
         origin: dict[str, str] = {}
         if self.config.filter.origin:
             metadata = self.source.get_json(f"/instances/{instance_id}/metadata?expand")
