@@ -54,6 +54,7 @@ from orthanc_anonymizer.server.config import (
     parse_configuration,
 )
 from orthanc_anonymizer.server.explorer import explorer_javascript, ui_file
+from orthanc_anonymizer.server.gateway import KEEP, MODIFY
 from orthanc_anonymizer.server.jobs import (
     FROM_RESOURCE,
     PROFILE_METADATA,
@@ -550,9 +551,9 @@ def _received_instance(
     except Exception as error:  # fail closed: a gateway stores nothing it has not anonymized
         logger.error("gateway: a received instance was discarded: %s", exception_summary(error))
         return actions.DISCARD, None
-    if action == "modify":
+    if action == MODIFY:
         return actions.MODIFY, data
-    if action == "keep":
+    if action == KEEP:
         return actions.KEEP_AS_IS, None
     return actions.DISCARD, None
 
