@@ -34,8 +34,8 @@ run: venv
 	exec $(VENV)/bin/python -m orthanc_anonymizer.server.launch run
 
 lint: venv
-	$(VENV)/bin/ruff check plugin tests bench tools
-	$(VENV)/bin/ruff format --check plugin tests bench tools
+	$(VENV)/bin/ruff check plugin stubs tests bench tools
+	$(VENV)/bin/ruff format --check plugin stubs tests bench tools
 	$(VENV)/bin/mypy
 
 unit: venv

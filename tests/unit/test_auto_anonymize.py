@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+import types
 from concurrent.futures import Future
 from io import BytesIO
 from pathlib import Path
@@ -19,8 +20,9 @@ from orthanc_anonymizer.deid.engine import AnonymizationSettings
 from orthanc_anonymizer.deid.profiles import Option, basic_profile
 from orthanc_anonymizer.deid.uids import KeyedHasher
 from orthanc_anonymizer.server import workers
-from orthanc_anonymizer.server.auto_anonymize import resolve_auto_anonymize
-from orthanc_anonymizer.server.config import AnonymizerConfig, ConfigurationError
+from orthanc_anonymizer.server.auto_anonymize import AutoAnonymizer, resolve_auto_anonymize
+from orthanc_anonymizer.server.cluster import ChangeLogGaps, IngestLeadership, SharedChangeCursor
+from orthanc_anonymizer.server.config import AnonymizerConfig, ConfigurationError, SharedDatabase
 from orthanc_anonymizer.server.forwarding import Forwarder, ForwardJob
 from orthanc_anonymizer.server.gateway import DISCARD, KEEP, MODIFY, GatewayHandler, decide_in_worker
 from orthanc_anonymizer.server.ingest import (
@@ -210,6 +212,7 @@ def test_an_interrupted_batch_raises_so_the_position_stays() -> None:
             {"Source": "b", "Error": "unknown resource"},  # deleted since it arrived
             {"Source": "c", "Resource": None, "Instances": 0, "Failed": [{"Instance": "c", "Reason": "residual"}]},
         ]
+        job.not_found.add("b")
         job.done.set()
         return job
 
@@ -257,8 +260,13 @@ class ChangeLog:
 
 def test_first_run_keeps_what_arrived_while_orthanc_was_starting(tmp_path: Path) -> None:
     log = ChangeLog(["20261122T040000", "20261122T040001", "20261122T041500", "20261122T041501"])
-    loop = IngestLoop(log, ChangeCursor(tmp_path / "c.json"), AutoAnonymizeConfig(enabled=True), lambda b: None)  # type: ignore[arg-type]
-    loop.started_at = "20261122T041500"  # the plugin started then; the DICOM port opened before loop reached REST
+    loop = IngestLoop(
+        log,
+        ChangeCursor(tmp_path / "c.json"),
+        AutoAnonymizeConfig(enabled=True),
+        lambda b: None,  # type: ignore[arg-type,return-value]
+        started_at="20261122T041500",  # the plugin started then; the DICOM port opened before loop reached REST
+    )
     assert loop.start_position() == 2  # the two older changes stay as they are; the two since are anonymized
     assert ChangeCursor(tmp_path / "c.json").load() == 2
 
@@ -294,16 +302,22 @@ def test_two_batches_in_flight_move_the_position_in_order_only(tmp_path: Path) -
 
         return wait
 
-    loop = IngestLoop(log, cursor, AutoAnonymizeConfig(enabled=True, batch_size=2), lambda b: BatchOutcome())
-    loop.start_batch, loop.in_flight = start, 2
+    config = AutoAnonymizeConfig(enabled=True, batch_size=2)
+    loop = IngestLoop(log, cursor, config, lambda b: BatchOutcome(), start_batch=start, in_flight=2)
     with pytest.raises(ConnectionError):
         loop.poll_once(0)
     assert started[:3] == [["i0", "i1"], ["i2", "i3"], ["i4", "i5"]]  # the next began before the previous ended
     assert waited == [["i0", "i1"], ["i2", "i3"]]
     assert cursor.load() == 4  # past the two batches that ended, not past the one that did not
 
-    loop = IngestLoop(log, cursor, AutoAnonymizeConfig(enabled=True, batch_size=2), lambda b: BatchOutcome())
-    loop.start_batch, loop.in_flight = lambda batch: lambda: BatchOutcome(anonymized=len(batch)), 2
+    loop = IngestLoop(
+        log,
+        cursor,
+        config,
+        lambda b: BatchOutcome(),
+        start_batch=lambda batch: lambda: BatchOutcome(anonymized=len(batch)),
+        in_flight=2,
+    )
     assert loop.poll_once(4) == (10, True)
     assert cursor.load() == 10 and loop.processed == 6
 
@@ -329,3 +343,45 @@ def test_the_gateway_keeps_only_the_bytes_the_plugin_is_storing() -> None:
     action, data = handler.decide(forged, "DicomProtocol")
     assert action == MODIFY and data is not None and b"PID-GW-UNIT" not in data and pool.calls == 1
     assert [record["Mode"] for record in audit.records] == ["Gateway"]
+
+
+class Links:
+    def source(self, level: str, copy: str) -> str | None:
+        return "original" if (level, copy) == ("Instance", "known-copy") else None
+
+
+def test_the_running_parts_get_their_collaborators_when_made(tmp_path: Path) -> None:
+    """Copy mode on a cluster: the loop keeps its position in the shared database, waits at holes of the log and
+    stops when the lead is lost; it knows copies by the links index and the batches' outputs by the runner's set.
+    Gateway mode refuses a job manager that does not register the copies it stores (they would be anonymized
+    again)."""
+    manager = types.SimpleNamespace(
+        register_stores=False,
+        hasher=KeyedHasher(b"s"),
+        audit=None,
+        links=Links(),
+        is_storing=lambda data: False,
+        submit=lambda job: job,
+    )
+    settings = config({"Enabled": True}, state_directory=tmp_path, concurrent_jobs=4)
+    setup = resolve_auto_anonymize(settings, {})
+    assert setup is not None
+    leadership = IngestLeadership(SharedDatabase(parameters={}, node="n"))
+    auto = AutoAnonymizer(setup, settings, None, manager, None, None, leadership)  # type: ignore[arg-type]
+    loop = auto.loop
+    assert isinstance(loop.cursor, SharedChangeCursor) and loop.cursor.leadership is leadership
+    assert isinstance(loop.gaps, ChangeLogGaps) and loop.leading == leadership.leading
+    assert loop.known_copy("known-copy") and not loop.known_copy("an-original")
+    assert isinstance(loop.run_batch, JobBatchRunner) and loop.run_batch.outputs is loop.own_outputs
+    assert loop.start_batch == loop.run_batch.start and loop.in_flight == 2 and loop.follow_new_instances
+
+    gateway = config({"Enabled": True, "Mode": "Gateway"}, state_directory=tmp_path)
+    gateway_setup = resolve_auto_anonymize(gateway, {})
+    assert gateway_setup is not None
+    with pytest.raises(ValueError, match="register_stores"):
+        AutoAnonymizer(gateway_setup, gateway, None, manager, None, None)  # type: ignore[arg-type]
+    manager.register_stores = True
+    auto = AutoAnonymizer(gateway_setup, gateway, None, manager, None, None)  # type: ignore[arg-type]
+    assert auto.gateway is not None and auto.gateway.own_store is manager.is_storing
+    assert isinstance(auto.loop.cursor, ChangeCursor) and auto.loop.gaps is None and auto.loop.leading is None
+    assert not auto.loop.follow_new_instances

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from orthanc_anonymizer.server.api import BadRequest, RequestTooLarge
+from orthanc_anonymizer.server.config import AnonymizerConfig
 from orthanc_anonymizer.server.orthanc_client import ResourceNotFound
 
 
@@ -117,3 +118,31 @@ def test_caller_is_the_http_user(glue: types.ModuleType) -> None:
     assert glue._caller({"authorization": "Bearer 1234"}) == "token"
     assert glue._caller({}) == "anonymous"
     assert glue._caller({"authorization": "Basic !!!"}) == "anonymous"
+
+
+def test_a_resource_deleted_before_its_job_listed_it_is_404_any_other_failure_500(glue: types.ModuleType) -> None:
+    """The anonymize route checks that the resource exists, then waits for its job: a study deleted in between is
+    found missing by the job (``Job.not_found``), and the answer is 404 as for a study that never was."""
+
+    class Exists:
+        def exists(self, level: str, resource: str) -> bool:
+            return True
+
+    class Manager:
+        def submit(self, job: Any) -> Any:
+            source = job.resources[0]
+            job.results = [{"Source": source, "Level": "Study", "Error": "unknown resource"}]
+            if source == "deleted":
+                job.not_found.add(source)
+            job.done.set()
+            return job
+
+    glue._plugin = types.SimpleNamespace(
+        config=AnonymizerConfig(), gate=glue._Gate(100, 1), route_client=Exists(), manager=Manager()
+    )
+    glue._ready.set()
+    deleted = call(glue._anonymize, "POST", groups=("studies", "deleted"), body=b"{}", headers={})
+    assert deleted.status == 404 and deleted.body["Message"] == "unknown resource: studies/deleted"
+    # The same text in a result is no 404: only the job's own finding is.
+    failed = call(glue._anonymize, "POST", groups=("studies", "other"), body=b"{}", headers={})
+    assert failed.status == 500

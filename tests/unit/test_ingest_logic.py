@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from orthanc_anonymizer.deid.deidentification_method import claims_engine_output
 from orthanc_anonymizer.deid.profiles import Option
 from orthanc_anonymizer.server.ingest import (
     AutoAnonymizeConfig,
@@ -15,8 +16,8 @@ from orthanc_anonymizer.server.ingest import (
     IngestConfigurationError,
     IngestFilter,
     IngestLoop,
-    is_anonymizer_output,
 )
+from orthanc_anonymizer.server.orthanc_client import ResourceNotFound
 
 
 def test_filter_by_attributes_with_wildcards_and_by_origin() -> None:
@@ -59,14 +60,14 @@ def test_settings_parse() -> None:
 
 
 def test_what_an_instance_claims_is_read_but_proves_nothing() -> None:
-    assert is_anonymizer_output(
+    assert claims_engine_output(
         {
             "PatientIdentityRemoved": "YES",
             "DeidentificationMethod": "DICOM PS3.15 2026d Basic Profile\\orthanc-anonymizer 0.1.0 profile basic",
         }
     )
-    assert not is_anonymizer_output({"PatientIdentityRemoved": "YES", "DeidentificationMethod": "Some other tool"})
-    assert not is_anonymizer_output({"DeidentificationMethod": "orthanc-anonymizer"})
+    assert not claims_engine_output({"PatientIdentityRemoved": "YES", "DeidentificationMethod": "Some other tool"})
+    assert not claims_engine_output({"DeidentificationMethod": "orthanc-anonymizer"})
 
 
 def test_cursor_survives_and_is_never_torn(tmp_path: Path) -> None:
@@ -98,6 +99,8 @@ class FakeOrthanc:
             last = page[-1]["Seq"] if page else since
             return {"Changes": page, "Done": last >= len(self.changes), "Last": last}
         if path.endswith("/simplified-tags"):
+            if path.split("/")[2] not in self.tags:
+                raise ResourceNotFound("GET", path, 404)
             return self.tags[path.split("/")[2]]
         raise AssertionError(path)
 
@@ -123,16 +126,14 @@ def test_loop_anonymizes_each_matching_instance_once_even_after_a_crash(tmp_path
     config = AutoAnonymizeConfig.parse({"Enabled": True, "Filter": {"Modality": "CT"}, "BatchSize": 2})
     cursor = ChangeCursor(tmp_path / "ingest.json")
     cursor.save(0)
-    loop = IngestLoop(orthanc, cursor, config, run_batch, page=4)
-    loop.known_copy = lambda instance_id: instance_id == "copy"
+    loop = IngestLoop(orthanc, cursor, config, run_batch, page=4, known_copy=lambda instance_id: instance_id == "copy")
     position, done = 0, False
     with pytest.raises(ConnectionError):
         while not done:
             position, done = loop.poll_once(position)
     saved = cursor.load()
     assert saved is not None and saved < 5  # the position did not move past the unfinished batch
-    restarted = IngestLoop(orthanc, cursor, config, run_batch, page=4)
-    restarted.known_copy = loop.known_copy
+    restarted = IngestLoop(orthanc, cursor, config, run_batch, page=4, known_copy=loop.known_copy)
     position, done = restarted.poll_once(saved)
     while not done:
         position, done = loop.poll_once(position)
@@ -176,8 +177,8 @@ def test_in_a_cluster_the_loop_waits_at_a_missing_change_until_it_appears_or_is_
         return BatchOutcome(anonymized=len(batch))
 
     cursor = ChangeCursor(tmp_path / "ingest.json")
-    loop = IngestLoop(orthanc, cursor, AutoAnonymizeConfig.parse({"Enabled": True}), run_batch)
-    loop.gaps = holes = Holes()
+    holes = Holes()
+    loop = IngestLoop(orthanc, cursor, AutoAnonymizeConfig.parse({"Enabled": True}), run_batch, gaps=holes)
     assert loop.poll_once(0) == (2, True)  # up to the hole, not past it
     assert anonymized == ["i0", "i1"] and cursor.load() == 2 and holes.asked == [3]
     orthanc.changes.insert(2, late)  # committed: nothing skipped
@@ -190,3 +191,20 @@ def test_in_a_cluster_the_loop_waits_at_a_missing_change_until_it_appears_or_is_
     holes.final.add(7)
     assert loop.poll_once(6) == (8, True)
     assert anonymized[-1] == "i6" and cursor.load() == 8
+
+
+def test_an_instance_deleted_right_after_it_arrived_is_passed_over(tmp_path: Path) -> None:
+    orthanc = FakeOrthanc()
+    for instance in ("i0", "gone", "i1"):
+        orthanc.add(instance, Modality="CT")
+    del orthanc.tags["gone"]  # Orthanc answers 404 for its tags
+    anonymized: list[str] = []
+
+    def run_batch(batch: list[str]) -> BatchOutcome:
+        anonymized.extend(batch)
+        return BatchOutcome(anonymized=len(batch))
+
+    cursor = ChangeCursor(tmp_path / "ingest.json")
+    loop = IngestLoop(orthanc, cursor, AutoAnonymizeConfig.parse({"Enabled": True}), run_batch)
+    assert loop.poll_once(0) == (3, True)
+    assert anonymized == ["i0", "i1"] and cursor.load() == 3

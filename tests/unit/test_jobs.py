@@ -19,7 +19,7 @@ from pydicom.uid import generate_uid
 from orthanc_anonymizer.audit import AuditLog
 from orthanc_anonymizer.deid.profiles import basic_profile
 from orthanc_anonymizer.deid.uids import KeyedHasher
-from orthanc_anonymizer.server.jobs import FAILURE, SUCCESS, Job, JobManager, JobSettings, JobStore
+from orthanc_anonymizer.server.jobs import Job, JobManager, JobSettings, JobState, JobStore
 from orthanc_anonymizer.server.links import LinkIndex
 from orthanc_anonymizer.server.orthanc_client import OrthancUnreachable, ResourceNotFound
 from orthanc_anonymizer.server.workers import InstanceOutcome, InstanceTask, anonymize_instance
@@ -154,19 +154,23 @@ def orthanc() -> FakeOrthanc:
     return FakeOrthanc()
 
 
-@pytest.fixture
-def manager(orthanc: FakeOrthanc, tmp_path: Path):
-    pool = InProcessPool()
-    manager = JobManager(
+def make_manager(orthanc: FakeOrthanc, tmp_path: Path, **options: Any) -> JobManager:
+    return JobManager(
         client=orthanc,  # type: ignore[arg-type]
-        pool=pool,
+        pool=InProcessPool(),
         links=LinkIndex(tmp_path / "links.sqlite"),
         audit=AuditLog(tmp_path / "audit.jsonl"),
         store=JobStore(tmp_path / "jobs"),
         hasher=KeyedHasher(b"unit-test-secret"),
         concurrent_jobs=1,
         window=3,
+        **options,
     )
+
+
+@pytest.fixture
+def manager(orthanc: FakeOrthanc, tmp_path: Path):
+    manager = make_manager(orthanc, tmp_path)
     yield manager
     manager.shutdown()
 
@@ -185,7 +189,7 @@ def test_study_is_streamed_a_window_at_a_time(manager: JobManager, orthanc: Fake
     # download to overlap it: otherwise whether one does is up to the thread scheduler (once, on Python 3.13, none did).
     orthanc.first_store_waits_for_overlap = True
     job = run(manager, "studies", [study])
-    assert job.state == SUCCESS and job.progress == 100
+    assert job.state is JobState.SUCCESS and job.progress == 100
     (result,) = job.results
     assert result["Instances"] == 30 and result["Failed"] == []
     assert 1 < orthanc.max_in_memory <= 3
@@ -198,7 +202,7 @@ def test_failing_instance_is_listed_and_blocks_in_place_deletion(manager: JobMan
     study = orthanc.parents[next(iter(originals))]["ParentStudy"]
     job = run(manager, "studies", [study], in_place=True)
     (result,) = job.results
-    assert job.state == FAILURE
+    assert job.state is JobState.FAILURE
     assert result["Instances"] == 3
     (failed,) = result["Failed"]
     assert "residual PHI" in failed["Reason"] and "Patientname" not in failed["Reason"]
@@ -217,7 +221,7 @@ def test_in_place_deletes_after_everything_is_stored(manager: JobManager, orthan
     assert not originals & set(orthanc.files)
 
 
-def test_in_place_keeps_what_arrived_after_the_listing(manager: JobManager, orthanc: FakeOrthanc) -> None:
+def test_in_place_keeps_what_arrived_after_the_listing(orthanc: FakeOrthanc, tmp_path: Path) -> None:
     files = make_files(4)
     study = {orthanc.add(data)["ParentStudy"] for data in files[:2]}.pop()
     arrived: list[str] = []
@@ -226,10 +230,13 @@ def test_in_place_keeps_what_arrived_after_the_listing(manager: JobManager, orth
         if point == "listed":
             arrived.extend(orthanc.add(data)["ID"] for data in files[2:])
 
-    manager.hold = arrive
-    job = run(manager, "studies", [study], in_place=True)
+    manager = make_manager(orthanc, tmp_path, hold=arrive)
+    try:
+        job = run(manager, "studies", [study], in_place=True)
+    finally:
+        manager.shutdown()
     (result,) = job.results
-    assert job.state == SUCCESS and result["Instances"] == 2
+    assert job.state is JobState.SUCCESS and result["Instances"] == 2
     assert result["Deleted"] is False and result["OriginalsDeleted"] == 2 and result["OriginalsKept"] == 2
     assert [reason["Instances"] for reason in result["OriginalsKeptBecause"]] == [2]
     assert all(oid in orthanc.files for oid in arrived)
@@ -261,7 +268,7 @@ def test_a_copy_that_cannot_be_linked_is_not_stored_and_its_instance_fails(
     study = originals[0]["ParentStudy"]
     manager.links._connection.execute("PRAGMA query_only = ON")  # the index cannot be written (a read-only file)
     job = run(manager, "studies", [study])
-    assert job.state == FAILURE
+    assert job.state is JobState.FAILURE
     failed = job.results[0]["Failed"]
     assert len(failed) == 3
     # The instance's link is written before its copy is stored: no copy without its link, none stored here.
@@ -287,21 +294,22 @@ def test_a_batch_of_single_instances_gets_one_audit_record_each_in_order(
 def test_unknown_resource_in_a_batch_does_not_stop_the_others(manager: JobManager, orthanc: FakeOrthanc) -> None:
     study = {orthanc.add(data)["ParentStudy"] for data in make_files(1)}.pop()
     job = run(manager, "studies", ["nope", study, "gone"])
-    assert job.state == FAILURE
+    assert job.state is JobState.FAILURE
     assert job.results[0] == {"Source": "nope", "Level": "Study", "Error": "unknown resource"}
     assert job.results[1]["Instances"] == 1
     assert job.results[2]["Error"] == "unknown resource"
     assert job.errors == ["studies/nope: unknown resource", "studies/gone: unknown resource"]
+    assert job.not_found == {"nope", "gone"}  # what the routes answer 404 for, and ingest skips
 
 
 def test_interrupted_jobs_are_marked_failed(tmp_path: Path) -> None:
     store = JobStore(tmp_path)
     job = Job(level="studies", resources=["a"], settings=JobSettings(basic_profile()), user="u")
-    job.state = "Running"
+    job.state = JobState.RUNNING
     store.save(job.record())
     assert store.mark_interrupted() == 1
     record = store.load(job.id)
-    assert record is not None and record["State"] == FAILURE
+    assert record is not None and record["State"] == JobState.FAILURE
     assert "interrupted" in record["Errors"][-1]
     assert store.load("../../etc/passwd") is None
 
@@ -336,7 +344,7 @@ def test_orthanc_stopping_ends_the_running_job_early_and_keeps_the_original(
         Job(level="studies", resources=[study], settings=JobSettings(basic_profile(), in_place=True), user="u")
     )
     assert job.done.wait(30)
-    assert job.state == FAILURE
+    assert job.state is JobState.FAILURE
     assert job.errors == [
         f"studies/{study}: original kept (InPlace): {job.results[0]['Instances']} of 40 instances stored",
         "interrupted: Orthanc stopped before the job ended",
@@ -350,7 +358,7 @@ def test_orthanc_stopping_ends_the_running_job_early_and_keeps_the_original(
             Job(level="studies", resources=[study], settings=JobSettings(basic_profile()), user="u")
         )
         assert queued.done.wait(30)
-        assert queued.state == FAILURE and queued.results == []
+        assert queued.state is JobState.FAILURE and queued.results == []
 
 
 def test_a_copy_is_in_the_links_index_before_it_is_stored(manager: JobManager, orthanc: FakeOrthanc) -> None:
@@ -368,15 +376,16 @@ def test_a_copy_is_in_the_links_index_before_it_is_stored(manager: JobManager, o
 
     orthanc.store_instance = checking_store  # type: ignore[method-assign]
     job = run(manager, "instances", originals)
-    assert job.state == SUCCESS and known_when_stored == [True, True, True]
+    assert job.state is JobState.SUCCESS and known_when_stored == [True, True, True]
     for result in job.results:
         assert manager.links.copies("Instance", result["Source"]) == [result["Resource"]]
 
 
 def test_with_register_stores_a_copy_is_known_by_its_bytes_while_it_is_stored(
-    manager: JobManager, orthanc: FakeOrthanc
+    orthanc: FakeOrthanc, tmp_path: Path
 ) -> None:
     """Gateway mode's proof that what Orthanc hands its received-instance callback is the plugin's own copy."""
+    manager = make_manager(orthanc, tmp_path, register_stores=True)
     originals = [orthanc.add(data)["ID"] for data in make_files(2)]
     seen: list[tuple[bool, bool]] = []
     store = orthanc.store_instance
@@ -386,7 +395,9 @@ def test_with_register_stores_a_copy_is_known_by_its_bytes_while_it_is_stored(
         return store(data)
 
     orthanc.store_instance = checking_store  # type: ignore[method-assign]
-    manager.register_stores = True
-    run(manager, "instances", originals)
+    try:
+        run(manager, "instances", originals)
+    finally:
+        manager.shutdown()
     assert seen == [(True, False), (True, False)]  # those exact bytes, nothing else
     assert not any(manager.is_storing(orthanc.files[oid]) for oid in orthanc.files)  # and only while stored

@@ -12,7 +12,7 @@ from test_jobs import FakeOrthanc, manager, orthanc  # noqa: F401  (fixtures)
 
 from orthanc_anonymizer.deid.profiles import basic_profile
 from orthanc_anonymizer.deid.writing import write_dataset
-from orthanc_anonymizer.server.jobs import SUCCESS, Job, JobManager, JobSettings
+from orthanc_anonymizer.server.jobs import Job, JobManager, JobSettings, JobState
 
 REGION_KEYS = {"Instance", "Frame", "Left", "Top", "Width", "Height", "Source", "Rule"}
 
@@ -45,7 +45,7 @@ def test_dry_run_and_audit_record_carry_the_boxes(
     )
     instance = orthanc.add(write_dataset(drawn.dataset))["ID"]
     dry = run(manager, instance, dry_run=True)
-    assert dry.state == SUCCESS
+    assert dry.state is JobState.SUCCESS
     (result,) = dry.results
     regions = result["PixelRegions"]
     assert regions and all(set(region) <= REGION_KEYS and region["Instance"] == instance for region in regions)
@@ -55,7 +55,7 @@ def test_dry_run_and_audit_record_carry_the_boxes(
     assert sum(int(region["Width"]) * int(region["Height"]) for region in regions) < 0.1 * drawn.text.size
 
     copy = run(manager, instance)
-    assert copy.state == SUCCESS
+    assert copy.state is JobState.SUCCESS
     dry_record, copy_record = manager.audit.read()  # type: ignore[attr-defined]
     assert dry_record["Event"] == "dry-run" and dry_record["PixelRegions"] == regions
     assert copy_record["Event"] == "anonymize" and copy_record["PixelRegions"] == regions

@@ -214,12 +214,12 @@ def test_weakening_compares_with_the_site_profile_rules_and_options() -> None:
 def test_a_weakened_copy_is_still_recognized_as_the_engines_own_output() -> None:
     """On ingest and in the gateway, a copy whose rules kept the patient's ID (Patient Identity Removed NO) is not an
     original to anonymize again (which would copy the copy, again and again)."""
-    from orthanc_anonymizer.server.ingest import is_anonymizer_output
+    from orthanc_anonymizer.deid.deidentification_method import claims_engine_output
 
     output = run(source(ATTRIBUTES[1], 0), with_rule(ATTRIBUTES[1], "K"))
     assert output.PatientIdentityRemoved == "NO"
     tags = {"PatientIdentityRemoved": "NO", "DeidentificationMethod": "\\".join(output.DeidentificationMethod)}
-    assert is_anonymizer_output(tags)
+    assert claims_engine_output(tags)
 
 
 @pytest.mark.parametrize(

@@ -70,6 +70,7 @@ from orthanc_anonymizer.deid.actions import (
     numeric_date_spellings,
 )
 from orthanc_anonymizer.deid.data_set_end import bytes_after_data_set
+from orthanc_anonymizer.deid.deidentification_method import MARKER_TAGS
 from orthanc_anonymizer.deid.elements import is_overlay_data, tag_text
 from orthanc_anonymizer.deid.profiles import Action, ActionTable, Option, Profile, basic_profile
 from orthanc_anonymizer.deid.pydicom_private import text_encodings
@@ -106,9 +107,6 @@ _BINARY_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
 _NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "UV", "SV", "FL", "FD", "AT", "IS", "DS"})
 _SKIPPED_SOURCE_VRS = _NUMBER_VRS | _BINARY_VRS | {"SQ", "CS", "TM"}
 _MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
-# Written whole by the engine (PS3.15 E.1.1 markers: method, profile name, options), never copied from the
-# original: a word of them ("Rules", "Basic") is no leak even where it equals a component of an original value.
-_ENGINE_MARKERS = frozenset({0x00120063, 0x00120062, 0x00280303})
 _SOP_INSTANCE_UID = 0x00080018
 _SPECIFIC_CHARACTER_SET = 0x00080005
 _LATIN_1_CHARSETS = frozenset({"", "ISO_IR 6", "ISO_IR 100"})
@@ -670,7 +668,7 @@ def _searchable_texts(dataset: Dataset) -> Iterator[tuple[str, DataElement, str,
     """(path, element, text, values) for every element of ``dataset`` that can hold text, at any depth, file meta
     too: binary elements as leniently decoded text (no values), text elements as their values joined by ``\\``."""
     for path, element in _walk(dataset):
-        if element.VR == "SQ" or int(element.tag) in _BULK_TAGS or int(element.tag) in _ENGINE_MARKERS:
+        if element.VR == "SQ" or int(element.tag) in _BULK_TAGS or int(element.tag) in MARKER_TAGS:
             continue
         try:
             value = element.value

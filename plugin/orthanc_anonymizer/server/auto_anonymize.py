@@ -120,31 +120,34 @@ class AutoAnonymizer:
             self.forwarder = Forwarder(client, store, manager.audit, auto.forward_to, gateway=auto.mode == "Gateway")
         self.gateway: GatewayHandler | None = None
         if auto.mode == "Gateway":
+            if not manager.register_stores:  # else the copies the REST routes store would be anonymized again
+                raise ValueError("Gateway mode needs a JobManager made with register_stores=True")
             task = InstanceTask(settings=setup.settings.engine_settings(manager.hasher))
             _ = task.settings.profile.action_table  # compiled once here, sent with every instance
             self.gateway = GatewayHandler(
                 pool, task, setup.settings, auto.filter, manager.audit, own_store=manager.is_storing
             )
-            manager.register_stores = True
-        runner = JobBatchRunner(manager.submit, setup.settings, self.stopping)
+        own_outputs: set[str] = set()
+        runner = JobBatchRunner(manager.submit, setup.settings, self.stopping, own_outputs)
+        links = manager.links
         self.loop = IngestLoop(
             client,
-            ChangeCursor(config.state_directory / "ingest-position.json"),
+            leadership.position() if leadership else ChangeCursor(config.state_directory / "ingest-position.json"),
             auto,
             runner,
             on_stable_study=self.forwarder.study_stable if self.forwarder else None,
+            # Two batches at a time (each a job of its own): the next is read, checked and downloaded while the
+            # previous one is still being stored; the position in the log still moves in order.
+            start_batch=runner.start,
+            in_flight=min(2, config.concurrent_jobs),
+            own_outputs=own_outputs,
+            known_copy=lambda instance_id: links.source("Instance", instance_id) is not None,
+            follow_new_instances=auto.mode == "Copy",
+            started_at=time.strftime("%Y%m%dT%H%M%S", time.gmtime(time.time() - 1)),
+            # A cluster's leader waits at holes of the change log and stops once it loses the lead.
+            gaps=leadership.gaps() if leadership else None,
+            leading=leadership.leading if leadership else None,
         )
-        runner.outputs = self.loop.own_outputs
-        links = manager.links
-        self.loop.known_copy = lambda instance_id: links.source("Instance", instance_id) is not None
-        if leadership is not None:
-            leadership.follow(self.loop)
-        # Two batches at a time (each a job of its own): the next is read, checked and downloaded while the
-        # previous one is still being stored; the position in the log still moves in order.
-        self.loop.start_batch = runner.start
-        self.loop.in_flight = min(2, config.concurrent_jobs)
-        self.loop.started_at = time.strftime("%Y%m%dT%H%M%S", time.gmtime(time.time() - 1))
-        self.loop.follow_new_instances = auto.mode == "Copy"
         self._thread: threading.Thread | None = None
         if auto.mode == "Copy" or self.forwarder is not None:
             self._thread = threading.Thread(target=self._run_loop, name="anonymizer-ingest", daemon=True)

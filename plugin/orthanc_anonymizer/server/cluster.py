@@ -40,19 +40,17 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from orthanc_anonymizer.audit import GENESIS_HASH, canonical_json, check_record, parse_record, seal_many, verify_chain
 from orthanc_anonymizer.errors import AnonymizerError, LinkStoreError
 from orthanc_anonymizer.logs import exception_summary
 from orthanc_anonymizer.server.config import SharedDatabase
 from orthanc_anonymizer.server.jobs import JobStore
-from orthanc_anonymizer.server.links import LinkIndex
+from orthanc_anonymizer.server.links import LinkStore
 
 if TYPE_CHECKING:
     import psycopg
-
-    from orthanc_anonymizer.server.ingest import IngestLoop
 
 logger = logging.getLogger("orthanc_anonymizer.cluster")
 
@@ -153,10 +151,12 @@ class _Session:
                 self._connection = None
 
 
-class SharedLinkIndex(LinkIndex):
-    """:class:`~.links.LinkIndex` in the shared database: every node sees the links every node made."""
+class SharedLinkIndex(LinkStore):
+    """The links in the shared database (:class:`~.links.LinkIndex` keeps them in a file): every node sees the links
+    every node made."""
 
-    def __init__(self, session: _Session) -> None:  # no SQLite file: nothing of the base class to set up
+    def __init__(self, session: _Session) -> None:
+        super().__init__()
         self._session = session
 
     def add_many(self, rows: Iterable[tuple[str, str, str]]) -> None:
@@ -308,6 +308,15 @@ class SharedAuditLog:
         return verify_chain(self._all())
 
 
+class LeaderWork(Protocol):
+    """What runs while this node leads (the ingest loop, made with :meth:`IngestLeadership.position`, ``gaps``
+    and ``leading``): it returns from :meth:`run_forever` once ``leading`` says the lead is lost."""
+
+    stopping: threading.Event
+
+    def run_forever(self) -> None: ...
+
+
 class IngestLeadership:
     """Which node runs on-ingest anonymization: the one holding the advisory lock ``(LOCK_CLASS, LEADER_LOCK)``
     on a connection of its own. The shared ingest position is read and written on that connection only, so a node
@@ -369,14 +378,15 @@ class IngestLeadership:
         if connection is not None:
             connection.close()  # the session ends and the lock with it
 
-    def follow(self, loop: IngestLoop) -> None:
-        """Make ``loop`` keep its position in the shared database, wait at holes of the change log, and stop when
-        the lock is lost."""
-        loop.cursor = SharedChangeCursor(self)
-        loop.gaps = ChangeLogGaps(self)
-        loop.leading = self.leading
+    def position(self) -> SharedChangeCursor:
+        """Where the leader's ingest loop keeps its position: in the shared database, on the lock's connection."""
+        return SharedChangeCursor(self)
 
-    def run(self, loop: IngestLoop, on_first_lead: Callable[[], None] | None = None) -> None:
+    def gaps(self) -> ChangeLogGaps:
+        """How the leader's ingest loop waits at holes of the change log that several writers leave."""
+        return ChangeLogGaps(self)
+
+    def run(self, loop: LeaderWork, on_first_lead: Callable[[], None] | None = None) -> None:
         """Until ``loop.stopping``: take the lead when free, run ``loop`` while holding it, then try again."""
         while not loop.stopping.is_set():
             if not self.try_acquire():

@@ -22,16 +22,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from orthanc_anonymizer.deid.deidentification_method import claims_engine_output
 from orthanc_anonymizer.logs import exception_summary
-from orthanc_anonymizer.server.ingest import is_anonymizer_output
 from orthanc_anonymizer.server.jobs import (
-    FAILURE,
     FROM_RESOURCE,
     INTERRUPTED,
-    PENDING,
-    RUNNING,
-    SUCCESS,
     AuditTrail,
+    JobState,
     JobStore,
 )
 from orthanc_anonymizer.server.orthanc_client import OrthancClient, OrthancError
@@ -52,7 +49,7 @@ class ForwardJob:
     study: str
     destination: str
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    state: str = PENDING
+    state: JobState = JobState.PENDING
     progress: int = 0
     attempts: int = 0
     errors: list[str] = field(default_factory=list)
@@ -74,8 +71,10 @@ class ForwardJob:
             "Progress": self.progress,
             "Attempts": self.attempts,
             "OrthancJob": self.orthanc_job,
-            "NextAttempt": _timestamp(self.next_attempt) if self.state == PENDING and self.attempts else None,
-            "Results": [{"Source": self.study, "Destination": self.destination}] if self.state == SUCCESS else [],
+            "NextAttempt": _timestamp(self.next_attempt) if self.state is JobState.PENDING and self.attempts else None,
+            "Results": [{"Source": self.study, "Destination": self.destination}]
+            if self.state is JobState.SUCCESS
+            else [],
             "Errors": list(self.errors),
             "CreationTime": _timestamp(self.created),
             "StartTime": _timestamp(self.started),
@@ -125,7 +124,7 @@ class Forwarder:
                 continue
             if (
                 record.get("Type") != "Forward"
-                or record.get("State") != FAILURE
+                or record.get("State") != JobState.FAILURE
                 or INTERRUPTED not in record.get("Errors", [])
                 or record.get("ResumedAs")
             ):
@@ -194,7 +193,7 @@ class Forwarder:
         if not instances:
             return False
         tags = self.client.get_json(f"/instances/{instances[0]['ID']}/simplified-tags")
-        return is_anonymizer_output(tags)
+        return claims_engine_output(tags)
 
     def _schedule(self, job: ForwardJob, moment: float) -> None:
         job.next_attempt = moment
@@ -203,7 +202,7 @@ class Forwarder:
 
     def _attempt(self, job: ForwardJob) -> None:
         job.attempts += 1
-        job.state = RUNNING
+        job.state = JobState.RUNNING
         job.started = job.started or time.time()
         self.store.save(job.record())
         try:
@@ -213,15 +212,15 @@ class Forwarder:
         except Exception as failure:  # a bug must not stop the other forwards
             error = f"internal error: {exception_summary(failure)}"
         if error is None:
-            job.state, job.progress, job.finished = SUCCESS, 100, time.time()
+            job.state, job.progress, job.finished = JobState.SUCCESS, 100, time.time()
             self._end(job)
             return
         job.errors.append(f"attempt {job.attempts}: {error}")
         if job.attempts >= self.MAX_ATTEMPTS or self.stopping.is_set():
-            job.state, job.finished = FAILURE, time.time()
+            job.state, job.finished = JobState.FAILURE, time.time()
             self._end(job)
             return
-        job.state = PENDING
+        job.state = JobState.PENDING
         delay = min(self.MAX_DELAY, self.FIRST_DELAY * 2 ** (job.attempts - 1))
         self._schedule(job, time.time() + delay)
         self.store.save(job.record())

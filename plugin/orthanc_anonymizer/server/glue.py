@@ -36,6 +36,7 @@ from orthanc_anonymizer.deid.weakening import named
 from orthanc_anonymizer.errors import AnonymizationError, AnonymizerError, LinkStoreError, ProfileError
 from orthanc_anonymizer.logs import exception_summary, route_warnings_to_logging
 from orthanc_anonymizer.server.api import (
+    AnonymizeRequest,
     BadRequest,
     RequestTooLarge,
     optional_int,
@@ -53,8 +54,17 @@ from orthanc_anonymizer.server.config import (
     parse_configuration,
 )
 from orthanc_anonymizer.server.explorer import explorer_javascript, ui_file
-from orthanc_anonymizer.server.jobs import FROM_RESOURCE, PROFILE_METADATA, Job, JobManager, JobStore, hold_at_files
-from orthanc_anonymizer.server.links import LinkIndex
+from orthanc_anonymizer.server.gateway import KEEP, MODIFY
+from orthanc_anonymizer.server.jobs import (
+    FROM_RESOURCE,
+    PROFILE_METADATA,
+    Job,
+    JobManager,
+    JobSettings,
+    JobStore,
+    hold_at_files,
+)
+from orthanc_anonymizer.server.links import LinkIndex, LinkStore
 from orthanc_anonymizer.server.orthanc_client import LEVELS, OrthancClient, ResourceNotFound
 from orthanc_anonymizer.server.workers import WorkerPool
 
@@ -148,12 +158,20 @@ class _Plugin:
         interrupted = self.store.mark_interrupted()
         if interrupted:
             logger.warning("%d jobs were interrupted by the last stop of Orthanc; marked as failed", interrupted)
-        self.links = self.cluster.links if self.cluster else LinkIndex(config.state_directory / "links.sqlite")
+        self.links: LinkStore = (
+            self.cluster.links if self.cluster else LinkIndex(config.state_directory / "links.sqlite")
+        )
         self.audit = self.cluster.audit if self.cluster else AuditLog(config.state_directory / "audit.jsonl")
         self.pool = WorkerPool(config.workers, config.worker_python)
         # Start the worker processes now, off Orthanc's start-up path: the first request is faster, and a worker
         # that cannot start (wrong WorkerPython) is in the log before anyone anonymizes anything.
         threading.Thread(target=self._warm_up, name="anonymizer-warm-up", daemon=True).start()
+        stopping = threading.Event()
+        held = os.environ.get(TEST_HOLD_VARIABLE)
+        if held:  # test instrumentation only: pauses jobs at points a test names (jobs.hold_at_files)
+            logger.warning(
+                "%s is set: jobs pause where the tests ask (never set this in production)", TEST_HOLD_VARIABLE
+            )
         self.manager = JobManager(
             client=self.client,
             pool=self.pool,
@@ -163,13 +181,11 @@ class _Plugin:
             hasher=KeyedHasher(config.secret),
             concurrent_jobs=config.concurrent_jobs,
             window=2 * config.workers,
+            hold=hold_at_files(Path(held), stopping) if held else None,
+            # Gateway mode knows the copies the routes store by their bytes (JobManager.is_storing).
+            register_stores=auto is not None and auto.auto.mode == "Gateway",
+            stopping=stopping,
         )
-        held = os.environ.get(TEST_HOLD_VARIABLE)
-        if held:  # test instrumentation only: pauses jobs at points a test names (jobs.hold_at_files)
-            logger.warning(
-                "%s is set: jobs pause where the tests ask (never set this in production)", TEST_HOLD_VARIABLE
-            )
-            self.manager.hold = hold_at_files(Path(held), self.manager.stopping)
         self.gate = _Gate(config.http_threads, config.concurrent_jobs, config.workers)
         leadership = self.cluster.leadership() if self.cluster else None
         self.auto = (
@@ -240,7 +256,7 @@ def _require(headers: dict[str, str] | None, *routes: str) -> None:
             )
 
 
-def _require_weakening(headers: dict[str, str] | None, parsed: Any) -> None:
+def _require_weakening(headers: dict[str, str] | None, parsed: AnonymizeRequest) -> None:
     """:class:`_Forbidden` naming the first rule or option of the request that weakens the site's profile, when
     the caller may not ``weaken`` (:func:`.weakening.weakenings`)."""
     if not parsed.weakenings:
@@ -258,14 +274,14 @@ def _require_weakening(headers: dict[str, str] | None, parsed: Any) -> None:
     )
 
 
-def _settings_routes(settings: Any) -> tuple[str, ...]:
+def _settings_routes(settings: JobSettings) -> tuple[str, ...]:
     """The restrictable routes a request with these settings uses."""
     if not settings.dry_run:
         return ("anonymize",)
     return ("dry-run", "dry-run-values") if settings.include_values else ("dry-run",)
 
 
-def _answer(output: Any, value: object, status: int = 200) -> None:
+def _answer(output: orthanc.RestOutput, value: object, status: int = 200) -> None:
     body = json.dumps(value, indent=1)
     if status == 200:
         output.AnswerBuffer(body, "application/json")
@@ -273,19 +289,16 @@ def _answer(output: Any, value: object, status: int = 200) -> None:
         _send_status(output, status, body)
 
 
-def _error(output: Any, status: int, message: str) -> None:
+def _error(output: orthanc.RestOutput, status: int, message: str) -> None:
     _send_status(output, status, json.dumps({"HttpStatus": status, "Message": message}, indent=1))
 
 
-def _send_status(output: Any, status: int, body: str) -> None:
+def _send_status(output: orthanc.RestOutput, status: int, body: str) -> None:
     """An error status with a body: orthanc-python 5.0 takes (status, body); 4.0 needs the length too."""
     try:
         output.SendHttpStatus(status, body)
     except TypeError:
         output.SendHttpStatus(status, body, len(body.encode("utf-8")))
-
-
-Route = Callable[..., None]
 
 
 def _audit_denial(denial: _Forbidden, method: object, uri: str) -> None:
@@ -304,11 +317,11 @@ def _audit_denial(denial: _Forbidden, method: object, uri: str) -> None:
         logger.error("denied request not audited: %s", exception_summary(error))
 
 
-def _route(methods: tuple[str, ...]) -> Callable[[Route], Route]:
+def _route(methods: tuple[str, ...]) -> Callable[[orthanc.RestCallback], orthanc.RestCallback]:
     """Wrap a route: method check, and exceptions turned into HTTP answers (400, 403, 404, 413, 503, 500)."""
 
-    def decorate(function: Route) -> Route:
-        def handler(output: Any, uri: str, **request: Any) -> None:
+    def decorate(function: orthanc.RestCallback) -> orthanc.RestCallback:
+        def handler(output: orthanc.RestOutput, uri: str, **request: Any) -> None:
             if request.get("method") not in methods:
                 output.SendMethodNotAllowed(",".join(methods))
                 return
@@ -355,12 +368,12 @@ def _state() -> _Plugin:
 
 
 @_route(("GET",))
-def _profiles(output: Any, uri: str, **request: Any) -> None:
+def _profiles(output: orthanc.RestOutput, uri: str, **request: Any) -> None:
     _require(request.get("headers"), "profiles")
     _answer(output, profiles_answer(_state().config.profiles_directory))
 
 
-def _submit(level: str, resources: list[str], settings: Any, headers: dict[str, str]) -> Job:
+def _submit(level: str, resources: list[str], settings: JobSettings, headers: dict[str, str]) -> Job:
     job = Job(level=level, resources=resources, settings=settings, user=_caller(headers))
     return _state().manager.submit(job)
 
@@ -370,7 +383,7 @@ def _job_reference(job: Job) -> dict[str, str]:
 
 
 @_route(("POST",))
-def _anonymize(output: Any, uri: str, **request: Any) -> None:
+def _anonymize(output: orthanc.RestOutput, uri: str, **request: Any) -> None:
     plugin = _state()
     level, resource = request["groups"]
     parsed = parse_anonymize(request.get("body") or b"", plugin.config)
@@ -389,7 +402,7 @@ def _anonymize(output: Any, uri: str, **request: Any) -> None:
     result = job.results[0] if job.results else None
     if result is None:
         _error(output, 500, "; ".join(job.errors) or "the job ended without a result")
-    elif result.get("Error") == "unknown resource":
+    elif resource in job.not_found:  # deleted between the check above and the job's listing
         _error(output, 404, f"unknown resource: {level}/{resource}")
     elif "Error" in result:
         _error(output, 500, str(result["Error"]))
@@ -398,7 +411,7 @@ def _anonymize(output: Any, uri: str, **request: Any) -> None:
 
 
 @_route(("POST",))
-def _batch(output: Any, uri: str, **request: Any) -> None:
+def _batch(output: orthanc.RestOutput, uri: str, **request: Any) -> None:
     plugin = _state()
     parsed = parse_batch(request.get("body") or b"", plugin.config)
     _require(request.get("headers"), "batch", *_settings_routes(parsed.settings)[1:])
@@ -415,7 +428,7 @@ def _holds_values(record: dict[str, Any]) -> bool:
 
 
 @_route(("GET",))
-def _job(output: Any, uri: str, **request: Any) -> None:
+def _job(output: orthanc.RestOutput, uri: str, **request: Any) -> None:
     (job_id,) = request["groups"]
     headers = request.get("headers") or {}
     _require(headers, "jobs")
@@ -439,7 +452,7 @@ def _job(output: Any, uri: str, **request: Any) -> None:
 
 
 @_route(("GET",))
-def _links(output: Any, uri: str, **request: Any) -> None:
+def _links(output: orthanc.RestOutput, uri: str, **request: Any) -> None:
     plugin = _state()
     level, resource = request["groups"]
     _require(request.get("headers"), "links")
@@ -456,7 +469,7 @@ def _links(output: Any, uri: str, **request: Any) -> None:
 
 
 @_route(("GET",))
-def _pixel_preview(output: Any, uri: str, **request: Any) -> None:
+def _pixel_preview(output: orthanc.RestOutput, uri: str, **request: Any) -> None:
     """One frame before and after Clean Pixel Data, as a PNG rendered here (by a worker process). It shows the
     original pixels, so it is kept to the users who may see a dry run's values (``dry-run-values``)."""
     plugin = _state()
@@ -476,7 +489,7 @@ def _pixel_preview(output: Any, uri: str, **request: Any) -> None:
 
 
 @_route(("GET",))
-def _ui(output: Any, uri: str, **request: Any) -> None:
+def _ui(output: orthanc.RestOutput, uri: str, **request: Any) -> None:
     """The page Orthanc Explorer 2's buttons open (explorer.py): static files, no resource data in them."""
     (name,) = request["groups"]
     found = ui_file(name)
@@ -488,7 +501,7 @@ def _ui(output: Any, uri: str, **request: Any) -> None:
 
 
 @_route(("GET",))
-def _audit(output: Any, uri: str, **request: Any) -> None:
+def _audit(output: orthanc.RestOutput, uri: str, **request: Any) -> None:
     # Each anonymization's record pairs its Source with its Result: reading them is following links.
     _require(request.get("headers"), "audit", "links")
     query = request.get("get") or {}
@@ -497,7 +510,7 @@ def _audit(output: Any, uri: str, **request: Any) -> None:
 
 
 @_route(("GET",))
-def _audit_verify(output: Any, uri: str, **request: Any) -> None:
+def _audit_verify(output: orthanc.RestOutput, uri: str, **request: Any) -> None:
     _require(request.get("headers"), "audit")
     _answer(output, _state().audit.verify())
 
@@ -521,7 +534,9 @@ _ORIGINS = {"DICOM_PROTOCOL": "DicomProtocol", "REST_API": "RestApi", "PLUGIN": 
 """orthanc.InstanceOrigin members -> the names Orthanc's ``Origin`` metadata uses (what Filter.Origin matches)."""
 
 
-def _received_instance(received: bytes, origin: Any) -> tuple[Any, bytes | None]:
+def _received_instance(
+    received: bytes, origin: orthanc.InstanceOrigin
+) -> tuple[orthanc.ReceivedInstanceAction, bytes | None]:
     """Gateway mode: Orthanc stores what this returns instead of what it received (:mod:`.gateway`). Runs on
     Orthanc's storage thread; the engine runs in a worker, and waiting for it releases the GIL."""
     actions = orthanc.ReceivedInstanceAction
@@ -536,9 +551,9 @@ def _received_instance(received: bytes, origin: Any) -> tuple[Any, bytes | None]
     except Exception as error:  # fail closed: a gateway stores nothing it has not anonymized
         logger.error("gateway: a received instance was discarded: %s", exception_summary(error))
         return actions.DISCARD, None
-    if action == "modify":
+    if action == MODIFY:
         return actions.MODIFY, data
-    if action == "keep":
+    if action == KEEP:
         return actions.KEEP_AS_IS, None
     return actions.DISCARD, None
 

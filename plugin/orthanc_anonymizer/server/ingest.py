@@ -34,10 +34,10 @@ from orthanc_anonymizer.deid.profiles import Option
 from orthanc_anonymizer.deid.uids import check_project
 from orthanc_anonymizer.errors import AnonymizerError, ProfileError
 from orthanc_anonymizer.server.jobs import INTERRUPTED, Job, JobSettings
+from orthanc_anonymizer.server.orthanc_client import ResourceNotFound
 
 logger = logging.getLogger("orthanc_anonymizer.ingest")
 
-ENGINE_MARKER = "orthanc-anonymizer"
 ORIGIN_KEYS = {"CallingAET": "RemoteAET", "CalledAET": "CalledAET", "Origin": "Origin", "RemoteIP": "RemoteIP"}
 """Filter keys about where an instance came from -> the Orthanc metadata that holds them."""
 MODES = ("Copy", "Gateway")
@@ -188,15 +188,6 @@ class AutoAnonymizeConfig:
         )
 
 
-def is_anonymizer_output(tags: Mapping[str, str]) -> bool:
-    """Whether an instance *claims* to be this engine's output (its de-identification markers, ``NO`` too: the
-    engine writes it when rules keep the patient's identity): a claim anyone can write, never a reason to skip
-    anonymizing it (see :attr:`IngestLoop.known_copy`)."""
-    if str(tags.get("PatientIdentityRemoved", "")).strip().upper() not in ("YES", "NO"):
-        return False
-    return ENGINE_MARKER in str(tags.get("DeidentificationMethod", ""))
-
-
 class ChangeCursor:
     """The position in Orthanc's change log up to which every change is done, persisted atomically."""
 
@@ -273,9 +264,9 @@ class IngestLoop:
     """
 
     LOOK_BACK = 1000
+    """First run: how far back in the log to look for changes made since the plugin started."""
     CHECKS = 4
     """How many new instances are looked at (tags, origin) at the same time."""
-    """First run: how far back in the log to look for changes made since the plugin started."""
 
     def __init__(
         self,
@@ -285,6 +276,15 @@ class IngestLoop:
         run_batch: Callable[[list[str]], BatchOutcome],
         on_stable_study: Callable[[str], None] | None = None,
         page: int = 500,
+        *,
+        start_batch: Callable[[list[str]], Callable[[], BatchOutcome]] | None = None,
+        in_flight: int = 1,
+        own_outputs: set[str] | None = None,
+        known_copy: Callable[[str], bool] | None = None,
+        follow_new_instances: bool = True,
+        started_at: str | None = None,
+        gaps: GapJudge | None = None,
+        leading: Callable[[], bool] | None = None,
     ) -> None:
         self.source = source
         self.cursor = cursor
@@ -292,26 +292,28 @@ class IngestLoop:
         self.run_batch = run_batch
         self.on_stable_study = on_stable_study
         self.page = page
+        self.start_batch = start_batch
+        """Optional: start a batch and return what waits for its outcome (up to ``in_flight`` batches at once)."""
+        self.in_flight = in_flight
+        self.own_outputs = own_outputs if own_outputs is not None else set()
+        """Copies ``run_batch`` just stored (:attr:`JobBatchRunner.outputs`, the same set): their own NewInstance
+        changes are skipped without reading them."""
+        self.known_copy: Callable[[str], bool] = known_copy or (lambda instance_id: False)
+        """Whether the links index knows this instance as a copy the plugin made (the only proof it is one)."""
+        self.follow_new_instances = follow_new_instances
+        """False in Gateway mode: what is stored is already anonymized; only stable studies matter (forwarding)."""
+        self.started_at = started_at
+        """The plugin's start, UTC ``YYYYMMDDTHHMMSS`` (see :meth:`start_position`)."""
+        self.gaps = gaps
+        """Several Orthancs write the log: do not move past a missing change number until it is known for good."""
+        self.leading = leading
+        """Several Orthancs: whether this one still leads ingest; :meth:`run_forever` returns once it does not."""
         self.wake = threading.Event()
         self._checks = ThreadPoolExecutor(self.CHECKS, thread_name_prefix="anonymizer-ingest-check")
         self.stopping = threading.Event()
         self.processed = 0
         self.skipped = 0
-        self.started_at: str | None = None
-        self.start_batch: Callable[[list[str]], Callable[[], BatchOutcome]] | None = None
-        """Optional: start a batch and return what waits for its outcome (several batches at once)."""
-        self.in_flight = 1
         self._pending: deque[tuple[Callable[[], BatchOutcome] | None, int, int]] = deque()
-        self.own_outputs: set[str] = set()
-        """Copies ``run_batch`` just stored: their own NewInstance changes are skipped without reading them."""
-        self.known_copy: Callable[[str], bool] = lambda instance_id: False
-        """Whether the links index knows this instance as a copy the plugin made (the only proof it is one)."""
-        self.follow_new_instances = True
-        """False in Gateway mode: what is stored is already anonymized; only stable studies matter (forwarding)."""
-        self.gaps: GapJudge | None = None
-        """Several Orthancs write the log: do not move past a missing change number until it is known for good."""
-        self.leading: Callable[[], bool] | None = None
-        """Several Orthancs: whether this one still leads ingest; :meth:`run_forever` returns once it does not."""
 
     def start_position(self) -> int:
         """Where to start: the saved position, or (first run) the end of the log, so old studies stay as they are.
@@ -415,12 +417,8 @@ class IngestLoop:
             return False
         try:
             tags = self.source.get_json(f"/instances/{instance_id}/simplified-tags")
-        except AnonymizerError:
-            raise
-        except Exception as error:  # the instance may be gone already (deleted right after arrival)
-            if getattr(error, "status", None) == 404:
-                return False
-            raise
+        except ResourceNotFound:  # the instance may be gone already (deleted right after arrival)
+            return False
         origin: dict[str, str] = {}
         if self.config.filter.origin:
             metadata = self.source.get_json(f"/instances/{instance_id}/metadata?expand")
@@ -516,7 +514,7 @@ class JobBatchRunner:
         outcome = BatchOutcome()
         for result in job.results:
             if "Error" in result:
-                if result["Error"] != "unknown resource":  # deleted since it arrived: nothing to anonymize
+                if result.get("Source") not in job.not_found:  # deleted since it arrived: nothing to anonymize
                     outcome.failed.append({"Instance": str(result.get("Source")), "Reason": str(result["Error"])})
                 continue
             outcome.anonymized += int(result.get("Instances", 0))

@@ -26,6 +26,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -36,7 +37,7 @@ from orthanc_anonymizer.deid.uids import KeyedHasher
 from orthanc_anonymizer.deid.weakening import Weakening, chosen_identity, named, weakenings
 from orthanc_anonymizer.errors import LinkStoreError
 from orthanc_anonymizer.logs import exception_summary
-from orthanc_anonymizer.server.links import LinkIndex
+from orthanc_anonymizer.server.links import LinkStore
 from orthanc_anonymizer.server.orthanc_client import (
     LEVELS,
     OrthancClient,
@@ -50,10 +51,18 @@ logger = logging.getLogger("orthanc_anonymizer.jobs")
 
 FROM_RESOURCE = "AnonymizedFromResource"
 PROFILE_METADATA = "AnonymizationProfile"
-PENDING, RUNNING, SUCCESS, FAILURE = "Pending", "Running", "Success", "Failure"
 INTERRUPTED = "interrupted: Orthanc stopped before the job ended"
 PARENT_LEVELS = (("series", "ParentSeries"), ("studies", "ParentStudy"), ("patients", "ParentPatient"))
 T = TypeVar("T")
+
+
+class JobState(StrEnum):
+    """A job's ``State`` (an anonymization's or a forward's): the strings of the job records, compared as members."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCESS = "Success"
+    FAILURE = "Failure"
 
 
 class AuditTrail(Protocol):
@@ -192,10 +201,13 @@ class Job:
     settings: JobSettings
     user: str
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    state: str = PENDING
+    state: JobState = JobState.PENDING
     progress: int = 0
     results: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    not_found: set[str] = field(default_factory=set)
+    """The resources Orthanc did not know when the job listed them (their results say ``unknown resource``): how
+    the routes answer 404 and on-ingest anonymization skips an instance deleted since it arrived."""
     created: float = field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
@@ -302,7 +314,7 @@ class JobStore:
             except (OSError, ValueError) as error:  # one damaged record must not stop Orthanc's start-up
                 logger.warning("job record %s unreadable, left as it is: %s", path.name, exception_summary(error))
                 continue
-            if isinstance(record, dict) and record.get("State") in (PENDING, RUNNING):
+            if isinstance(record, dict) and record.get("State") in (JobState.PENDING, JobState.RUNNING):
                 # The resources the job did not conclude: a copy of one may be partial (no result says Complete).
                 concluded = {result.get("Source") for result in record.get("Results", [])}
                 unfinished = [
@@ -310,7 +322,7 @@ class JobStore:
                     for resource in record.get("Resources", [])
                     if resource not in concluded
                 ]
-                record["State"] = FAILURE
+                record["State"] = JobState.FAILURE
                 record["Errors"] = [*record.get("Errors", []), *unfinished, INTERRUPTED]
                 self.save(record)
                 count += 1
@@ -405,13 +417,16 @@ class JobManager:
         self,
         client: OrthancClient,
         pool: Pool,
-        links: LinkIndex,
+        links: LinkStore,
         audit: AuditTrail,
         store: JobStore,
         hasher: KeyedHasher,
         concurrent_jobs: int = 2,
         window: int = 4,
         hold: Callable[[str, str], None] | None = None,
+        *,
+        register_stores: bool = False,
+        stopping: threading.Event | None = None,
     ) -> None:
         self.client = client
         self.pool = pool
@@ -421,16 +436,17 @@ class JobManager:
         self.hasher = hasher
         self.window = max(1, window)
         self.hold = hold
-        self.register_stores = False
+        """Test instrumentation only (:func:`hold_at_files`): called with the job's ID at named points."""
+        self.register_stores = register_stores
         """Gateway mode: register each copy's MD5 while it is stored (:meth:`is_storing`)."""
         self._storing: dict[str, int] = {}
         """MD5 -> how many copies with it are being stored now."""
-        """Test instrumentation only (:func:`hold_at_files`): called with the job's ID at named points."""
         self._storers = ThreadPoolExecutor(concurrent_jobs * self.STORERS, thread_name_prefix="anonymizer-store")
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self._queue: queue.Queue[Job | None] = queue.Queue()
-        self.stopping = threading.Event()
+        self.stopping = stopping if stopping is not None else threading.Event()
+        """Set by :meth:`shutdown` (given, when ``hold`` waits on it too)."""
         self._threads = [
             threading.Thread(target=self._run_forever, name=f"anonymizer-job-{n}", daemon=True)
             for n in range(concurrent_jobs)
@@ -506,20 +522,20 @@ class JobManager:
                 return
             if self.stopping.is_set():
                 job.errors.append(INTERRUPTED)
-                self._finish(job, FAILURE)
+                self._finish(job, JobState.FAILURE)
                 continue
             try:
                 self.run(job)
             except Exception as error:  # a bug must not kill the runner thread
                 logger.error("job %s: %s", job.id, exception_summary(error))
                 job.errors.append(f"internal error: {exception_summary(error)}")
-                self._finish(job, FAILURE)
+                self._finish(job, JobState.FAILURE)
 
-    def _finish(self, job: Job, state: str) -> None:
+    def _finish(self, job: Job, state: JobState) -> None:
         with self._lock:
             job.state = state
             job.finished = time.time()
-            if state == SUCCESS:
+            if state is JobState.SUCCESS:
                 job.progress = 100
         self._save(job)
         job.done.set()
@@ -531,7 +547,7 @@ class JobManager:
     def run(self, job: Job) -> None:
         """Run ``job`` to its end in this thread."""
         with self._lock:
-            job.state, job.started = RUNNING, time.time()
+            job.state, job.started = JobState.RUNNING, time.time()
         self._save(job)
         # Count first (for the progress), list each resource's instances only when its turn comes: a batch of many
         # large studies never has more than one study's instance list in memory.
@@ -544,7 +560,7 @@ class JobManager:
                 counts.append((resource, self.client.count_instances(job.level, resource)))
             except OrthancUnreachable:
                 job.errors.append(INTERRUPTED)
-                self._finish(job, FAILURE)
+                self._finish(job, JobState.FAILURE)
                 return
             except OrthancError as error:
                 counts.append((resource, None))
@@ -583,6 +599,8 @@ class JobManager:
                 self._hold(job, "listed")
             except OrthancError as error:
                 reason = "unknown resource" if isinstance(error, ResourceNotFound) else str(error)
+                if isinstance(error, ResourceNotFound):
+                    job.not_found.add(resource)
                 if count is not None:
                     job.errors.append(f"{job.level}/{resource}: {reason}")
                 result = {"Source": resource, "Level": LEVELS[job.level], "Error": reason}
@@ -625,7 +643,7 @@ class JobManager:
             if interrupted:
                 job.errors.append(INTERRUPTED)
         failed = bool(job.errors) or any(result.get("Failed") or result.get("Error") for result in job.results)
-        self._finish(job, FAILURE if failed else SUCCESS)
+        self._finish(job, JobState.FAILURE if failed else JobState.SUCCESS)
         logger.info(
             "job %s (%s, %d resources, %d instances) ended: %s", job.id, job.level, len(counts), total, job.state
         )

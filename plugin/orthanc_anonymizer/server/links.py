@@ -11,6 +11,7 @@ import contextlib
 import sqlite3
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -29,8 +30,33 @@ CREATE INDEX IF NOT EXISTS links_by_copy ON links (level, copy);
 """
 
 
-class LinkIndex:
-    """Originals to copies, per level (``Patient``, ``Study``, ``Series``, ``Instance``). Thread-safe."""
+class LinkStore(ABC):
+    """Originals to copies, per level (``Patient``, ``Study``, ``Series``, ``Instance``), wherever they are kept:
+    :class:`LinkIndex` (a SQLite file of this Orthanc) or :class:`~.cluster.SharedLinkIndex` (the database several
+    Orthancs share). Thread-safe; their storage's errors are :class:`~orthanc_anonymizer.errors.LinkStoreError`."""
+
+    def add(self, level: str, source: str, copy: str) -> None:
+        """Record that ``copy`` was made from ``source`` (idempotent)."""
+        self.add_many([(level, source, copy)])
+
+    @abstractmethod
+    def add_many(self, rows: Iterable[tuple[str, str, str]]) -> None:
+        """Record several ``(level, source, copy)`` links in one transaction (idempotent)."""
+
+    @abstractmethod
+    def copies(self, level: str, source: str) -> list[str]:
+        """The copies made of ``source``, oldest first."""
+
+    @abstractmethod
+    def source(self, level: str, copy: str) -> str | None:
+        """The original ``copy`` was made from, if the index knows it."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class LinkIndex(LinkStore):
+    """The links in a SQLite file under this Orthanc's state folder."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -39,12 +65,7 @@ class LinkIndex:
         self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.executescript(_SCHEMA)
 
-    def add(self, level: str, source: str, copy: str) -> None:
-        """Record that ``copy`` was made from ``source`` (idempotent)."""
-        self.add_many([(level, source, copy)])
-
     def add_many(self, rows: Iterable[tuple[str, str, str]]) -> None:
-        """Record several ``(level, source, copy)`` links in one transaction (idempotent)."""
         now = time.time()
         values = [(level, source, copy, now) for level, source, copy in rows]
         if not values:
@@ -61,7 +82,6 @@ class LinkIndex:
             self._connection.execute("COMMIT")
 
     def copies(self, level: str, source: str) -> list[str]:
-        """The copies made of ``source``, oldest first."""
         with self._lock, _reported("read"):
             rows = self._connection.execute(
                 "SELECT copy FROM links WHERE level = ? AND source = ? ORDER BY created, copy", (level, source)
@@ -69,7 +89,6 @@ class LinkIndex:
         return [row[0] for row in rows]
 
     def source(self, level: str, copy: str) -> str | None:
-        """The original ``copy`` was made from, if the index knows it."""
         with self._lock, _reported("read"):
             row = self._connection.execute(
                 "SELECT source FROM links WHERE level = ? AND copy = ? ORDER BY created DESC LIMIT 1", (level, copy)
