@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from orthanc_anonymizer import __version__
-from orthanc_anonymizer.defaults import CHECKOUT, SECRET_ENVIRONMENT_VARIABLE, chosen_secret
-from orthanc_anonymizer.deid.identity import ValueRejected, check_patient_id, check_patient_name
-from orthanc_anonymizer.deid.profile_files import load_profiles, parse_rules, resolve_profile
+from orthanc_anonymizer import __version__, anonymizer
+from orthanc_anonymizer.anonymizer import InvalidArgument, shipped_profiles_directory
+from orthanc_anonymizer.defaults import SECRET_ENVIRONMENT_VARIABLE, chosen_secret
+from orthanc_anonymizer.deid.profile_files import load_profiles
 from orthanc_anonymizer.deid.profiles import Option, Profile
 from orthanc_anonymizer.errors import ProfileError
 from orthanc_anonymizer.logs import route_warnings_to_logging
@@ -275,36 +275,20 @@ def _profiles_directory(args: argparse.Namespace) -> Path | None:
         if not directory.is_dir():
             raise UsageError(f"--profiles-dir {directory} is not a folder")
         return directory
-    shipped = CHECKOUT / "profiles"
-    return shipped if shipped.is_dir() else None
+    return shipped_profiles_directory()
+
+
+_FLAGS = {"profile": "--profile", "options": "--option", "rules": "--rules", "project": "--project"}
+"""The Python API's argument names (:class:`.anonymizer.InvalidArgument`) as the command's options."""
 
 
 def build_profile(args: argparse.Namespace) -> Profile:
-    """The profile the arguments ask for: ``--profile`` (a name or a file), ``--option``s, then ``--rules`` files."""
-    directory = _profiles_directory(args)
+    """The profile the arguments ask for: ``--profile`` (a name or a file), ``--option``s, then ``--rules`` files
+    (:func:`.anonymizer.build_profile`, as the Python API builds it)."""
     try:
-        profile = resolve_profile(args.profile, directory, allow_paths=True)
-    except ProfileError as error:
-        raise UsageError(f"--profile: {error}") from None
-    try:
-        profile = profile.with_options(args.option)
-    except ProfileError as error:
-        raise UsageError(f"--option: {error}") from None
-    for rules_file in args.rules:
-        path = Path(rules_file)
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as error:
-            reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
-            raise UsageError(f"--rules: cannot read {path} ({reason})") from None
-        suffix = path.suffix.lower().lstrip(".")
-        try:
-            profile = profile.with_rules(
-                parse_rules(text, suffix if suffix in ("csv", "json", "xml") else "", str(path))
-            )
-        except ProfileError as error:
-            raise UsageError(f"--rules: {error}") from None
-    return profile
+        return anonymizer.build_profile(args.profile, args.option, args.rules, _profiles_directory(args))
+    except InvalidArgument as error:
+        raise UsageError(f"{_FLAGS[error.argument]}: {error.problem}") from None
 
 
 # --- anonymize -----------------------------------------------------------------------------------------------------
@@ -372,12 +356,10 @@ def _import_pydicom(pixels: bool) -> None:
 
 
 def _project(text: str) -> str:
-    from orthanc_anonymizer.deid.uids import check_project
-
     try:
-        return check_project(text)
-    except ValueError as error:
-        raise UsageError(f"--project: {error}") from None
+        return anonymizer.checked_project(text)
+    except InvalidArgument as error:
+        raise UsageError(f"--project: {error.problem}") from None
 
 
 def command_anonymize(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
@@ -385,12 +367,9 @@ def command_anonymize(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) 
     if args.jobs < 1:
         raise UsageError(f"--jobs must be 1 or more, not {args.jobs}")
     try:
-        if args.patient_name is not None:
-            check_patient_name(args.patient_name, "--patient-name")
-        if args.patient_id is not None:
-            check_patient_id(args.patient_id, "--patient-id")
-    except ValueRejected as error:
-        raise UsageError(str(error)) from None
+        anonymizer.check_identity(args.patient_name, args.patient_id, ("--patient-name", "--patient-id"))
+    except InvalidArgument as error:
+        raise UsageError(error.problem) from None
     secret, development = _secret(args, os.environ)
     profile = build_profile(args)
     project = _project(args.project)

@@ -14,8 +14,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
+from io import BytesIO
 from typing import Any
 
+from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_dataset, read_instance
@@ -121,6 +123,11 @@ class InstanceOutcome:
         thread (hashlib releases the GIL): most copies never need it, and it cost the worker ~1.4 ms a CT image."""
         data = self.data
         return hashlib.md5(data).hexdigest() if data is not None else ""
+
+    def dataset(self) -> Dataset | None:
+        """The copy read back as a pydicom data set (``None`` when there is none)."""
+        data = self.data
+        return None if data is None else dcmread(BytesIO(data))
 
     def __getstate__(self) -> dict[str, Any]:
         # A memoryview does not pickle: the copy travels as one bytes.
