@@ -19,8 +19,8 @@ from dataclasses import dataclass, field, replace
 
 from pydicom._uid_dict import UID_dictionary
 
-# DICOM's own UIDs (SOP classes, transfer syntaxes, coding schemes...) are never replaced.
-_STANDARD_UIDS = frozenset(UID_dictionary)
+STANDARD_UIDS = frozenset(UID_dictionary)
+"""DICOM's own UIDs (SOP classes, transfer syntaxes, coding schemes...): never replaced, never identifying."""
 DEFAULT_DATE_SHIFT_DAYS = 3650
 MAX_PROJECT_LENGTH = 64
 """The longest project name accepted (it is recorded in every audit record and job record)."""
@@ -77,7 +77,7 @@ class KeyedHasher:
         Standard DICOM UIDs (SOP classes, transfer syntaxes...) are returned unchanged.
         """
         original = original.strip().rstrip("\x00")
-        if not original or original in _STANDARD_UIDS:
+        if not original or original in STANDARD_UIDS:
             return original
         raw = bytearray(self.digest("uid", original)[:16])
         raw[6] = (raw[6] & 0x0F) | 0x80  # version 8: custom

@@ -56,7 +56,6 @@ from functools import lru_cache
 from io import BytesIO
 
 from pydicom import dcmread
-from pydicom._uid_dict import UID_dictionary
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
@@ -79,6 +78,7 @@ from orthanc_anonymizer.deid.engine import (
     sequence_in_unknown,
 )
 from orthanc_anonymizer.deid.profiles import Action, ActionTable, Option, Profile, basic_profile
+from orthanc_anonymizer.deid.uids import STANDARD_UIDS
 
 MIN_LENGTH = 4
 """Values (and name components) shorter than this are too common to be identifying."""
@@ -107,7 +107,6 @@ _BULK_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010, 0x54001010, 0x540001
 _BINARY_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
 _NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "UV", "SV", "FL", "FD", "AT", "IS", "DS"})
 _SKIPPED_SOURCE_VRS = _NUMBER_VRS | _BINARY_VRS | {"SQ", "CS", "TM"}
-_STANDARD_UIDS = frozenset(UID_dictionary)
 _MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
 # Written whole by the engine (PS3.15 E.1.1 markers: method, profile name, options), never copied from the
 # original: a word of them ("Rules", "Basic") is no leak even where it equals a component of an original value.
@@ -478,7 +477,7 @@ class IdentifyingValues:
                     if len(date) == 8 and date.isdigit():
                         texts.setdefault(date, source)
                 elif vr == "UI":
-                    if value not in _STANDARD_UIDS and _UID_TOKEN.fullmatch(value):
+                    if value not in STANDARD_UIDS and _UID_TOKEN.fullmatch(value):
                         texts.setdefault(value, source)
                 elif _is_identifying_text(value) and not _is_descriptive(tag):
                     texts.setdefault(value.lower(), source)
