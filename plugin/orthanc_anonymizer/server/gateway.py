@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from io import BytesIO
 
 from pydicom import dcmread
@@ -34,7 +35,17 @@ from orthanc_anonymizer.server.jobs import AuditTrail, JobSettings
 from orthanc_anonymizer.server.workers import Pool
 
 logger = logging.getLogger("orthanc_anonymizer.gateway")
-KEEP, MODIFY, DISCARD = "keep", "modify", "discard"
+
+
+class GatewayAction(StrEnum):
+    """What Orthanc does with a received instance (the glue maps each to ``orthanc.ReceivedInstanceAction``)."""
+
+    KEEP = "keep"
+    MODIFY = "modify"
+    DISCARD = "discard"
+
+
+KEEP, MODIFY, DISCARD = GatewayAction.KEEP, GatewayAction.MODIFY, GatewayAction.DISCARD
 NOT_MATCHED = "does not match Anonymizer.AutoAnonymize.Filter"
 
 
@@ -42,7 +53,7 @@ NOT_MATCHED = "does not match Anonymizer.AutoAnonymize.Filter"
 class GatewayOutcome:
     """What a worker decided for one received instance. No PHI."""
 
-    action: str
+    action: GatewayAction
     outcome: InstanceOutcome | None = None
     reason: str = ""
     orthanc_id: str | None = None
@@ -107,7 +118,7 @@ class GatewayHandler:
         self.filter = ingest_filter
         self.audit = audit
 
-    def decide(self, data: bytes, origin: str) -> tuple[str, bytes | None]:
+    def decide(self, data: bytes, origin: str) -> tuple[GatewayAction, bytes | None]:
         """``(action, bytes to store)`` for one received instance; fails closed (``discard``)."""
         if self.own_store(data):
             return KEEP, None  # a copy the REST routes made here: its exact bytes are being stored by the plugin
