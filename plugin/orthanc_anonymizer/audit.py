@@ -41,10 +41,10 @@ import json
 import os
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from orthanc_anonymizer.errors import AnonymizerError
 
@@ -328,3 +328,85 @@ class AuditLog:
         Hash does not match its content.
         """
         return verify_chain(record for _, record in self._records())
+
+
+class InstanceFailureLike(Protocol):
+    """An instance that gave no stored copy (:class:`.pipeline.InstanceFailure`)."""
+
+    @property
+    def residual_phi(self) -> bool: ...
+
+    def as_json(self) -> dict[str, object]: ...
+
+
+MOST_AUDITED_PIXEL_REGIONS = 2000
+"""Boxes listed in one audit record; beyond, their number only (a long OCR'd cine can have thousands)."""
+
+
+def anonymization_record(
+    *,
+    user: str,
+    level: str,
+    source: str | None,
+    result: str | None,
+    source_instances: int,
+    instances: int,
+    failed: Sequence[InstanceFailureLike],
+    settings: Mapping[str, object],
+    counts: Mapping[str, int],
+    residual_checked: int,
+    residual_not_checked: int,
+    dry_run: bool = False,
+    job: str | None = None,
+    complete: bool | None = None,
+    mode: str | None = None,
+    in_place: bool = False,
+    deleted_original: bool = False,
+    originals: Mapping[str, object] | None = None,
+    pixel_regions: Sequence[Mapping[str, object]] = (),
+) -> dict[str, object]:
+    """The audit record of one anonymized (or dry-run) resource: the one builder for jobs and Gateway mode.
+
+    IDs, counts, tag numbers and value-free reasons only. A job's record names the ``job`` and says whether the copy
+    is ``complete``; Gateway mode's names its ``mode`` instead (it has no job). ``originals``: what InPlace did with
+    the originals (:meth:`.server.jobs._Removal.fields`). Residual PHI is counted from the failures' type, never
+    from their text."""
+    record: dict[str, object] = {
+        "Event": "dry-run" if dry_run else "anonymize",
+        "User": user,
+    }
+    if job is not None:
+        record["Job"] = job
+    if mode is not None:
+        record["Mode"] = mode
+    record.update(
+        {
+            "Level": level,
+            "Source": source,
+            "Result": result,
+            "SourceInstances": source_instances,
+            "Instances": instances,
+        }
+    )
+    if job is not None:
+        record["Complete"] = complete
+    record.update(
+        {
+            "Failed": [failure.as_json() for failure in failed],
+            "Settings": settings,
+            "InPlace": in_place,
+            "DeletedOriginal": deleted_original,
+            **(originals or {}),
+            "Counts": counts,
+            "ResidualPhi": {
+                "Checked": residual_checked,
+                "NotChecked": residual_not_checked,
+                "Leaking": sum(1 for failure in failed if failure.residual_phi),
+            },
+        }
+    )
+    if pixel_regions:
+        record["PixelRegions"] = list(pixel_regions[:MOST_AUDITED_PIXEL_REGIONS])
+        if len(pixel_regions) > MOST_AUDITED_PIXEL_REGIONS:
+            record["PixelRegionsNotListed"] = len(pixel_regions) - MOST_AUDITED_PIXEL_REGIONS
+    return record

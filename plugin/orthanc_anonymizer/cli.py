@@ -35,13 +35,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from orthanc_anonymizer import __version__
-from orthanc_anonymizer.deid.identity import ValueRejected, check_patient_id, check_patient_name
-from orthanc_anonymizer.deid.profile_files import load_profiles, parse_rules, resolve_profile
+from orthanc_anonymizer import __version__, anonymizer
+from orthanc_anonymizer.anonymizer import InvalidArgument, shipped_profiles_directory
+from orthanc_anonymizer.defaults import SECRET_ENVIRONMENT_VARIABLE, chosen_secret
+from orthanc_anonymizer.deid.profile_files import load_profiles
 from orthanc_anonymizer.deid.profiles import Option, Profile
-from orthanc_anonymizer.errors import AnonymizerError, ProfileError
-from orthanc_anonymizer.logs import exception_summary, route_warnings_to_logging
-from orthanc_anonymizer.server.config import CHECKOUT, DEVELOPMENT_SECRET, SECRET_ENVIRONMENT_VARIABLE
+from orthanc_anonymizer.errors import ProfileError
+from orthanc_anonymizer.logs import route_warnings_to_logging
 
 if TYPE_CHECKING:
     from orthanc_anonymizer.deid.engine import AnonymizationSettings
@@ -86,13 +86,13 @@ class FileResult:
 
 
 def anonymize_one(task: FileTask, settings: AnonymizationSettings, verify: bool) -> FileResult:
-    """Anonymize ``task.source`` into ``task.destination``; with ``verify``, check the output for residual PHI.
+    """Anonymize ``task.source`` into ``task.destination`` through the pipeline (:mod:`.pipeline`); with
+    ``verify``, check the output for residual PHI.
 
     A file that fails (unreadable, not DICOM, damaged, or with residual PHI found) is not written (a stale output
     of an earlier run at the destination is removed). Never raises for a bad input file.
     """
-    from orthanc_anonymizer.deid.engine import anonymize_dataset, read_instance
-    from orthanc_anonymizer.deid.verify import IdentifyingValues
+    from orthanc_anonymizer.pipeline import Failure, InstanceTask, anonymize_instance
 
     try:
         original = read_regular_file(task.source)
@@ -100,47 +100,29 @@ def anonymize_one(task: FileTask, settings: AnonymizationSettings, verify: bool)
         return FileResult(task.display, False, f"skipped: {error}")
     except OSError as error:
         return FileResult(task.display, False, f"cannot read ({error.strerror or type(error).__name__})")
-    identifying: IdentifyingValues | None = None
-    try:
-        instance = read_instance(original, settings.profile)
-        if verify:
-            # From the parsed original, before the engine changes it: neither file is parsed again.
-            try:
-                identifying = IdentifyingValues.collect(instance.dataset, settings.profile)
-            except Exception as error:
-                _remove_stale(task.destination)
-                return FileResult(task.display, False, f"residual-PHI check failed: {exception_summary(error)}")
-        anonymize_dataset(instance.dataset, settings, record_changes=False)
-        output = instance.output_parts()
-    except AnonymizerError as error:
+    outcome = anonymize_instance(original, InstanceTask(settings, check_residual=verify, orthanc_identity=False))
+    if outcome.failure is not None or outcome.parts is None:
         _remove_stale(task.destination)
-        return FileResult(task.display, False, str(error))
-    except Exception as error:  # a bug or an input pydicom cannot handle: name it, go on with the others
-        _remove_stale(task.destination)
-        return FileResult(task.display, False, exception_summary(error))
-    result = FileResult(task.display, True)
-    if identifying is not None:
-        try:
-            residual = identifying.search_written(instance.dataset, output)
-        except Exception as error:
-            _remove_stale(task.destination)
-            return FileResult(task.display, False, f"residual-PHI check failed: {exception_summary(error)}")
-        result.checked_values = residual.checked_values
-        if not residual.clean:
-            # The output still carries patient data: keep it out of DST.
-            _remove_stale(task.destination)
-            result.ok = False
-            result.reason = f"residual PHI in {len(residual.leaks)} place(s); output not written"
-            result.leaks = [
-                {"Path": leak.path, "Tag": leak.tag, "Source": leak.source, "Kind": leak.kind}
-                for leak in residual.leaks
-            ]
-            return result
+    if outcome.failure is Failure.RESIDUAL_PHI:
+        # The output still carries patient data: keep it out of DST.
+        return FileResult(
+            task.display,
+            False,
+            f"residual PHI in {len(outcome.leaks)} place(s); output not written",
+            leaks=[
+                {"Path": leak.path, "Tag": leak.tag, "Source": leak.source, "Kind": leak.kind} for leak in outcome.leaks
+            ],
+            checked_values=outcome.checked_values,
+        )
+    if outcome.failure is Failure.CHECK_FAILED:
+        return FileResult(task.display, False, f"residual-PHI check failed: {outcome.reason}")
+    if outcome.failure is not None or outcome.parts is None:
+        return FileResult(task.display, False, outcome.explanation)
     try:
-        _write_atomically(task.destination, output)
+        _write_atomically(task.destination, outcome.parts)
     except OSError as error:
         return FileResult(task.display, False, f"cannot write output ({error.strerror or type(error).__name__})")
-    return result
+    return FileResult(task.display, True, checked_values=outcome.checked_values)
 
 
 class NotARegularFile(Exception):
@@ -278,11 +260,9 @@ def plan_tasks(
 
 
 def _secret(args: argparse.Namespace, environ: dict[str, str] | os._Environ[str]) -> tuple[bytes, bool]:
-    text = args.secret or environ.get(SECRET_ENVIRONMENT_VARIABLE, "")
-    if text:
-        return text.encode("utf-8"), False
-    if args.dev_secret:
-        return DEVELOPMENT_SECRET, True
+    chosen = chosen_secret(args.secret, environ, allow_development=args.dev_secret)
+    if chosen is not None:
+        return chosen
     raise UsageError(
         f"no anonymization secret: set the environment variable {SECRET_ENVIRONMENT_VARIABLE} (preferred: it stays "
         "out of the process list) or give --secret; --dev-secret uses a fixed development key, only for test data"
@@ -295,36 +275,20 @@ def _profiles_directory(args: argparse.Namespace) -> Path | None:
         if not directory.is_dir():
             raise UsageError(f"--profiles-dir {directory} is not a folder")
         return directory
-    shipped = CHECKOUT / "profiles"
-    return shipped if shipped.is_dir() else None
+    return shipped_profiles_directory()
+
+
+_FLAGS = {"profile": "--profile", "options": "--option", "rules": "--rules", "project": "--project"}
+"""The Python API's argument names (:class:`.anonymizer.InvalidArgument`) as the command's options."""
 
 
 def build_profile(args: argparse.Namespace) -> Profile:
-    """The profile the arguments ask for: ``--profile`` (a name or a file), ``--option``s, then ``--rules`` files."""
-    directory = _profiles_directory(args)
+    """The profile the arguments ask for: ``--profile`` (a name or a file), ``--option``s, then ``--rules`` files
+    (:func:`.anonymizer.build_profile`, as the Python API builds it)."""
     try:
-        profile = resolve_profile(args.profile, directory, allow_paths=True)
-    except ProfileError as error:
-        raise UsageError(f"--profile: {error}") from None
-    try:
-        profile = profile.with_options(args.option)
-    except ProfileError as error:
-        raise UsageError(f"--option: {error}") from None
-    for rules_file in args.rules:
-        path = Path(rules_file)
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as error:
-            reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
-            raise UsageError(f"--rules: cannot read {path} ({reason})") from None
-        suffix = path.suffix.lower().lstrip(".")
-        try:
-            profile = profile.with_rules(
-                parse_rules(text, suffix if suffix in ("csv", "json", "xml") else "", str(path))
-            )
-        except ProfileError as error:
-            raise UsageError(f"--rules: {error}") from None
-    return profile
+        return anonymizer.build_profile(args.profile, args.option, args.rules, _profiles_directory(args))
+    except InvalidArgument as error:
+        raise UsageError(f"{_FLAGS[error.argument]}: {error.problem}") from None
 
 
 # --- anonymize -----------------------------------------------------------------------------------------------------
@@ -392,12 +356,10 @@ def _import_pydicom(pixels: bool) -> None:
 
 
 def _project(text: str) -> str:
-    from orthanc_anonymizer.deid.uids import check_project
-
     try:
-        return check_project(text)
-    except ValueError as error:
-        raise UsageError(f"--project: {error}") from None
+        return anonymizer.checked_project(text)
+    except InvalidArgument as error:
+        raise UsageError(f"--project: {error.problem}") from None
 
 
 def command_anonymize(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
@@ -405,12 +367,9 @@ def command_anonymize(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) 
     if args.jobs < 1:
         raise UsageError(f"--jobs must be 1 or more, not {args.jobs}")
     try:
-        if args.patient_name is not None:
-            check_patient_name(args.patient_name, "--patient-name")
-        if args.patient_id is not None:
-            check_patient_id(args.patient_id, "--patient-id")
-    except ValueRejected as error:
-        raise UsageError(str(error)) from None
+        anonymizer.check_identity(args.patient_name, args.patient_id, ("--patient-name", "--patient-id"))
+    except InvalidArgument as error:
+        raise UsageError(error.problem) from None
     secret, development = _secret(args, os.environ)
     profile = build_profile(args)
     project = _project(args.project)

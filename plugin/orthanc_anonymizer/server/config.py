@@ -14,14 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orthanc_anonymizer.defaults import CHECKOUT as CHECKOUT  # re-exported: launch and the tests find them here
+from orthanc_anonymizer.defaults import DEVELOPMENT_SECRET as DEVELOPMENT_SECRET
+from orthanc_anonymizer.defaults import SECRET_ENVIRONMENT_VARIABLE as SECRET_ENVIRONMENT_VARIABLE
 from orthanc_anonymizer.deid.profiles import Option, Profile
 from orthanc_anonymizer.errors import AnonymizerError, ProfileError
 
 SECTION = "Anonymizer"
-SECRET_ENVIRONMENT_VARIABLE = "ANONYMIZER_SECRET"
-DEVELOPMENT_SECRET = b"orthanc-anonymizer-development-secret-do-not-use-for-real-data"
-CHECKOUT = Path(__file__).resolve().parents[3]
-"""The checkout (or installation prefix) this package runs from."""
 
 _KNOWN_KEYS = {
     "DefaultProfile",

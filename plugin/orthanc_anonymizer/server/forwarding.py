@@ -30,16 +30,11 @@ from orthanc_anonymizer.server.jobs import (
     AuditTrail,
     JobState,
     JobStore,
+    timestamp,
 )
 from orthanc_anonymizer.server.orthanc_client import OrthancClient, OrthancError
 
 logger = logging.getLogger("orthanc_anonymizer.forwarding")
-
-
-def _timestamp(moment: float | None) -> str | None:
-    if moment is None:
-        return None
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(moment))
 
 
 @dataclass
@@ -71,14 +66,14 @@ class ForwardJob:
             "Progress": self.progress,
             "Attempts": self.attempts,
             "OrthancJob": self.orthanc_job,
-            "NextAttempt": _timestamp(self.next_attempt) if self.state is JobState.PENDING and self.attempts else None,
+            "NextAttempt": timestamp(self.next_attempt) if self.state is JobState.PENDING and self.attempts else None,
             "Results": [{"Source": self.study, "Destination": self.destination}]
             if self.state is JobState.SUCCESS
             else [],
             "Errors": list(self.errors),
-            "CreationTime": _timestamp(self.created),
-            "StartTime": _timestamp(self.started),
-            "CompletionTime": _timestamp(self.finished),
+            "CreationTime": timestamp(self.created),
+            "StartTime": timestamp(self.started),
+            "CompletionTime": timestamp(self.finished),
         }
 
 

@@ -20,36 +20,47 @@ has ``"Source": null``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from io import BytesIO
-from typing import Any, Protocol
 
 from pydicom import dcmread
 
+from orthanc_anonymizer.audit import anonymization_record
 from orthanc_anonymizer.logs import exception_summary
+from orthanc_anonymizer.pipeline import Failure, InstanceFailure, InstanceOutcome, InstanceTask, anonymize_instance
 from orthanc_anonymizer.server.ingest import IngestFilter
 from orthanc_anonymizer.server.jobs import AuditTrail, JobSettings
-from orthanc_anonymizer.server.workers import InstanceOutcome, InstanceTask, anonymize_instance
+from orthanc_anonymizer.server.workers import Pool
 
 logger = logging.getLogger("orthanc_anonymizer.gateway")
-KEEP, MODIFY, DISCARD = "keep", "modify", "discard"
 
 
-class Pool(Protocol):
-    def call(self, function: Any, *args: Any) -> Any: ...
+class GatewayAction(StrEnum):
+    """What Orthanc does with a received instance (the glue maps each to ``orthanc.ReceivedInstanceAction``)."""
+
+    KEEP = "keep"
+    MODIFY = "modify"
+    DISCARD = "discard"
+
+
+KEEP, MODIFY, DISCARD = GatewayAction.KEEP, GatewayAction.MODIFY, GatewayAction.DISCARD
+NOT_MATCHED = "does not match Anonymizer.AutoAnonymize.Filter"
 
 
 @dataclass
 class GatewayOutcome:
     """What a worker decided for one received instance. No PHI."""
 
-    action: str
+    action: GatewayAction
     outcome: InstanceOutcome | None = None
     reason: str = ""
     orthanc_id: str | None = None
     """The Orthanc ID the anonymized instance will have (for the audit trail)."""
     counts: dict[str, int] = field(default_factory=dict)
+    failure: Failure | None = None
+    """Why it was discarded, as the pipeline says (``None``: stored, or the worker itself failed)."""
 
 
 def _tags(data: bytes, keywords: list[str]) -> dict[str, str]:
@@ -69,23 +80,20 @@ def _tags(data: bytes, keywords: list[str]) -> dict[str, str]:
 
 
 def decide_in_worker(data: bytes, task: InstanceTask, ingest_filter: IngestFilter, origin: str) -> GatewayOutcome:
-    """Runs in a worker process: filter, then anonymize. Never raises."""
+    """Runs in a worker process: filter, then the pipeline. Never raises."""
     try:
         # Whatever the file claims (PatientIdentityRemoved, DeidentificationMethod: anyone can write them), it is an
         # original: the plugin's own copies were recognised before this, by their bytes (GatewayHandler.decide).
         tags = _tags(data, ingest_filter.needed_keywords)
         if not ingest_filter.matches(tags, {"Origin": origin}):
-            return GatewayOutcome(DISCARD, reason="does not match Anonymizer.AutoAnonymize.Filter")
-        outcome = anonymize_instance(data, task)
-        if outcome.error is not None:
-            return GatewayOutcome(DISCARD, reason=outcome.error, counts=outcome.counts)
-        if outcome.residual_clean is False:
-            where = ", ".join(sorted(set(outcome.residual_leaks))[:10])
-            return GatewayOutcome(DISCARD, reason=f"residual PHI found at {where}", counts=outcome.counts)
-        assert outcome.data is not None
-        return GatewayOutcome(MODIFY, outcome=outcome, orthanc_id=outcome.orthanc_id, counts=outcome.counts)
+            return GatewayOutcome(DISCARD, reason=NOT_MATCHED, failure=Failure.NOT_MATCHED)
     except Exception as error:  # unreadable input: a gateway stores nothing it could not check
-        return GatewayOutcome(DISCARD, reason=f"cannot read the instance: {exception_summary(error)}")
+        reason = f"cannot read the instance: {exception_summary(error)}"
+        return GatewayOutcome(DISCARD, reason=reason, failure=Failure.INVALID_INPUT)
+    outcome = anonymize_instance(data, task)
+    if outcome.failure is not None:
+        return GatewayOutcome(DISCARD, reason=outcome.reason, counts=outcome.counts, failure=outcome.failure)
+    return GatewayOutcome(MODIFY, outcome=outcome, orthanc_id=outcome.orthanc_id, counts=outcome.counts)
 
 
 class GatewayHandler:
@@ -110,7 +118,7 @@ class GatewayHandler:
         self.filter = ingest_filter
         self.audit = audit
 
-    def decide(self, data: bytes, origin: str) -> tuple[str, bytes | None]:
+    def decide(self, data: bytes, origin: str) -> tuple[GatewayAction, bytes | None]:
         """``(action, bytes to store)`` for one received instance; fails closed (``discard``)."""
         if self.own_store(data):
             return KEEP, None  # a copy the REST routes made here: its exact bytes are being stored by the plugin
@@ -122,7 +130,7 @@ class GatewayHandler:
             decision = GatewayOutcome(DISCARD, reason=f"worker failed: {exception_summary(error)}")
         if decision.action == KEEP:
             return KEEP, None
-        if decision.action == DISCARD and decision.reason.startswith("does not match"):
+        if decision.failure is Failure.NOT_MATCHED:
             return DISCARD, None
         self._audit(decision)
         if decision.action == MODIFY and decision.outcome is not None:
@@ -133,27 +141,21 @@ class GatewayHandler:
     def _audit(self, decision: GatewayOutcome) -> None:
         stored = decision.action == MODIFY
         outcome = decision.outcome
-        record: Mapping[str, Any] = {
-            "Event": "anonymize",
-            "User": "auto",
-            "Mode": "Gateway",
-            "Level": "Instance",
-            "Source": None,
-            "Result": decision.orthanc_id,
-            "SourceInstances": 1,
-            "Instances": 1 if stored else 0,
-            "Failed": [] if stored else [{"Instance": None, "Reason": decision.reason}],
-            "Settings": self.settings.describe(),
-            "InPlace": False,
-            "DeletedOriginal": False,
-            "Counts": decision.counts,
-            "ResidualPhi": {
-                "Checked": 1 if outcome is not None and outcome.residual_clean is not None else 0,
-                "NotChecked": 1 if outcome is not None and outcome.residual_clean is None else 0,
-                "Leaking": 1 if decision.reason.startswith("residual PHI") else 0,
-            },
-        }
+        record = anonymization_record(
+            user="auto",
+            mode="Gateway",
+            level="Instance",
+            source=None,
+            result=decision.orthanc_id,
+            source_instances=1,
+            instances=1 if stored else 0,
+            failed=[] if stored else [InstanceFailure(None, decision.reason, decision.failure)],
+            settings=self.settings.describe(),
+            counts=decision.counts,
+            residual_checked=1 if outcome is not None and outcome.residual_clean is not None else 0,
+            residual_not_checked=1 if outcome is not None and outcome.residual_clean is None else 0,
+        )
         try:
-            self.audit.append(dict(record))
+            self.audit.append(record)
         except Exception as error:
             logger.error("gateway: audit record not written: %s", exception_summary(error))

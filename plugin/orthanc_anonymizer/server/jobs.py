@@ -31,12 +31,14 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from orthanc_anonymizer import __version__
+from orthanc_anonymizer.audit import anonymization_record
 from orthanc_anonymizer.deid.engine import AnonymizationSettings
 from orthanc_anonymizer.deid.profiles import Profile, Rule
 from orthanc_anonymizer.deid.uids import KeyedHasher
 from orthanc_anonymizer.deid.weakening import Weakening, chosen_identity, named, weakenings
 from orthanc_anonymizer.errors import LinkStoreError
 from orthanc_anonymizer.logs import exception_summary
+from orthanc_anonymizer.pipeline import Failure, InstanceFailure
 from orthanc_anonymizer.server.links import LinkStore
 from orthanc_anonymizer.server.orthanc_client import (
     LEVELS,
@@ -45,7 +47,9 @@ from orthanc_anonymizer.server.orthanc_client import (
     OrthancUnreachable,
     ResourceNotFound,
 )
-from orthanc_anonymizer.server.workers import InstanceOutcome, InstanceTask, anonymize_instance
+
+__all__ = ["fetch_and_anonymize"]  # where tests and the bench found it before it moved to the workers' module
+from orthanc_anonymizer.server.workers import FetchedInstance, InstanceTask, Pool, fetch_and_anonymize
 
 logger = logging.getLogger("orthanc_anonymizer.jobs")
 
@@ -69,57 +73,6 @@ class AuditTrail(Protocol):
     def append(self, record: dict[str, Any]) -> dict[str, Any]: ...
 
     def append_many(self, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]: ...
-
-
-class Pool(Protocol):
-    def call(self, function: Callable[..., T], *args: Any) -> Future[T]: ...
-
-
-class InstanceReader(Protocol):
-    """Where a worker reads originals from: an :class:`OrthancClient` (made in the worker from its endpoint)."""
-
-    def instance_file(self, instance_id: str) -> bytes: ...
-
-
-@dataclass
-class FetchedInstance:
-    """What :func:`fetch_and_anonymize` returns: the engine's outcome, or why the original could not be read."""
-
-    outcome: InstanceOutcome | None = None
-    read_error: str | None = None
-    unreachable: bool = False
-    """Orthanc refused the connection (it is stopping): not a verdict on this instance."""
-
-
-_worker_clients: dict[str, OrthancClient] = {}
-"""In a worker process: one loopback client (one kept-alive connection) per endpoint."""
-
-
-def fetch_and_anonymize(
-    source: Mapping[str, Any] | InstanceReader, instance_id: str, task: InstanceTask
-) -> FetchedInstance:
-    """In a worker process: download one original and anonymize it. Never raises.
-
-    Downloading here rather than in Orthanc's process keeps the file off Orthanc's Python: reading 530 KB from a
-    socket and pickling it to a worker took ~1 ms of the GIL per CT image there (a quarter of the plugin's Python
-    time inside Orthanc, py-spy). ``source`` is :meth:`OrthancClient.endpoint` (or, in tests, a reader).
-    """
-    if isinstance(source, Mapping):
-        key = json.dumps(source, sort_keys=True)
-        reader: InstanceReader | None = _worker_clients.get(key)
-        if reader is None:
-            reader = _worker_clients[key] = OrthancClient.from_endpoint(source)
-    else:
-        reader = source
-    try:
-        data = reader.instance_file(instance_id)
-    except OrthancUnreachable as error:
-        return FetchedInstance(read_error=str(error), unreachable=True)
-    except OrthancError as error:
-        return FetchedInstance(read_error=str(error))
-    except Exception as error:
-        return FetchedInstance(read_error=exception_summary(error))
-    return FetchedInstance(outcome=anonymize_instance(data, task))
 
 
 def rules_digest(rules: Sequence[Rule]) -> str | None:
@@ -225,9 +178,9 @@ class Job:
             "Progress": self.progress,
             "Results": list(self.results),
             "Errors": list(self.errors),
-            "CreationTime": _timestamp(self.created),
-            "StartTime": _timestamp(self.started),
-            "CompletionTime": _timestamp(self.finished),
+            "CreationTime": timestamp(self.created),
+            "StartTime": timestamp(self.started),
+            "CompletionTime": timestamp(self.finished),
         }
 
 
@@ -250,7 +203,8 @@ def hold_at_files(directory: Path, stopping: threading.Event) -> Callable[[str, 
     return hold
 
 
-def _timestamp(moment: float | None) -> str | None:
+def timestamp(moment: float | None) -> str | None:
+    """``moment`` (seconds since the epoch) as Orthanc writes times in job records: ``20261207T070000Z``."""
     if moment is None:
         return None
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(moment))
@@ -361,8 +315,6 @@ class _ParentCache:
         }
 
 
-MOST_AUDITED_PIXEL_REGIONS = 2000
-"""Boxes listed in one audit record; beyond, their number only (a long OCR'd cine can have thousands)."""
 _PIXEL_REGION_KEYS = ("Frame", "Left", "Top", "Width", "Height", "Source", "Rule")
 
 
@@ -388,7 +340,7 @@ class _ResourceRun:
         self.copied: list[str] = []
         """The originals whose copies are stored, verified and linked: the only ones InPlace may delete."""
         self.new_ids: dict[str, set[str]] = {segment: set() for segment in LEVELS}
-        self.failed: list[dict[str, str]] = []
+        self.failed: list[InstanceFailure] = []
         self.changes: list[dict[str, object]] = []
         self.pixel_regions: list[dict[str, object]] = []
         """The boxes Clean Pixel Data blacked out (would black out, on a dry run), with their instance's ID."""
@@ -683,14 +635,13 @@ class JobManager:
         parents: _ParentCache,
     ) -> None:
         """Store one anonymized instance, check it, link it. Never raises: failures go to ``run.failed``."""
-        source_id = instance[0]
         try:
-            reason = self._store(job, run, instance, future, parents)
+            failure = self._store(job, run, instance, future, parents)
         except Exception as error:  # a bug must not lose the instance silently
-            reason = f"internal error: {exception_summary(error)}"
-        if reason is not None:
+            failure = InstanceFailure(instance[0], f"internal error: {exception_summary(error)}")
+        if failure is not None:
             with run.lock:
-                run.failed.append({"Instance": source_id, "Reason": reason})
+                run.failed.append(failure)
 
     def _store(
         self,
@@ -699,19 +650,20 @@ class JobManager:
         instance: tuple[str, str],
         future: Future[FetchedInstance],
         parents: _ParentCache,
-    ) -> str | None:
+    ) -> InstanceFailure | None:
         """The work of :meth:`_complete`; returns why the instance failed, or ``None``."""
+        source_id = instance[0]
         try:
             fetched = future.result()
         except Exception as error:  # the worker process died
-            return f"worker failed: {exception_summary(error)}"
+            return InstanceFailure(source_id, f"worker failed: {exception_summary(error)}")
         if fetched.outcome is None:
             if fetched.unreachable:
                 run.interrupted = True  # Orthanc is stopping: the job ends interrupted, InPlace keeps the original
-            return f"cannot read the original: {fetched.read_error}"
+            return InstanceFailure(source_id, f"cannot read the original: {fetched.read_error}")
         outcome = fetched.outcome
         if outcome.error is not None:
-            return outcome.error
+            return InstanceFailure(source_id, outcome.reason, outcome.failure)
         with run.lock:
             for action, count in outcome.counts.items():
                 run.counts[action] = run.counts.get(action, 0) + count
@@ -723,16 +675,15 @@ class JobManager:
                 run.residual_unknown += 1
             else:
                 run.residual_checked += 1
-        if outcome.residual_clean is False:
-            where = ", ".join(sorted(set(outcome.residual_leaks))[:10])
-            return f"residual PHI found at {where}; copy not stored"
+        if outcome.failure is Failure.RESIDUAL_PHI:
+            return InstanceFailure(source_id, f"{outcome.reason}; copy not stored", outcome.failure)
         assert outcome.data is not None and outcome.orthanc_id is not None
         try:
             # The instance's link first: from the moment the copy is stored, the links index says it is a copy (on
             # every node of a cluster), so on-ingest anonymization never takes it for an original.
             self.links.add_many([(LEVELS["instances"], instance[0], outcome.orthanc_id)])
         except (OSError, LinkStoreError) as error:
-            return f"cannot link the copy (not stored): {exception_summary(error)}"
+            return InstanceFailure(source_id, f"cannot link the copy (not stored): {exception_summary(error)}")
         try:
             if self.register_stores:
                 with self._registered(outcome.md5):
@@ -746,16 +697,18 @@ class JobManager:
             if (job.settings.in_place or stored.get("Status") != "Success") and self.client.stored_md5(
                 new_ids["instances"]
             ) != outcome.md5:
-                return "Orthanc kept other bytes for this SOPInstanceUID (OverwriteInstances is off?)"
+                return InstanceFailure(
+                    source_id, "Orthanc kept other bytes for this SOPInstanceUID (OverwriteInstances is off?)"
+                )
             try:
                 self._link(job, parents.originals(instance), new_ids, parents, indexed=outcome.orthanc_id)
             except (OSError, LinkStoreError) as error:  # the state folder's disk is full, the database is gone
-                return self._remove_unlinked(new_ids["instances"], error)
+                return InstanceFailure(source_id, self._remove_unlinked(new_ids["instances"], error))
         except OrthancUnreachable as error:
             run.interrupted = True  # Orthanc is stopping: not a verdict on this instance
-            return f"cannot store the copy: {error}"
+            return InstanceFailure(source_id, f"cannot store the copy: {error}")
         except OrthancError as error:
-            return f"cannot store the copy: {error}"
+            return InstanceFailure(source_id, f"cannot store the copy: {error}")
         with run.lock:
             run.stored.append(new_ids["instances"])
             run.pixel_regions.extend(_pixel_regions(instance[0], outcome.pixel_regions))
@@ -806,7 +759,7 @@ class JobManager:
         result: dict[str, Any] = {
             "Source": run.source,
             "Level": level_name,
-            "Failed": run.failed,
+            "Failed": [failure.as_json() for failure in run.failed],
         }
         removal = _Removal()
         if job.settings.dry_run:
@@ -822,32 +775,26 @@ class JobManager:
             if job.settings.in_place:
                 removal = self._delete_originals(job, run, new_resources)
                 result.update(removal.fields())
-        record = {
-            "Event": "dry-run" if job.settings.dry_run else "anonymize",
-            "User": job.user,
-            "Job": job.id,
-            "Level": level_name,
-            "Source": run.source,
-            "Result": result.get("Resource"),
-            "SourceInstances": len(run.instances),
-            "Instances": len(run.stored),
-            "Complete": result.get("Complete"),
-            "Failed": run.failed,
-            "Settings": job.settings.description,
-            "InPlace": job.settings.in_place,
-            "DeletedOriginal": removal.deleted_all,
-            **(removal.fields(audit=True) if job.settings.in_place else {}),
-            "Counts": run.counts,
-            "ResidualPhi": {
-                "Checked": run.residual_checked,
-                "NotChecked": run.residual_unknown,
-                "Leaking": sum(1 for failure in run.failed if failure["Reason"].startswith("residual PHI")),
-            },
-        }
-        if run.pixel_regions:
-            record["PixelRegions"] = run.pixel_regions[:MOST_AUDITED_PIXEL_REGIONS]
-            if len(run.pixel_regions) > MOST_AUDITED_PIXEL_REGIONS:
-                record["PixelRegionsNotListed"] = len(run.pixel_regions) - MOST_AUDITED_PIXEL_REGIONS
+        record = anonymization_record(
+            dry_run=job.settings.dry_run,
+            user=job.user,
+            job=job.id,
+            level=level_name,
+            source=run.source,
+            result=result.get("Resource"),
+            source_instances=len(run.instances),
+            instances=len(run.stored),
+            complete=result.get("Complete"),
+            failed=run.failed,
+            settings=job.settings.description,
+            in_place=job.settings.in_place,
+            deleted_original=removal.deleted_all,
+            originals=removal.fields(audit=True) if job.settings.in_place else None,
+            counts=run.counts,
+            residual_checked=run.residual_checked,
+            residual_not_checked=run.residual_unknown,
+            pixel_regions=run.pixel_regions,
+        )
         return result, record
 
     def _audit(self, job: Job, concluded: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:

@@ -1,4 +1,5 @@
-"""Worker processes that run the engine: bytes of one instance in, bytes and a value-free summary out.
+"""Worker processes that run the pipeline (:func:`.pipeline.anonymize_instance`): bytes of one instance in, bytes
+and a value-free summary out.
 
 The engine is CPU work; run inside Orthanc's process it would hold the GIL and stall every other Python callback.
 Workers are started with the ``spawn`` method: inside Orthanc ``sys.executable`` is the Orthanc binary and ``fork``
@@ -7,122 +8,89 @@ would copy the whole server, so the pool names a Python interpreter explicitly. 
 
 from __future__ import annotations
 
-import hashlib
+import json
 import logging
 import multiprocessing
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
-from pydicom.dataset import Dataset
-
-from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_dataset, read_instance
-from orthanc_anonymizer.deid.verify import IdentifyingValues
 from orthanc_anonymizer.logs import exception_summary, route_warnings_to_logging
+from orthanc_anonymizer.pipeline import InstanceOutcome, InstanceTask, anonymize_instance, orthanc_instance_id
+from orthanc_anonymizer.server.orthanc_client import OrthancClient, OrthancError, OrthancUnreachable
 
 logger = logging.getLogger("orthanc_anonymizer.workers")
 WORKER_NICENESS = 5
 T = TypeVar("T")
+__all__ = [
+    "FetchedInstance",
+    "InstanceOutcome",
+    "InstanceTask",
+    "Pool",
+    "WorkerPool",
+    "anonymize_instance",
+    "fetch_and_anonymize",
+    "orthanc_instance_id",
+]
 
 
-@dataclass(frozen=True)
-class InstanceTask:
-    """What a worker is asked to do with one instance."""
+class Pool(Protocol):
+    """What runs a module-level function in a worker process: :class:`WorkerPool` (in tests, threads)."""
 
-    settings: AnonymizationSettings
-    dry_run: bool = False
-    check_residual: bool = True
+    def call(self, function: Callable[..., T], *args: Any) -> Future[T]: ...
+
+
+class InstanceReader(Protocol):
+    """Where a worker reads originals from: an :class:`OrthancClient` (made in the worker from its endpoint)."""
+
+    def instance_file(self, instance_id: str) -> bytes: ...
 
 
 @dataclass
-class InstanceOutcome:
-    """What a worker returns for one instance. Holds no PHI unless the dry run asked for values."""
+class FetchedInstance:
+    """What :func:`fetch_and_anonymize` returns: the engine's outcome, or why the original could not be read."""
 
-    data: bytes | None = None
-    """The anonymized file (``None`` on a dry run or a failure)."""
-    changes: list[dict[str, object]] = field(default_factory=list)
-    """Change records (dry run only)."""
-    counts: dict[str, int] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    pixel_regions: list[dict[str, object]] = field(default_factory=list)
-    """The boxes Clean Pixel Data blacked out (:attr:`.pixels.PixelOutcome.regions`): coordinates, never pixels."""
-    residual_clean: bool | None = None
-    """The residual-PHI verdict (:mod:`.verify`); ``None`` when not checked."""
-    residual_leaks: list[str] = field(default_factory=list)
-    """Where residual PHI was found: tag paths only."""
-    error: str | None = None
-    """Why the instance failed (type and a value-free message)."""
-    orthanc_id: str | None = None
-    """The Orthanc ID the copy will have once stored (known before it is stored: see :func:`orthanc_instance_id`)."""
-
-    @property
-    def md5(self) -> str:
-        """The MD5 of ``data`` (hex), as Orthanc computes it of a stored file. Computed when asked, by the job's
-        thread (hashlib releases the GIL): most copies never need it, and it cost the worker ~1.4 ms a CT image."""
-        return hashlib.md5(self.data).hexdigest() if self.data is not None else ""
+    outcome: InstanceOutcome | None = None
+    read_error: str | None = None
+    unreachable: bool = False
+    """Orthanc refused the connection (it is stopping): not a verdict on this instance."""
 
 
-def anonymize_instance(data: bytes, task: InstanceTask) -> InstanceOutcome:
-    """Anonymize one DICOM file. Never raises: a failure comes back as ``error``."""
+_worker_clients: dict[str, OrthancClient] = {}
+"""In a worker process: one loopback client (one kept-alive connection) per endpoint."""
+
+
+def fetch_and_anonymize(
+    source: Mapping[str, Any] | InstanceReader, instance_id: str, task: InstanceTask
+) -> FetchedInstance:
+    """In a worker process: download one original and anonymize it. Never raises.
+
+    Downloading here rather than in Orthanc's process keeps the file off Orthanc's Python: reading 530 KB from a
+    socket and pickling it to a worker took ~1 ms of the GIL per CT image there (a quarter of the plugin's Python
+    time inside Orthanc, py-spy). ``source`` is :meth:`OrthancClient.endpoint` (or, in tests, a reader).
+    """
+    if isinstance(source, Mapping):
+        key = json.dumps(source, sort_keys=True)
+        reader: InstanceReader | None = _worker_clients.get(key)
+        if reader is None:
+            reader = _worker_clients[key] = OrthancClient.from_endpoint(source)
+    else:
+        reader = source
     try:
-        # One parse, of the header only where the pixel data goes through untouched: the identities and the
-        # identifying values (for the residual-PHI check) are read from the data set before the engine changes
-        # it, and the check searches the output data set, not the bytes parsed again.
-        instance = read_instance(data, task.settings.profile)
-        dataset = instance.dataset
-        original_identity = _identity(dataset)
-        identifying = (
-            IdentifyingValues.collect(dataset, task.settings.profile)
-            if task.check_residual and not task.dry_run
-            else None
-        )
-        report = anonymize_dataset(dataset, task.settings, record_changes=task.dry_run)
-        parts = instance.output_parts()
-        new_data = b"".join(parts)
-        outcome = InstanceOutcome(
-            counts=report.counts(), warnings=list(report.warnings), pixel_regions=list(report.pixel_regions)
-        )
-        if task.dry_run:
-            outcome.changes = [change.as_json() for change in report.changes]
-            return outcome
-        identity = _identity(dataset)
-        if identity == original_identity:
-            # Orthanc would file the copy under the original's ID and replace the original with it.
-            return InstanceOutcome(
-                error="the copy keeps the original's PatientID and UIDs (RetainUIDs?) and would replace it in Orthanc; "
-                "give another PatientID"
-            )
-        outcome.data = new_data
-        outcome.orthanc_id = orthanc_instance_id(*identity)
-        if identifying is not None:
-            # After writing: the search converts the kept elements, which must be written as they were read.
-            residual = identifying.search_written(dataset, parts)
-            outcome.residual_clean = residual.clean
-            outcome.residual_leaks = [leak.path for leak in residual.leaks]
-        return outcome
-    except Exception as error:  # reported per instance; the job goes on with the others
-        return InstanceOutcome(error=exception_summary(error))
-
-
-# PatientID, StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID.
-_IDENTITY_TAGS = (0x00100020, 0x0020000D, 0x0020000E, 0x00080018)
-
-
-def orthanc_instance_id(patient_id: str, study: str, series: str, instance: str) -> str:
-    """Orthanc's ID of an instance: SHA-1 of its identifiers, in five groups of eight hex digits."""
-    digest = hashlib.sha1(f"{patient_id}|{study}|{series}|{instance}".encode()).hexdigest()
-    return "-".join(digest[index : index + 8] for index in range(0, 40, 8))
-
-
-def _identity(dataset: Dataset) -> tuple[str, ...]:
-    """What Orthanc derives an instance's ID from (its patient, study, series and instance)."""
-    return tuple(str(dataset[tag].value) if tag in dataset else "" for tag in _IDENTITY_TAGS)
+        data = reader.instance_file(instance_id)
+    except OrthancUnreachable as error:
+        return FetchedInstance(read_error=str(error), unreachable=True)
+    except OrthancError as error:
+        return FetchedInstance(read_error=str(error))
+    except Exception as error:
+        return FetchedInstance(read_error=exception_summary(error))
+    return FetchedInstance(outcome=anonymize_instance(data, task))
 
 
 def _exit_with_parent(parent: int) -> None:
