@@ -17,6 +17,7 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 
 from orthanc_anonymizer.audit import AuditLog
+from orthanc_anonymizer.deid.profile_files import SHIPPED_DIRECTORY
 
 CLI = Path(sys.executable).parent / "orthanc-anonymizer"
 SECRET = "cli test secret"
@@ -273,7 +274,9 @@ def test_profiles_lists_basic_and_the_profiles_directory(tmp_path: Path) -> None
     result = run("profiles", "--profiles-dir", directory, "--json", secret=None)
     assert result.returncode == 0, result.stderr
     listed = {entry["Name"]: entry for entry in json.loads(result.stdout)}
-    assert list(listed) == ["basic", "extra", "site"]
+    # The folder's profiles beside the shipped ones, in file-name order after basic.
+    shipped = [path.name for path in SHIPPED_DIRECTORY.iterdir() if path.suffix in (".json", ".xml", ".csv")]
+    assert list(listed) == ["basic", *(Path(name).stem for name in sorted(["extra.csv", "site.json", *shipped]))]
     assert listed["site"]["Description"] == "Our site"
     assert listed["site"]["Options"] == ["RetainDeviceIdent", "CleanDesc"]
     assert listed["basic"]["Options"] == []
@@ -283,7 +286,7 @@ def test_profiles_lists_basic_and_the_profiles_directory(tmp_path: Path) -> None
 
 
 def test_profiles_without_a_directory_option_lists_the_shipped_ones() -> None:
-    shipped = Path(__file__).resolve().parents[2] / "profiles"
+    shipped = SHIPPED_DIRECTORY
     result = run("profiles", "--json", secret=None)
     assert result.returncode == 0, result.stderr
     names = [entry["Name"] for entry in json.loads(result.stdout)]

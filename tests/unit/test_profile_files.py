@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+import orthanc_anonymizer
 from orthanc_anonymizer.deid.profile_files import (
+    SHIPPED_DIRECTORY,
     load_profile_file,
     load_profiles,
     parse_rules,
@@ -18,7 +20,8 @@ from orthanc_anonymizer.deid.profile_files import (
 from orthanc_anonymizer.deid.profiles import Action, Option, Rule
 from orthanc_anonymizer.errors import ProfileError
 
-SHIPPED = Path(__file__).resolve().parents[2] / "profiles"
+SHIPPED = SHIPPED_DIRECTORY
+USER_FOLDER = Path(__file__).resolve().parents[2] / "profiles"
 
 PATIENT_NAME = 0x00100010
 PATIENT_AGE = 0x00101010
@@ -315,7 +318,7 @@ def test_every_shipped_profile_loads_with_exact_option_names() -> None:
     for name, profile in profiles.items():
         assert profile.description, name
         assert profile.action_table.action_for(PATIENT_NAME) is not None, name
-    readme = (SHIPPED / "README.md").read_text()
+    readme = (USER_FOLDER / "README.md").read_text()
     for name in profiles:
         assert f"`{name}`" in readme, f"profiles/README.md does not document {name}"
 
@@ -326,8 +329,11 @@ def test_the_directory_lists_basic_first_and_every_rule_file(tmp_path: Path) -> 
     write(tmp_path, "c.xml", "<rules/>")
     write(tmp_path, "notes.txt", "not a profile")
     write(tmp_path, ".hidden.csv", "garbage")
-    assert list(load_profiles(tmp_path)) == ["basic", "a", "b", "c"]
-    assert list(load_profiles(None)) == ["basic"]
+    # Basic first, then the folder's profiles and the shipped ones together, in file-name order.
+    shipped = [path.name for path in SHIPPED.iterdir() if path.suffix in (".csv", ".json", ".xml")]
+    in_order = [Path(name).stem for name in sorted(["a.json", "b.csv", "c.xml", *shipped])]
+    assert list(load_profiles(tmp_path)) == ["basic", *in_order]
+    assert list(load_profiles(None)) == ["basic", *(Path(name).stem for name in sorted(shipped))]
 
 
 def test_a_broken_file_in_the_directory_is_named(tmp_path: Path) -> None:
@@ -368,7 +374,7 @@ def test_a_request_names_basic_or_a_profile_of_the_directory(tmp_path: Path) -> 
 
 def test_an_unknown_profile_name_lists_the_known_ones(tmp_path: Path) -> None:
     write(tmp_path, "site.csv", "")
-    with pytest.raises(ProfileError, match="unknown profile 'research'; known profiles: basic, site"):
+    with pytest.raises(ProfileError, match=r"unknown profile 'research'; known profiles: basic, ai-training, .*, site"):
         resolve_profile("research", tmp_path)
     with pytest.raises(ProfileError, match="unknown profile 'site'"):
         resolve_profile("site", None)
@@ -417,3 +423,54 @@ def test_hostile_rule_strings_give_a_profile_error_not_a_crash() -> None:
     for text in ["[" * 100_000, "0010,0010;Z\x00\n", "<rules>" * 100_000]:
         with pytest.raises(ProfileError):
             rules_from_json(text, "Rules")
+
+
+# --- the shipped profiles and a site's own ------------------------------------------------------------------------
+
+
+def test_the_shipped_profiles_are_package_data_and_the_user_folder_holds_no_copy_of_them() -> None:
+    assert Path(orthanc_anonymizer.__file__).parent / "profiles" == SHIPPED
+    shipped = [path.stem for path in SHIPPED.iterdir() if path.suffix in (".csv", ".json", ".xml")]
+    assert {"research-longitudinal", "teaching-file", "ai-training", "dose-monitoring"} <= set(shipped)
+    # A copy in the checkout's profiles/ would replace the package's own (a site's file wins): none is there.
+    assert not [path for path in USER_FOLDER.iterdir() if path.stem in shipped]
+    assert (USER_FOLDER / "README.md").is_file()
+
+
+def test_a_site_profile_named_like_a_shipped_one_replaces_it(tmp_path: Path) -> None:
+    write(tmp_path, "teaching-file.csv", "0010,0010;K\n")
+    write(tmp_path, "site.csv", "0010,1010;K\n")
+    listed = load_profiles(tmp_path)
+    assert listed["teaching-file"].source == str(tmp_path / "teaching-file.csv")
+    assert listed["teaching-file"].options == frozenset()
+    assert {"research-longitudinal", "ai-training", "site"} <= set(listed)
+    chosen = resolve_profile("teaching-file", tmp_path)
+    assert as_pairs(list(chosen.rules))[-1] == ("0010,0010", "K")
+    # Every other shipped profile is still there, read from the package.
+    assert resolve_profile("research-longitudinal", tmp_path).source == str(SHIPPED / "research-longitudinal.json")
+    assert resolve_profile("research-longitudinal", None).source == str(SHIPPED / "research-longitudinal.json")
+
+
+def test_a_site_profile_may_take_a_shipped_one_as_its_base(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "our-research.json",
+        '{"Base": "research-longitudinal", "Rules": [{"Tag": "0010,1010", "Action": "X"}]}',
+    )
+    profile = load_profile_file(path)
+    shipped = resolve_profile("research-longitudinal", None)
+    assert shipped.options <= profile.options and Option.RetainLongModifDates in profile.options
+    assert as_pairs(list(profile.rules)) == [*as_pairs(list(shipped.rules)), ("0010,1010", "X")]
+    # A base in the site's folder wins over the shipped one of that name.
+    write(tmp_path, "research-longitudinal.csv", "0008,1090;K\n")
+    assert as_pairs(list(load_profile_file(path).rules)) == [("0008,1090", "K"), ("0010,1010", "X")]
+
+
+def test_a_name_reaching_for_the_shipped_folder_by_path_is_refused(tmp_path: Path) -> None:
+    for name in (
+        "../profiles/research-longitudinal",
+        "profiles/research-longitudinal.json",
+        str(SHIPPED / "ai-training.json"),
+    ):
+        with pytest.raises(ProfileError, match="bad profile name"):
+            resolve_profile(name, tmp_path)
