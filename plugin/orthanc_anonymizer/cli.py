@@ -295,8 +295,9 @@ def _profiles_directory(args: argparse.Namespace) -> Path | None:
         if not directory.is_dir():
             raise UsageError(f"--profiles-dir {directory} is not a folder")
         return directory
-    shipped = CHECKOUT / "profiles"
-    return shipped if shipped.is_dir() else None
+    # The site's folder; the shipped profiles are package data, looked up after it (deid/profile_files.py).
+    site = CHECKOUT / "profiles"
+    return site if site.is_dir() else None
 
 
 def build_profile(args: argparse.Namespace) -> Profile:

@@ -307,8 +307,9 @@ def parse_configuration(
         if not profiles_directory.is_dir():
             raise ConfigurationError(f"{_setting('ProfilesDirectory')}: {profiles_directory} is not a folder")
     else:
-        shipped = CHECKOUT / "profiles"
-        profiles_directory = shipped if shipped.is_dir() else None
+        # The site's folder; the shipped profiles are package data, looked up after it (deid/profile_files.py).
+        site = CHECKOUT / "profiles"
+        profiles_directory = site if site.is_dir() else None
 
     secret_text = environ.get(SECRET_ENVIRONMENT_VARIABLE, "") or _expect_str(section, "Secret", "")
     allow_development = _expect_bool(section, "AllowDevelopmentSecret", False)
