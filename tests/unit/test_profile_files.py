@@ -444,8 +444,10 @@ def test_a_site_profile_named_like_a_shipped_one_replaces_it(tmp_path: Path) -> 
     assert listed["teaching-file"].source == str(tmp_path / "teaching-file.csv")
     assert listed["teaching-file"].options == frozenset()
     assert {"research-longitudinal", "ai-training", "site"} <= set(listed)
-    chosen = resolve_profile("teaching-file", tmp_path)
-    assert as_pairs(list(chosen.rules))[-1] == ("0010,0010", "K")
+    for name in ("teaching-file", "teaching-file.json"):  # by the shipped file's full name too
+        chosen = resolve_profile(name, tmp_path)
+        assert chosen.source == str(tmp_path / "teaching-file.csv"), name
+        assert as_pairs(list(chosen.rules))[-1] == ("0010,0010", "K")
     # Every other shipped profile is still there, read from the package.
     assert resolve_profile("research-longitudinal", tmp_path).source == str(SHIPPED / "research-longitudinal.json")
     assert resolve_profile("research-longitudinal", None).source == str(SHIPPED / "research-longitudinal.json")

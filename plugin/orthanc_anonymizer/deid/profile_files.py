@@ -485,9 +485,14 @@ def _folders(directory: Path | None) -> tuple[Path, ...]:
 
 
 def _find_in_folders(name: str, folders: tuple[Path, ...]) -> Path | None:
-    for folder in folders:
+    for index, folder in enumerate(folders):
         path = _find_named_file(name, folder)
         if path is not None:
+            # A full file name (teaching-file.json) names the profile of its stem, which an earlier folder replaces.
+            for earlier in folders[:index]:
+                replacing = _find_named_file(path.stem, earlier)
+                if replacing is not None:
+                    return replacing
             return path
     return None
 
