@@ -37,11 +37,16 @@ from typing import TYPE_CHECKING, TextIO
 
 from orthanc_anonymizer import __version__
 from orthanc_anonymizer.deid.identity import ValueRejected, check_patient_id, check_patient_name
-from orthanc_anonymizer.deid.profile_files import load_profiles, parse_rules, resolve_profile
+from orthanc_anonymizer.deid.profile_files import (
+    CHECKOUT_PROFILES_DIRECTORY,
+    load_profiles,
+    parse_rules,
+    resolve_profile,
+)
 from orthanc_anonymizer.deid.profiles import Option, Profile
 from orthanc_anonymizer.errors import AnonymizerError, ProfileError
 from orthanc_anonymizer.logs import exception_summary, route_warnings_to_logging
-from orthanc_anonymizer.server.config import CHECKOUT, DEVELOPMENT_SECRET, SECRET_ENVIRONMENT_VARIABLE
+from orthanc_anonymizer.server.config import DEVELOPMENT_SECRET, SECRET_ENVIRONMENT_VARIABLE
 
 if TYPE_CHECKING:
     from orthanc_anonymizer.deid.engine import AnonymizationSettings
@@ -296,7 +301,7 @@ def _profiles_directory(args: argparse.Namespace) -> Path | None:
             raise UsageError(f"--profiles-dir {directory} is not a folder")
         return directory
     # The site's folder; the shipped profiles are package data, looked up after it (deid/profile_files.py).
-    site = CHECKOUT / "profiles"
+    site = CHECKOUT_PROFILES_DIRECTORY
     return site if site.is_dir() else None
 
 

@@ -43,7 +43,7 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, RLELossless
 
-from orthanc_anonymizer.deid.profile_files import CHECKOUT_DIRECTORY, SHIPPED_DIRECTORY
+from orthanc_anonymizer.deid.profile_files import CHECKOUT_PROFILES_DIRECTORY, SHIPPED_DIRECTORY
 from orthanc_anonymizer.deid.profiles import BurnedInAnnotationPolicy, Profile
 from orthanc_anonymizer.errors import AnonymizationError, ProfileError
 
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
 SHIPPED_RULES_DIRECTORY = SHIPPED_DIRECTORY / "pixel-redaction"
 """The starter rules shipped with the package (``orthanc_anonymizer/profiles/pixel-redaction/``)."""
-SITE_RULES_DIRECTORY = CHECKOUT_DIRECTORY / "pixel-redaction"
+SITE_RULES_DIRECTORY = CHECKOUT_PROFILES_DIRECTORY / "pixel-redaction"
 """A site's own rules, in the checkout's ``profiles/pixel-redaction/``: used after the starter rules."""
 
 _PIXEL_DATA = 0x7FE00010

@@ -77,7 +77,7 @@ def _shipped_directory() -> Path:
 SHIPPED_DIRECTORY = _shipped_directory()
 """The named profiles shipped with the package (``orthanc_anonymizer/profiles/``); its ``pixel-redaction/``
 subfolder holds the shipped redaction rules (:mod:`.pixels`)."""
-CHECKOUT_DIRECTORY = Path(__file__).resolve().parents[3] / "profiles"
+CHECKOUT_PROFILES_DIRECTORY = Path(__file__).resolve().parents[3] / "profiles"
 """The checkout's ``profiles/`` folder, where a site adds its own profiles and redaction rules (not there when the
 package is installed rather than run from a checkout)."""
 _BASIC_IS_BUILT_IN = "the name basic belongs to the built-in PS3.15 Basic profile; rename the file"

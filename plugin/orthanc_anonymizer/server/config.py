@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orthanc_anonymizer.deid.profile_files import CHECKOUT_PROFILES_DIRECTORY
 from orthanc_anonymizer.deid.profiles import Option, Profile
 from orthanc_anonymizer.errors import AnonymizerError, ProfileError
 
@@ -308,7 +309,7 @@ def parse_configuration(
             raise ConfigurationError(f"{_setting('ProfilesDirectory')}: {profiles_directory} is not a folder")
     else:
         # The site's folder; the shipped profiles are package data, looked up after it (deid/profile_files.py).
-        site = CHECKOUT / "profiles"
+        site = CHECKOUT_PROFILES_DIRECTORY
         profiles_directory = site if site.is_dir() else None
 
     secret_text = environ.get(SECRET_ENVIRONMENT_VARIABLE, "") or _expect_str(section, "Secret", "")
