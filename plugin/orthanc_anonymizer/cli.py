@@ -9,7 +9,8 @@ Subcommands:
     named on stderr as skipped. Exit status 0 when every file was anonymized (and, with ``--verify``, found clean),
     1 when some failed, 2 for bad usage (SRC itself not a regular file or a folder).
 ``profiles``
-    List the profiles: ``basic`` and those of the profiles directory.
+    List the profiles: ``basic``, the shipped ones and those of the profiles directory (which replace shipped ones
+    of the same name).
 ``audit-verify PATH``
     Check an audit log's hash chain end to end (exit 0 when intact, 1 when broken).
 
@@ -583,7 +584,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile",
         default="basic",
         metavar="NAME|FILE",
-        help="a profile by name (basic, or a file in the profiles directory) or a profile/rules file (default: basic)",
+        help="a profile by name (basic, a shipped one or a file in the profiles directory) or a profile/rules file "
+        "(default: basic)",
     )
     anonymize.add_argument(
         "--option",
@@ -623,14 +625,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="check every output for identifying values of its original; a file with any is a failure, not written",
     )
     anonymize.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
-    anonymize.add_argument("--profiles-dir", metavar="DIR", help="the profiles directory (default: profiles/)")
+    anonymize.add_argument(
+        "--profiles-dir", metavar="DIR", help="your own profiles, before the shipped ones (default: profiles/)"
+    )
     anonymize.add_argument(
         "--verbose", action="store_true", help="also show pydicom's warnings about odd input (tag numbers only)"
     )
     anonymize.set_defaults(handler=command_anonymize)
 
     profiles = commands.add_parser("profiles", help="list the profiles", description="List the profiles.")
-    profiles.add_argument("--profiles-dir", metavar="DIR", help="the profiles directory (default: profiles/)")
+    profiles.add_argument(
+        "--profiles-dir", metavar="DIR", help="your own profiles, before the shipped ones (default: profiles/)"
+    )
     profiles.add_argument("--json", action="store_true", help="print them as JSON")
     profiles.set_defaults(handler=command_profiles)
 
