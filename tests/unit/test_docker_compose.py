@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from orthanc_anonymizer.deid.pixels import SITE_RULES_DIRECTORY
+from orthanc_anonymizer.deid.profile_files import CHECKOUT_PROFILES_DIRECTORY
 from orthanc_anonymizer.server.config import SECRET_ENVIRONMENT_VARIABLE, ConfigurationError, parse_configuration
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -276,11 +276,12 @@ def test_profiles_are_mounted_from_the_checkout_and_not_read_as_orthanc_configur
 
 def test_the_site_redaction_rules_reach_the_plugin_where_it_looks_for_them() -> None:
     # The plugin reads a site's redaction rules from profiles/pixel-redaction/ beside its own plugin/ folder (the
-    # checkout's layout; deid/pixels.py SITE_RULES_DIRECTORY): compose mounts the checkout's folder there.
+    # checkout's layout: CHECKOUT_PROFILES_DIRECTORY, tests/unit/test_pixels_rules.py): compose mounts the
+    # checkout's folder there.
+    assert CHECKOUT / "profiles" == CHECKOUT_PROFILES_DIRECTORY
     plugin = PurePosixPath(mounted_configuration()["PythonScript"]).parent
     site_rules = plugin.parent / "profiles" / "pixel-redaction"
     assert container_to_host(str(site_rules)) == CHECKOUT / "profiles" / "pixel-redaction"
-    assert CHECKOUT / "profiles" / "pixel-redaction" == SITE_RULES_DIRECTORY
 
 
 # -- the Orthanc configuration it mounts ---------------------------------------------------------------------------

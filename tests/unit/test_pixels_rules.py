@@ -153,17 +153,19 @@ def test_the_profiles_folder_does_not_take_the_rules_folder_for_a_profile() -> N
 def test_the_starter_rules_ship_in_the_package_and_a_site_adds_its_own_in_the_checkout_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import orthanc_anonymizer
-    from orthanc_anonymizer.deid import pixels
+    import sys
 
+    import orthanc_anonymizer
+
+    rules_module = sys.modules[shipped_redaction_rules.__module__]  # where the site's folder is read from
     package = Path(orthanc_anonymizer.__file__).resolve().parent
     assert package / "profiles" / "pixel-redaction" == SHIPPED_RULES_DIRECTORY
     checkout = Path(__file__).resolve().parents[2]
-    assert checkout / "profiles" / "pixel-redaction" == pixels.SITE_RULES_DIRECTORY
+    assert checkout / "profiles" / "pixel-redaction" == rules_module.SITE_RULES_DIRECTORY
     site = tmp_path / "pixel-redaction"
     site.mkdir()
     (site / "acme.json").write_text(rule({"Manufacturer": "ACME*"}).replace('"r"', '"acme-banner"'), encoding="utf-8")
-    monkeypatch.setattr(pixels, "SITE_RULES_DIRECTORY", site)
+    monkeypatch.setattr(rules_module, "SITE_RULES_DIRECTORY", site)
     shipped_redaction_rules.cache_clear()
     try:
         names = [rule.name for rule in shipped_redaction_rules()]
