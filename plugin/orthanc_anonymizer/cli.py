@@ -9,8 +9,8 @@ Subcommands:
     named on stderr as skipped. Exit status 0 when every file was anonymized (and, with ``--verify``, found clean),
     1 when some failed, 2 for bad usage (SRC itself not a regular file or a folder).
 ``profiles``
-    List the profiles: ``basic``, the shipped ones and those of the profiles directory (which replace shipped ones
-    of the same name).
+    List the profiles: ``basic`` and those of ``--profiles-dir``; without it, the shipped ones and those of the
+    checkout's ``profiles/`` (which replace shipped ones of the same name).
 ``audit-verify PATH``
     Check an audit log's hash chain end to end (exit 0 when intact, 1 when broken).
 
@@ -295,22 +295,23 @@ def _secret(args: argparse.Namespace, environ: dict[str, str] | os._Environ[str]
     )
 
 
-def _profiles_directory(args: argparse.Namespace) -> Path | None:
+def _profiles_directory(args: argparse.Namespace) -> tuple[Path | None, bool]:
+    """The profiles folder and whether the shipped profiles are offered beside it: ``--profiles-dir`` alone when
+    given, else the checkout's ``profiles/`` (if any) and the shipped ones (deid/profile_files.py)."""
     if args.profiles_dir is not None:
         directory = Path(args.profiles_dir)
         if not directory.is_dir():
             raise UsageError(f"--profiles-dir {directory} is not a folder")
-        return directory
-    # The site's folder; the shipped profiles are package data, looked up after it (deid/profile_files.py).
+        return directory, False
     site = CHECKOUT_PROFILES_DIRECTORY
-    return site if site.is_dir() else None
+    return (site if site.is_dir() else None), True
 
 
 def build_profile(args: argparse.Namespace) -> Profile:
     """The profile the arguments ask for: ``--profile`` (a name or a file), ``--option``s, then ``--rules`` files."""
-    directory = _profiles_directory(args)
+    directory, shipped = _profiles_directory(args)
     try:
-        profile = resolve_profile(args.profile, directory, allow_paths=True)
+        profile = resolve_profile(args.profile, directory, shipped=shipped, allow_paths=True)
     except ProfileError as error:
         raise UsageError(f"--profile: {error}") from None
     try:
@@ -514,7 +515,8 @@ def command_anonymize(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) 
 def command_profiles(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     """``profiles``: name, description and options of each profile."""
     try:
-        profiles = load_profiles(_profiles_directory(args))
+        directory, shipped = _profiles_directory(args)
+        profiles = load_profiles(directory, shipped=shipped)
     except ProfileError as error:
         raise UsageError(f"profiles: {error}") from None
     described = [
@@ -584,8 +586,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile",
         default="basic",
         metavar="NAME|FILE",
-        help="a profile by name (basic, a shipped one or a file in the profiles directory) or a profile/rules file "
-        "(default: basic)",
+        help="a profile by name (basic, a file in --profiles-dir, else a shipped one or one in profiles/) or a "
+        "profile/rules file (default: basic)",
     )
     anonymize.add_argument(
         "--option",
@@ -626,7 +628,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     anonymize.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     anonymize.add_argument(
-        "--profiles-dir", metavar="DIR", help="your own profiles, before the shipped ones (default: profiles/)"
+        "--profiles-dir",
+        metavar="DIR",
+        help="a folder of profiles, the only ones offered (default: the shipped ones and profiles/)",
     )
     anonymize.add_argument(
         "--verbose", action="store_true", help="also show pydicom's warnings about odd input (tag numbers only)"
@@ -635,7 +639,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     profiles = commands.add_parser("profiles", help="list the profiles", description="List the profiles.")
     profiles.add_argument(
-        "--profiles-dir", metavar="DIR", help="your own profiles, before the shipped ones (default: profiles/)"
+        "--profiles-dir",
+        metavar="DIR",
+        help="a folder of profiles, the only ones offered (default: the shipped ones and profiles/)",
     )
     profiles.add_argument("--json", action="store_true", help="print them as JSON")
     profiles.set_defaults(handler=command_profiles)

@@ -274,15 +274,22 @@ def test_profiles_lists_basic_and_the_profiles_directory(tmp_path: Path) -> None
     result = run("profiles", "--profiles-dir", directory, "--json", secret=None)
     assert result.returncode == 0, result.stderr
     listed = {entry["Name"]: entry for entry in json.loads(result.stdout)}
-    # The folder's profiles beside the shipped ones, in file-name order after basic.
-    shipped = [path.name for path in SHIPPED_DIRECTORY.iterdir() if path.suffix in (".json", ".xml", ".csv")]
-    assert list(listed) == ["basic", *(Path(name).stem for name in sorted(["extra.csv", "site.json", *shipped]))]
+    assert list(listed) == ["basic", "extra", "site"]  # the folder's own, never the shipped ones beside them
     assert listed["site"]["Description"] == "Our site"
     assert listed["site"]["Options"] == ["RetainDeviceIdent", "CleanDesc"]
     assert listed["basic"]["Options"] == []
     text = run("profiles", "--profiles-dir", directory, secret=None)
     assert text.returncode == 0
     assert "site" in text.stdout and "Our site" in text.stdout and "CleanDesc" in text.stdout
+    # Nor can a run choose a shipped profile the folder does not hold.
+    source = copy_testdata("CT_small.dcm", tmp_path / "in")
+    refused = run(
+        "anonymize", source, tmp_path / "out", "--profiles-dir", directory, "--profile", "research-longitudinal"
+    )
+    assert refused.returncode == 2
+    assert "unknown profile 'research-longitudinal'; known profiles: basic, extra, site" in refused.stderr
+    assert not (tmp_path / "out").exists()
+    assert run("anonymize", source, tmp_path / "out", "--profile", "research-longitudinal").returncode == 0
 
 
 def test_profiles_without_a_directory_option_lists_the_shipped_ones() -> None:

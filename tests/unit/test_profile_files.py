@@ -329,11 +329,8 @@ def test_the_directory_lists_basic_first_and_every_rule_file(tmp_path: Path) -> 
     write(tmp_path, "c.xml", "<rules/>")
     write(tmp_path, "notes.txt", "not a profile")
     write(tmp_path, ".hidden.csv", "garbage")
-    # Basic first, then the folder's profiles and the shipped ones together, in file-name order.
-    shipped = [path.name for path in SHIPPED.iterdir() if path.suffix in (".csv", ".json", ".xml")]
-    in_order = [Path(name).stem for name in sorted(["a.json", "b.csv", "c.xml", *shipped])]
-    assert list(load_profiles(tmp_path)) == ["basic", *in_order]
-    assert list(load_profiles(None)) == ["basic", *(Path(name).stem for name in sorted(shipped))]
+    assert list(load_profiles(tmp_path)) == ["basic", "a", "b", "c"]
+    assert list(load_profiles(None)) == ["basic"]
 
 
 def test_a_broken_file_in_the_directory_is_named(tmp_path: Path) -> None:
@@ -374,7 +371,7 @@ def test_a_request_names_basic_or_a_profile_of_the_directory(tmp_path: Path) -> 
 
 def test_an_unknown_profile_name_lists_the_known_ones(tmp_path: Path) -> None:
     write(tmp_path, "site.csv", "")
-    with pytest.raises(ProfileError, match=r"unknown profile 'research'; known profiles: basic, ai-training, .*, site"):
+    with pytest.raises(ProfileError, match="unknown profile 'research'; known profiles: basic, site"):
         resolve_profile("research", tmp_path)
     with pytest.raises(ProfileError, match="unknown profile 'site'"):
         resolve_profile("site", None)
@@ -437,35 +434,72 @@ def test_the_shipped_profiles_are_package_data_and_the_user_folder_holds_no_copy
     assert (USER_FOLDER / "README.md").is_file()
 
 
-def test_a_site_profile_named_like_a_shipped_one_replaces_it(tmp_path: Path) -> None:
+def shipped_names() -> list[str]:
+    return sorted(path.stem for path in SHIPPED.iterdir() if path.suffix in (".csv", ".json", ".xml"))
+
+
+def test_a_configured_folder_offers_its_own_files_only_never_the_shipped_ones(tmp_path: Path) -> None:
+    # An administrator who points ProfilesDirectory (--profiles-dir) at a curated folder offers exactly its files:
+    # a weaker shipped profile (research-longitudinal keeps shifted dates) must not reappear beside them.
+    write(tmp_path, "site.csv", "0010,1010;K\n")
+    assert list(load_profiles(tmp_path)) == ["basic", "site"]
+    for name in shipped_names():
+        for asked in (name, f"{name}.json", f"{name}.xml", f"{name}.csv"):
+            with pytest.raises(ProfileError, match=f"unknown profile {asked!r}; known profiles: basic, site$"):
+                resolve_profile(asked, tmp_path)
+    # Nor as the Base of a site profile (a profile's Base is one of the folder's, as before the shipped profiles
+    # moved into the package).
+    write(tmp_path, "our-research.json", '{"Base": "research-longitudinal"}')
+    with pytest.raises(ProfileError, match="unknown base profile 'research-longitudinal'"):
+        load_profiles(tmp_path)
+    with pytest.raises(ProfileError, match="unknown base profile 'research-longitudinal'"):
+        resolve_profile("our-research", tmp_path)
+
+
+def test_without_a_configured_folder_the_shipped_profiles_are_offered_and_a_site_file_replaces_one(
+    tmp_path: Path,
+) -> None:
+    # Nothing configured, no checkout folder (an installed wheel): basic and the shipped profiles.
+    assert list(load_profiles(None, shipped=True)) == ["basic", *shipped_names()]
+    assert resolve_profile("research-longitudinal", None, shipped=True).source == str(
+        SHIPPED / "research-longitudinal.json"
+    )
+    # With the default site folder (the checkout's profiles/): its files beside the shipped ones, a file named like
+    # a shipped profile in its place.
     write(tmp_path, "teaching-file.csv", "0010,0010;K\n")
     write(tmp_path, "site.csv", "0010,1010;K\n")
-    listed = load_profiles(tmp_path)
+    listed = load_profiles(tmp_path, shipped=True)
+    assert list(listed) == ["basic", *sorted({*shipped_names(), "site"})]
     assert listed["teaching-file"].source == str(tmp_path / "teaching-file.csv")
     assert listed["teaching-file"].options == frozenset()
-    assert {"research-longitudinal", "ai-training", "site"} <= set(listed)
     for name in ("teaching-file", "teaching-file.json"):  # by the shipped file's full name too
-        chosen = resolve_profile(name, tmp_path)
+        chosen = resolve_profile(name, tmp_path, shipped=True)
         assert chosen.source == str(tmp_path / "teaching-file.csv"), name
         assert as_pairs(list(chosen.rules))[-1] == ("0010,0010", "K")
     # Every other shipped profile is still there, read from the package.
-    assert resolve_profile("research-longitudinal", tmp_path).source == str(SHIPPED / "research-longitudinal.json")
-    assert resolve_profile("research-longitudinal", None).source == str(SHIPPED / "research-longitudinal.json")
+    for name in set(shipped_names()) - {"teaching-file"}:
+        assert listed[name].source.startswith(str(SHIPPED)), name
+        assert resolve_profile(name, tmp_path, shipped=True).source == listed[name].source
+    with pytest.raises(ProfileError, match="unknown profile 'nothing'; known profiles: basic, ai-training, "):
+        resolve_profile("nothing", tmp_path, shipped=True)
 
 
-def test_a_site_profile_may_take_a_shipped_one_as_its_base(tmp_path: Path) -> None:
-    path = write(
+def test_a_profile_of_the_default_site_folder_may_take_a_shipped_one_as_its_base(tmp_path: Path) -> None:
+    # As when the shipped profiles were files of the checkout's profiles/ beside the site's.
+    write(
         tmp_path,
         "our-research.json",
         '{"Base": "research-longitudinal", "Rules": [{"Tag": "0010,1010", "Action": "X"}]}',
     )
-    profile = load_profile_file(path)
-    shipped = resolve_profile("research-longitudinal", None)
+    profile = resolve_profile("our-research", tmp_path, shipped=True)
+    assert load_profiles(tmp_path, shipped=True)["our-research"] == profile
+    shipped = resolve_profile("research-longitudinal", None, shipped=True)
     assert shipped.options <= profile.options and Option.RetainLongModifDates in profile.options
     assert as_pairs(list(profile.rules)) == [*as_pairs(list(shipped.rules)), ("0010,1010", "X")]
     # A base in the site's folder wins over the shipped one of that name.
     write(tmp_path, "research-longitudinal.csv", "0008,1090;K\n")
-    assert as_pairs(list(load_profile_file(path).rules)) == [("0008,1090", "K"), ("0010,1010", "X")]
+    replaced = resolve_profile("our-research", tmp_path, shipped=True)
+    assert as_pairs(list(replaced.rules)) == [("0008,1090", "K"), ("0010,1010", "X")]
 
 
 def test_a_name_reaching_for_the_shipped_folder_by_path_is_refused(tmp_path: Path) -> None:
@@ -474,5 +508,6 @@ def test_a_name_reaching_for_the_shipped_folder_by_path_is_refused(tmp_path: Pat
         "profiles/research-longitudinal.json",
         str(SHIPPED / "ai-training.json"),
     ):
-        with pytest.raises(ProfileError, match="bad profile name"):
-            resolve_profile(name, tmp_path)
+        for shipped in (False, True):
+            with pytest.raises(ProfileError, match="bad profile name"):
+                resolve_profile(name, tmp_path, shipped=shipped)

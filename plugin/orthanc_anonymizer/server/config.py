@@ -115,6 +115,10 @@ class AnonymizerConfig:
     default_profile: str = "basic"
     default_options: tuple[Option, ...] = ()
     profiles_directory: Path | None = None
+    """The folder of named profiles: ``ProfilesDirectory`` when set, else the checkout's ``profiles/`` (if any)."""
+    shipped_profiles: bool = False
+    """Whether the shipped profiles are offered beside the folder's: only when ``ProfilesDirectory`` is not set (a
+    configured folder is the administrator's whole choice)."""
     secret: bytes = field(default=b"", repr=False)
     development_secret: bool = False
     """True when no secret was configured and the development key is in use (start-up logs a warning)."""
@@ -308,9 +312,10 @@ def parse_configuration(
         if not profiles_directory.is_dir():
             raise ConfigurationError(f"{_setting('ProfilesDirectory')}: {profiles_directory} is not a folder")
     else:
-        # The site's folder; the shipped profiles are package data, looked up after it (deid/profile_files.py).
+        # The default site folder, with the shipped profiles (package data) after it (deid/profile_files.py).
         site = CHECKOUT_PROFILES_DIRECTORY
         profiles_directory = site if site.is_dir() else None
+    shipped_profiles = not profiles_text
 
     secret_text = environ.get(SECRET_ENVIRONMENT_VARIABLE, "") or _expect_str(section, "Secret", "")
     allow_development = _expect_bool(section, "AllowDevelopmentSecret", False)
@@ -355,6 +360,7 @@ def parse_configuration(
         default_profile=default_profile,
         default_options=default_options,
         profiles_directory=profiles_directory,
+        shipped_profiles=shipped_profiles,
         secret=secret,
         development_secret=development,
         workers=workers,
