@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from orthanc_anonymizer.defaults import CHECKOUT, SECRET_ENVIRONMENT_VARIABLE, chosen_secret
 from orthanc_anonymizer.deid.identity import ValueRejected, check_patient_id, check_patient_name
-from orthanc_anonymizer.deid.profile_files import parse_rules, resolve_profile
+from orthanc_anonymizer.deid.profile_files import CHECKOUT_PROFILES_DIRECTORY, parse_rules, resolve_profile
 from orthanc_anonymizer.deid.profiles import Option, Profile, Rule
 from orthanc_anonymizer.errors import AnonymizerError, ProfileError
 
@@ -55,10 +55,10 @@ class InvalidArgument(AnonymizerError, ValueError):
         self.problem = problem
 
 
-def shipped_profiles_directory() -> Path | None:
-    """The profiles directory shipped with the package (``profiles/`` of the checkout), if there is one."""
-    shipped = CHECKOUT / "profiles"
-    return shipped if shipped.is_dir() else None
+def site_profiles_directory() -> Path | None:
+    """The site's own profiles folder when none is named: the checkout's ``profiles/``, if there is one (an
+    installed package has none; its shipped profiles are package data, see :mod:`.deid.profile_files`)."""
+    return CHECKOUT_PROFILES_DIRECTORY if CHECKOUT_PROFILES_DIRECTORY.is_dir() else None
 
 
 def build_profile(
@@ -75,13 +75,14 @@ def build_profile(
         assert directory is not None
         if not directory.is_dir():
             raise InvalidArgument("profiles_dir", f"{directory} is not a folder")
+        shipped = False  # a named folder is the whole offer, as ProfilesDirectory is for the plugin
     else:
-        directory = shipped_profiles_directory()
+        directory, shipped = site_profiles_directory(), True
     if isinstance(profile, Profile):
         chosen = profile
     else:
         try:
-            chosen = resolve_profile(os.fspath(profile), directory, allow_paths=True)
+            chosen = resolve_profile(os.fspath(profile), directory, shipped=shipped, allow_paths=True)
         except ProfileError as error:
             raise InvalidArgument("profile", str(error)) from None
     try:

@@ -9,7 +9,8 @@ Subcommands:
     named on stderr as skipped. Exit status 0 when every file was anonymized (and, with ``--verify``, found clean),
     1 when some failed, 2 for bad usage (SRC itself not a regular file or a folder).
 ``profiles``
-    List the profiles: ``basic`` and those of the profiles directory.
+    List the profiles: ``basic`` and those of ``--profiles-dir``; without it, the shipped ones and those of the
+    checkout's ``profiles/`` (which replace shipped ones of the same name).
 ``audit-verify PATH``
     Check an audit log's hash chain end to end (exit 0 when intact, 1 when broken).
 
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from orthanc_anonymizer import __version__, anonymizer
-from orthanc_anonymizer.anonymizer import InvalidArgument, shipped_profiles_directory
+from orthanc_anonymizer.anonymizer import InvalidArgument, site_profiles_directory
 from orthanc_anonymizer.defaults import SECRET_ENVIRONMENT_VARIABLE, chosen_secret
 from orthanc_anonymizer.deid.profile_files import load_profiles
 from orthanc_anonymizer.deid.profiles import Option, Profile
@@ -269,16 +270,24 @@ def _secret(args: argparse.Namespace, environ: dict[str, str] | os._Environ[str]
     )
 
 
-def _profiles_directory(args: argparse.Namespace) -> Path | None:
+def _profiles_directory(args: argparse.Namespace) -> tuple[Path | None, bool]:
+    """The profiles folder and whether the shipped profiles are offered beside it: ``--profiles-dir`` alone when
+    given, else the checkout's ``profiles/`` (if any) and the shipped ones (deid/profile_files.py)."""
     if args.profiles_dir is not None:
         directory = Path(args.profiles_dir)
         if not directory.is_dir():
             raise UsageError(f"--profiles-dir {directory} is not a folder")
-        return directory
-    return shipped_profiles_directory()
+        return directory, False
+    return site_profiles_directory(), True
 
 
-_FLAGS = {"profile": "--profile", "options": "--option", "rules": "--rules", "project": "--project"}
+_FLAGS = {
+    "profile": "--profile",
+    "options": "--option",
+    "rules": "--rules",
+    "project": "--project",
+    "profiles_dir": "--profiles-dir",
+}
 """The Python API's argument names (:class:`.anonymizer.InvalidArgument`) as the command's options."""
 
 
@@ -286,7 +295,7 @@ def build_profile(args: argparse.Namespace) -> Profile:
     """The profile the arguments ask for: ``--profile`` (a name or a file), ``--option``s, then ``--rules`` files
     (:func:`.anonymizer.build_profile`, as the Python API builds it)."""
     try:
-        return anonymizer.build_profile(args.profile, args.option, args.rules, _profiles_directory(args))
+        return anonymizer.build_profile(args.profile, args.option, args.rules, args.profiles_dir)
     except InvalidArgument as error:
         raise UsageError(f"{_FLAGS[error.argument]}: {error.problem}") from None
 
@@ -466,7 +475,8 @@ def command_anonymize(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) 
 def command_profiles(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     """``profiles``: name, description and options of each profile."""
     try:
-        profiles = load_profiles(_profiles_directory(args))
+        directory, shipped = _profiles_directory(args)
+        profiles = load_profiles(directory, shipped=shipped)
     except ProfileError as error:
         raise UsageError(f"profiles: {error}") from None
     described = [
@@ -536,7 +546,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile",
         default="basic",
         metavar="NAME|FILE",
-        help="a profile by name (basic, or a file in the profiles directory) or a profile/rules file (default: basic)",
+        help="a profile by name (basic, a file in --profiles-dir, else a shipped one or one in profiles/) or a "
+        "profile/rules file (default: basic)",
     )
     anonymize.add_argument(
         "--option",
@@ -576,14 +587,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="check every output for identifying values of its original; a file with any is a failure, not written",
     )
     anonymize.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
-    anonymize.add_argument("--profiles-dir", metavar="DIR", help="the profiles directory (default: profiles/)")
+    anonymize.add_argument(
+        "--profiles-dir",
+        metavar="DIR",
+        help="a folder of profiles, the only ones offered (default: the shipped ones and profiles/)",
+    )
     anonymize.add_argument(
         "--verbose", action="store_true", help="also show pydicom's warnings about odd input (tag numbers only)"
     )
     anonymize.set_defaults(handler=command_anonymize)
 
     profiles = commands.add_parser("profiles", help="list the profiles", description="List the profiles.")
-    profiles.add_argument("--profiles-dir", metavar="DIR", help="the profiles directory (default: profiles/)")
+    profiles.add_argument(
+        "--profiles-dir",
+        metavar="DIR",
+        help="a folder of profiles, the only ones offered (default: the shipped ones and profiles/)",
+    )
     profiles.add_argument("--json", action="store_true", help="print them as JSON")
     profiles.set_defaults(handler=command_profiles)
 

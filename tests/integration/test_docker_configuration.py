@@ -42,6 +42,7 @@ DOCKERFILE = CHECKOUT / "orthanc-config" / "docker" / "Dockerfile"
 FORKY = ROOTS["forky"]
 PLUGINS = ["/usr/share/orthanc/plugins/libOrthancPython.so", INDEX_PLUGIN]
 USER = ("admin", "integration-test-password")
+SITE_PROFILE = "site-own-profile"
 
 pytestmark = [
     pytest.mark.integration,
@@ -121,6 +122,11 @@ def rewritten_configuration(folder: Path, database: PostgreSQL, node: str) -> tu
     # link, so that entry.py finds no .venv beside it, as in the container.
     entry = folder / config["PythonScript"].lstrip("/")
     shutil.copytree(CHECKOUT / "plugin", entry.parent, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    # profiles/ beside it, where compose mounts the checkout's (the site's folder the plugin reads by default), with a
+    # profile of the site's own.
+    site_profiles = entry.parent.parent / "profiles"
+    shutil.copytree(CHECKOUT / "profiles", site_profiles)
+    (site_profiles / f"{SITE_PROFILE}.csv").write_text("0008,1090;K\n", encoding="utf-8")
     storage = folder.parent / "storage"  # the orthanc-storage volume, mounted in every node
     config.update(
         HttpPort=free_port(),
@@ -132,7 +138,6 @@ def rewritten_configuration(folder: Path, database: PostgreSQL, node: str) -> tu
         RegisteredUsers=dict([USER]),  # compose passes them as ORTHANC__REGISTERED_USERS
     )
     config["PostgreSQL"].update(Host="127.0.0.1", Port=database.port)
-    config["Anonymizer"]["ProfilesDirectory"] = str(CHECKOUT / "profiles")  # what compose mounts there
     config["Anonymizer"]["NodeName"] = node  # in the container, its host name (compose's "hostname")
     changed = {key for key in config if original.get(key) != config[key]}
     return config, changed
@@ -232,7 +237,9 @@ def test_the_production_configuration_runs_two_nodes_on_orthanc_1_13_with_the_po
     # entry.py found no .venv beside it and used the interpreter's own packages.
     assert "using the system's Python packages" in server.log_text()
     assert requests.get(server.url + "/anonymizer/profiles", timeout=10).status_code == 401
-    assert {"basic", "research-longitudinal"} <= {profile["Name"] for profile in server.get("/anonymizer/profiles")}
+    # No ProfilesDirectory: the shipped profiles and the site's own in the mounted profiles/ folder.
+    offered = {profile["Name"] for profile in server.get("/anonymizer/profiles")}
+    assert {"basic", "research-longitudinal", SITE_PROFILE} <= offered
 
     upload = requests.post(
         server.url + "/instances",

@@ -17,6 +17,7 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 
 from orthanc_anonymizer.audit import AuditLog
+from orthanc_anonymizer.deid.profile_files import SHIPPED_DIRECTORY
 
 CLI = Path(sys.executable).parent / "orthanc-anonymizer"
 SECRET = "cli test secret"
@@ -273,17 +274,26 @@ def test_profiles_lists_basic_and_the_profiles_directory(tmp_path: Path) -> None
     result = run("profiles", "--profiles-dir", directory, "--json", secret=None)
     assert result.returncode == 0, result.stderr
     listed = {entry["Name"]: entry for entry in json.loads(result.stdout)}
-    assert list(listed) == ["basic", "extra", "site"]
+    assert list(listed) == ["basic", "extra", "site"]  # the folder's own, never the shipped ones beside them
     assert listed["site"]["Description"] == "Our site"
     assert listed["site"]["Options"] == ["RetainDeviceIdent", "CleanDesc"]
     assert listed["basic"]["Options"] == []
     text = run("profiles", "--profiles-dir", directory, secret=None)
     assert text.returncode == 0
     assert "site" in text.stdout and "Our site" in text.stdout and "CleanDesc" in text.stdout
+    # Nor can a run choose a shipped profile the folder does not hold.
+    source = copy_testdata("CT_small.dcm", tmp_path / "in")
+    refused = run(
+        "anonymize", source, tmp_path / "out", "--profiles-dir", directory, "--profile", "research-longitudinal"
+    )
+    assert refused.returncode == 2
+    assert "unknown profile 'research-longitudinal'; known profiles: basic, extra, site" in refused.stderr
+    assert not (tmp_path / "out").exists()
+    assert run("anonymize", source, tmp_path / "out", "--profile", "research-longitudinal").returncode == 0
 
 
 def test_profiles_without_a_directory_option_lists_the_shipped_ones() -> None:
-    shipped = Path(__file__).resolve().parents[2] / "profiles"
+    shipped = SHIPPED_DIRECTORY
     result = run("profiles", "--json", secret=None)
     assert result.returncode == 0, result.stderr
     names = [entry["Name"] for entry in json.loads(result.stdout)]

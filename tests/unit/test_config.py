@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from orthanc_anonymizer.deid.profile_files import CHECKOUT_PROFILES_DIRECTORY
 from orthanc_anonymizer.deid.profiles import Option
+from orthanc_anonymizer.server.api import BadRequest, parse_settings, profiles_answer
 from orthanc_anonymizer.server.config import DEVELOPMENT_SECRET, ConfigurationError, parse_configuration
 
 
@@ -67,6 +69,25 @@ def test_options_and_profiles_directory(tmp_path: Path) -> None:
     config = parse({"Secret": "s", "DefaultOptions": ["CleanDesc"], "ProfilesDirectory": str(tmp_path)})
     assert config.default_options == (Option.CleanDesc,)
     assert config.profiles_directory == tmp_path
+
+
+def test_a_configured_profiles_directory_is_all_rest_users_are_offered(tmp_path: Path) -> None:
+    (tmp_path / "curated.csv").write_text("0008,1090;K\n")
+    config = parse({"Secret": "s", "ProfilesDirectory": str(tmp_path)})
+    assert not config.shipped_profiles
+    assert [entry["Name"] for entry in profiles_answer(config)] == ["basic", "curated"]
+    with pytest.raises(BadRequest, match="unknown profile 'research-longitudinal'"):
+        parse_settings({"Profile": "research-longitudinal"}, config)
+    assert parse_settings({"Profile": "curated"}, config).profile.name == "curated"
+
+
+def test_without_a_profiles_directory_the_shipped_profiles_and_the_checkouts_folder_are_offered() -> None:
+    config = parse({"Secret": "s"})
+    assert config.shipped_profiles
+    assert config.profiles_directory == CHECKOUT_PROFILES_DIRECTORY
+    names = [entry["Name"] for entry in profiles_answer(config)]
+    assert names[0] == "basic" and "research-longitudinal" in names
+    assert parse_settings({"Profile": "research-longitudinal"}, config).profile.name == "research-longitudinal"
 
 
 def test_authorization_restricts_routes_to_the_admin_users() -> None:

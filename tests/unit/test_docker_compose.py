@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from orthanc_anonymizer.deid.profile_files import CHECKOUT_PROFILES_DIRECTORY
 from orthanc_anonymizer.server.config import SECRET_ENVIRONMENT_VARIABLE, ConfigurationError, parse_configuration
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -129,11 +130,9 @@ def development_configuration() -> dict[str, Any]:
 
 
 def configuration_as_the_host_sees_it() -> dict[str, Any]:
-    """The mounted configuration with its container paths replaced by the checkout's files they come from."""
-    config = mounted_configuration()
-    section = dict(config["Anonymizer"])
-    section["ProfilesDirectory"] = str(container_to_host(section["ProfilesDirectory"]))
-    return {**config, "Anonymizer": section}
+    """The mounted configuration with its container paths replaced by the checkout's files they come from (no
+    "Anonymizer" setting names one: the site's profiles are in the default folder, where compose mounts them)."""
+    return mounted_configuration()
 
 
 # -- images -------------------------------------------------------------------------------------------------------
@@ -266,11 +265,19 @@ def test_the_state_of_orthanc_and_of_the_plugin_lives_in_a_named_volume() -> Non
     assert config["StorageDirectory"] in named_volume_targets(ORTHANC)
 
 
-def test_profiles_are_mounted_from_the_checkout_and_not_read_as_orthanc_configuration() -> None:
-    profiles = mounted_configuration()["Anonymizer"]["ProfilesDirectory"]
-    assert container_to_host(profiles) == CHECKOUT / "profiles"
+def test_the_site_profiles_are_mounted_where_the_plugin_looks_by_default_not_read_as_orthanc_configuration() -> None:
+    # With no ProfilesDirectory the plugin offers the shipped profiles and those of the default site folder, the
+    # profiles/ beside its own plugin/ folder (CHECKOUT_PROFILES_DIRECTORY, the checkout's layout), where it reads a
+    # site's redaction rules too (tests/unit/test_pixels_rules.py): compose mounts the checkout's profiles/ there. A
+    # ProfilesDirectory would offer that folder's files alone, without the shipped profiles.
+    config = mounted_configuration()
+    assert "ProfilesDirectory" not in config["Anonymizer"]
+    assert CHECKOUT / "profiles" == CHECKOUT_PROFILES_DIRECTORY
+    site = PurePosixPath(config["PythonScript"]).parent.parent / "profiles"
+    assert container_to_host(str(site)) == CHECKOUT / "profiles"
+    assert container_to_host(str(site / "pixel-redaction")) == CHECKOUT / "profiles" / "pixel-redaction"
     # The image reads every /etc/orthanc/*.json as Orthanc configuration; profiles are JSON too.
-    assert not PurePosixPath(profiles).is_relative_to("/etc/orthanc")
+    assert not site.is_relative_to("/etc/orthanc")
 
 
 # -- the Orthanc configuration it mounts ---------------------------------------------------------------------------
@@ -301,7 +308,7 @@ def test_the_mounted_configuration_passes_the_plugin_check_with_the_secret_from_
     )
     assert parsed.secret == b"a-production-secret"
     assert not parsed.development_secret
-    assert parsed.profiles_directory == CHECKOUT / "profiles"
+    assert parsed.profiles_directory == CHECKOUT / "profiles" and parsed.shipped_profiles
     assert parsed.state_directory == Path("/var/lib/orthanc/db/anonymizer")
     # Links, ingest position and audit trail in the index's database; the password from the environment.
     assert parsed.shared_database is not None

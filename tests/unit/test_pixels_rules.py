@@ -148,3 +148,28 @@ def test_the_profiles_folder_does_not_take_the_rules_folder_for_a_profile() -> N
 
     profiles = load_profiles(SHIPPED_RULES_DIRECTORY.parent)
     assert "pixel-redaction" not in profiles and "starter" not in profiles
+
+
+def test_the_starter_rules_ship_in_the_package_and_a_site_adds_its_own_in_the_checkout_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    import orthanc_anonymizer
+
+    rules_module = sys.modules[shipped_redaction_rules.__module__]  # where the site's folder is read from
+    package = Path(orthanc_anonymizer.__file__).resolve().parent
+    assert package / "profiles" / "pixel-redaction" == SHIPPED_RULES_DIRECTORY
+    checkout = Path(__file__).resolve().parents[2]
+    assert checkout / "profiles" / "pixel-redaction" == rules_module.SITE_RULES_DIRECTORY
+    site = tmp_path / "pixel-redaction"
+    site.mkdir()
+    (site / "acme.json").write_text(rule({"Manufacturer": "ACME*"}).replace('"r"', '"acme-banner"'), encoding="utf-8")
+    monkeypatch.setattr(rules_module, "SITE_RULES_DIRECTORY", site)
+    shipped_redaction_rules.cache_clear()
+    try:
+        names = [rule.name for rule in shipped_redaction_rules()]
+    finally:
+        shipped_redaction_rules.cache_clear()
+    starter = [rule.name for rule in load_redaction_rules(SHIPPED_RULES_DIRECTORY)]
+    assert names == [*starter, "acme-banner"]

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+import orthanc_anonymizer
 from orthanc_anonymizer.deid.profile_files import (
+    SHIPPED_DIRECTORY,
     load_profile_file,
     load_profiles,
     parse_rules,
@@ -18,7 +20,8 @@ from orthanc_anonymizer.deid.profile_files import (
 from orthanc_anonymizer.deid.profiles import Action, Option, Rule
 from orthanc_anonymizer.errors import ProfileError
 
-SHIPPED = Path(__file__).resolve().parents[2] / "profiles"
+SHIPPED = SHIPPED_DIRECTORY
+USER_FOLDER = Path(__file__).resolve().parents[2] / "profiles"
 
 PATIENT_NAME = 0x00100010
 PATIENT_AGE = 0x00101010
@@ -315,7 +318,7 @@ def test_every_shipped_profile_loads_with_exact_option_names() -> None:
     for name, profile in profiles.items():
         assert profile.description, name
         assert profile.action_table.action_for(PATIENT_NAME) is not None, name
-    readme = (SHIPPED / "README.md").read_text()
+    readme = (USER_FOLDER / "README.md").read_text()
     for name in profiles:
         assert f"`{name}`" in readme, f"profiles/README.md does not document {name}"
 
@@ -417,3 +420,94 @@ def test_hostile_rule_strings_give_a_profile_error_not_a_crash() -> None:
     for text in ["[" * 100_000, "0010,0010;Z\x00\n", "<rules>" * 100_000]:
         with pytest.raises(ProfileError):
             rules_from_json(text, "Rules")
+
+
+# --- the shipped profiles and a site's own ------------------------------------------------------------------------
+
+
+def test_the_shipped_profiles_are_package_data_and_the_user_folder_holds_no_copy_of_them() -> None:
+    assert Path(orthanc_anonymizer.__file__).parent / "profiles" == SHIPPED
+    shipped = [path.stem for path in SHIPPED.iterdir() if path.suffix in (".csv", ".json", ".xml")]
+    assert {"research-longitudinal", "teaching-file", "ai-training", "dose-monitoring"} <= set(shipped)
+    # A copy in the checkout's profiles/ would replace the package's own (a site's file wins): none is there.
+    assert not [path for path in USER_FOLDER.iterdir() if path.stem in shipped]
+    assert (USER_FOLDER / "README.md").is_file()
+
+
+def shipped_names() -> list[str]:
+    return sorted(path.stem for path in SHIPPED.iterdir() if path.suffix in (".csv", ".json", ".xml"))
+
+
+def test_a_configured_folder_offers_its_own_files_only_never_the_shipped_ones(tmp_path: Path) -> None:
+    # An administrator who points ProfilesDirectory (--profiles-dir) at a curated folder offers exactly its files:
+    # a weaker shipped profile (research-longitudinal keeps shifted dates) must not reappear beside them.
+    write(tmp_path, "site.csv", "0010,1010;K\n")
+    assert list(load_profiles(tmp_path)) == ["basic", "site"]
+    for name in shipped_names():
+        for asked in (name, f"{name}.json", f"{name}.xml", f"{name}.csv"):
+            with pytest.raises(ProfileError, match=f"unknown profile {asked!r}; known profiles: basic, site$"):
+                resolve_profile(asked, tmp_path)
+    # Nor as the Base of a site profile (a profile's Base is one of the folder's, as before the shipped profiles
+    # moved into the package).
+    write(tmp_path, "our-research.json", '{"Base": "research-longitudinal"}')
+    with pytest.raises(ProfileError, match="unknown base profile 'research-longitudinal'"):
+        load_profiles(tmp_path)
+    with pytest.raises(ProfileError, match="unknown base profile 'research-longitudinal'"):
+        resolve_profile("our-research", tmp_path)
+
+
+def test_without_a_configured_folder_the_shipped_profiles_are_offered_and_a_site_file_replaces_one(
+    tmp_path: Path,
+) -> None:
+    # Nothing configured, no checkout folder (an installed wheel): basic and the shipped profiles.
+    assert list(load_profiles(None, shipped=True)) == ["basic", *shipped_names()]
+    assert resolve_profile("research-longitudinal", None, shipped=True).source == str(
+        SHIPPED / "research-longitudinal.json"
+    )
+    # With the default site folder (the checkout's profiles/): its files beside the shipped ones, a file named like
+    # a shipped profile in its place.
+    write(tmp_path, "teaching-file.csv", "0010,0010;K\n")
+    write(tmp_path, "site.csv", "0010,1010;K\n")
+    listed = load_profiles(tmp_path, shipped=True)
+    assert list(listed) == ["basic", *sorted({*shipped_names(), "site"})]
+    assert listed["teaching-file"].source == str(tmp_path / "teaching-file.csv")
+    assert listed["teaching-file"].options == frozenset()
+    for name in ("teaching-file", "teaching-file.json"):  # by the shipped file's full name too
+        chosen = resolve_profile(name, tmp_path, shipped=True)
+        assert chosen.source == str(tmp_path / "teaching-file.csv"), name
+        assert as_pairs(list(chosen.rules))[-1] == ("0010,0010", "K")
+    # Every other shipped profile is still there, read from the package.
+    for name in set(shipped_names()) - {"teaching-file"}:
+        assert listed[name].source.startswith(str(SHIPPED)), name
+        assert resolve_profile(name, tmp_path, shipped=True).source == listed[name].source
+    with pytest.raises(ProfileError, match="unknown profile 'nothing'; known profiles: basic, ai-training, "):
+        resolve_profile("nothing", tmp_path, shipped=True)
+
+
+def test_a_profile_of_the_default_site_folder_may_take_a_shipped_one_as_its_base(tmp_path: Path) -> None:
+    # As when the shipped profiles were files of the checkout's profiles/ beside the site's.
+    write(
+        tmp_path,
+        "our-research.json",
+        '{"Base": "research-longitudinal", "Rules": [{"Tag": "0010,1010", "Action": "X"}]}',
+    )
+    profile = resolve_profile("our-research", tmp_path, shipped=True)
+    assert load_profiles(tmp_path, shipped=True)["our-research"] == profile
+    shipped = resolve_profile("research-longitudinal", None, shipped=True)
+    assert shipped.options <= profile.options and Option.RetainLongModifDates in profile.options
+    assert as_pairs(list(profile.rules)) == [*as_pairs(list(shipped.rules)), ("0010,1010", "X")]
+    # A base in the site's folder wins over the shipped one of that name.
+    write(tmp_path, "research-longitudinal.csv", "0008,1090;K\n")
+    replaced = resolve_profile("our-research", tmp_path, shipped=True)
+    assert as_pairs(list(replaced.rules)) == [("0008,1090", "K"), ("0010,1010", "X")]
+
+
+def test_a_name_reaching_for_the_shipped_folder_by_path_is_refused(tmp_path: Path) -> None:
+    for name in (
+        "../profiles/research-longitudinal",
+        "profiles/research-longitudinal.json",
+        str(SHIPPED / "ai-training.json"),
+    ):
+        for shipped in (False, True):
+            with pytest.raises(ProfileError, match="bad profile name"):
+                resolve_profile(name, tmp_path, shipped=shipped)

@@ -11,12 +11,12 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orthanc_anonymizer.deid.profile_files import load_profile_file, parse_rules, rules_from_json
+from orthanc_anonymizer.deid.profile_files import SHIPPED_DIRECTORY, load_profile_file, parse_rules, rules_from_json
 from orthanc_anonymizer.deid.profiles import Profile, Rule
 from orthanc_anonymizer.errors import ProfileError
 
 EXAMPLES = 2000 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 200
-SHIPPED = Path(__file__).resolve().parents[2] / "profiles"
+SHIPPED = SHIPPED_DIRECTORY
 SHIPPED_FILES = {
     path.name: path.read_text(encoding="utf-8")
     for path in sorted(SHIPPED.iterdir())

@@ -27,13 +27,13 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from orthanc_anonymizer.deid.actions import MONTHS, DateMode, TextCleaner, find_written_dates
 from orthanc_anonymizer.deid.engine import AnonymizationSettings, anonymize_bytes, write_dataset
 from orthanc_anonymizer.deid.pixels import OcrMode, PixelSettings
-from orthanc_anonymizer.deid.profile_files import load_profile_file, load_profiles
+from orthanc_anonymizer.deid.profile_files import SHIPPED_DIRECTORY, load_profile_file, load_profiles
 from orthanc_anonymizer.deid.profiles import Action, Option, Profile, basic_profile
 from orthanc_anonymizer.deid.uids import KeyedHasher
 from orthanc_anonymizer.deid.verify import IdentifyingValues, ValueKind, verify_bytes
 from orthanc_anonymizer.errors import AnonymizationError, ProfileError
 
-SHIPPED = Path(__file__).resolve().parents[2] / "profiles"
+SHIPPED = SHIPPED_DIRECTORY
 PROFILES = load_profiles(SHIPPED)
 SECRET = b"purpose test secret"
 X_RAY_DOSE_SR = "1.2.840.10008.5.1.4.1.1.88.67"

@@ -20,8 +20,18 @@ XML
 
 A file holding only rules is a profile of its own: the rules on top of ``basic``. A profile is named after its
 file (``research-longitudinal.json`` is ``research-longitudinal``); a ``Name`` inside the file, if given, must say
-the same. ``Base`` is ``basic`` (the default) or the name of another profile in the same directory, whose options
-and rules come first.
+the same. ``Base`` is ``basic`` (the default) or the name of another profile among those offered beside it (the
+same directory, and the shipped profiles when they are offered), whose options and rules come first.
+
+Where profiles are found: ``basic`` is built in; the shipped named profiles are package data
+(``orthanc_anonymizer/profiles/``, :data:`SHIPPED_DIRECTORY`, read through :mod:`importlib.resources`, so an
+installed wheel has them). What is offered depends on whether a profiles directory is configured
+(``--profiles-dir``, ``Anonymizer.ProfilesDirectory``):
+
+- configured: that directory's files only (``shipped=False``), as an administrator curated them;
+- not configured: the shipped profiles and a site's own files in the default site folder, the checkout's
+  ``profiles/`` (:data:`CHECKOUT_PROFILES_DIRECTORY`, if there is one), looked up first: a site's file named like a
+  shipped profile replaces it (``shipped=True``).
 
 Every error is a :class:`~orthanc_anonymizer.errors.ProfileError` naming the source (file or REST field), the place
 (CSV and XML: ``line N``; JSON: ``Rules[i]``, counted from 0) and the bad value. Rule files carry tags and action
@@ -30,11 +40,14 @@ codes, not patient data, so quoting them is safe.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import csv
 import json
 import re
 import xml.parsers.expat
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from xml.etree.ElementTree import Element, TreeBuilder
 
@@ -55,6 +68,23 @@ FORMATS = ("csv", "json", "xml")
 """The rule formats, named as ``parse_rules`` takes them and as profile files end."""
 
 BASIC_NAME = "basic"
+
+
+def _shipped_directory() -> Path:
+    # A package installed as files (a wheel, the checkout) gives its own folder; a zipped one a temporary copy that
+    # lives as long as the process.
+    stack = contextlib.ExitStack()
+    atexit.register(stack.close)
+    return stack.enter_context(resources.as_file(resources.files("orthanc_anonymizer") / "profiles"))
+
+
+SHIPPED_DIRECTORY = _shipped_directory()
+"""The named profiles shipped with the package (``orthanc_anonymizer/profiles/``); its ``pixel-redaction/``
+subfolder holds the shipped redaction rules (:mod:`.pixels`)."""
+CHECKOUT_PROFILES_DIRECTORY = Path(__file__).resolve().parents[3] / "profiles"
+"""The checkout's ``profiles/`` folder, the default site folder: a site's own profiles there are offered beside the
+shipped ones when no profiles directory is configured, and its redaction rules in ``pixel-redaction/`` are read
+(not there when the package is installed rather than run from a checkout)."""
 _BASIC_IS_BUILT_IN = "the name basic belongs to the built-in PS3.15 Basic profile; rename the file"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _CSV_HEADER_TAGS = {"tag", "tagpattern", "tag pattern", "pattern"}
@@ -371,13 +401,13 @@ def load_profile_file(path: Path) -> Profile:
     """The profile in the rule file at ``path``, named after the file's stem.
 
     A file of rules only gives ``basic`` with those rules. A JSON or XML profile gives its base profile (``basic``
-    or another profile in the same directory, resolved by name) with its options and rules added on top, and its
-    description. Raises :class:`ProfileError` naming the file for any problem.
+    or another profile in the same directory) with its options and rules added on top, and its description. Raises
+    :class:`ProfileError` naming the file for any problem.
     """
-    return _load_profile_file(Path(path), ())
+    return _load_profile_file(Path(path), (), ())
 
 
-def _load_profile_file(path: Path, seen: tuple[Path, ...]) -> Profile:
+def _load_profile_file(path: Path, seen: tuple[Path, ...], folders: tuple[Path, ...]) -> Profile:
     name = path.stem
     text = _read_text(path)
     document = _parse_document(text, _format_of(path, text), str(path))
@@ -385,7 +415,7 @@ def _load_profile_file(path: Path, seen: tuple[Path, ...]) -> Profile:
         raise ProfileError(
             f"{path}: Name {document.name!r} differs from the file name; a profile is named after its file ({name!r})"
         )
-    base = _base_profile(document.base, path, (*seen, path))
+    base = _base_profile(document.base, path, (*seen, path), folders)
     description = document.description
     if description is None:
         description = base.description if document.is_profile else f"{base.name} with the rules of {path.name}"
@@ -403,19 +433,25 @@ def _load_profile_file(path: Path, seen: tuple[Path, ...]) -> Profile:
         raise ProfileError(f"{path}: {error}") from None
 
 
-def _base_profile(base: str, path: Path, seen: tuple[Path, ...]) -> Profile:
+def _base_profile(base: str, path: Path, seen: tuple[Path, ...], folders: tuple[Path, ...]) -> Profile:
     if base == BASIC_NAME:
         return basic_profile()
+    # Among the folders the profile was offered from (the first that has the name winning); a file outside them
+    # (given by its path) in its own folder.
+    parent = path.parent.resolve()
+    if not any(folder.resolve() == parent for folder in folders):
+        folders = (path.parent,)
     try:
-        base_path = _find_named_file(base, path.parent)
+        base_path = _find_in_folders(base, folders)
     except ProfileError as error:
         raise ProfileError(f"{path}: base profile: {error}") from None
     if base_path is None:
-        raise ProfileError(f"{path}: unknown base profile {base!r}; it must be basic or a profile in {path.parent}")
+        where = " or ".join(str(folder) for folder in folders)
+        raise ProfileError(f"{path}: unknown base profile {base!r}; it must be basic or a profile in {where}")
     if base_path in seen:
         chain = " -> ".join(p.stem for p in (*seen, base_path))
         raise ProfileError(f"{path}: base profiles form a loop: {chain}")
-    return _load_profile_file(base_path, seen)
+    return _load_profile_file(base_path, seen, folders)
 
 
 def _profile_files(directory: Path) -> list[Path]:
@@ -446,50 +482,89 @@ def _find_named_file(name: str, directory: Path) -> Path | None:
     return matches[0] if matches else None
 
 
-def load_profiles(directory: Path | None) -> dict[str, Profile]:
-    """Every profile: ``basic`` and one for each ``.csv``, ``.json`` and ``.xml`` file in ``directory``.
+def _folders(directory: Path | None, shipped: bool) -> tuple[Path, ...]:
+    """The folders a profile name is looked up in, the first that has it winning: ``directory`` (if any), then,
+    with ``shipped``, the shipped profiles (once, if ``directory`` is that folder)."""
+    folders = () if directory is None else (Path(directory),)
+    if shipped and not any(folder.resolve() == SHIPPED_DIRECTORY.resolve() for folder in folders):
+        folders = (*folders, SHIPPED_DIRECTORY)
+    return folders
 
-    Keyed by name, ``basic`` first, then by name. ``directory`` ``None`` gives ``basic`` alone. A broken file, two
-    files with one stem, or a file named ``basic`` raises :class:`ProfileError` naming the file.
+
+def _find_in_folders(name: str, folders: tuple[Path, ...]) -> Path | None:
+    for index, folder in enumerate(folders):
+        path = _find_named_file(name, folder)
+        if path is not None:
+            # A full file name (teaching-file.json) names the profile of its stem, which an earlier folder replaces.
+            for earlier in folders[:index]:
+                replacing = _find_named_file(path.stem, earlier)
+                if replacing is not None:
+                    return replacing
+            return path
+    return None
+
+
+def _named_files(folders: tuple[Path, ...]) -> dict[str, Path]:
+    """The profile file of each name in ``folders``, the first folder's winning, in file-name order."""
+    found: dict[str, Path] = {}
+    for folder in folders:
+        for path in _profile_files(folder):
+            found.setdefault(path.stem, path)
+    return dict(sorted(found.items(), key=lambda item: item[1].name))
+
+
+def load_profiles(directory: Path | None, *, shipped: bool = False) -> dict[str, Profile]:
+    """Every profile offered: ``basic`` and one for each ``.csv``, ``.json`` and ``.xml`` file in ``directory``;
+    with ``shipped`` (no profiles directory configured), the shipped profiles too, which a file of ``directory``
+    of the same name replaces.
+
+    Keyed by name, ``basic`` first, then by file name. ``directory`` ``None`` gives ``basic`` alone (and the shipped
+    ones with ``shipped``). A broken file, two files with one stem in a folder, or a file named ``basic`` raises
+    :class:`ProfileError` naming the file.
     """
     profiles: dict[str, Profile] = {BASIC_NAME: basic_profile()}
-    if directory is None:
-        return profiles
-    directory = Path(directory)
-    for path in _profile_files(directory):
-        name = path.stem
-        if name == BASIC_NAME:
-            raise ProfileError(f"{path}: {_BASIC_IS_BUILT_IN}")
-        if name in profiles:
-            raise ProfileError(f"{path}: a second profile named {name!r} ({profiles[name].source}); keep one")
-        profiles[name] = load_profile_file(path)
+    folders = _folders(directory, shipped)
+    for folder in folders:
+        first: dict[str, Path] = {}
+        for path in _profile_files(folder):
+            name = path.stem
+            if name == BASIC_NAME:
+                raise ProfileError(f"{path}: {_BASIC_IS_BUILT_IN}")
+            if name in first:
+                raise ProfileError(f"{path}: a second profile named {name!r} ({first[name]}); keep one")
+            first[name] = path
+    for name, path in _named_files(folders).items():
+        profiles[name] = _load_profile_file(path, (), folders)
     return profiles
 
 
-def resolve_profile(name_or_path: str, directory: Path | None, *, allow_paths: bool = False) -> Profile:
+def resolve_profile(
+    name_or_path: str, directory: Path | None, *, shipped: bool = False, allow_paths: bool = False
+) -> Profile:
     """The profile that ``name_or_path`` names.
 
-    ``basic``, or a file in ``directory`` named by its stem (``research-longitudinal``) or full file name. A name
-    that looks like a path (``../x``, ``/etc/x``) is refused: REST callers may only choose among the profiles the
-    administrator put in the directory. With ``allow_paths=True`` (the CLI), an existing file given by its path is
-    loaded too, and wins over a profile of the same name in the directory.
+    ``basic``, or a file in ``directory`` named by its stem (``research-longitudinal``) or full file name, or else,
+    with ``shipped`` (no profiles directory configured), a shipped profile of that name. A name that looks like a
+    path (``../x``, ``/etc/x``) is refused: REST callers may only choose among the profiles on offer. With
+    ``allow_paths=True`` (the CLI), an existing file given by its path is loaded too, and wins over a profile of the
+    same name.
     """
+    folders = _folders(directory, shipped)
     if allow_paths:
         path = Path(name_or_path)
         looks_like_path = "/" in name_or_path or path.suffix.lower().lstrip(".") in FORMATS
         if looks_like_path and path.is_file():
-            return load_profile_file(path)
+            return _load_profile_file(path, (), folders)
         if "/" in name_or_path:
             raise ProfileError(f"no profile file at {name_or_path}")
     if name_or_path == BASIC_NAME:
         return basic_profile()
-    if directory is None:
+    if not folders:
         raise ProfileError(f"unknown profile {name_or_path!r}; no profiles directory is configured, known: basic")
-    directory = Path(directory)
-    path_or_none = _find_named_file(name_or_path, directory)
+    path_or_none = _find_in_folders(name_or_path, folders)
     if path_or_none is None:
-        known = ", ".join([BASIC_NAME, *(path.stem for path in _profile_files(directory))])
+        known = ", ".join([BASIC_NAME, *_named_files(folders)])
         raise ProfileError(f"unknown profile {name_or_path!r}; known profiles: {known}")
     if path_or_none.stem == BASIC_NAME:
         raise ProfileError(f"{path_or_none}: {_BASIC_IS_BUILT_IN}")
-    return load_profile_file(path_or_none)
+    return _load_profile_file(path_or_none, (), folders)

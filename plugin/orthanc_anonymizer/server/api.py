@@ -11,7 +11,6 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from orthanc_anonymizer.deid.identity import ValueRejected, check_patient_id, check_patient_name
@@ -152,7 +151,7 @@ def parse_settings(body: Mapping[str, Any], config: AnonymizerConfig) -> JobSett
     if not isinstance(options, list) or not all(isinstance(option, str) for option in options):
         raise BadRequest("Options: expected a list of option names")
     try:
-        profile = resolve_profile(profile_name, config.profiles_directory)
+        profile = resolve_profile(profile_name, config.profiles_directory, shipped=config.shipped_profiles)
         profile = profile.with_options(Option.parse(option) for option in options)
         if body.get("Rules") is not None:
             rules = _bounded_rules(body["Rules"], config.limits.rules)
@@ -202,7 +201,9 @@ def _bounded_rules(value: object, most: int) -> list[Rule]:
 def _weakenings(body: Mapping[str, Any], config: AnonymizerConfig, settings: JobSettings) -> tuple[Weakening, ...]:
     """What the request's rules and options weaken in the site's profile: the named one (or the configured
     default) with the configured options, as a body without ``Options`` and ``Rules`` would get it."""
-    site = resolve_profile(body.get("Profile") or config.default_profile, config.profiles_directory)
+    site = resolve_profile(
+        body.get("Profile") or config.default_profile, config.profiles_directory, shipped=config.shipped_profiles
+    )
     site = site.with_options(config.default_options)
     return weakenings(settings.profile, site, chosen_identity(settings.patient_name, settings.patient_id))
 
@@ -279,10 +280,11 @@ def parse_preview(query: Mapping[str, str], config: AnonymizerConfig) -> tuple[J
     return parse_settings(body, config), frame or 1
 
 
-def profiles_answer(directory: Path | None) -> list[dict[str, object]]:
-    """``GET /anonymizer/profiles``: ``[{"Name", "Description", "Options"}]``, ``basic`` first."""
+def profiles_answer(config: AnonymizerConfig) -> list[dict[str, object]]:
+    """``GET /anonymizer/profiles``: ``[{"Name", "Description", "Options"}]``, ``basic`` first, the profiles on
+    offer."""
     answer: list[dict[str, object]] = []
-    for name, profile in load_profiles(directory).items():
+    for name, profile in load_profiles(config.profiles_directory, shipped=config.shipped_profiles).items():
         described = profile.describe()
         answer.append(
             {

@@ -65,7 +65,7 @@ def resolve_auto_anonymize(config: AnonymizerConfig, orthanc_config: Mapping[str
     profile_name = auto.profile if "Profile" in section else config.default_profile
     options = auto.options if "Options" in section else config.default_options
     try:
-        profile = resolve_profile(profile_name, config.profiles_directory)
+        profile = resolve_profile(profile_name, config.profiles_directory, shipped=config.shipped_profiles)
     except ProfileError as error:
         raise ConfigurationError(f"{SETTING}.Profile: {error}") from None
     try:

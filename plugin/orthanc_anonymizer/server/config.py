@@ -17,6 +17,7 @@ from pathlib import Path
 from orthanc_anonymizer.defaults import CHECKOUT as CHECKOUT  # re-exported: launch and the tests find them here
 from orthanc_anonymizer.defaults import DEVELOPMENT_SECRET as DEVELOPMENT_SECRET
 from orthanc_anonymizer.defaults import SECRET_ENVIRONMENT_VARIABLE as SECRET_ENVIRONMENT_VARIABLE
+from orthanc_anonymizer.deid.profile_files import CHECKOUT_PROFILES_DIRECTORY
 from orthanc_anonymizer.deid.profiles import Option, Profile
 from orthanc_anonymizer.errors import AnonymizerError, ProfileError
 
@@ -113,6 +114,10 @@ class AnonymizerConfig:
     default_profile: str = "basic"
     default_options: tuple[Option, ...] = ()
     profiles_directory: Path | None = None
+    """The folder of named profiles: ``ProfilesDirectory`` when set, else the checkout's ``profiles/`` (if any)."""
+    shipped_profiles: bool = False
+    """Whether the shipped profiles are offered beside the folder's: only when ``ProfilesDirectory`` is not set (a
+    configured folder is the administrator's whole choice)."""
     secret: bytes = field(default=b"", repr=False)
     development_secret: bool = False
     """True when no secret was configured and the development key is in use (start-up logs a warning)."""
@@ -306,8 +311,10 @@ def parse_configuration(
         if not profiles_directory.is_dir():
             raise ConfigurationError(f"{_setting('ProfilesDirectory')}: {profiles_directory} is not a folder")
     else:
-        shipped = CHECKOUT / "profiles"
-        profiles_directory = shipped if shipped.is_dir() else None
+        # The default site folder, with the shipped profiles (package data) after it (deid/profile_files.py).
+        site = CHECKOUT_PROFILES_DIRECTORY
+        profiles_directory = site if site.is_dir() else None
+    shipped_profiles = not profiles_text
 
     secret_text = environ.get(SECRET_ENVIRONMENT_VARIABLE, "") or _expect_str(section, "Secret", "")
     allow_development = _expect_bool(section, "AllowDevelopmentSecret", False)
@@ -352,6 +359,7 @@ def parse_configuration(
         default_profile=default_profile,
         default_options=default_options,
         profiles_directory=profiles_directory,
+        shipped_profiles=shipped_profiles,
         secret=secret,
         development_secret=development,
         workers=workers,

@@ -370,7 +370,7 @@ def _state() -> _Plugin:
 @_route(("GET",))
 def _profiles(output: orthanc.RestOutput, uri: str, **request: Any) -> None:
     _require(request.get("headers"), "profiles")
-    _answer(output, profiles_answer(_state().config.profiles_directory))
+    _answer(output, profiles_answer(_state().config))
 
 
 def _submit(level: str, resources: list[str], settings: JobSettings, headers: dict[str, str]) -> Job:
@@ -521,11 +521,11 @@ def _check_orthanc_settings(orthanc_config: dict[str, Any], config: AnonymizerCo
         if name not in declared:
             raise ConfigurationError(f"UserMetadata: {name} is not declared (see orthanc-config/orthanc.json)")
     try:
-        load_profiles(config.profiles_directory)
+        load_profiles(config.profiles_directory, shipped=config.shipped_profiles)
     except ProfileError as error:
         raise ConfigurationError(f"Anonymizer.ProfilesDirectory: {error}") from None
     try:
-        resolve_profile(config.default_profile, config.profiles_directory)
+        resolve_profile(config.default_profile, config.profiles_directory, shipped=config.shipped_profiles)
     except ProfileError as error:
         raise ConfigurationError(f"Anonymizer.DefaultProfile: {error}") from None
 

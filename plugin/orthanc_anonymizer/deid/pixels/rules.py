@@ -14,10 +14,13 @@ from pathlib import Path
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
+from orthanc_anonymizer.deid.profile_files import CHECKOUT_PROFILES_DIRECTORY, SHIPPED_DIRECTORY
 from orthanc_anonymizer.errors import ProfileError
 
-SHIPPED_RULES_DIRECTORY = Path(__file__).resolve().parents[4] / "profiles" / "pixel-redaction"
-"""The starter rules of this checkout (``profiles/pixel-redaction/``)."""
+SHIPPED_RULES_DIRECTORY = SHIPPED_DIRECTORY / "pixel-redaction"
+"""The starter rules shipped with the package (``orthanc_anonymizer/profiles/pixel-redaction/``)."""
+SITE_RULES_DIRECTORY = CHECKOUT_PROFILES_DIRECTORY / "pixel-redaction"
+"""A site's own rules, in the checkout's ``profiles/pixel-redaction/``: used after the starter rules."""
 
 _RULE_KEYS = {"Name", "Description", "Match", "Regions", "Ocr"}
 _REGION_KEYS = {"Left", "Top", "Width", "Height"}
@@ -140,8 +143,9 @@ def load_redaction_rules(directory: Path) -> tuple[RedactionRule, ...]:
 
 @lru_cache(maxsize=1)
 def shipped_redaction_rules() -> tuple[RedactionRule, ...]:
-    """The starter rules of ``profiles/pixel-redaction/`` (none when the folder is not there), read once."""
-    return load_redaction_rules(SHIPPED_RULES_DIRECTORY) if SHIPPED_RULES_DIRECTORY.is_dir() else ()
+    """The starter rules, then the site's own in the checkout's ``profiles/pixel-redaction/`` if any; read once."""
+    site = load_redaction_rules(SITE_RULES_DIRECTORY) if SITE_RULES_DIRECTORY.is_dir() else ()
+    return load_redaction_rules(SHIPPED_RULES_DIRECTORY) + site
 
 
 def _check_keys(value: Mapping[str, object], known: set[str], where: str, what: str) -> None:
