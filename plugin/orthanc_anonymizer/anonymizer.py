@@ -28,7 +28,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orthanc_anonymizer.defaults import CHECKOUT, SECRET_ENVIRONMENT_VARIABLE, chosen_secret
+from orthanc_anonymizer.defaults import SECRET_ENVIRONMENT_VARIABLE, chosen_secret
 from orthanc_anonymizer.deid.identity import ValueRejected, check_patient_id, check_patient_name
 from orthanc_anonymizer.deid.profile_files import CHECKOUT_PROFILES_DIRECTORY, parse_rules, resolve_profile
 from orthanc_anonymizer.deid.profiles import Option, Profile, Rule

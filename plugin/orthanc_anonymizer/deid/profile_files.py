@@ -51,6 +51,7 @@ from importlib import resources
 from pathlib import Path
 from xml.etree.ElementTree import Element, TreeBuilder
 
+from orthanc_anonymizer.defaults import CHECKOUT
 from orthanc_anonymizer.deid.profiles import (
     MAX_AGE_CAP,
     MIN_AGE_CAP,
@@ -81,7 +82,7 @@ def _shipped_directory() -> Path:
 SHIPPED_DIRECTORY = _shipped_directory()
 """The named profiles shipped with the package (``orthanc_anonymizer/profiles/``); its ``pixel-redaction/``
 subfolder holds the shipped redaction rules (:mod:`.pixels`)."""
-CHECKOUT_PROFILES_DIRECTORY = Path(__file__).resolve().parents[3] / "profiles"
+CHECKOUT_PROFILES_DIRECTORY = CHECKOUT / "profiles"
 """The checkout's ``profiles/`` folder, the default site folder: a site's own profiles there are offered beside the
 shipped ones when no profiles directory is configured, and its redaction rules in ``pixel-redaction/`` are read
 (not there when the package is installed rather than run from a checkout)."""
