@@ -168,6 +168,14 @@ def verify_chain(records: Iterable[dict[str, Any] | None]) -> dict[str, object]:
     return {"Valid": broken_at is None, "Records": count, "BrokenAt": broken_at}
 
 
+class AuditTrail(Protocol):
+    """What the job manager and Gateway mode append to: :class:`AuditLog`, or a cluster's shared trail."""
+
+    def append(self, record: dict[str, Any]) -> dict[str, Any]: ...
+
+    def append_many(self, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]: ...
+
+
 class AuditLog:
     """The audit trail in the JSON Lines file at ``path`` (created, with its directory, on the first append).
 

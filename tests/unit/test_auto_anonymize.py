@@ -19,6 +19,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from orthanc_anonymizer.deid.engine import AnonymizationSettings
 from orthanc_anonymizer.deid.profiles import Option, basic_profile
 from orthanc_anonymizer.deid.uids import KeyedHasher
+from orthanc_anonymizer.pipeline import Failure, InstanceFailure
 from orthanc_anonymizer.server import workers
 from orthanc_anonymizer.server.auto_anonymize import AutoAnonymizer, resolve_auto_anonymize
 from orthanc_anonymizer.server.cluster import ChangeLogGaps, IngestLeadership, SharedChangeCursor
@@ -34,7 +35,7 @@ from orthanc_anonymizer.server.ingest import (
     IngestLoop,
     JobBatchRunner,
 )
-from orthanc_anonymizer.server.jobs import INTERRUPTED, Job, JobSettings, JobStore
+from orthanc_anonymizer.server.job_records import INTERRUPTED, Job, JobSettings, JobStore, ResourceResult
 from orthanc_anonymizer.server.workers import InstanceTask
 
 PROFILES = Path(__file__).resolve().parents[2] / "profiles"
@@ -208,9 +209,9 @@ def test_an_interrupted_batch_raises_so_the_position_stays() -> None:
 
     def finished(job: Job) -> Job:
         job.results = [
-            {"Source": "a", "Resource": "copy-a", "Instances": 1, "Failed": []},
-            {"Source": "b", "Error": "unknown resource"},  # deleted since it arrived
-            {"Source": "c", "Resource": None, "Instances": 0, "Failed": [{"Instance": "c", "Reason": "residual"}]},
+            ResourceResult("a", "Instance", resources=["copy-a"], instances=1, complete=True),
+            ResourceResult("b", "Instance", error="unknown resource"),  # deleted since it arrived
+            ResourceResult("c", "Instance", failed=[InstanceFailure("c", "residual", Failure.RESIDUAL_PHI)]),
         ]
         job.not_found.add("b")
         job.done.set()
@@ -218,7 +219,9 @@ def test_an_interrupted_batch_raises_so_the_position_stays() -> None:
 
     outputs: set[str] = set()
     outcome = JobBatchRunner(finished, settings, threading.Event(), outputs)(["a", "b", "c"])
-    assert outcome.anonymized == 1 and outcome.failed == [{"Instance": "c", "Reason": "residual"}]
+    assert outcome.anonymized == 1 and [failure.as_json() for failure in outcome.failed] == [
+        {"Instance": "c", "Reason": "residual"}
+    ]
     assert outputs == {"copy-a"}
 
 

@@ -23,7 +23,7 @@ from orthanc_anonymizer.server.api import BadRequest, parse_anonymize, parse_bat
 from orthanc_anonymizer.server.auto_anonymize import resolve_auto_anonymize
 from orthanc_anonymizer.server.config import AnonymizerConfig
 from orthanc_anonymizer.server.ingest import AutoAnonymizeConfig, IngestConfigurationError
-from orthanc_anonymizer.server.jobs import JobSettings
+from orthanc_anonymizer.server.job_records import JobSettings
 
 SECRET = b"pinned-secret-of-an-existing-site"
 CT = get_testdata_file("CT_small.dcm")

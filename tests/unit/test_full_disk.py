@@ -12,7 +12,7 @@ import pytest
 from orthanc_anonymizer import audit as audit_module
 from orthanc_anonymizer.audit import AuditLog
 from orthanc_anonymizer.logs import exception_summary
-from orthanc_anonymizer.server.jobs import JobStore
+from orthanc_anonymizer.server.job_records import JobStore
 
 
 def test_an_audit_line_the_disk_cut_short_is_taken_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

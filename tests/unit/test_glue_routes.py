@@ -15,6 +15,7 @@ import pytest
 
 from orthanc_anonymizer.server.api import BadRequest, RequestTooLarge
 from orthanc_anonymizer.server.config import AnonymizerConfig
+from orthanc_anonymizer.server.job_records import ResourceResult
 from orthanc_anonymizer.server.orthanc_client import ResourceNotFound
 
 
@@ -131,7 +132,7 @@ def test_a_resource_deleted_before_its_job_listed_it_is_404_any_other_failure_50
     class Manager:
         def submit(self, job: Any) -> Any:
             source = job.resources[0]
-            job.results = [{"Source": source, "Level": "Study", "Error": "unknown resource"}]
+            job.results = [ResourceResult(source, "Study", error="unknown resource")]
             if source == "deleted":
                 job.not_found.add(source)
             job.done.set()

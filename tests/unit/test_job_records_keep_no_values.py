@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from orthanc_anonymizer.server.jobs import JobStore, without_values
+from orthanc_anonymizer.server.job_records import JobStore, without_values
 
 
 def test_values_stay_out_of_the_record_on_disk(tmp_path: Path) -> None:

@@ -19,7 +19,8 @@ from pydicom.uid import generate_uid
 from orthanc_anonymizer.audit import AuditLog
 from orthanc_anonymizer.deid.profiles import basic_profile
 from orthanc_anonymizer.deid.uids import KeyedHasher
-from orthanc_anonymizer.server.jobs import Job, JobManager, JobSettings, JobState, JobStore
+from orthanc_anonymizer.server.job_records import Job, JobSettings, JobState, JobStore
+from orthanc_anonymizer.server.jobs import JobManager
 from orthanc_anonymizer.server.links import LinkIndex
 from orthanc_anonymizer.server.orthanc_client import OrthancUnreachable, ResourceNotFound
 from orthanc_anonymizer.server.workers import InstanceOutcome, InstanceTask, anonymize_instance
@@ -190,7 +191,7 @@ def test_study_is_streamed_a_window_at_a_time(manager: JobManager, orthanc: Fake
     orthanc.first_store_waits_for_overlap = True
     job = run(manager, "studies", [study])
     assert job.state is JobState.SUCCESS and job.progress == 100
-    (result,) = job.results
+    (result,) = job.record()["Results"]
     assert result["Instances"] == 30 and result["Failed"] == []
     assert 1 < orthanc.max_in_memory <= 3
     assert len(orthanc.files) == 60
@@ -201,7 +202,7 @@ def test_failing_instance_is_listed_and_blocks_in_place_deletion(manager: JobMan
     originals = {orthanc.add(data)["ID"]: data for data in files}
     study = orthanc.parents[next(iter(originals))]["ParentStudy"]
     job = run(manager, "studies", [study], in_place=True)
-    (result,) = job.results
+    (result,) = job.record()["Results"]
     assert job.state is JobState.FAILURE
     assert result["Instances"] == 3
     (failed,) = result["Failed"]
@@ -215,7 +216,7 @@ def test_in_place_deletes_after_everything_is_stored(manager: JobManager, orthan
     study = {orthanc.add(data)["ParentStudy"] for data in make_files(3)}.pop()
     originals = set(orthanc.files)
     job = run(manager, "studies", [study], in_place=True)
-    assert job.results[0]["Deleted"] is True
+    assert job.record()["Results"][0]["Deleted"] is True
     # One instance at a time, never the study as a whole (it may have grown since it was listed).
     assert sorted(orthanc.deleted) == sorted(("instances", original) for original in originals)
     assert not originals & set(orthanc.files)
@@ -235,7 +236,7 @@ def test_in_place_keeps_what_arrived_after_the_listing(orthanc: FakeOrthanc, tmp
         job = run(manager, "studies", [study], in_place=True)
     finally:
         manager.shutdown()
-    (result,) = job.results
+    (result,) = job.record()["Results"]
     assert job.state is JobState.SUCCESS and result["Instances"] == 2
     assert result["Deleted"] is False and result["OriginalsDeleted"] == 2 and result["OriginalsKept"] == 2
     assert [reason["Instances"] for reason in result["OriginalsKeptBecause"]] == [2]
@@ -247,7 +248,7 @@ def test_links_metadata_audit_and_record(manager: JobManager, orthanc: FakeOrtha
     stored = [orthanc.add(data) for data in make_files(2)]
     study = stored[0]["ParentStudy"]
     job = run(manager, "studies", [study])
-    copy = job.results[0]["Resource"]
+    copy = job.record()["Results"][0]["Resource"]
     assert orthanc.metadata[("studies", copy, "AnonymizedFromResource")] == study
     profile = json.loads(orthanc.metadata[("studies", copy, "AnonymizationProfile")])
     assert profile["Profile"] == "basic" and profile["Options"] == []
@@ -269,13 +270,13 @@ def test_a_copy_that_cannot_be_linked_is_not_stored_and_its_instance_fails(
     manager.links._connection.execute("PRAGMA query_only = ON")  # the index cannot be written (a read-only file)
     job = run(manager, "studies", [study])
     assert job.state is JobState.FAILURE
-    failed = job.results[0]["Failed"]
+    failed = job.record()["Results"][0]["Failed"]
     assert len(failed) == 3
     # The instance's link is written before its copy is stored: no copy without its link, none stored here.
     assert all(f["Reason"].startswith("cannot link the copy (not stored): LinkStoreError") for f in failed)
     assert "links index (links.sqlite) cannot be written" in failed[0]["Reason"]
     assert set(orthanc.files) == {o["ID"] for o in originals} and orthanc.deleted == []
-    assert job.results[0]["Instances"] == 0 and job.results[0]["Complete"] is False
+    assert job.record()["Results"][0]["Instances"] == 0 and job.record()["Results"][0]["Complete"] is False
 
 
 def test_a_batch_of_single_instances_gets_one_audit_record_each_in_order(
@@ -286,8 +287,8 @@ def test_a_batch_of_single_instances_gets_one_audit_record_each_in_order(
     job = run(manager, "instances", [instances[2], "gone", *instances[:2], *instances[3:]])
     records = manager.audit.read()  # type: ignore[attr-defined]
     assert [record["Source"] for record in records] == [instances[2], *instances[:2], *instances[3:]]
-    assert [result.get("Audit") for result in job.results] == [1, None, 2, 3, 4, 5]
-    assert all(result["Instances"] == 1 for result in job.results if result["Source"] != "gone")
+    assert [result.get("Audit") for result in job.record()["Results"]] == [1, None, 2, 3, 4, 5]
+    assert all(result["Instances"] == 1 for result in job.record()["Results"] if result["Source"] != "gone")
     assert manager.audit.verify()["Valid"] is True  # type: ignore[attr-defined]
 
 
@@ -295,9 +296,9 @@ def test_unknown_resource_in_a_batch_does_not_stop_the_others(manager: JobManage
     study = {orthanc.add(data)["ParentStudy"] for data in make_files(1)}.pop()
     job = run(manager, "studies", ["nope", study, "gone"])
     assert job.state is JobState.FAILURE
-    assert job.results[0] == {"Source": "nope", "Level": "Study", "Error": "unknown resource"}
-    assert job.results[1]["Instances"] == 1
-    assert job.results[2]["Error"] == "unknown resource"
+    assert job.record()["Results"][0] == {"Source": "nope", "Level": "Study", "Error": "unknown resource"}
+    assert job.record()["Results"][1]["Instances"] == 1
+    assert job.record()["Results"][2]["Error"] == "unknown resource"
     assert job.errors == ["studies/nope: unknown resource", "studies/gone: unknown resource"]
     assert job.not_found == {"nope", "gone"}  # what the routes answer 404 for, and ingest skips
 
@@ -346,13 +347,13 @@ def test_orthanc_stopping_ends_the_running_job_early_and_keeps_the_original(
     assert job.done.wait(30)
     assert job.state is JobState.FAILURE
     assert job.errors == [
-        f"studies/{study}: original kept (InPlace): {job.results[0]['Instances']} of 40 instances stored",
+        f"studies/{study}: original kept (InPlace): {job.record()['Results'][0]['Instances']} of 40 instances stored",
         "interrupted: Orthanc stopped before the job ended",
     ]
     # The instances already handed to the workers (at most the window of 3) are finished, no more.
-    assert 1 <= job.results[0]["Instances"] <= 3 and job.results[0]["Deleted"] is False
+    assert 1 <= job.record()["Results"][0]["Instances"] <= 3 and job.record()["Results"][0]["Deleted"] is False
     assert orthanc.deleted == []
-    assert manager.audit.read()[-1]["Instances"] == job.results[0]["Instances"]  # type: ignore[attr-defined]
+    assert manager.audit.read()[-1]["Instances"] == job.record()["Results"][0]["Instances"]  # type: ignore[attr-defined]
     if how == "plugin stopping":  # a job queued while the plugin stops does not start
         queued = manager.submit(
             Job(level="studies", resources=[study], settings=JobSettings(basic_profile()), user="u")
@@ -377,7 +378,7 @@ def test_a_copy_is_in_the_links_index_before_it_is_stored(manager: JobManager, o
     orthanc.store_instance = checking_store  # type: ignore[method-assign]
     job = run(manager, "instances", originals)
     assert job.state is JobState.SUCCESS and known_when_stored == [True, True, True]
-    for result in job.results:
+    for result in job.record()["Results"]:
         assert manager.links.copies("Instance", result["Source"]) == [result["Resource"]]
 
 

@@ -12,7 +12,8 @@ from test_jobs import FakeOrthanc, manager, orthanc  # noqa: F401  (fixtures)
 
 from orthanc_anonymizer.deid.profiles import basic_profile
 from orthanc_anonymizer.deid.writing import write_dataset
-from orthanc_anonymizer.server.jobs import Job, JobManager, JobSettings, JobState
+from orthanc_anonymizer.server.job_records import Job, JobSettings, JobState
+from orthanc_anonymizer.server.jobs import JobManager
 
 REGION_KEYS = {"Instance", "Frame", "Left", "Top", "Width", "Height", "Source", "Rule"}
 
@@ -46,7 +47,7 @@ def test_dry_run_and_audit_record_carry_the_boxes(
     instance = orthanc.add(write_dataset(drawn.dataset))["ID"]
     dry = run(manager, instance, dry_run=True)
     assert dry.state is JobState.SUCCESS
-    (result,) = dry.results
+    (result,) = dry.record()["Results"]
     regions = result["PixelRegions"]
     assert regions and all(set(region) <= REGION_KEYS and region["Instance"] == instance for region in regions)
     assert {region["Frame"] for region in regions} == {1, 2}

@@ -23,7 +23,7 @@ from orthanc_anonymizer.deid.uids import KeyedHasher
 from orthanc_anonymizer.errors import AnonymizationError
 from orthanc_anonymizer.server.api import BadRequest, RequestTooLarge, parse_anonymize, parse_batch
 from orthanc_anonymizer.server.config import AnonymizerConfig, ConfigurationError, RequestLimits, parse_configuration
-from orthanc_anonymizer.server.jobs import JobSettings
+from orthanc_anonymizer.server.job_records import JobSettings
 
 CONFIG = AnonymizerConfig(secret=b"s", limits=RequestLimits(body_bytes=4096, rules=3, batch_resources=2))
 

@@ -21,7 +21,7 @@ from orthanc_anonymizer.deid.profile_files import parse_rules
 from orthanc_anonymizer.deid.profiles import Option, Profile, basic_profile
 from orthanc_anonymizer.deid.uids import KeyedHasher
 from orthanc_anonymizer.deid.weakening import IDENTITY_TAGS, Weakening, method_values, weakenings
-from orthanc_anonymizer.server.jobs import JobSettings
+from orthanc_anonymizer.server.job_records import JobSettings
 
 HASHER = KeyedHasher(b"rules last word")
 REFERENCED_SERIES = 0x00081115  # not in Table E.1-1: kept, its items walked

@@ -20,7 +20,7 @@ from orthanc_anonymizer.deid.uids import check_project
 from orthanc_anonymizer.deid.weakening import Weakening, chosen_identity, weakenings
 from orthanc_anonymizer.errors import AnonymizerError, ProfileError
 from orthanc_anonymizer.server.config import AnonymizerConfig, RequestLimits
-from orthanc_anonymizer.server.jobs import JobSettings
+from orthanc_anonymizer.server.job_records import JobSettings
 from orthanc_anonymizer.server.orthanc_client import LEVELS
 
 _SETTING_KEYS = {

@@ -33,7 +33,8 @@ from orthanc_anonymizer.server.ingest import (
     IngestLoop,
     JobBatchRunner,
 )
-from orthanc_anonymizer.server.jobs import JobManager, JobSettings, JobStore
+from orthanc_anonymizer.server.job_records import JobSettings, JobStore
+from orthanc_anonymizer.server.jobs import JobManager
 from orthanc_anonymizer.server.orthanc_client import OrthancClient
 from orthanc_anonymizer.server.workers import InstanceTask, WorkerPool
 

@@ -46,7 +46,7 @@ from orthanc_anonymizer.audit import GENESIS_HASH, canonical_json, check_record,
 from orthanc_anonymizer.errors import AnonymizerError, LinkStoreError
 from orthanc_anonymizer.logs import exception_summary
 from orthanc_anonymizer.server.config import SharedDatabase
-from orthanc_anonymizer.server.jobs import JobStore
+from orthanc_anonymizer.server.job_records import JobStore
 from orthanc_anonymizer.server.links import LinkStore
 
 if TYPE_CHECKING:

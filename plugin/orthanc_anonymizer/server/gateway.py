@@ -27,11 +27,11 @@ from io import BytesIO
 
 from pydicom import dcmread
 
-from orthanc_anonymizer.audit import anonymization_record
+from orthanc_anonymizer.audit import AuditTrail, anonymization_record
 from orthanc_anonymizer.logs import exception_summary
 from orthanc_anonymizer.pipeline import Failure, InstanceFailure, InstanceOutcome, InstanceTask, anonymize_instance
 from orthanc_anonymizer.server.ingest import IngestFilter
-from orthanc_anonymizer.server.jobs import AuditTrail, JobSettings
+from orthanc_anonymizer.server.job_records import JobSettings
 from orthanc_anonymizer.server.workers import Pool
 
 logger = logging.getLogger("orthanc_anonymizer.gateway")

@@ -55,15 +55,8 @@ from orthanc_anonymizer.server.config import (
 )
 from orthanc_anonymizer.server.explorer import explorer_javascript, ui_file
 from orthanc_anonymizer.server.gateway import KEEP, MODIFY
-from orthanc_anonymizer.server.jobs import (
-    FROM_RESOURCE,
-    PROFILE_METADATA,
-    Job,
-    JobManager,
-    JobSettings,
-    JobStore,
-    hold_at_files,
-)
+from orthanc_anonymizer.server.job_records import Job, JobSettings, JobStore
+from orthanc_anonymizer.server.jobs import FROM_RESOURCE, PROFILE_METADATA, JobManager, hold_at_files
 from orthanc_anonymizer.server.links import LinkIndex, LinkStore
 from orthanc_anonymizer.server.orthanc_client import LEVELS, OrthancClient, ResourceNotFound
 from orthanc_anonymizer.server.workers import WorkerPool
@@ -404,10 +397,10 @@ def _anonymize(output: orthanc.RestOutput, uri: str, **request: Any) -> None:
         _error(output, 500, "; ".join(job.errors) or "the job ended without a result")
     elif resource in job.not_found:  # deleted between the check above and the job's listing
         _error(output, 404, f"unknown resource: {level}/{resource}")
-    elif "Error" in result:
-        _error(output, 500, str(result["Error"]))
+    elif result.error is not None:
+        _error(output, 500, result.error)
     else:
-        _answer(output, result)
+        _answer(output, result.as_json())
 
 
 @_route(("POST",))

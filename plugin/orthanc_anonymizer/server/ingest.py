@@ -33,7 +33,8 @@ from typing import Any, Protocol
 from orthanc_anonymizer.deid.profiles import Option
 from orthanc_anonymizer.deid.uids import check_project
 from orthanc_anonymizer.errors import AnonymizerError, ProfileError
-from orthanc_anonymizer.server.jobs import INTERRUPTED, Job, JobSettings
+from orthanc_anonymizer.pipeline import InstanceFailure
+from orthanc_anonymizer.server.job_records import INTERRUPTED, Job, JobSettings
 from orthanc_anonymizer.server.orthanc_client import ResourceNotFound
 
 logger = logging.getLogger("orthanc_anonymizer.ingest")
@@ -252,7 +253,7 @@ class BatchOutcome:
     """What became of one batch: how many instances were anonymized and which failed (IDs and reasons)."""
 
     anonymized: int = 0
-    failed: list[dict[str, str]] = field(default_factory=list)
+    failed: list[InstanceFailure] = field(default_factory=list)
 
 
 class IngestLoop:
@@ -513,12 +514,12 @@ class JobBatchRunner:
             raise IngestInterrupted(f"job {job.id}: {INTERRUPTED}")
         outcome = BatchOutcome()
         for result in job.results:
-            if "Error" in result:
-                if result.get("Source") not in job.not_found:  # deleted since it arrived: nothing to anonymize
-                    outcome.failed.append({"Instance": str(result.get("Source")), "Reason": str(result["Error"])})
+            if result.error is not None:
+                if result.source not in job.not_found:  # deleted since it arrived: nothing to anonymize
+                    outcome.failed.append(InstanceFailure(result.source, result.error))
                 continue
-            outcome.anonymized += int(result.get("Instances", 0))
-            if result.get("Resource"):
-                self.outputs.add(str(result["Resource"]))
-            outcome.failed.extend(result.get("Failed", []))
+            outcome.anonymized += result.instances
+            if result.resource is not None:
+                self.outputs.add(result.resource)
+            outcome.failed.extend(result.failed)
         return outcome

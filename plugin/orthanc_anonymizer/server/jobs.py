@@ -13,32 +13,24 @@ one record to the audit trail.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
-import json
 import logging
-import os
 import queue
 import threading
 import time
-import uuid
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
-from orthanc_anonymizer import __version__
-from orthanc_anonymizer.audit import anonymization_record
-from orthanc_anonymizer.deid.engine import AnonymizationSettings
-from orthanc_anonymizer.deid.profiles import Profile, Rule
+from orthanc_anonymizer.audit import AuditTrail, anonymization_record
 from orthanc_anonymizer.deid.uids import KeyedHasher
-from orthanc_anonymizer.deid.weakening import Weakening, chosen_identity, named, weakenings
 from orthanc_anonymizer.errors import LinkStoreError
 from orthanc_anonymizer.logs import exception_summary
 from orthanc_anonymizer.pipeline import Failure, InstanceFailure
+from orthanc_anonymizer.server.job_records import INTERRUPTED, Job, JobState, JobStore, ResourceResult
 from orthanc_anonymizer.server.links import LinkStore
 from orthanc_anonymizer.server.orthanc_client import (
     LEVELS,
@@ -47,141 +39,14 @@ from orthanc_anonymizer.server.orthanc_client import (
     OrthancUnreachable,
     ResourceNotFound,
 )
-
-__all__ = ["fetch_and_anonymize"]  # where tests and the bench found it before it moved to the workers' module
 from orthanc_anonymizer.server.workers import FetchedInstance, InstanceTask, Pool, fetch_and_anonymize
 
 logger = logging.getLogger("orthanc_anonymizer.jobs")
 
 FROM_RESOURCE = "AnonymizedFromResource"
 PROFILE_METADATA = "AnonymizationProfile"
-INTERRUPTED = "interrupted: Orthanc stopped before the job ended"
 PARENT_LEVELS = (("series", "ParentSeries"), ("studies", "ParentStudy"), ("patients", "ParentPatient"))
 T = TypeVar("T")
-
-
-class JobState(StrEnum):
-    """A job's ``State`` (an anonymization's or a forward's): the strings of the job records, compared as members."""
-
-    PENDING = "Pending"
-    RUNNING = "Running"
-    SUCCESS = "Success"
-    FAILURE = "Failure"
-
-
-class AuditTrail(Protocol):
-    def append(self, record: dict[str, Any]) -> dict[str, Any]: ...
-
-    def append_many(self, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]: ...
-
-
-def rules_digest(rules: Sequence[Rule]) -> str | None:
-    """``sha256:`` of the rules as ``pattern;action`` lines: the same rules give the same digest (``None``: none)."""
-    if not rules:
-        return None
-    text = "\n".join(f"{rule.pattern};{rule.action.value}" for rule in rules)
-    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-@dataclass(frozen=True)
-class JobSettings:
-    """One request's settings, checked. ``patient_name``/``patient_id`` are the caller's new values."""
-
-    profile: Profile
-    patient_name: str | None = None
-    patient_id: str | None = None
-    in_place: bool = False
-    dry_run: bool = False
-    include_values: bool = False
-    project: str = ""
-    """The project the copies are for (checked by :func:`.uids.check_project`); keys their UIDs and pseudonyms."""
-
-    def engine_settings(self, hasher: KeyedHasher) -> AnonymizationSettings:
-        return AnonymizationSettings(
-            profile=self.profile,
-            hasher=hasher,
-            patient_name=self.patient_name,
-            patient_id=self.patient_id,
-            record_values=self.dry_run and self.include_values,
-            project=self.project,
-        )
-
-    def describe(self) -> dict[str, object]:
-        """JSON for the job record, the audit trail and the ``AnonymizationProfile`` metadata. No values."""
-        description = {
-            "Profile": self.profile.name,
-            "Options": [option.value for option in self.profile.sorted_options],
-            # A count and a digest, not the rules: a record's size must not grow with what a caller sends.
-            "RuleCount": len(self.profile.rules),
-            "RulesDigest": rules_digest(self.profile.rules),
-            "Edition": self.profile.describe()["Edition"],
-            "EngineVersion": __version__,
-            "Project": self.project,  # a name the site gives, not PHI; checked for length and characters
-        }
-        if self.patient_name is not None:
-            description["PatientNameGiven"] = True
-        if self.patient_id is not None:
-            description["PatientIDGiven"] = True
-        weakened = self.weakenings
-        if weakened:  # rules that keep or clean what Basic with these options removes: tag numbers, never values
-            description["Weakened"] = named(weakened)
-            description["PatientIdentityRemoved"] = not any(weakening.identity for weakening in weakened)
-        return description
-
-    @functools.cached_property
-    def weakenings(self) -> tuple[Weakening, ...]:
-        """The rules of :attr:`profile` that weaken Basic with its options, as the engine marks the output."""
-        return weakenings(self.profile, chosen=chosen_identity(self.patient_name, self.patient_id))
-
-    @functools.cached_property
-    def description(self) -> dict[str, object]:
-        """:meth:`describe`, made once per job (not changed by its users): each instance's audit record holds it."""
-        return self.describe()
-
-    @functools.cached_property
-    def description_json(self) -> str:
-        """:attr:`description` as the ``AnonymizationProfile`` metadata's value."""
-        return json.dumps(self.description, sort_keys=True)
-
-
-@dataclass
-class Job:
-    """A job and its live state. :meth:`record` is its JSON form (``GET /anonymizer/jobs/{id}``)."""
-
-    level: str
-    """URI segment of the resources' level: ``patients``, ``studies``, ``series`` or ``instances``."""
-    resources: list[str]
-    settings: JobSettings
-    user: str
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    state: JobState = JobState.PENDING
-    progress: int = 0
-    results: list[dict[str, Any]] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    not_found: set[str] = field(default_factory=set)
-    """The resources Orthanc did not know when the job listed them (their results say ``unknown resource``): how
-    the routes answer 404 and on-ingest anonymization skips an instance deleted since it arrived."""
-    created: float = field(default_factory=time.time)
-    started: float | None = None
-    finished: float | None = None
-    done: threading.Event = field(default_factory=threading.Event, repr=False)
-
-    def record(self) -> dict[str, Any]:
-        return {
-            "ID": self.id,
-            "Type": "DryRun" if self.settings.dry_run else "Anonymize",
-            "Level": LEVELS[self.level],
-            "Resources": list(self.resources),
-            "Settings": {**self.settings.description, "InPlace": self.settings.in_place},
-            "User": self.user,
-            "State": self.state,
-            "Progress": self.progress,
-            "Results": list(self.results),
-            "Errors": list(self.errors),
-            "CreationTime": timestamp(self.created),
-            "StartTime": timestamp(self.started),
-            "CompletionTime": timestamp(self.finished),
-        }
 
 
 def hold_at_files(directory: Path, stopping: threading.Event) -> Callable[[str, str], None]:
@@ -201,86 +66,6 @@ def hold_at_files(directory: Path, stopping: threading.Event) -> Callable[[str, 
             pass
 
     return hold
-
-
-def timestamp(moment: float | None) -> str | None:
-    """``moment`` (seconds since the epoch) as Orthanc writes times in job records: ``20261207T070000Z``."""
-    if moment is None:
-        return None
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(moment))
-
-
-_VALUE_FIELDS = ("Original", "New")
-"""A dry run's values (``IncludeValues``): in the answer and in memory, never on disk."""
-
-
-def without_values(record: Mapping[str, Any]) -> dict[str, Any]:
-    """``record`` as written to disk: the original and new values of a dry run left out, ``ValuesOmitted`` said."""
-    results = record.get("Results") or []
-    if not any(key in change for result in results for change in result.get("Changes") or [] for key in _VALUE_FIELDS):
-        return dict(record)
-    kept = [
-        {**result, "Changes": [{k: v for k, v in c.items() if k not in _VALUE_FIELDS} for c in result["Changes"]]}
-        if result.get("Changes")
-        else result
-        for result in results
-    ]
-    return {**record, "Results": kept, "ValuesOmitted": True}
-
-
-class JobStore:
-    """Job records as JSON files, one per job, written atomically and kept after the job ends."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-
-    def _path(self, job_id: str) -> Path:
-        return self.directory / f"{job_id}.json"
-
-    def save(self, record: Mapping[str, Any]) -> None:
-        path = self._path(str(record["ID"]))
-        temporary = path.with_suffix(f".{threading.get_ident()}.tmp")
-        try:
-            temporary.write_text(json.dumps(without_values(record), indent=1), encoding="utf-8")
-            os.replace(temporary, path)
-        except OSError:
-            temporary.unlink(missing_ok=True)  # a full disk leaves no half-written record behind
-            raise
-
-    def load(self, job_id: str) -> dict[str, Any] | None:
-        try:
-            uuid.UUID(job_id)
-        except ValueError:
-            return None
-        try:
-            loaded: dict[str, Any] = json.loads(self._path(job_id).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        return loaded
-
-    def mark_interrupted(self) -> int:
-        """Jobs a previous Orthanc left pending or running end as failures (their copies so far stay linked)."""
-        count = 0
-        for path in self.directory.glob("*.json"):
-            try:
-                record = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as error:  # one damaged record must not stop Orthanc's start-up
-                logger.warning("job record %s unreadable, left as it is: %s", path.name, exception_summary(error))
-                continue
-            if isinstance(record, dict) and record.get("State") in (JobState.PENDING, JobState.RUNNING):
-                # The resources the job did not conclude: a copy of one may be partial (no result says Complete).
-                concluded = {result.get("Source") for result in record.get("Results", [])}
-                unfinished = [
-                    f"{record.get('Level')} {resource}: not finished; its copy, if any, is partial"
-                    for resource in record.get("Resources", [])
-                    if resource not in concluded
-                ]
-                record["State"] = JobState.FAILURE
-                record["Errors"] = [*record.get("Errors", []), *unfinished, INTERRUPTED]
-                self.save(record)
-                count += 1
-        return count
 
 
 class _ParentCache:
@@ -528,7 +313,7 @@ class JobManager:
         # At instance level each resource is one instance: they share one pipeline (a batch of single instances,
         # as on-ingest anonymization submits, keeps every worker busy) and are concluded once it is drained.
         shared: deque[Future[None]] | None = deque() if job.level == "instances" else None
-        slots: list[dict[str, Any] | _ResourceRun] = []
+        slots: list[ResourceResult | _ResourceRun] = []
 
         def advance() -> None:
             nonlocal done
@@ -543,7 +328,7 @@ class JobManager:
             if self.stopping.is_set():
                 job.errors.append(INTERRUPTED)
                 break
-            result: dict[str, Any]
+            result: ResourceResult
             try:
                 if count is None:
                     raise ResourceNotFound("GET", f"/{job.level}/{resource}", 404)
@@ -555,7 +340,7 @@ class JobManager:
                     job.not_found.add(resource)
                 if count is not None:
                     job.errors.append(f"{job.level}/{resource}: {reason}")
-                result = {"Source": resource, "Level": LEVELS[job.level], "Error": reason}
+                result = ResourceResult(source=resource, level=LEVELS[job.level], error=reason)
             else:
                 run = _ResourceRun(job.level, resource, instances)
                 self._anonymize_resource(job, run, task, parents, advance, shared)
@@ -564,8 +349,9 @@ class JobManager:
                     if run.interrupted:
                         break
                     continue
-                result, record = self._conclude(job, run)
-                self._audit(job, [(result, record)])
+                concluded = self._conclude(job, run)
+                self._audit(job, [concluded])
+                result = concluded[0]
                 interrupted = run.interrupted
             if shared is not None:
                 slots.append(result)
@@ -580,21 +366,21 @@ class JobManager:
             while shared:
                 shared.popleft().result()
                 advance()
-            results: list[dict[str, Any]] = []
-            concluded: list[tuple[dict[str, Any], dict[str, Any]]] = []
+            results: list[ResourceResult] = []
+            concluded_runs: list[tuple[ResourceResult, dict[str, Any]]] = []
             for slot in slots:
                 if isinstance(slot, _ResourceRun):
                     interrupted = interrupted or slot.interrupted
-                    concluded.append(self._conclude(job, slot))
-                    slot = concluded[-1][0]
+                    concluded_runs.append(self._conclude(job, slot))
+                    slot = concluded_runs[-1][0]
                 results.append(slot)
-            self._audit(job, concluded)
+            self._audit(job, concluded_runs)
             with self._lock:
                 job.results.extend(results)
             self._save(job)
             if interrupted:
                 job.errors.append(INTERRUPTED)
-        failed = bool(job.errors) or any(result.get("Failed") or result.get("Error") for result in job.results)
+        failed = bool(job.errors) or any(result.failed_any for result in job.results)
         self._finish(job, JobState.FAILURE if failed else JobState.SUCCESS)
         logger.info(
             "job %s (%s, %d resources, %d instances) ended: %s", job.id, job.level, len(counts), total, job.state
@@ -752,39 +538,32 @@ class JobManager:
                 rows.append((LEVELS[segment], source, copy))
         self.links.add_many(rows)
 
-    def _conclude(self, job: Job, run: _ResourceRun) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _conclude(self, job: Job, run: _ResourceRun) -> tuple[ResourceResult, dict[str, Any]]:
         """Delete the original if asked and safe; the resource's result and its audit record (for :meth:`_audit`)."""
         level_name = LEVELS[run.level]
-        new_resources = sorted(run.new_ids[run.level])
-        result: dict[str, Any] = {
-            "Source": run.source,
-            "Level": level_name,
-            "Failed": [failure.as_json() for failure in run.failed],
-        }
+        result = ResourceResult(
+            source=run.source, level=level_name, failed=list(run.failed), dry_run=job.settings.dry_run
+        )
         removal = _Removal()
         if job.settings.dry_run:
-            result.update({"DryRun": True, "Instances": len(run.instances), "Changes": run.changes})
-            if run.pixel_regions:
-                result["PixelRegions"] = run.pixel_regions
+            result.instances, result.changes, result.pixel_regions = len(run.instances), run.changes, run.pixel_regions
         else:
-            result.update({"Resource": new_resources[0] if new_resources else None, "Instances": len(run.stored)})
+            result.resources, result.instances = sorted(run.new_ids[run.level]), len(run.stored)
             # A copy missing instances (failed, interrupted) is still in Orthanc, linked: this says it is partial.
-            result["Complete"] = bool(run.stored) and len(run.stored) == len(run.instances)
-            if len(new_resources) > 1:
-                result["Resources"] = new_resources
+            result.complete = bool(run.stored) and len(run.stored) == len(run.instances)
             if job.settings.in_place:
-                removal = self._delete_originals(job, run, new_resources)
-                result.update(removal.fields())
+                removal = self._delete_originals(job, run, result.resources)
+                result.originals = removal.fields()
         record = anonymization_record(
             dry_run=job.settings.dry_run,
             user=job.user,
             job=job.id,
             level=level_name,
             source=run.source,
-            result=result.get("Resource"),
+            result=None if job.settings.dry_run else result.resource,
             source_instances=len(run.instances),
             instances=len(run.stored),
-            complete=result.get("Complete"),
+            complete=None if job.settings.dry_run else result.complete,
             failed=run.failed,
             settings=job.settings.description,
             in_place=job.settings.in_place,
@@ -797,7 +576,7 @@ class JobManager:
         )
         return result, record
 
-    def _audit(self, job: Job, concluded: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    def _audit(self, job: Job, concluded: list[tuple[ResourceResult, dict[str, Any]]]) -> None:
         """Append the audit records of concluded resources (one disk round or transaction for all of them) and
         put each one's ``Audit`` sequence number in its result."""
         try:
@@ -807,7 +586,7 @@ class JobManager:
             job.errors.append(f"audit record not written: {exception_summary(error)}")
             appended = [{} for _ in concluded]
         for (result, _), stored in zip(concluded, appended, strict=True):
-            result["Audit"] = stored.get("Sequence")
+            result.audit = stored.get("Sequence")
 
     def _delete_originals(self, job: Job, run: _ResourceRun, new_resources: Iterable[str]) -> _Removal:
         """InPlace: delete, one by one, the original instances whose copies are stored and verified.
