@@ -61,6 +61,18 @@ def site_profiles_directory() -> Path | None:
     return CHECKOUT_PROFILES_DIRECTORY if CHECKOUT_PROFILES_DIRECTORY.is_dir() else None
 
 
+def profiles_on_offer(profiles_dir: str | os.PathLike[str] | None) -> tuple[Path | None, bool]:
+    """The folder a profile name is looked up in and whether the shipped profiles are offered beside it: a named
+    folder alone (the whole offer, as ``ProfilesDirectory`` is for the plugin), else the site's folder, if any, and
+    the shipped profiles. :class:`InvalidArgument` when the named folder is not one."""
+    if profiles_dir is None:
+        return site_profiles_directory(), True
+    directory = Path(profiles_dir)
+    if not directory.is_dir():
+        raise InvalidArgument("profiles_dir", f"{directory} is not a folder")
+    return directory, False
+
+
 def build_profile(
     profile: str | os.PathLike[str] | Profile,
     options: Iterable[str | Option] = (),
@@ -70,14 +82,7 @@ def build_profile(
     """The profile named (``basic``, a profile of ``profiles_dir`` or a profile file), with ``options`` and then the
     rules of each rule file (CSV ``TagPattern;Action`` lines, JSON or XML) on top; what the CLI's ``--profile``,
     ``--option``, ``--rules`` and ``--profiles-dir`` build. :class:`InvalidArgument` names the bad part."""
-    if profiles_dir is not None:
-        directory: Path | None = Path(profiles_dir)
-        assert directory is not None
-        if not directory.is_dir():
-            raise InvalidArgument("profiles_dir", f"{directory} is not a folder")
-        shipped = False  # a named folder is the whole offer, as ProfilesDirectory is for the plugin
-    else:
-        directory, shipped = site_profiles_directory(), True
+    directory, shipped = profiles_on_offer(profiles_dir)
     if isinstance(profile, Profile):
         chosen = profile
     else:

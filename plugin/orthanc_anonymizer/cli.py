@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from orthanc_anonymizer import __version__, anonymizer
-from orthanc_anonymizer.anonymizer import InvalidArgument, site_profiles_directory
+from orthanc_anonymizer.anonymizer import InvalidArgument, profiles_on_offer
 from orthanc_anonymizer.defaults import SECRET_ENVIRONMENT_VARIABLE, chosen_secret
 from orthanc_anonymizer.deid.profile_files import load_profiles
 from orthanc_anonymizer.deid.profiles import Option, Profile
@@ -104,20 +104,20 @@ def anonymize_one(task: FileTask, settings: AnonymizationSettings, verify: bool)
     outcome = anonymize_instance(original, InstanceTask(settings, check_residual=verify, orthanc_identity=False))
     if outcome.failure is not None or outcome.parts is None:
         _remove_stale(task.destination)
-    if outcome.failure is Failure.RESIDUAL_PHI:
-        # The output still carries patient data: keep it out of DST.
-        return FileResult(
-            task.display,
-            False,
-            f"residual PHI in {len(outcome.leaks)} place(s); output not written",
-            leaks=[
-                {"Path": leak.path, "Tag": leak.tag, "Source": leak.source, "Kind": leak.kind} for leak in outcome.leaks
-            ],
-            checked_values=outcome.checked_values,
-        )
-    if outcome.failure is Failure.CHECK_FAILED:
-        return FileResult(task.display, False, f"residual-PHI check failed: {outcome.reason}")
-    if outcome.failure is not None or outcome.parts is None:
+        if outcome.failure is Failure.RESIDUAL_PHI:
+            # The output still carries patient data: keep it out of DST.
+            return FileResult(
+                task.display,
+                False,
+                f"residual PHI in {len(outcome.leaks)} place(s); output not written",
+                leaks=[
+                    {"Path": leak.path, "Tag": leak.tag, "Source": leak.source, "Kind": leak.kind}
+                    for leak in outcome.leaks
+                ],
+                checked_values=outcome.checked_values,
+            )
+        if outcome.failure is Failure.CHECK_FAILED:
+            return FileResult(task.display, False, f"residual-PHI check failed: {outcome.reason}")
         return FileResult(task.display, False, outcome.explanation)
     try:
         _write_atomically(task.destination, outcome.parts)
@@ -272,13 +272,11 @@ def _secret(args: argparse.Namespace, environ: dict[str, str] | os._Environ[str]
 
 def _profiles_directory(args: argparse.Namespace) -> tuple[Path | None, bool]:
     """The profiles folder and whether the shipped profiles are offered beside it: ``--profiles-dir`` alone when
-    given, else the checkout's ``profiles/`` (if any) and the shipped ones (deid/profile_files.py)."""
-    if args.profiles_dir is not None:
-        directory = Path(args.profiles_dir)
-        if not directory.is_dir():
-            raise UsageError(f"--profiles-dir {directory} is not a folder")
-        return directory, False
-    return site_profiles_directory(), True
+    given, else the checkout's ``profiles/`` (if any) and the shipped ones (:func:`.anonymizer.profiles_on_offer`)."""
+    try:
+        return profiles_on_offer(args.profiles_dir)
+    except InvalidArgument as error:
+        raise UsageError(f"--profiles-dir {error.problem}") from None
 
 
 _FLAGS = {

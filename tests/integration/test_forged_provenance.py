@@ -20,7 +20,7 @@ from study_generator import Patient, make_instance, to_bytes
 from orthanc_anonymizer.deid.engine import AnonymizationSettings
 from orthanc_anonymizer.deid.profiles import basic_profile
 from orthanc_anonymizer.deid.uids import KeyedHasher
-from orthanc_anonymizer.server.workers import InstanceTask, anonymize_instance, orthanc_instance_id
+from orthanc_anonymizer.pipeline import InstanceTask, anonymize_instance, orthanc_instance_id
 
 pytestmark = pytest.mark.integration
 NAME, FAMILY, GIVEN = "Forgery^Ottoline", b"Forgery", b"Ottoline"

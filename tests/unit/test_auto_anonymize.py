@@ -16,11 +16,11 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
+from orthanc_anonymizer import pipeline
 from orthanc_anonymizer.deid.engine import AnonymizationSettings
 from orthanc_anonymizer.deid.profiles import Option, basic_profile
 from orthanc_anonymizer.deid.uids import KeyedHasher
-from orthanc_anonymizer.pipeline import Failure, InstanceFailure
-from orthanc_anonymizer.server import workers
+from orthanc_anonymizer.pipeline import Failure, InstanceFailure, InstanceTask
 from orthanc_anonymizer.server.auto_anonymize import AutoAnonymizer, resolve_auto_anonymize
 from orthanc_anonymizer.server.cluster import ChangeLogGaps, IngestLeadership, SharedChangeCursor
 from orthanc_anonymizer.server.config import AnonymizerConfig, ConfigurationError, SharedDatabase
@@ -36,7 +36,6 @@ from orthanc_anonymizer.server.ingest import (
     JobBatchRunner,
 )
 from orthanc_anonymizer.server.job_records import INTERRUPTED, Job, JobSettings, JobStore, ResourceResult
-from orthanc_anonymizer.server.workers import InstanceTask
 
 PROFILES = Path(__file__).resolve().parents[2] / "profiles"
 
@@ -182,7 +181,7 @@ def test_gateway_decisions() -> None:
     copy = dcmread(BytesIO(decision.outcome.data))
     assert copy.PatientIdentityRemoved == "YES" and copy.PatientID != "PID-GW-UNIT"
     # the ID Orthanc will give it (the integration test checks it against a real Orthanc)
-    assert decision.orthanc_id == workers.orthanc_instance_id(
+    assert decision.orthanc_id == pipeline.orthanc_instance_id(
         copy.PatientID, copy.StudyInstanceUID, copy.SeriesInstanceUID, copy.SOPInstanceUID
     )
     assert decide_in_worker(ct_instance(Modality="US"), task, ct_only, "DicomProtocol").action == DISCARD

@@ -19,11 +19,11 @@ from pydicom.uid import generate_uid
 from orthanc_anonymizer.audit import AuditLog
 from orthanc_anonymizer.deid.profiles import basic_profile
 from orthanc_anonymizer.deid.uids import KeyedHasher
+from orthanc_anonymizer.pipeline import InstanceOutcome, InstanceTask, anonymize_instance
 from orthanc_anonymizer.server.job_records import Job, JobSettings, JobState, JobStore
 from orthanc_anonymizer.server.jobs import JobManager
 from orthanc_anonymizer.server.links import LinkIndex
 from orthanc_anonymizer.server.orthanc_client import OrthancUnreachable, ResourceNotFound
-from orthanc_anonymizer.server.workers import InstanceOutcome, InstanceTask, anonymize_instance
 
 T = TypeVar("T")
 

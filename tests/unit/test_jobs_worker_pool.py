@@ -10,7 +10,8 @@ from pydicom.data import get_testdata_file
 
 from orthanc_anonymizer.deid.engine import AnonymizationSettings
 from orthanc_anonymizer.deid.uids import KeyedHasher
-from orthanc_anonymizer.server.workers import InstanceTask, WorkerPool
+from orthanc_anonymizer.pipeline import InstanceTask
+from orthanc_anonymizer.server.workers import WorkerPool
 
 
 def test_spawned_workers_anonymize_and_report_failures_without_values() -> None:

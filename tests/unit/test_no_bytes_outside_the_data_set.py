@@ -31,7 +31,7 @@ from orthanc_anonymizer.deid.uids import KeyedHasher
 from orthanc_anonymizer.deid.verify import verify_bytes
 from orthanc_anonymizer.deid.writing import IMPLEMENTATION_CLASS_UID
 from orthanc_anonymizer.errors import AnonymizerError
-from orthanc_anonymizer.server.workers import InstanceTask, anonymize_instance
+from orthanc_anonymizer.pipeline import InstanceTask, anonymize_instance
 
 EXAMPLES = 400 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 40
 # Every option that keeps something (CleanPixelData aside: it changes the pixels; full dates kept, not shifted).

@@ -13,8 +13,9 @@ from pydicom.data import get_testdata_file
 
 from orthanc_anonymizer.deid.profiles import basic_profile
 from orthanc_anonymizer.deid.uids import KeyedHasher
+from orthanc_anonymizer.pipeline import InstanceTask
 from orthanc_anonymizer.server.orthanc_client import OrthancClient, OrthancError, OrthancUnreachable, ResourceNotFound
-from orthanc_anonymizer.server.workers import InstanceTask, fetch_and_anonymize
+from orthanc_anonymizer.server.workers import fetch_and_anonymize
 
 CT_SMALL = open(get_testdata_file("CT_small.dcm") or "", "rb").read()  # noqa: SIM115
 RESOURCES: dict[str, Any] = {

@@ -16,7 +16,7 @@ from orthanc_anonymizer.deid.profiles import Profile, basic_profile
 from orthanc_anonymizer.deid.uids import KeyedHasher
 from orthanc_anonymizer.deid.verify import verify_bytes
 from orthanc_anonymizer.errors import AnonymizerError
-from orthanc_anonymizer.server.workers import InstanceTask, anonymize_instance
+from orthanc_anonymizer.pipeline import InstanceTask, anonymize_instance
 
 SECRET = b"worker residual secret"
 FAMILY = "Vanderberg"

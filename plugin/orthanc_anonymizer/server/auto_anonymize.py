@@ -21,6 +21,7 @@ from typing import Any
 
 from orthanc_anonymizer.deid.profile_files import resolve_profile
 from orthanc_anonymizer.errors import ProfileError
+from orthanc_anonymizer.pipeline import InstanceTask
 from orthanc_anonymizer.server.cluster import IngestLeadership
 from orthanc_anonymizer.server.config import AnonymizerConfig, ConfigurationError
 from orthanc_anonymizer.server.forwarding import Forwarder
@@ -36,7 +37,7 @@ from orthanc_anonymizer.server.ingest import (
 from orthanc_anonymizer.server.job_records import JobSettings, JobStore
 from orthanc_anonymizer.server.jobs import JobManager
 from orthanc_anonymizer.server.orthanc_client import OrthancClient
-from orthanc_anonymizer.server.workers import InstanceTask, WorkerPool
+from orthanc_anonymizer.server.workers import WorkerPool
 
 logger = logging.getLogger("orthanc_anonymizer.auto")
 SETTING = "Anonymizer.AutoAnonymize"

@@ -150,7 +150,7 @@ class GatewayHandler:
             source_instances=1,
             instances=1 if stored else 0,
             failed=[] if stored else [InstanceFailure(None, decision.reason, decision.failure)],
-            settings=self.settings.describe(),
+            settings=self.settings.description,
             counts=decision.counts,
             residual_checked=1 if outcome is not None and outcome.residual_clean is not None else 0,
             residual_not_checked=1 if outcome is not None and outcome.residual_clean is None else 0,

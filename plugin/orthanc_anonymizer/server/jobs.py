@@ -29,7 +29,7 @@ from orthanc_anonymizer.audit import AuditTrail, anonymization_record
 from orthanc_anonymizer.deid.uids import KeyedHasher
 from orthanc_anonymizer.errors import LinkStoreError
 from orthanc_anonymizer.logs import exception_summary
-from orthanc_anonymizer.pipeline import Failure, InstanceFailure
+from orthanc_anonymizer.pipeline import Failure, InstanceFailure, InstanceTask
 from orthanc_anonymizer.server.job_records import INTERRUPTED, Job, JobState, JobStore, ResourceResult
 from orthanc_anonymizer.server.links import LinkStore
 from orthanc_anonymizer.server.orthanc_client import (
@@ -39,7 +39,7 @@ from orthanc_anonymizer.server.orthanc_client import (
     OrthancUnreachable,
     ResourceNotFound,
 )
-from orthanc_anonymizer.server.workers import FetchedInstance, InstanceTask, Pool, fetch_and_anonymize
+from orthanc_anonymizer.server.workers import FetchedInstance, Pool, fetch_and_anonymize
 
 logger = logging.getLogger("orthanc_anonymizer.jobs")
 

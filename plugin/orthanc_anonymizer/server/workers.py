@@ -22,22 +22,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from orthanc_anonymizer.logs import exception_summary, route_warnings_to_logging
-from orthanc_anonymizer.pipeline import InstanceOutcome, InstanceTask, anonymize_instance, orthanc_instance_id
+from orthanc_anonymizer.pipeline import InstanceOutcome, InstanceTask, anonymize_instance
 from orthanc_anonymizer.server.orthanc_client import OrthancClient, OrthancError, OrthancUnreachable
 
 logger = logging.getLogger("orthanc_anonymizer.workers")
 WORKER_NICENESS = 5
 T = TypeVar("T")
-__all__ = [
-    "FetchedInstance",
-    "InstanceOutcome",
-    "InstanceTask",
-    "Pool",
-    "WorkerPool",
-    "anonymize_instance",
-    "fetch_and_anonymize",
-    "orthanc_instance_id",
-]
 
 
 class Pool(Protocol):
