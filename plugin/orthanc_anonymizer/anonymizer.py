@@ -206,14 +206,11 @@ class Anonymizer:
     def anonymize(self, dataset: Dataset) -> InstanceOutcome:
         """Anonymize a pydicom data set (left unchanged); the copy is the outcome's
         :meth:`~.pipeline.InstanceOutcome.dataset` (``None`` on a failure)."""
-        from pydicom import dcmwrite
         from pydicom.dataset import Dataset
 
         if not isinstance(dataset, Dataset):
             raise InvalidArgument("dataset", f"a pydicom Dataset, not {type(dataset).__name__}")
-        buffer = BytesIO()
-        dcmwrite(buffer, dataset, enforce_file_format=bool(getattr(dataset, "file_meta", None)))
-        return self.anonymize_bytes(buffer.getvalue())
+        return self.anonymize_bytes(_dataset_bytes(dataset))
 
     def anonymize_file(self, src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> InstanceOutcome:
         """Anonymize the file ``src`` into ``dst`` (its folder is created). On a failure ``dst`` is not written
@@ -229,15 +226,7 @@ class Anonymizer:
         if outcome.failure is not None or outcome.parts is None:
             destination.unlink(missing_ok=True)
             return outcome
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        temporary = destination.with_name(f".{destination.name}.{os.getpid()}.part")
-        try:
-            with temporary.open("wb") as output:
-                for part in outcome.parts:
-                    output.write(part)
-            os.replace(temporary, destination)
-        finally:
-            temporary.unlink(missing_ok=True)
+        outcome.write_file(destination)
         return outcome
 
     def verify(
@@ -255,18 +244,25 @@ class Anonymizer:
 
 
 def _as_bytes(value: Dataset | bytes | str | os.PathLike[str], argument: str) -> bytes:
-    from pydicom import dcmwrite
     from pydicom.dataset import Dataset
 
     if isinstance(value, bytes):
         return value
     if isinstance(value, Dataset):
-        buffer = BytesIO()
-        dcmwrite(buffer, value, enforce_file_format=bool(getattr(value, "file_meta", None)))
-        return buffer.getvalue()
+        return _dataset_bytes(value)
     if isinstance(value, (str, os.PathLike)):
         try:
             return Path(value).read_bytes()
         except OSError as error:
             raise InvalidArgument(argument, f"cannot read {value} ({error.strerror or type(error).__name__})") from None
     raise InvalidArgument(argument, f"a Dataset, bytes or a path, not {type(value).__name__}")
+
+
+def _dataset_bytes(dataset: Dataset) -> bytes:
+    """A data set as the bytes of a file (a DICOM file with a preamble when it has file meta, else a bare data
+    set), as the pipeline reads them."""
+    from pydicom import dcmwrite
+
+    buffer = BytesIO()
+    dcmwrite(buffer, dataset, enforce_file_format=bool(getattr(dataset, "file_meta", None)))
+    return buffer.getvalue()

@@ -120,7 +120,7 @@ def anonymize_one(task: FileTask, settings: AnonymizationSettings, verify: bool)
             return FileResult(task.display, False, f"residual-PHI check failed: {outcome.reason}")
         return FileResult(task.display, False, outcome.explanation)
     try:
-        _write_atomically(task.destination, outcome.parts)
+        outcome.write_file(task.destination)
     except OSError as error:
         return FileResult(task.display, False, f"cannot write output ({error.strerror or type(error).__name__})")
     return FileResult(task.display, True, checked_values=outcome.checked_values)
@@ -160,18 +160,6 @@ def read_regular_file(path: Path) -> bytes:
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
             raise NotARegularFile(f"not a regular file ({entry_kind(path) or 'changed while read'})")
         return handle.read()
-
-
-def _write_atomically(destination: Path, parts: list[bytes | memoryview]) -> None:
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = destination.with_name(f".{destination.name}.{os.getpid()}.part")
-    try:
-        with temporary.open("wb") as output:
-            for part in parts:  # the header, then the original's pixel data without a copy
-                output.write(part)
-        os.replace(temporary, destination)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _remove_stale(destination: Path) -> None:

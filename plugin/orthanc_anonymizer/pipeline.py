@@ -12,9 +12,11 @@ run one way: the server and the CLI import this module; it imports only the engi
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from enum import StrEnum
 from io import BytesIO
+from pathlib import Path
 from typing import Any
 
 from pydicom import dcmread
@@ -123,6 +125,21 @@ class InstanceOutcome:
         thread (hashlib releases the GIL): most copies never need it, and it cost the worker ~1.4 ms a CT image."""
         data = self.data
         return hashlib.md5(data).hexdigest() if data is not None else ""
+
+    def write_file(self, destination: Path) -> None:
+        """Write the copy to ``destination`` (its folder created) through a temporary file renamed into place, so
+        the path never holds half a file; the pieces are written as they are (the original's pixel data without a
+        copy)."""
+        assert self.parts is not None, "no copy to write"
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        temporary = destination.with_name(f".{destination.name}.{os.getpid()}.part")
+        try:
+            with temporary.open("wb") as output:
+                for part in self.parts:
+                    output.write(part)
+            os.replace(temporary, destination)
+        finally:
+            temporary.unlink(missing_ok=True)
 
     def dataset(self) -> Dataset | None:
         """The copy read back as a pydicom data set (``None`` when there is none)."""
