@@ -3,6 +3,7 @@ and a batch that Orthanc's stop interrupted."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import types
@@ -18,6 +19,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from orthanc_anonymizer import pipeline
 from orthanc_anonymizer.deid.engine import AnonymizationSettings
+from orthanc_anonymizer.deid.profile_files import parse_rules
 from orthanc_anonymizer.deid.profiles import Option, basic_profile
 from orthanc_anonymizer.deid.uids import KeyedHasher
 from orthanc_anonymizer.pipeline import Failure, InstanceFailure, InstanceTask
@@ -324,27 +326,50 @@ def test_two_batches_in_flight_move_the_position_in_order_only(tmp_path: Path) -
     assert cursor.load() == 10 and loop.processed == 6
 
 
+class ImmediatePool:
+    """Runs a worker's function at once, in this thread, and counts the calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def call(self, function: Any, *args: Any) -> Any:
+        self.calls += 1
+        future: Future[Any] = Future()
+        future.set_result(function(*args))
+        return future
+
+
 def test_the_gateway_keeps_only_the_bytes_the_plugin_is_storing() -> None:
-    class Pool:
-        def __init__(self) -> None:
-            self.calls = 0
-
-        def call(self, function: Any, *args: Any) -> Any:
-            self.calls += 1
-            future: Future[Any] = Future()
-            future.set_result(function(*args))
-            return future
-
     task = InstanceTask(settings=AnonymizationSettings(profile=basic_profile(), hasher=KeyedHasher(b"s")))
     settings = JobSettings(profile=basic_profile())
     own = ct_instance()
     forged = ct_instance(PatientIdentityRemoved="YES", DeidentificationMethod="orthanc-anonymizer 0.1.0 profile basic")
-    pool, audit = Pool(), Audit()
+    pool, audit = ImmediatePool(), Audit()
     handler = GatewayHandler(pool, task, settings, IngestFilter(), audit, own_store=lambda data: data == own)  # type: ignore[arg-type]
     assert handler.decide(own, "RestApi") == (KEEP, None) and pool.calls == 0
     action, data = handler.decide(forged, "DicomProtocol")
     assert action == MODIFY and data is not None and b"PID-GW-UNIT" not in data and pool.calls == 1
     assert [record["Mode"] for record in audit.records] == ["Gateway"]
+
+
+def test_the_gateway_stores_no_copy_with_residual_phi_and_audits_no_filter_miss() -> None:
+    """A copy the residual-PHI check finds the patient in is discarded, never handed to Orthanc, and its audit
+    record counts the leak by its type (no value in it); an instance the filter does not select is discarded
+    without an audit record (it is not the gateway's to anonymize)."""
+    leaky = basic_profile().with_rules(parse_rules("0020,4000;K\n", "csv", "test"))  # ImageComments kept
+    task = InstanceTask(settings=AnonymizationSettings(profile=leaky, hasher=KeyedHasher(b"s")))
+    settings = JobSettings(profile=leaky)
+    pool, audit = ImmediatePool(), Audit()
+    ct_only = IngestFilter.parse({"Modality": "CT"})
+    handler = GatewayHandler(pool, task, settings, ct_only, audit, own_store=lambda data: False)  # type: ignore[arg-type]
+    leaking = ct_instance(ImageComments="follow-up of Gateway^Unit, PID-GW-UNIT")
+    assert handler.decide(leaking, "DicomProtocol") == (DISCARD, None)
+    (record,) = audit.records
+    assert record["Instances"] == 0 and record["ResidualPhi"]["Leaking"] == 1
+    assert "0020,4000" in record["Failed"][0]["Reason"]
+    assert "PID-GW-UNIT" not in json.dumps(record) and "Gateway^Unit" not in json.dumps(record)
+    assert handler.decide(ct_instance(Modality="US"), "DicomProtocol") == (DISCARD, None)
+    assert len(audit.records) == 1 and pool.calls == 2
 
 
 class Links:
