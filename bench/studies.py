@@ -2,7 +2,7 @@
 
 - :func:`ct_study`: 512x512 16-bit CT-like instances (about 530 KB each) with the header of pydicom's
   ``CT_small.dcm`` test file (a GE scanner's: 258 attributes, 130 of them private), new UIDs per study, series and
-  instance, and noise for pixels;
+  instance, and noise for pixels; 100 to a series, or as many as asked (the single-series case);
 - :func:`small_study`: the integration tests' 16x16 instances (a few KB), for the memory and growth cases.
 """
 
@@ -20,8 +20,8 @@ CT_ROWS = CT_COLUMNS = 512
 SERIES_SIZE = 100
 
 
-def ct_study(count: int, seed: int = 7) -> list[bytes]:
-    """``count`` CT-like instances of one made-up patient, ``SERIES_SIZE`` to a series."""
+def ct_study(count: int, seed: int = 7, series_size: int = SERIES_SIZE) -> list[bytes]:
+    """``count`` CT-like instances of one made-up patient, ``series_size`` to a series."""
     template_path = get_testdata_file("CT_small.dcm")
     assert template_path is not None, "pydicom's CT_small.dcm test file is missing"
     rng = np.random.default_rng(seed)
@@ -29,17 +29,17 @@ def ct_study(count: int, seed: int = 7) -> list[bytes]:
     series_uid = ""
     files = []
     for number in range(count):
-        if number % SERIES_SIZE == 0:
+        if number % series_size == 0:
             series_uid = generate_uid()
         ds = dcmread(template_path)
         ds.PatientName = "Benchperson^Ottokar"
         ds.PatientID = "BENCH-300-CT"
         ds.StudyInstanceUID = study_uid
         ds.SeriesInstanceUID = series_uid
-        ds.SeriesNumber = number // SERIES_SIZE + 1
+        ds.SeriesNumber = number // series_size + 1
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
         ds.FrameOfReferenceUID = frame_uid
-        ds.InstanceNumber = number % SERIES_SIZE + 1
+        ds.InstanceNumber = number % series_size + 1
         ds.ImagePositionPatient = [-158.0, -179.0, -number * 1.25]
         ds.SliceLocation = -number * 1.25
         ds.Rows, ds.Columns = CT_ROWS, CT_COLUMNS

@@ -43,10 +43,13 @@ class OrthancServer:
         secret: str | None = SECRET,
         auth: tuple[str, str] | None = None,
         environment: dict[str, str] | None = None,
+        prefix: list[str] | None = None,
     ) -> None:
         self.folder = folder
         self.environment = dict(environment or {})
         """Extra environment variables for Orthanc (e.g. the test instrumentation's)."""
+        self.prefix = list(prefix or [])
+        """A command Orthanc runs under (the benchmarks' ``taskset -c 0``); its worker processes inherit it."""
         self.http_port, self.dicom_port = free_port(), free_port()
         self.storage = folder / "storage"
         environ = {
@@ -77,7 +80,10 @@ class OrthancServer:
         self.storage.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [*ORTHANC, str(self.config_path)], stdout=log, stderr=subprocess.STDOUT, env=orthanc_environment(environ)
+            [*self.prefix, *ORTHANC, str(self.config_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=orthanc_environment(environ),
         )
         log.close()
         _SERVERS.append(self)
