@@ -27,7 +27,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_restart_in_the_middle_of_a_burst_loses_nothing_and_doubles_nothing(server_factory, tmp_path, stop) -> None:
-    server = server_factory(f"restart-{stop.name}", overrides=auto_overrides()).start()
+    # QuietSeconds 0: the copies are made while the originals still arrive (the harder case for exactly-once).
+    server = server_factory(f"restart-{stop.name}", overrides=auto_overrides(QuietSeconds=0)).start()
     patients = [Patient(name=f"Restart^Patient{n}", id=f"PID-RESTART-{stop.name}-{n}") for n in range(3)]
     paths = write_files(interleaved(studies_for(patients, series=2, per_series=25)), tmp_path / "burst")
     sender = subprocess.Popen(

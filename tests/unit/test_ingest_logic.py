@@ -208,3 +208,115 @@ def test_an_instance_deleted_right_after_it_arrived_is_passed_over(tmp_path: Pat
     loop = IngestLoop(orthanc, cursor, AutoAnonymizeConfig.parse({"Enabled": True}), run_batch)
     assert loop.poll_once(0) == (3, True)
     assert anonymized == ["i0", "i1"] and cursor.load() == 3
+
+
+class Arrivals:
+    """A clock the loop sleeps on, during which a modality keeps sending: one original every ``every`` seconds
+    until ``until``, and the plugin's own copies (known to the links index) whenever asked."""
+
+    def __init__(self, orthanc: FakeOrthanc, every: float, until: float) -> None:
+        self.orthanc, self.every, self.until = orthanc, every, until
+        self.now = 0.0
+        self.next_arrival = every
+        self.sent: list[float] = []
+        self.copies = 0
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        while self.next_arrival <= min(self.now, self.until):
+            self.orthanc.add(f"o{len(self.sent)}", Modality="CT")
+            self.sent.append(self.next_arrival)
+            self.next_arrival += self.every
+
+    def copy(self) -> None:
+        self.orthanc.add(f"copy{self.copies}", Modality="CT")
+        self.copies += 1
+
+
+def yielding_loop(
+    orthanc: FakeOrthanc, arrivals: Arrivals, tmp_path: Path, page: int = 500, **settings: object
+) -> IngestLoop:
+    config = AutoAnonymizeConfig.parse({"Enabled": True, **settings})
+    loop = IngestLoop(
+        orthanc,
+        ChangeCursor(tmp_path / "c.json"),
+        config,
+        lambda batch: BatchOutcome(anonymized=len(batch)),
+        page=page,
+        known_copy=lambda instance_id: instance_id.startswith("copy"),
+    )
+    loop.clock, loop.sleep = arrivals.clock, arrivals.sleep
+    return loop
+
+
+def sending(
+    tmp_path: Path, until: float, page: int = 500, **settings: object
+) -> tuple[FakeOrthanc, Arrivals, IngestLoop]:
+    """A modality that sent one original and sends one every 0.1 s until ``until``; the loop that follows it."""
+    orthanc = FakeOrthanc()
+    orthanc.add("first", Modality="CT")
+    arrivals = Arrivals(orthanc, every=0.1, until=until)
+    return orthanc, arrivals, yielding_loop(orthanc, arrivals, tmp_path, page, **settings)
+
+
+def test_ingest_waits_while_originals_arrive_and_starts_once_they_pause(tmp_path: Path) -> None:
+    orthanc, arrivals, loop = sending(tmp_path, until=2.05, QuietSeconds=0.5)
+    loop.yield_to_arrivals(0)
+    # It went on only once nothing had arrived for QuietSeconds: after the last of the 20 arrivals, not before.
+    assert len(arrivals.sent) == 20 and arrivals.now >= arrivals.sent[-1] + 0.5
+    assert arrivals.now < arrivals.sent[-1] + 0.5 + 2 * loop.TICK and loop.yields == 1
+    # Then the whole backlog is handled at once, each original once.
+    position, done = loop.poll_once(0)
+    assert done and loop.processed == 21 and position == len(orthanc.changes)
+
+
+def test_ingest_does_not_wait_for_its_own_copies_nor_when_nothing_arrived(tmp_path: Path) -> None:
+    orthanc = FakeOrthanc()
+    arrivals = Arrivals(orthanc, every=0.1, until=0.0)  # no modality sending
+    loop = yielding_loop(orthanc, arrivals, tmp_path, QuietSeconds=5)
+    for _ in range(30):
+        arrivals.copy()  # the copies of a job running meanwhile log NewInstance changes too
+    loop.yield_to_arrivals(0)
+    assert arrivals.now == 0.0 and loop.yields == 0
+    # Already looked at: an original the loop has seen before does not hold it again.
+    orthanc.add("original", Modality="CT")
+    loop.yield_to_arrivals(0)
+    assert arrivals.now == pytest.approx(5.0, abs=2 * loop.TICK) and loop.yields == 1
+    before = arrivals.now
+    loop.yield_to_arrivals(0)
+    assert arrivals.now == before and loop.yields == 1
+
+
+def test_ingest_that_never_pauses_is_held_back_at_most_max_delay_then_worked_off(tmp_path: Path) -> None:
+    orthanc, arrivals, loop = sending(tmp_path, until=1000.0, page=10, QuietSeconds=0.5, MaxDelaySeconds=3)
+    loop.yield_to_arrivals(0)
+    assert 3.0 <= arrivals.now < 3.0 + 2 * loop.TICK
+    # Catching up: no more waiting until the loop reached the end of the log, however much keeps arriving.
+    position, done = loop.poll_once(0)
+    arrivals.sleep(1.0)
+    held = arrivals.now
+    while not done:
+        loop.yield_to_arrivals(position)
+        assert arrivals.now == held
+        position, done = loop.poll_once(position)
+    assert loop.processed == len(orthanc.changes)
+    orthanc.add("next", Modality="CT")  # at the end of the log: the next arrivals are yielded to again
+    loop.yield_to_arrivals(position)
+    assert arrivals.now >= held + 3.0 and loop.yields == 2
+
+
+def test_quiet_seconds_zero_works_while_originals_arrive(tmp_path: Path) -> None:
+    _, arrivals, loop = sending(tmp_path, until=1000.0, QuietSeconds=0)
+    loop.yield_to_arrivals(0)
+    assert arrivals.now == 0.0 and loop.yields == 0
+
+
+def test_quiet_and_max_delay_settings_are_checked() -> None:
+    assert AutoAnonymizeConfig.parse({}).quiet_seconds == 0.3
+    assert AutoAnonymizeConfig.parse({"QuietSeconds": 0}).quiet_seconds == 0.0
+    for key, value in (("QuietSeconds", -1), ("QuietSeconds", "1"), ("MaxDelaySeconds", 0), ("MaxDelaySeconds", True)):
+        with pytest.raises(IngestConfigurationError, match=f"AutoAnonymize.{key}"):
+            AutoAnonymizeConfig.parse({key: value})

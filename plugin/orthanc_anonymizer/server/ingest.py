@@ -23,6 +23,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -52,6 +53,8 @@ _AUTO_KEYS = {
     "ForwardTo",
     "Mode",
     "BatchSize",
+    "QuietSeconds",
+    "MaxDelaySeconds",
 }
 
 
@@ -133,6 +136,10 @@ class AutoAnonymizeConfig:
     mode: str = "Copy"
     batch_size: int = 64
     project: str = ""
+    quiet_seconds: float = 0.3
+    """Scanner first: on-ingest work starts once no original has arrived for this long (0: at once)."""
+    max_delay_seconds: float = 30.0
+    """Arrivals that never pause hold the work back at most this long; then the backlog is worked off."""
 
     @classmethod
     def parse(cls, section: Mapping[str, object]) -> AutoAnonymizeConfig:
@@ -175,6 +182,8 @@ class AutoAnonymizeConfig:
             project = check_project(section.get("Project", ""))
         except ValueError as error:
             raise IngestConfigurationError(f"{_name('Project')}: {error}") from None
+        quiet = _seconds(section, "QuietSeconds", 0.3, 0.0, 60.0)
+        max_delay = _seconds(section, "MaxDelaySeconds", 30.0, 0.1, 3600.0)
         assert isinstance(enabled, bool) and isinstance(delete, bool)
         return cls(
             enabled=enabled,
@@ -186,7 +195,16 @@ class AutoAnonymizeConfig:
             mode=str(mode),
             batch_size=batch,
             project=project,
+            quiet_seconds=quiet,
+            max_delay_seconds=max_delay,
         )
+
+
+def _seconds(section: Mapping[str, object], key: str, default: float, low: float, high: float) -> float:
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise IngestConfigurationError(f"{_name(key)}: expected a number of seconds from {low:g} to {high:g}")
+    return float(value)
 
 
 class ChangeCursor:
@@ -268,6 +286,8 @@ class IngestLoop:
     """First run: how far back in the log to look for changes made since the plugin started."""
     CHECKS = 4
     """How many new instances are looked at (tags, origin) at the same time."""
+    TICK = 0.05
+    """Seconds between two looks at the log while waiting for arrivals to pause."""
 
     def __init__(
         self,
@@ -315,6 +335,14 @@ class IngestLoop:
         self.processed = 0
         self.skipped = 0
         self._pending: deque[tuple[Callable[[], BatchOutcome] | None, int, int]] = deque()
+        self.clock: Callable[[], float] = time.monotonic
+        self.sleep: Callable[[float], object] = self.stopping.wait
+        self._arrivals_seen = 0
+        """The newest change already looked at for arrivals."""
+        self._catching_up = False
+        """Arrivals did not pause within ``max_delay_seconds``: work until the end of the log without yielding."""
+        self.yields = 0
+        """How many times the loop waited for arrivals to pause (for tests and the log)."""
 
     def start_position(self) -> int:
         """Where to start: the saved position, or (first run) the end of the log, so old studies stay as they are.
@@ -336,6 +364,56 @@ class IngestLoop:
                 position = min(position, int(recent[0]["Seq"]) - 1)
         self.cursor.save(position)
         return position
+
+    def yield_to_arrivals(self, position: int) -> None:
+        """Scanner first: while originals keep arriving, wait; go on once none has come for ``quiet_seconds``.
+
+        Storing a copy costs Orthanc about what storing the original did, so anonymizing during a burst slows the
+        modality down; after the burst both cores are free for it. Only originals count (a ``NewInstance`` that is
+        no copy of this plugin's): the copies log changes too. Arrivals that never pause hold the work back at most
+        ``max_delay_seconds``; then the backlog is worked off to the end of the log before the loop yields again,
+        so a busy Orthanc still gets its copies. Exactly-once is untouched: only when the work starts moves.
+        """
+        quiet = self.config.quiet_seconds
+        if quiet <= 0 or not self.follow_new_instances or self._catching_up:
+            return
+        started = last_arrival = self.clock()
+        seen = max(position, self._arrivals_seen)
+        arrived = waited = False
+        while not self.stopping.is_set():
+            last = int(self.source.get_json("/changes?last")["Last"])
+            if last > seen:
+                if self._originals_among(max(seen, last - self.page), last):
+                    arrived, last_arrival = True, self.clock()
+                seen = last
+            self._arrivals_seen = max(self._arrivals_seen, seen)
+            now = self.clock()
+            if not arrived or now - last_arrival >= quiet:
+                return
+            if now - started >= self.config.max_delay_seconds:
+                self._catching_up = True
+                logger.info(
+                    "ingest: arrivals did not pause for %.0f s; working off the backlog", self.config.max_delay_seconds
+                )
+                return
+            if not waited:
+                waited = True
+                self.yields += 1
+            self.sleep(min(self.TICK, quiet))
+
+    def _originals_among(self, since: int, last: int) -> bool:
+        """Whether the changes after ``since`` up to ``last`` include an arrival (an instance that is no copy)."""
+        while since < last:
+            changes = self.source.get_json(f"/changes?since={since}&limit={last - since}").get("Changes", [])
+            if not changes:
+                break
+            for change in changes:
+                if change.get("ChangeType") == "NewInstance":
+                    instance_id = str(change["ID"])
+                    if instance_id not in self.own_outputs and not self.known_copy(instance_id):
+                        return True
+            since = int(changes[-1]["Seq"])
+        return False
 
     def poll_once(self, position: int) -> tuple[int, bool]:
         """Handle the changes after ``position``; returns the new position and whether the log is exhausted."""
@@ -362,6 +440,8 @@ class IngestLoop:
                 self._finish_batch(batch, batch_end)
                 batch = []
         self._finish_batch(batch, max(batch_end, last if done else batch_end), drain=done)
+        if done:
+            self._catching_up = False  # the backlog is worked off: the next arrivals are yielded to again
         return max(batch_end, last if done else batch_end), done
 
     def _before_gap(self, position: int, changes: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool]:
@@ -450,6 +530,7 @@ class IngestLoop:
                     position = self.start_position()
                     reached = True
                 previous = position
+                self.yield_to_arrivals(position)
                 position, done = self.poll_once(position)
                 delay = retry_seconds
                 if done:
