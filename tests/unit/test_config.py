@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -24,6 +25,15 @@ def test_defaults_with_a_secret() -> None:
     assert config.state_directory == Path("/srv/orthanc/storage/anonymizer")
     assert config.http_port == 8043
     assert config.workers >= 1
+
+
+def test_default_workers_are_the_cores_orthanc_may_run_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Orthanc pinned to one core of several (taskset, a container's cpuset): one worker, not one per core.
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert parse({"Secret": "s"}).workers == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    assert parse({"Secret": "s"}).workers == 3
 
 
 def test_environment_secret_wins_over_the_configured_one() -> None:

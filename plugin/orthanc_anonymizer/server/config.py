@@ -328,7 +328,8 @@ def parse_configuration(
             f"{SECRET_ENVIRONMENT_VARIABLE} (or {_setting('AllowDevelopmentSecret')} for a development setup)"
         )
 
-    workers = _expect_int(section, "Workers", max(1, os.cpu_count() or 1), 1, 256)
+    # The cores this Orthanc may run on (taskset, a container's cpuset), not all the machine's.
+    workers = _expect_int(section, "Workers", max(1, len(os.sched_getaffinity(0))), 1, 256)
     concurrent_jobs = _expect_int(section, "ConcurrentJobs", 2, 1, 64)
     worker_python = _expect_str(section, "WorkerPython", "") or _default_worker_python()
     if not os.access(worker_python, os.X_OK):
