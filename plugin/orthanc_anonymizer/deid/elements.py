@@ -10,7 +10,6 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
-from pydicom.tag import Tag
 
 PIXEL_DATA = 0x7FE00010
 # Data Set Trailing Padding (PS3.10 7.2): bytes with no meaning, that may hold anything; never copied.
@@ -22,8 +21,7 @@ ITEM_TAG_LE = b"\xfe\xff\x00\xe0"
 
 def is_overlay_data(tag: int) -> bool:
     """Overlay Data (60xx,3000) of a repeating group 6000-601E."""
-    element = Tag(tag)
-    return element.element == 0x3000 and 0x6000 <= element.group < 0x6020 and not element.is_private
+    return tag & 0xFFFF == 0x3000 and 0x6000 <= tag >> 16 < 0x6020 and not tag >> 16 & 1
 
 
 def known_tag(tag: int) -> bool:

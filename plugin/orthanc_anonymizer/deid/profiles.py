@@ -19,8 +19,6 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import cached_property
 
-from pydicom.tag import BaseTag, Tag
-
 from orthanc_anonymizer.deid import standard
 from orthanc_anonymizer.errors import ProfileError
 
@@ -200,6 +198,9 @@ class Rule:
     """Where the rule came from (file and line), for error messages and the audit trail."""
 
 
+_MOST_CACHED_ACTIONS = 65536
+
+
 @dataclass(frozen=True)
 class ActionTable:
     """Compiled actions: custom rules first (the last matching rule wins), then the table."""
@@ -210,6 +211,8 @@ class ActionTable:
     table_patterns: tuple[tuple[TagPattern, Action], ...]
     private_action: Action
     """Action for private attributes not matched by a rule: X, or C (keep the safe ones) with RetainSafePrivate."""
+    _actions: dict[int, Action | None] = field(default_factory=dict, init=False, repr=False, compare=False)
+    """:meth:`action_for`'s answers so far, by tag: one look-up where the patterns cost a loop each time."""
 
     def rule_for(self, tag: int) -> Action | None:
         """The custom rule's action for ``tag``, if a rule names it."""
@@ -224,11 +227,22 @@ class ActionTable:
         Private attributes (odd groups) not named by a rule get :attr:`private_action`; private creator
         elements follow their block, which the engine decides.
         """
+        key = int(tag)  # a BaseTag's == converts the other side to a Tag: a plain int is looked up cheaply
+        try:
+            return self._actions[key]
+        except KeyError:
+            pass
+        if len(self._actions) >= _MOST_CACHED_ACTIONS:  # a hostile file of many distinct tags: bounded memory
+            self._actions.clear()
+        action = self._actions[key] = self._look_up(key)
+        return action
+
+    def _look_up(self, tag: int) -> Action | None:
         if self.rules:
             action = self.rule_for(tag)
             if action is not None:
                 return action
-        if (tag if isinstance(tag, BaseTag) else Tag(tag)).is_private:  # the walk's tags are BaseTag already
+        if tag >> 16 & 1:  # private: an odd group
             return self.private_action
         action = self.table_exact.get(tag)
         if action is not None:

@@ -58,7 +58,7 @@ from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
-from pydicom.tag import Tag
+from pydicom.tag import BaseTag
 from pydicom.valuerep import PersonName
 
 from orthanc_anonymizer.deid.actions import (
@@ -423,15 +423,21 @@ class IdentifyingValues:
         kept_values: set[str] = set()
         texts: dict[str, str] = {}
         shifted = Option.RetainLongModifDates in profile.options
-        for dataset, tag, vr in _original_elements(original):
-            if Tag(tag).element == 0 or Tag(tag).is_private_creator or vr == "SQ":
+        for dataset, stored_tag, vr in _original_elements(original):
+            # The element's own tag looks it up at once; arithmetic and comparisons on a plain int (a BaseTag's ==
+            # converts the other side to a Tag).
+            tag = int(stored_tag)
+            private = tag >> 16 & 1
+            if tag & 0xFFFF == 0 or (private and 0x0010 <= tag & 0xFFFF < 0x0100) or vr == "SQ":
                 continue
             # The file meta's copy of SOPInstanceUID follows it (the table does not list the file meta); the rest of
             # the meta is rebuilt by the engine: the original's values in it are identifying, but for those kept.
             if tag == _MEDIA_STORAGE_SOP_INSTANCE_UID:
                 action = table.action_for(_SOP_INSTANCE_UID)
             elif tag >> 16 == 0x0002:
-                ours = tag in _META_OF_THE_ENGINE and _raw_strings(dataset, tag, vr) == [_META_OF_THE_ENGINE[tag]]
+                ours = tag in _META_OF_THE_ENGINE and _raw_strings(dataset, stored_tag, vr) == [
+                    _META_OF_THE_ENGINE[tag]
+                ]
                 action = None if tag in _META_NOT_IDENTIFYING or ours else Action.X
             else:
                 action = table.action_for(tag)
@@ -440,22 +446,22 @@ class IdentifyingValues:
             if action is None or action is Action.K:
                 # Kept: a value it shares with a removed attribute (the implementation's UID, a manufacturer
                 # also named as institution) is not identifying under this profile.
-                kept_values.update(value.lower() for value in _raw_strings(dataset, tag, vr))
+                kept_values.update(value.lower() for value in _raw_strings(dataset, stored_tag, vr))
                 continue
             if action is Action.C and vr in ("DA", "DT") and shifted:
                 # Shifted (RetainLongModifDates): the original date is what must not be found, in any written form.
-                for value in _raw_strings(dataset, tag, vr):
+                for value in _raw_strings(dataset, stored_tag, vr):
                     if len(value) >= 8 and value[:8].isdigit():
                         texts.setdefault(value[:8], tag_text(tag))
                         needles.shifted_dates.add(value[:8])
                         if dataset is original and vr == "DA":
                             needles.shift_anchors.setdefault(tag, value[:8])
                 continue
-            if action is Action.C or vr in _SKIPPED_SOURCE_VRS or (Tag(tag).is_private and vr != "PN"):
+            if action is Action.C or vr in _SKIPPED_SOURCE_VRS or (private and vr != "PN"):
                 # Cleaned text is kept on purpose; what the engine must remove from it comes from other attributes.
                 continue
             try:
-                element = dataset[tag]
+                element = dataset[stored_tag]
             except Exception:  # a value pydicom cannot convert is not one we can look for
                 continue
             vr = element.VR
@@ -619,14 +625,15 @@ def _string_values(element: DataElement) -> list[str]:
     return out
 
 
-def _original_elements(dataset: Dataset) -> Iterator[tuple[Dataset, int, str]]:
+def _original_elements(dataset: Dataset) -> Iterator[tuple[Dataset, BaseTag, str]]:
     """(dataset, tag, VR) of every element at every depth, file meta last. Only sequences are converted here:
-    most elements of the original are kept and need no conversion (see :func:`_raw_strings`)."""
+    most elements of the original are kept and need no conversion (see :func:`_raw_strings`). The tag is the
+    element's own (the data set's key): looking it up again costs no conversion."""
     for item in list(dataset.values()):  # as stored, raw or converted; no look-up per tag
-        tag = int(item.tag)
+        tag = item.tag
         vr = item.VR or _dictionary_vr(tag)
         # A private sequence too (read as UN in implicit VR): a name inside one is as identifying as at the top.
-        if vr == "SQ" or (vr == "UN" and (_dictionary_vr(tag) == "SQ" or Tag(tag).is_private)):
+        if vr == "SQ" or (vr == "UN" and (_dictionary_vr(tag) == "SQ" or tag >> 16 & 1)):
             try:
                 element = dataset[tag]
             except Exception:

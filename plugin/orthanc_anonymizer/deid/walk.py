@@ -68,6 +68,8 @@ _AGE_REFERENCE_DATES = (0x00080020, 0x00080021, 0x00080022, 0x00080023)
 """Study, Series, Acquisition and Content Date: the first present is the date an age is counted at."""
 _SOP_CLASS_UID = 0x00080016
 _SPECIFIC_CHARACTER_SET = 0x00080005
+_SPECIFIC_CHARACTER_SET_PARTS = (0x0008, 0x0005)
+_TRAILING_PADDING = (TRAILING_PADDING >> 16, TRAILING_PADDING & 0xFFFF)
 _MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 _DUMMIED_VRS = frozenset({"UT", "LT", "ST", "UC", "PN", "DA", "DT"})
 _CODE_VRS = frozenset({"CS", "AE"})
@@ -165,11 +167,13 @@ class _Walker:
         """The private creator tags of the blocks some element of which stays."""
         private_creators: list[BaseTag] = []
         for tag in list(dataset.keys()):
+            # Plain int arithmetic and comparisons: a BaseTag's == converts the other side to a Tag, and its
+            # is_private... properties are a call each.
             group, elem = tag >> 16, tag & 0xFFFF  # structure: group lengths, command set, meta, directory
             if (
                 (elem == 0x0000 and group != 0x0002)
                 or group == 0x0000
-                or tag == TRAILING_PADDING
+                or (group, elem) == _TRAILING_PADDING
                 or (group == 0x0002 and path)
                 or (group == 0x0004 and not self.directory and self.table.action_for(tag) is None)
             ):
@@ -181,10 +185,10 @@ class _Walker:
                 self.record(path, tag, keyword="", rule="X", action="X", changed=True)
                 del dataset[tag]
                 continue
-            if tag == _SPECIFIC_CHARACTER_SET:
+            if (group, elem) == _SPECIFIC_CHARACTER_SET_PARTS:
                 self._keep_known_character_sets(dataset, path)
-            if tag.is_private:
-                if tag.is_private_creator:
+            if group & 1:  # private
+                if 0x0010 <= elem < 0x0100:  # a private creator
                     private_creators.append(tag)
                     continue
                 if self._process_private(dataset, tag, path, keywords, cleaning):
