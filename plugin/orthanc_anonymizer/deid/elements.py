@@ -33,8 +33,18 @@ def known_tag(tag: int) -> bool:
     return True
 
 
+def stored_element(dataset: Dataset, tag: int) -> DataElement | RawDataElement | None:
+    """``dataset.get_item(tag)``, the element as stored (raw or converted), for the hot loops: ``tag`` a key of
+    ``dataset`` (a BaseTag the dataset holds) is found by identity, where ``get_item`` first makes it a Tag. A
+    deferred element (its value not read yet) goes through ``get_item``, which reads it."""
+    element = dataset._dict.get(tag)  # type: ignore[call-overload]
+    if isinstance(element, RawDataElement) and element.value is None:
+        return dataset.get_item(tag)
+    return element  # type: ignore[no-any-return]
+
+
 def vr_of(dataset: Dataset, tag: int) -> str:
-    element = dataset.get_item(tag)
+    element = stored_element(dataset, tag)
     vr = getattr(element, "VR", None)
     if vr:
         return str(vr)

@@ -102,7 +102,9 @@ class DicomInstance:
 
         Raises :class:`AnonymizationError` when the data set cannot be written.
         """
-        if self.pixel_offset is not None and any(tag > PIXEL_DATA for tag in self.dataset.keys()):  # noqa: SIM118 (tags, not elements)
+        if self.pixel_offset is not None and any(
+            tag >> 16 >= 0x7FE0 and int(tag) > PIXEL_DATA for tag in self.dataset.keys()
+        ):  # noqa: SIM118 (tags, not elements)
             # Cannot happen (the profile removes every element after the pixel data, the engine adds none there);
             # but one written before the spliced pixel data would be out of order.
             raise AnonymizationError("internal error: an attribute after the pixel data")

@@ -15,7 +15,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 from orthanc_anonymizer.deid.actions import STRING_VRS
-from orthanc_anonymizer.deid.elements import tag_text
+from orthanc_anonymizer.deid.elements import stored_element, tag_text
 from orthanc_anonymizer.errors import AnonymizationError
 
 NUMBER_FORMATS = {"FL": "f", "FD": "d", "US": "H", "SS": "h", "UL": "I", "SL": "i", "UV": "Q", "SV": "q"}
@@ -57,7 +57,7 @@ def check_kept_value(dataset: Dataset, tag: int, vr: str) -> None:
     following attributes (and whatever identifying values they carried) into this one."""
     if vr != "UI" and vr not in _CHECKED_TEXT_VRS:
         return
-    element = dataset.get_item(tag)
+    element = stored_element(dataset, tag)
     raw = element.value if isinstance(element, RawDataElement) else None
     if raw is None:
         value = dataset[tag].value

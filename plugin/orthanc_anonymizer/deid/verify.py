@@ -71,7 +71,7 @@ from orthanc_anonymizer.deid.actions import (
 )
 from orthanc_anonymizer.deid.data_set_end import bytes_after_data_set
 from orthanc_anonymizer.deid.deidentification_method import MARKER_TAGS
-from orthanc_anonymizer.deid.elements import is_overlay_data, tag_text
+from orthanc_anonymizer.deid.elements import is_overlay_data, stored_element, tag_text
 from orthanc_anonymizer.deid.profiles import Action, ActionTable, Option, Profile, basic_profile
 from orthanc_anonymizer.deid.pydicom_private import text_encodings
 from orthanc_anonymizer.deid.reading import sequence_in_unknown
@@ -655,7 +655,7 @@ def _original_elements(dataset: Dataset) -> Iterator[tuple[Dataset, BaseTag, str
 
 def _raw_strings(dataset: Dataset, tag: int, vr: str) -> list[str]:
     """The text values of an element without pydicom's conversion: its bytes as Latin-1, split at ``\\``."""
-    item = dataset.get_item(tag)
+    item = stored_element(dataset, tag)
     if isinstance(item, DataElement):
         return _string_values(item)
     if item is None or vr in _BINARY_VRS or vr in _NUMBER_VRS or not isinstance(item.value, bytes):

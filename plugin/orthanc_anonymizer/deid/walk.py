@@ -140,7 +140,7 @@ class _Walker:
 
     def _changing_values(self, dataset: Dataset) -> Iterator[tuple[str, str]]:
         for tag in list(dataset.keys()):
-            if tag.is_private:
+            if tag >> 16 & 1:
                 continue  # private values are vendor data; names in them are found through the standard tags
             vr = vr_of(dataset, tag)
             if vr == "SQ":

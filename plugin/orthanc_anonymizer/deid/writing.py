@@ -17,7 +17,7 @@ from pydicom.tag import Tag, tag_in_exception
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 from orthanc_anonymizer import __version__
-from orthanc_anonymizer.deid.elements import PIXEL_DATA, UNDEFINED_LENGTH, element_text
+from orthanc_anonymizer.deid.elements import PIXEL_DATA, UNDEFINED_LENGTH, element_text, stored_element
 from orthanc_anonymizer.deid.pydicom_private import text_encodings
 from orthanc_anonymizer.errors import AnonymizationError
 
@@ -123,7 +123,7 @@ def _write_plainly(dataset: Dataset) -> bytes | None:
         return None
     if dataset.original_character_set != text_encodings(dataset):
         return None
-    keys = sorted(dataset.keys())
+    keys = sorted(dataset.keys(), key=int)  # as ints: a BaseTag's < converts the other side to a Tag
     if any(tag >> 16 in (0, 2) for tag in keys):
         return None
     # What dcmwrite does to the file meta with enforce_file_format, on a copy of each element with the encoding the
@@ -156,7 +156,8 @@ def _write_plainly(dataset: Dataset) -> bytes | None:
     for tag in keys:
         if tag & 0xFFFF == 0 and tag >> 16 > 6:
             continue  # retired group lengths are not written (PS3.5 7.2)
-        element = dataset.get_item(tag)
+        element = stored_element(dataset, tag)
+        assert element is not None  # one of the data set's keys
         value = element.value
         vr = element.VR
         if (
@@ -171,6 +172,7 @@ def _write_plainly(dataset: Dataset) -> bytes | None:
             elif vr in EXPLICIT_VR_LENGTH_32:
                 write(vr.encode() + b"\x00\x00" + struct.pack(long_format, len(value)))
             else:
+                assert vr is not None  # explicit VR: tested above
                 write(vr.encode() + struct.pack(short_format, len(value)))
             write(value)
         else:
