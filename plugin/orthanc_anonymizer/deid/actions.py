@@ -451,6 +451,12 @@ def _token_pattern(token: Token) -> str:
     return before + body + suffix + after
 
 
+@lru_cache(maxsize=64)
+def _tokens_pattern(ordered: tuple[Token, ...]) -> re.Pattern[str]:
+    """The pattern finding any of ``ordered`` (longest first): built once for the instances of one patient."""
+    return re.compile("|".join(_token_pattern(token) for token in ordered), re.IGNORECASE)
+
+
 @lru_cache(maxsize=1)
 def common_words() -> frozenset[str]:
     """Words of the DICOM data dictionary's attribute names (``name``, ``text``, ``green``...), lower case."""
@@ -488,9 +494,7 @@ class TextCleaner:
         written form whatever ``dates`` says. ``age_cap``: an age of that many years or more written in the text
         (``92-year-old``, ``aged 92``) is written as that many."""
         ordered = sorted({token for token in tokens if "".join(token).strip()}, key=lambda t: (-len("".join(t)), t))
-        self._pattern = (
-            re.compile("|".join(_token_pattern(token) for token in ordered), re.IGNORECASE) if ordered else None
-        )
+        self._pattern = _tokens_pattern(tuple(ordered)) if ordered else None
         self.dates = dates
         self.date_offset = date_offset
         self.age_cap = age_cap

@@ -3,9 +3,10 @@ a report, its tag as ``GGGG,EEEE``; and the few tags and byte patterns reading a
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
-from pydicom.datadict import dictionary_VR
+from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -24,6 +25,13 @@ def is_overlay_data(tag: int) -> bool:
     return tag & 0xFFFF == 0x3000 and 0x6000 <= tag >> 16 < 0x6020 and not tag >> 16 & 1
 
 
+@lru_cache(maxsize=4096)
+def keyword_of(tag: int) -> str:
+    """pydicom's ``keyword_for_tag`` (empty for a tag it does not name), looked up once per tag."""
+    return keyword_for_tag(tag)
+
+
+@lru_cache(maxsize=4096)
 def known_tag(tag: int) -> bool:
     """Whether pydicom's data dictionary (repeating groups included) names this public tag."""
     try:

@@ -102,9 +102,8 @@ class DicomInstance:
 
         Raises :class:`AnonymizationError` when the data set cannot be written.
         """
-        if self.pixel_offset is not None and any(
-            tag >> 16 >= 0x7FE0 and int(tag) > PIXEL_DATA for tag in self.dataset.keys()
-        ):  # noqa: SIM118 (tags, not elements)
+        tags = self.dataset.keys()  # as ints below: a BaseTag's > converts the other side to a Tag
+        if self.pixel_offset is not None and any(tag >> 16 >= 0x7FE0 and int(tag) > PIXEL_DATA for tag in tags):
             # Cannot happen (the profile removes every element after the pixel data, the engine adds none there);
             # but one written before the spliced pixel data would be out of order.
             raise AnonymizationError("internal error: an attribute after the pixel data")

@@ -37,6 +37,7 @@ from orthanc_anonymizer.deid.elements import (
     as_text,
     element_text,
     is_overlay_data,
+    keyword_of,
     known_tag,
     tag_text,
     vr_of,
@@ -325,8 +326,8 @@ class _Walker:
         (the caller knows, from :attr:`~pydicom.tag.BaseTag.is_private`)."""
         rule = action if action is not None else self.table.action_for(tag)
         vr = vr_of(dataset, tag)
-        keyword = "" if private else keyword_for_tag(tag)
-        if rule is None and not known_tag(tag):
+        keyword = "" if private else keyword_of(int(tag))
+        if rule is None and not known_tag(int(tag)):
             # Neither the table nor the data dictionary knows it (newer than the dictionary, or a damaged
             # length that made bytes look like a tag): nobody can say it is harmless, so it goes.
             self.record(path, tag, keyword=keyword, rule="unknown", action="X", changed=True)
