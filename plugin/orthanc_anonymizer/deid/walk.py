@@ -98,6 +98,8 @@ class _Walker:
         self.record_changes = record_changes
         self.profile = settings.profile
         self.table: ActionTable = settings.profile.action_table
+        self.private_rule = self.table.private_action.value
+        """What a private attribute no rule names is reported under (the table's row for them)."""
         # Date offsets belong to the patient in the project; UIDs and pseudonyms also to the identity the caller
         # chose, so two copies of one study under two chosen identities are two studies, not one study under two
         # patients, and a copy given only a name shares no derived PatientID with a copy given another name.
@@ -254,7 +256,7 @@ class _Walker:
         self, dataset: Dataset, tag: BaseTag, path: str, keywords: tuple[str, ...], cleaning: ItemCleaning
     ) -> bool:
         """Apply the rule for one private attribute; ``True`` if it stays in the output."""
-        rule = self.table.rule_for(tag)
+        rule = self.table.rule_for(tag) if self.table.rules else None
         if rule is None:
             action = self.table.private_action
             if action is Action.C:  # RetainSafePrivate: keep exactly Table E.3.10-1's elements of this creator
@@ -278,7 +280,7 @@ class _Walker:
                         self.record(path, tag, keyword="", rule="C", action="X", changed=True)
                         return False
                 action = Action.X
-            self.record(path, tag, keyword="", rule=self.table.private_action.value, action="X", changed=True)
+            self.record(path, tag, keyword="", rule=self.private_rule, action="X", changed=True)
             del dataset[tag]
             return False
         self._process_element(dataset, tag, path, keywords, cleaning, action=rule, private=True)
@@ -333,7 +335,7 @@ class _Walker:
             self.record(path, tag, keyword=keyword, rule="unknown", action="X", changed=True)
             del dataset[tag]
             return
-        if rule is None and vr != "SQ" and text_where_none_belongs(tag, vr):
+        if rule is None and vr != "SQ" and text_where_none_belongs(int(tag), vr):
             # A name, or text, under a tag the dictionary gives a binary VR (a damaged tag, or a misuse): kept as
             # the table would keep that attribute, it would carry text nobody has checked.
             self.record(path, tag, keyword=keyword, rule="vr-mismatch", action="X", changed=True)

@@ -22,6 +22,10 @@ from orthanc_anonymizer.deid.pydicom_private import text_encodings
 from orthanc_anonymizer.errors import AnonymizationError
 
 _SOP_CLASS_UID = 0x00080016
+# VRs whose one str value pydicom writes as it is (ASCII, no character set), padded to even length: with a NUL (UI)
+# or a space (the others). Text VRs depend on the character set, and go through pydicom.
+_PLAIN_STRING_VRS = frozenset({"UI", "CS", "DA", "TM", "DT", "AS"})
+_UI_PADDING = "\x00"
 _TRANSFER_SYNTAX_UID = 0x00020010
 OUTPUT_PREAMBLE = bytes(128)
 """The preamble of every output file: the input's 128 bytes are outside the data set, unchecked, never copied."""
@@ -160,21 +164,27 @@ def _write_plainly(dataset: Dataset) -> bytes | None:
         assert element is not None  # one of the data set's keys
         value = element.value
         vr = element.VR
-        if (
-            isinstance(element, RawDataElement)
-            and isinstance(value, bytes)
-            and element.length != UNDEFINED_LENGTH
-            and (implicit or (vr is not None and (vr in EXPLICIT_VR_LENGTH_32 or len(value) <= 0xFFFF)))
-        ):
+        data: bytes | None = None
+        if isinstance(element, RawDataElement):
+            if (
+                isinstance(value, bytes)
+                and element.length != UNDEFINED_LENGTH
+                and (implicit or (vr is not None and (vr in EXPLICIT_VR_LENGTH_32 or len(value) <= 0xFFFF)))
+            ):
+                data = value
+        elif vr in _PLAIN_STRING_VRS and isinstance(value, str) and value.isascii() and len(value) < 0xFFFF:
+            # What write_string (write_UI, write_DA, write_TM) writes for one ASCII value: it, padded to even length
+            data = (value + (_UI_PADDING if vr == "UI" else " ") * (len(value) % 2)).encode("ascii")
+        if data is not None:
             write(struct.pack(tag_format, tag >> 16, tag & 0xFFFF))
             if implicit:
-                write(struct.pack(long_format, len(value)))
+                write(struct.pack(long_format, len(data)))
             elif vr in EXPLICIT_VR_LENGTH_32:
-                write(vr.encode() + b"\x00\x00" + struct.pack(long_format, len(value)))
+                write(vr.encode() + b"\x00\x00" + struct.pack(long_format, len(data)))
             else:
                 assert vr is not None  # explicit VR: tested above
-                write(vr.encode() + struct.pack(short_format, len(value)))
-            write(value)
+                write(vr.encode() + struct.pack(short_format, len(data)))
+            write(data)
         else:
             with tag_in_exception(Tag(tag)):
                 write_data_element(fp, element, charset)
