@@ -441,7 +441,7 @@ class IdentifyingValues:
                 action = None if tag in _META_NOT_IDENTIFYING or ours else Action.X
             else:
                 action = table.action_for(tag)
-            if is_overlay_data(tag) and dataset is original and action is not Action.K:
+            if 0x6000 <= tag >> 16 < 0x6020 and is_overlay_data(tag) and dataset is original and action is not Action.K:
                 needles.overlays.add(tag)
             if action is None or action is Action.K:
                 # Kept: a value it shares with a removed attribute (the implementation's UID, a manufacturer

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydicom.charset import convert_encodings, default_encoding
 from pydicom.datadict import keyword_for_tag
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
@@ -142,10 +142,12 @@ class _Walker:
         self.cleaner = TextCleaner(tokens, dates, self.date_offset, self.profile.age_cap, removed_dates)
 
     def _changing_values(self, dataset: Dataset) -> Iterator[tuple[str, str]]:
-        for tag in list(dataset.keys()):
+        for stored in list(dataset.values()):  # as stored: the VR read, without a look-up per tag
+            tag = stored.tag
             if tag >> 16 & 1:
                 continue  # private values are vendor data; names in them are found through the standard tags
-            vr = vr_of(dataset, tag)
+            deferred = isinstance(stored, RawDataElement) and stored.value is None  # read (and converted) by vr_of
+            vr = str(stored.VR) if stored.VR and not deferred else vr_of(dataset, tag)
             if vr == "SQ":
                 for item in dataset[tag].value or []:
                     yield from self._changing_values(item)

@@ -10,7 +10,7 @@ from io import BytesIO
 
 from pydicom.charset import default_encoding
 from pydicom.dataelem import RawDataElement
-from pydicom.dataset import Dataset, FileMetaDataset, validate_file_meta
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element, write_file_meta_info
 from pydicom.tag import Tag, tag_in_exception
@@ -145,7 +145,7 @@ def _write_plainly(dataset: Dataset) -> bytes | None:
     ds_instance = dataset.get("SOPInstanceUID", None)
     if meta_instance is None or (ds_instance and ds_instance != meta_instance):
         file_meta.MediaStorageSOPInstanceUID = ds_instance
-    validate_file_meta(file_meta, enforce_standard=True)
+    # dcmwrite validates the meta here, and write_file_meta_info again (the same checks, the same additions): once.
     implicit, little = encoding
     fp = DicomBytesIO()
     fp.is_implicit_VR = implicit
