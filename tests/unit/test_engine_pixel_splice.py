@@ -36,6 +36,7 @@ from orthanc_anonymizer.deid.engine import (
 )
 from orthanc_anonymizer.deid.profiles import Action, Profile, Rule, TagPattern, basic_profile
 from orthanc_anonymizer.deid.uids import KeyedHasher
+from orthanc_anonymizer.deid.writing import _write_plainly
 from orthanc_anonymizer.errors import AnonymizerError
 
 SECRET = b"splice secret"
@@ -269,3 +270,42 @@ def test_the_engines_writer_writes_what_pydicom_writes(path: str) -> None:
         return  # pydicom cannot write it: the engine falls back to pydicom and fails the same way
     dataset.preamble = data[:128]  # the input's, which the engine's writer does not copy
     assert write_dataset(dataset) == buffer.getvalue()
+
+
+# A value the engine set (converted, not raw) of each VR its writer writes in one piece: odd and even lengths (the
+# padding differs: NUL for UI, a space for the others), empty, a backslash inside one str, multi-valued (pydicom's
+# way), and one that is not ASCII (pydicom's way).
+SET_VALUES = [
+    (0x00080018, "UI", "1.2.3.4"),
+    (0x0020000D, "UI", "1.2.3.45"),
+    (0x0020000E, "UI", ""),
+    (0x00080060, "CS", "CT"),
+    (0x00080008, "CS", "ORIGINAL\\PRIMARY\\AXIAL"),
+    (0x00180015, "CS", "HEAD"),
+    (0x00200020, "CS", ["A", "P"]),
+    (0x00080020, "DA", "20240102"),
+    (0x00080021, "DA", "2024010"),
+    (0x00080030, "TM", "12345"),
+    (0x00080031, "TM", "123456.7"),
+    (0x0008002A, "DT", "20240102123456"),
+    (0x00181012, "DA", ""),
+    (0x00101010, "AS", "045Y"),
+    (0x00080070, "LO", "Caf\u00e9"),
+    (0x00081010, "SH", "St\u00e4tion"),
+    (0x00180050, "DS", "1.5"),
+]
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian])
+def test_values_the_engine_sets_are_written_as_pydicom_writes_them(syntax: str) -> None:
+    ds = dcmread(BytesIO(file_bytes(ct(syntax))))
+    del ds[0x7FE00010]
+    for tag, vr, value in SET_VALUES:
+        ds.add_new(tag, vr, value)
+    ds.preamble = None
+    expected = file_bytes(ds)
+    assert _write_plainly(ds) == expected  # the engine's own writer, not its fallback to pydicom's
+    assert write_dataset(ds) == expected
+    for tag, _, value in SET_VALUES:
+        if isinstance(value, str) and value.isascii():
+            assert value.encode() in expected, tag  # each one is written, as it is
