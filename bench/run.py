@@ -39,6 +39,7 @@ import itertools
 import json
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -719,13 +720,22 @@ def machine() -> str:
         cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), "")
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
 
+    # ORTHANC_COMMAND (as for the tests) runs another Orthanc, e.g. a compat root's through its wrapper script: the
+    # versions are asked through the same wrapper.
+    wrapper = shlex.split(os.environ.get("ORTHANC_COMMAND", ""))[:-1]
+
     def version(package: str) -> str:
-        query = ["dpkg-query", "-W", "-f=${Version}", package]
+        query = [*wrapper, "dpkg-query", "-W", "-f=${Version}", package]
         return subprocess.run(query, capture_output=True, text=True).stdout or "?"
 
+    python = platform.python_version()
+    if wrapper:
+        answer = subprocess.run([*wrapper, "python3", "--version"], capture_output=True, text=True).stdout
+        python = answer.split()[-1] if answer.strip() else "?"
     return (
         f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GB; Orthanc {version('orthanc')}, "
-        f"orthanc-python {version('orthanc-python')}; Python {platform.python_version()}"
+        f"orthanc-python {version('orthanc-python')}; Python {python} (Orthanc's)"
+        + (f"; ORTHANC_COMMAND={os.environ['ORTHANC_COMMAND']}" if wrapper else "")
     )
 
 
