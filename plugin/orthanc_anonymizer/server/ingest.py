@@ -134,7 +134,7 @@ class AutoAnonymizeConfig:
     delete_original: bool = False
     forward_to: tuple[str, ...] = ()
     mode: str = "Copy"
-    batch_size: int = 64
+    batch_size: int = 256
     project: str = ""
     quiet_seconds: float = 0.3
     """Scanner first: on-ingest work starts once no original has arrived for this long (0: at once)."""
@@ -175,7 +175,7 @@ class AutoAnonymizeConfig:
             raise IngestConfigurationError(
                 f"{_name('DeleteOriginal')}: has no meaning in Gateway mode (the original is never stored)"
             )
-        batch = section.get("BatchSize", 64)
+        batch = section.get("BatchSize", 256)
         if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 1000:
             raise IngestConfigurationError(f"{_name('BatchSize')}: expected a whole number from 1 to 1000")
         try:
