@@ -25,6 +25,11 @@ def is_overlay_data(tag: int) -> bool:
     return tag & 0xFFFF == 0x3000 and 0x6000 <= tag >> 16 < 0x6020 and not tag >> 16 & 1
 
 
+def is_private_creator(tag: int) -> bool:
+    """A private creator element (gggg,0010-00FF of an odd group), by integer arithmetic (no Tag conversion)."""
+    return bool(tag >> 16 & 1) and 0x0010 <= tag & 0xFFFF < 0x0100
+
+
 @lru_cache(maxsize=4096)
 def keyword_of(tag: int) -> str:
     """pydicom's ``keyword_for_tag`` (empty for a tag it does not name), looked up once per tag."""

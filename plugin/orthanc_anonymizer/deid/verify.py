@@ -71,7 +71,7 @@ from orthanc_anonymizer.deid.actions import (
 )
 from orthanc_anonymizer.deid.data_set_end import bytes_after_data_set
 from orthanc_anonymizer.deid.deidentification_method import MARKER_TAGS
-from orthanc_anonymizer.deid.elements import is_overlay_data, stored_element, tag_text
+from orthanc_anonymizer.deid.elements import is_overlay_data, is_private_creator, stored_element, tag_text
 from orthanc_anonymizer.deid.profiles import Action, ActionTable, Option, Profile, basic_profile
 from orthanc_anonymizer.deid.pydicom_private import text_encodings
 from orthanc_anonymizer.deid.reading import sequence_in_unknown
@@ -428,7 +428,7 @@ class IdentifyingValues:
             # converts the other side to a Tag).
             tag = int(stored_tag)
             private = tag >> 16 & 1
-            if tag & 0xFFFF == 0 or (private and 0x0010 <= tag & 0xFFFF < 0x0100) or vr == "SQ":
+            if tag & 0xFFFF == 0 or is_private_creator(tag) or vr == "SQ":
                 continue
             # The file meta's copy of SOPInstanceUID follows it (the table does not list the file meta); the rest of
             # the meta is rebuilt by the engine: the original's values in it are identifying, but for those kept.
@@ -441,7 +441,7 @@ class IdentifyingValues:
                 action = None if tag in _META_NOT_IDENTIFYING or ours else Action.X
             else:
                 action = table.action_for(tag)
-            if 0x6000 <= tag >> 16 < 0x6020 and is_overlay_data(tag) and dataset is original and action is not Action.K:
+            if is_overlay_data(tag) and dataset is original and action is not Action.K:
                 needles.overlays.add(tag)
             if action is None or action is Action.K:
                 # Kept: a value it shares with a removed attribute (the implementation's UID, a manufacturer

@@ -37,6 +37,7 @@ from orthanc_anonymizer.deid.elements import (
     as_text,
     element_text,
     is_overlay_data,
+    is_private_creator,
     keyword_of,
     known_tag,
     tag_text,
@@ -193,7 +194,7 @@ class _Walker:
             if (group, elem) == _SPECIFIC_CHARACTER_SET_PARTS:
                 self._keep_known_character_sets(dataset, path)
             if group & 1:  # private
-                if 0x0010 <= elem < 0x0100:  # a private creator
+                if is_private_creator(tag):
                     private_creators.append(tag)
                     continue
                 if self._process_private(dataset, tag, path, keywords, cleaning):

@@ -175,15 +175,16 @@ class AutoAnonymizeConfig:
             raise IngestConfigurationError(
                 f"{_name('DeleteOriginal')}: has no meaning in Gateway mode (the original is never stored)"
             )
-        batch = section.get("BatchSize", 256)
+        defaults = cls()
+        batch = section.get("BatchSize", defaults.batch_size)
         if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 1000:
             raise IngestConfigurationError(f"{_name('BatchSize')}: expected a whole number from 1 to 1000")
         try:
             project = check_project(section.get("Project", ""))
         except ValueError as error:
             raise IngestConfigurationError(f"{_name('Project')}: {error}") from None
-        quiet = _seconds(section, "QuietSeconds", 0.3, 0.0, 60.0)
-        max_delay = _seconds(section, "MaxDelaySeconds", 30.0, 0.1, 3600.0)
+        quiet = _seconds(section, "QuietSeconds", defaults.quiet_seconds, 0.0, 60.0)
+        max_delay = _seconds(section, "MaxDelaySeconds", defaults.max_delay_seconds, 0.1, 3600.0)
         assert isinstance(enabled, bool) and isinstance(delete, bool)
         return cls(
             enabled=enabled,
@@ -386,7 +387,7 @@ class IngestLoop:
                 if self._originals_among(max(seen, last - self.page), last):
                     arrived, last_arrival = True, self.clock()
                 seen = last
-            self._arrivals_seen = max(self._arrivals_seen, seen)
+            self._arrivals_seen = seen
             now = self.clock()
             if not arrived or now - last_arrival >= quiet:
                 return
@@ -408,10 +409,8 @@ class IngestLoop:
             if not changes:
                 break
             for change in changes:
-                if change.get("ChangeType") == "NewInstance":
-                    instance_id = str(change["ID"])
-                    if instance_id not in self.own_outputs and not self.known_copy(instance_id):
-                        return True
+                if change.get("ChangeType") == "NewInstance" and not self._own_copy(str(change["ID"])):
+                    return True
             since = int(changes[-1]["Seq"])
         return False
 
@@ -488,12 +487,13 @@ class IngestLoop:
         if outcome.failed:
             logger.warning("ingest: %d of %d instances failed (see the audit trail)", len(outcome.failed), size)
 
+    def _own_copy(self, instance_id: str) -> bool:
+        """Whether this instance is a copy the plugin made (just stored by a batch, or known to the links index)."""
+        return instance_id in self.own_outputs or self.known_copy(instance_id)
+
     def _wanted(self, instance_id: str) -> bool:
-        if instance_id in self.own_outputs:
-            self.own_outputs.discard(instance_id)
-            self.skipped += 1
-            return False
-        if self.known_copy(instance_id):
+        if self._own_copy(instance_id):
+            self.own_outputs.discard(instance_id)  # its one change is seen: the set does not grow
             self.skipped += 1
             return False
         try:
