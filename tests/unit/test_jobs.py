@@ -20,6 +20,7 @@ from orthanc_anonymizer.audit import AuditLog
 from orthanc_anonymizer.deid.profiles import basic_profile
 from orthanc_anonymizer.deid.uids import KeyedHasher
 from orthanc_anonymizer.pipeline import InstanceOutcome, InstanceTask, anonymize_instance
+from orthanc_anonymizer.server import workers
 from orthanc_anonymizer.server.job_records import Job, JobSettings, JobState, JobStore
 from orthanc_anonymizer.server.jobs import JobManager
 from orthanc_anonymizer.server.links import LinkIndex
@@ -169,11 +170,17 @@ def make_manager(orthanc: FakeOrthanc, tmp_path: Path, **options: Any) -> JobMan
     )
 
 
-@pytest.fixture
-def manager(orthanc: FakeOrthanc, tmp_path: Path):
-    manager = make_manager(orthanc, tmp_path)
+@pytest.fixture(params=[False, True], ids=["job-thread-stores", "worker-stores"])
+def manager(orthanc: FakeOrthanc, tmp_path: Path, request: pytest.FixtureRequest):
+    """Every test below twice: the job's thread stores each copy, or (Copy mode on a links file) the worker that
+    made it does; either way the same guarantees hold."""
+    manager = make_manager(orthanc, tmp_path, workers_store=request.param)
+    assert manager.workers_store is request.param
     yield manager
     manager.shutdown()
+    worker_links = workers._worker_links.pop(str(tmp_path / "links.sqlite"), None)
+    if worker_links is not None:
+        worker_links.close()
 
 
 def run(manager: JobManager, level: str, resources: list[str], **settings: Any) -> Job:
@@ -267,7 +274,12 @@ def test_a_copy_that_cannot_be_linked_is_not_stored_and_its_instance_fails(
 ) -> None:
     originals = [orthanc.add(data) for data in make_files(3)]
     study = originals[0]["ParentStudy"]
-    manager.links._connection.execute("PRAGMA query_only = ON")  # the index cannot be written (a read-only file)
+    # The index cannot be written (a read-only file), from the job's thread nor from a worker.
+    manager.links._connection.execute("PRAGMA query_only = ON")
+    if manager.workers_store:
+        path = str(manager.links.path)  # type: ignore[attr-defined]
+        workers._worker_links[path] = LinkIndex(Path(path))
+        workers._worker_links[path]._connection.execute("PRAGMA query_only = ON")
     job = run(manager, "studies", [study])
     assert job.state is JobState.FAILURE
     failed = job.record()["Results"][0]["Failed"]
@@ -402,3 +414,30 @@ def test_with_register_stores_a_copy_is_known_by_its_bytes_while_it_is_stored(
         manager.shutdown()
     assert seen == [(True, False), (True, False)]  # those exact bytes, nothing else
     assert not any(manager.is_storing(orthanc.files[oid]) for oid in orthanc.files)  # and only while stored
+
+
+def test_the_copies_bytes_go_back_to_the_job_only_when_it_stores_them(
+    manager: JobManager, orthanc: FakeOrthanc
+) -> None:
+    """With ``workers_store`` (Copy mode on a links file), what the job's thread receives is the copy's IDs, not its
+    bytes: they never pass through Orthanc's Python. A dry run stores nothing, so its workers never do."""
+    study = {orthanc.add(data)["ParentStudy"] for data in make_files(3)}.pop()
+    received: list[Future[Any]] = []
+    call = manager.pool.call
+
+    def recording(function: Callable[..., T], *args: Any) -> Future[T]:
+        future = call(function, *args)
+        received.append(future)
+        return future
+
+    manager.pool.call = recording  # type: ignore[method-assign]
+    assert run(manager, "studies", [study]).state is JobState.SUCCESS
+    fetched = [future.result() for future in received]
+    if manager.workers_store:
+        assert all(f.copy_ids is not None and f.outcome.data is None for f in fetched)
+    else:
+        assert all(f.copy_ids is None and f.outcome.data is not None for f in fetched)
+    received.clear()
+    assert run(manager, "studies", [study], dry_run=True).state is JobState.SUCCESS
+    assert [f.result().copy_ids for f in received] == [None] * 3
+    assert len(orthanc.files) == 6

@@ -26,7 +26,7 @@ from orthanc_anonymizer.audit import AuditTrail
 from orthanc_anonymizer.deid.deidentification_method import claims_engine_output
 from orthanc_anonymizer.logs import exception_summary
 from orthanc_anonymizer.server.job_records import INTERRUPTED, JobState, JobStore, timestamp
-from orthanc_anonymizer.server.jobs import FROM_RESOURCE
+from orthanc_anonymizer.server.links import FROM_RESOURCE
 from orthanc_anonymizer.server.orthanc_client import OrthancClient, OrthancError
 
 logger = logging.getLogger("orthanc_anonymizer.forwarding")

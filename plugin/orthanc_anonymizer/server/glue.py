@@ -56,8 +56,8 @@ from orthanc_anonymizer.server.config import (
 from orthanc_anonymizer.server.explorer import explorer_javascript, ui_file
 from orthanc_anonymizer.server.gateway import KEEP, MODIFY
 from orthanc_anonymizer.server.job_records import Job, JobSettings, JobStore
-from orthanc_anonymizer.server.jobs import FROM_RESOURCE, PROFILE_METADATA, JobManager, hold_at_files
-from orthanc_anonymizer.server.links import LinkIndex, LinkStore
+from orthanc_anonymizer.server.jobs import JobManager, hold_at_files
+from orthanc_anonymizer.server.links import FROM_RESOURCE, PROFILE_METADATA, LinkIndex, LinkStore
 from orthanc_anonymizer.server.orthanc_client import LEVELS, OrthancClient, ResourceNotFound
 from orthanc_anonymizer.server.workers import WorkerPool
 
@@ -177,6 +177,7 @@ class _Plugin:
             hold=hold_at_files(Path(held), stopping) if held else None,
             # Gateway mode knows the copies the routes store by their bytes (JobManager.is_storing).
             register_stores=auto is not None and auto.auto.mode == "Gateway",
+            workers_store=True,  # with links in this Orthanc's file and Gateway mode off (JobManager decides)
             stopping=stopping,
         )
         self.gate = _Gate(config.http_threads, config.concurrent_jobs, config.workers)

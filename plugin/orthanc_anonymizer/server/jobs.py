@@ -5,7 +5,10 @@ its own threads (never on Orthanc's callback threads) and talks to Orthanc only 
 (:mod:`.orthanc_client`). A job streams its instances one by one: a worker process downloads and anonymizes each
 (:func:`fetch_and_anonymize`: the original's bytes never pass through Orthanc's Python), a job thread stores the
 copy with ``POST /instances``, checks the stored MD5 where needed, and links it; only a small window of instances
-is in flight at a time, and the job keeps IDs only.
+is in flight at a time, and the job keeps IDs only. When the links are in this Orthanc's own file (not a cluster's
+database) and Gateway mode is off, the worker stores, checks and links the instance itself (:class:`CopyTarget`, the
+same steps in the same order) and the job thread links its series, study and patient: the copy's bytes then never
+pass through Orthanc's Python either.
 Every job is recorded as JSON under the state folder, kept after it ends, and each resource it handles appends
 one record to the audit trail.
 """
@@ -31,7 +34,7 @@ from orthanc_anonymizer.errors import LinkStoreError
 from orthanc_anonymizer.logs import exception_summary
 from orthanc_anonymizer.pipeline import Failure, InstanceFailure, InstanceTask
 from orthanc_anonymizer.server.job_records import INTERRUPTED, Job, JobState, JobStore, ResourceResult
-from orthanc_anonymizer.server.links import LinkStore
+from orthanc_anonymizer.server.links import FROM_RESOURCE, PROFILE_METADATA, LinkIndex, LinkStore
 from orthanc_anonymizer.server.orthanc_client import (
     LEVELS,
     OrthancClient,
@@ -39,13 +42,17 @@ from orthanc_anonymizer.server.orthanc_client import (
     OrthancUnreachable,
     ResourceNotFound,
 )
-from orthanc_anonymizer.server.workers import FetchedInstance, Pool, fetch_and_anonymize
+from orthanc_anonymizer.server.workers import (
+    OTHER_BYTES_KEPT,
+    PARENT_LEVELS,
+    CopyTarget,
+    FetchedInstance,
+    Pool,
+    fetch_and_anonymize,
+)
 
 logger = logging.getLogger("orthanc_anonymizer.jobs")
 
-FROM_RESOURCE = "AnonymizedFromResource"
-PROFILE_METADATA = "AnonymizationProfile"
-PARENT_LEVELS = (("series", "ParentSeries"), ("studies", "ParentStudy"), ("patients", "ParentPatient"))
 T = TypeVar("T")
 
 
@@ -137,6 +144,15 @@ class _ResourceRun:
         self.interrupted = False
         """Orthanc stopped (or became unreachable) before every instance was handled."""
 
+    def add_copy(self, source: str, new_ids: Mapping[str, str], pixel_regions: list[dict[str, object]]) -> None:
+        """The copy of instance ``source`` is stored, verified and linked."""
+        with self.lock:
+            self.stored.append(new_ids["instances"])
+            self.pixel_regions.extend(_pixel_regions(source, pixel_regions))
+            self.copied.append(source)
+            for segment, new_id in new_ids.items():
+                self.new_ids[segment].add(new_id)
+
 
 class JobManager:
     """Queues jobs and runs ``concurrent_jobs`` of them at a time on its own threads.
@@ -163,6 +179,7 @@ class JobManager:
         hold: Callable[[str, str], None] | None = None,
         *,
         register_stores: bool = False,
+        workers_store: bool = False,
         stopping: threading.Event | None = None,
     ) -> None:
         self.client = client
@@ -176,6 +193,9 @@ class JobManager:
         """Test instrumentation only (:func:`hold_at_files`): called with the job's ID at named points."""
         self.register_stores = register_stores
         """Gateway mode: register each copy's MD5 while it is stored (:meth:`is_storing`)."""
+        self.workers_store = workers_store and isinstance(links, LinkIndex) and not register_stores
+        """The workers store the copies themselves (:class:`CopyTarget`): only with links in this Orthanc's own
+        file, which they can write too, and not in Gateway mode, whose stores this process must see."""
         self._storing: dict[str, int] = {}
         """MD5 -> how many copies with it are being stored now."""
         self._storers = ThreadPoolExecutor(concurrent_jobs * self.STORERS, thread_name_prefix="anonymizer-store")
@@ -399,11 +419,15 @@ class JobManager:
         (a pipeline several resources feed), the instances still in flight are left in it for the caller."""
         pending: deque[Future[None]] = deque() if shared is None else shared
         source = self.client.endpoint()
+        target = None
+        if self.workers_store and not job.settings.dry_run:
+            assert isinstance(self.links, LinkIndex)
+            target = CopyTarget(str(self.links.path), job.settings.description_json, job.settings.in_place)
         for instance in run.instances:
             if self.stopping.is_set() or run.interrupted:
                 run.interrupted = True  # the result shows fewer instances; InPlace keeps the original
                 break
-            anonymized = self.pool.call(fetch_and_anonymize, source, instance[0], task)
+            anonymized = self.pool.call(fetch_and_anonymize, source, instance[0], task, target)
             pending.append(self._storers.submit(self._complete, job, run, instance, anonymized, parents))
             while len(pending) >= self.window:
                 pending.popleft().result()
@@ -463,6 +487,12 @@ class JobManager:
                 run.residual_checked += 1
         if outcome.failure is Failure.RESIDUAL_PHI:
             return InstanceFailure(source_id, f"{outcome.reason}; copy not stored", outcome.failure)
+        if fetched.store_error is not None:
+            if fetched.unreachable:
+                run.interrupted = True  # Orthanc is stopping: not a verdict on this instance
+            return InstanceFailure(source_id, fetched.store_error)
+        if fetched.copy_ids is not None:
+            return self._link_stored(job, run, instance, fetched.copy_ids, outcome.pixel_regions, parents)
         assert outcome.data is not None and outcome.orthanc_id is not None
         try:
             # The instance's link first: from the moment the copy is stored, the links index says it is a copy (on
@@ -483,9 +513,7 @@ class JobManager:
             if (job.settings.in_place or stored.get("Status") != "Success") and self.client.stored_md5(
                 new_ids["instances"]
             ) != outcome.md5:
-                return InstanceFailure(
-                    source_id, "Orthanc kept other bytes for this SOPInstanceUID (OverwriteInstances is off?)"
-                )
+                return InstanceFailure(source_id, OTHER_BYTES_KEPT)
             try:
                 self._link(job, parents.originals(instance), new_ids, parents, indexed=outcome.orthanc_id)
             except (OSError, LinkStoreError) as error:  # the state folder's disk is full, the database is gone
@@ -495,12 +523,31 @@ class JobManager:
             return InstanceFailure(source_id, f"cannot store the copy: {error}")
         except OrthancError as error:
             return InstanceFailure(source_id, f"cannot store the copy: {error}")
-        with run.lock:
-            run.stored.append(new_ids["instances"])
-            run.pixel_regions.extend(_pixel_regions(instance[0], outcome.pixel_regions))
-            run.copied.append(instance[0])
-            for segment, new_id in new_ids.items():
-                run.new_ids[segment].add(new_id)
+        run.add_copy(instance[0], new_ids, outcome.pixel_regions)
+        return None
+
+    def _link_stored(
+        self,
+        job: Job,
+        run: _ResourceRun,
+        instance: tuple[str, str],
+        new_ids: Mapping[str, str],
+        pixel_regions: list[dict[str, object]],
+        parents: _ParentCache,
+    ) -> InstanceFailure | None:
+        """A copy a worker stored and linked at instance level (:func:`.workers.store_copy`): link its series,
+        study and patient as :meth:`_store` does."""
+        source_id = instance[0]
+        try:
+            self._link(job, parents.originals(instance), new_ids, parents, indexed=new_ids["instances"], linked=True)
+        except (OSError, LinkStoreError) as error:
+            return InstanceFailure(source_id, self._remove_unlinked(new_ids["instances"], error))
+        except OrthancUnreachable as error:
+            run.interrupted = True
+            return InstanceFailure(source_id, f"cannot store the copy: {error}")
+        except OrthancError as error:
+            return InstanceFailure(source_id, f"cannot store the copy: {error}")
+        run.add_copy(source_id, new_ids, pixel_regions)
         return None
 
     def _remove_unlinked(self, copy: str, error: Exception) -> str:
@@ -518,14 +565,16 @@ class JobManager:
         new_ids: Mapping[str, str],
         parents: _ParentCache,
         indexed: str | None = None,
+        linked: bool = False,
     ) -> None:
         """Metadata on the copy at each level (once per job for parents) and the reverse index (one transaction;
-        none for the instance ``indexed`` already, whose row was written before it was stored)."""
+        none for the instance ``indexed`` already, whose row was written before it was stored). ``linked``: the
+        instance's metadata is set already (by the worker that stored it)."""
         profile_json = job.settings.description_json
         rows: list[tuple[str, str, str]] = []
         for segment in ("instances", "series", "studies", "patients"):
             copy, source = new_ids[segment], originals[segment]
-            if copy == source:
+            if copy == source or (linked and segment == "instances"):
                 continue
             if segment != "instances":
                 with parents.lock:

@@ -18,6 +18,11 @@ from pathlib import Path
 from orthanc_anonymizer.errors import LinkStoreError
 from orthanc_anonymizer.logs import exception_summary
 
+FROM_RESOURCE = "AnonymizedFromResource"
+"""The metadata on each copy (instance, series, study, patient) naming its original's Orthanc ID: the forward link."""
+PROFILE_METADATA = "AnonymizationProfile"
+"""The metadata on each copy describing the profile that made it (JSON)."""
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS links (
     level TEXT NOT NULL,
@@ -60,6 +65,8 @@ class LinkIndex(LinkStore):
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        """The file; worker processes that store copies open it too (SQLite's WAL lets several processes write)."""
         self._lock = threading.Lock()
         self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._connection.execute("PRAGMA journal_mode=WAL")
