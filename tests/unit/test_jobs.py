@@ -174,7 +174,7 @@ def make_manager(orthanc: FakeOrthanc, tmp_path: Path, **options: Any) -> JobMan
 def manager(orthanc: FakeOrthanc, tmp_path: Path, request: pytest.FixtureRequest):
     """Every test below twice: the job's thread stores each copy, or (Copy mode on a links file) the worker that
     made it does; either way the same guarantees hold."""
-    manager = make_manager(orthanc, tmp_path, workers_store=request.param)
+    manager = make_manager(orthanc, tmp_path, workers_store=request.param, worker_stores_from=0)
     assert manager.workers_store is request.param
     yield manager
     manager.shutdown()
@@ -441,3 +441,35 @@ def test_the_copies_bytes_go_back_to_the_job_only_when_it_stores_them(
     assert run(manager, "studies", [study], dry_run=True).state is JobState.SUCCESS
     assert [f.result().copy_ids for f in received] == [None] * 3
     assert len(orthanc.files) == 6
+
+
+@pytest.mark.parametrize(("threshold", "stored_by_worker"), [(4.0, False), (0.25, True)])
+def test_a_worker_leaves_a_small_copy_to_the_jobs_thread(
+    orthanc: FakeOrthanc, tmp_path: Path, threshold: float, stored_by_worker: bool
+) -> None:
+    """Below ``worker_stores_from`` bytes the copy goes back to the job's thread, which stores it; at or above,
+    the worker stores it. Either way each original gets exactly one linked copy."""
+    files = make_files(2)
+    # The copy is about the original's size: the thresholds are far on either side of it.
+    manager = make_manager(orthanc, tmp_path, workers_store=True, worker_stores_from=int(threshold * len(files[0])))
+    originals = [orthanc.add(data)["ID"] for data in files]
+    received: list[Future[Any]] = []
+    call = manager.pool.call
+
+    def recording(function: Callable[..., T], *args: Any) -> Future[T]:
+        received.append(call(function, *args))
+        return received[-1]
+
+    manager.pool.call = recording  # type: ignore[method-assign]
+    try:
+        job = run(manager, "instances", originals)
+    finally:
+        manager.shutdown()
+        worker_links = workers._worker_links.pop(str(tmp_path / "links.sqlite"), None)
+        if worker_links is not None:
+            worker_links.close()
+    assert job.state is JobState.SUCCESS
+    assert [(f.result().copy_ids is not None) for f in received] == [stored_by_worker] * 2
+    for result in job.record()["Results"]:
+        assert manager.links.copies("Instance", result["Source"]) == [result["Resource"]]
+        assert orthanc.metadata[("instances", result["Resource"], "AnonymizedFromResource")] == result["Source"]

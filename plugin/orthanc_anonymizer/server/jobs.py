@@ -45,6 +45,7 @@ from orthanc_anonymizer.server.orthanc_client import (
 from orthanc_anonymizer.server.workers import (
     OTHER_BYTES_KEPT,
     PARENT_LEVELS,
+    WORKER_STORES_FROM,
     CopyTarget,
     FetchedInstance,
     Pool,
@@ -157,9 +158,10 @@ class _ResourceRun:
 class JobManager:
     """Queues jobs and runs ``concurrent_jobs`` of them at a time on its own threads.
 
-    A job's runner thread downloads instances and hands them to the worker processes; ``STORERS`` threads per job
-    store the results, so Orthanc parses and writes one copy while the next is being anonymized. At most
-    ``window`` instances of a job are in memory (downloaded and not yet stored) at any time.
+    A job's runner thread hands its instances to the worker processes, which download them; ``STORERS`` threads per
+    job store the results (or, with ``workers_store``, only link the parents of the copies the workers stored), so
+    Orthanc parses and writes one copy while the next is being anonymized. At most ``window`` instances of a job
+    are in flight (downloaded and not yet stored) at any time.
     """
 
     STORERS = 2
@@ -180,6 +182,7 @@ class JobManager:
         *,
         register_stores: bool = False,
         workers_store: bool = False,
+        worker_stores_from: int = WORKER_STORES_FROM,
         stopping: threading.Event | None = None,
     ) -> None:
         self.client = client
@@ -195,7 +198,9 @@ class JobManager:
         """Gateway mode: register each copy's MD5 while it is stored (:meth:`is_storing`)."""
         self.workers_store = workers_store and isinstance(links, LinkIndex) and not register_stores
         """The workers store the copies themselves (:class:`CopyTarget`): only with links in this Orthanc's own
-        file, which they can write too, and not in Gateway mode, whose stores this process must see."""
+        file, which they can write too, and not in Gateway mode, whose stores this process must see), those of
+        ``worker_stores_from`` bytes or more."""
+        self.worker_stores_from = worker_stores_from
         self._storing: dict[str, int] = {}
         """MD5 -> how many copies with it are being stored now."""
         self._storers = ThreadPoolExecutor(concurrent_jobs * self.STORERS, thread_name_prefix="anonymizer-store")
@@ -422,7 +427,9 @@ class JobManager:
         target = None
         if self.workers_store and not job.settings.dry_run:
             assert isinstance(self.links, LinkIndex)
-            target = CopyTarget(str(self.links.path), job.settings.description_json, job.settings.in_place)
+            target = CopyTarget(
+                str(self.links.path), job.settings.description_json, job.settings.in_place, self.worker_stores_from
+            )
         for instance in run.instances:
             if self.stopping.is_set() or run.interrupted:
                 run.interrupted = True  # the result shows fewer instances; InPlace keeps the original
