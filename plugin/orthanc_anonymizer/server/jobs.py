@@ -197,9 +197,9 @@ class JobManager:
         self.register_stores = register_stores
         """Gateway mode: register each copy's MD5 while it is stored (:meth:`is_storing`)."""
         self.workers_store = workers_store and isinstance(links, LinkIndex) and not register_stores
-        """The workers store the copies themselves (:class:`CopyTarget`): only with links in this Orthanc's own
-        file, which they can write too, and not in Gateway mode, whose stores this process must see), those of
-        ``worker_stores_from`` bytes or more."""
+        """The workers store the copies of ``worker_stores_from`` bytes or more themselves (:class:`CopyTarget`).
+        Only with the links in this Orthanc's own file, which they can write too, and not in Gateway mode, whose
+        stores this process must see."""
         self.worker_stores_from = worker_stores_from
         self._storing: dict[str, int] = {}
         """MD5 -> how many copies with it are being stored now."""
