@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from pydicom import dcmread
-from tests.unit.test_jobs import make_files
+from test_jobs import make_files
 
 from orthanc_anonymizer.deid.profiles import basic_profile
 from orthanc_anonymizer.deid.settings import AnonymizationSettings
