@@ -18,7 +18,7 @@ from orthanc_anonymizer.deid.uids import KeyedHasher
 from orthanc_anonymizer.pipeline import InstanceOutcome, InstanceTask, anonymize_instance
 from orthanc_anonymizer.server.links import LinkIndex
 from orthanc_anonymizer.server.orthanc_client import OrthancError, OrthancUnreachable
-from orthanc_anonymizer.server.workers import OTHER_BYTES_KEPT, CopyTarget, store_copy
+from orthanc_anonymizer.server.workers import OTHER_BYTES_KEPT, store_copy
 
 ORIGINAL = "original-instance-id"
 
@@ -65,7 +65,7 @@ def outcome() -> InstanceOutcome:
 
 
 def _store(writer: Writer, links: LinkIndex, outcome: InstanceOutcome, verify_md5: bool = False) -> Any:
-    return store_copy(writer, links, ORIGINAL, outcome, CopyTarget(str(links.path), '{"Profile": "basic"}', verify_md5))
+    return store_copy(writer, links, ORIGINAL, outcome, '{"Profile": "basic"}', verify_md5)
 
 
 def test_the_copy_is_linked_then_stored_then_described_and_only_its_ids_go_back(

@@ -43,13 +43,12 @@ from orthanc_anonymizer.server.orthanc_client import (
     ResourceNotFound,
 )
 from orthanc_anonymizer.server.workers import (
-    OTHER_BYTES_KEPT,
-    PARENT_LEVELS,
     WORKER_STORES_FROM,
     CopyTarget,
     FetchedInstance,
     Pool,
     fetch_and_anonymize,
+    store_copy,
 )
 
 logger = logging.getLogger("orthanc_anonymizer.jobs")
@@ -153,6 +152,25 @@ class _ResourceRun:
             self.copied.append(source)
             for segment, new_id in new_ids.items():
                 self.new_ids[segment].add(new_id)
+
+
+class _RegisteredWriter:
+    """Gateway mode's writer for :func:`.workers.store_copy`: Orthanc's client, each copy registered by its MD5
+    while it is stored (:meth:`JobManager.is_storing`)."""
+
+    def __init__(self, manager: JobManager) -> None:
+        self.manager = manager
+        self.client = manager.client
+
+    def store_instance(self, data: bytes) -> dict[str, Any]:
+        with self.manager._registered(hashlib.md5(data).hexdigest()):
+            return self.client.store_instance(data)
+
+    def stored_md5(self, instance_id: str) -> str:
+        return self.client.stored_md5(instance_id)
+
+    def put_metadata(self, level: str, resource_id: str, name: str, value: str) -> None:
+        self.client.put_metadata(level, resource_id, name, value)
 
 
 class JobManager:
@@ -494,67 +512,29 @@ class JobManager:
                 run.residual_checked += 1
         if outcome.failure is Failure.RESIDUAL_PHI:
             return InstanceFailure(source_id, f"{outcome.reason}; copy not stored", outcome.failure)
+        if fetched.copy_ids is None and fetched.store_error is None:
+            # The worker left the store to this thread (Gateway mode, a cluster's links, a small copy): the same
+            # steps in the same order.
+            writer = _RegisteredWriter(self) if self.register_stores else self.client
+            fetched = store_copy(
+                writer, self.links, source_id, outcome, job.settings.description_json, job.settings.in_place
+            )
         if fetched.store_error is not None:
             if fetched.unreachable:
                 run.interrupted = True  # Orthanc is stopping: not a verdict on this instance
             return InstanceFailure(source_id, fetched.store_error)
-        if fetched.copy_ids is not None:
-            return self._link_stored(job, run, instance, fetched.copy_ids, outcome.pixel_regions, parents)
-        assert outcome.data is not None and outcome.orthanc_id is not None
+        assert fetched.copy_ids is not None
+        new_ids = fetched.copy_ids
         try:
-            # The instance's link first: from the moment the copy is stored, the links index says it is a copy (on
-            # every node of a cluster), so on-ingest anonymization never takes it for an original.
-            self.links.add_many([(LEVELS["instances"], instance[0], outcome.orthanc_id)])
-        except (OSError, LinkStoreError) as error:
-            return InstanceFailure(source_id, f"cannot link the copy (not stored): {exception_summary(error)}")
-        try:
-            if self.register_stores:
-                with self._registered(outcome.md5):
-                    stored = self.client.store_instance(outcome.data)
-            else:
-                stored = self.client.store_instance(outcome.data)
-            new_ids = {"instances": str(stored["ID"])}
-            new_ids.update({segment: str(stored[key]) for segment, key in PARENT_LEVELS})
-            # "Success" means Orthanc stored these bytes; anything else (AlreadyStored) may mean it kept others.
-            # Before InPlace deletes an original, every copy is checked whatever the status.
-            if (job.settings.in_place or stored.get("Status") != "Success") and self.client.stored_md5(
-                new_ids["instances"]
-            ) != outcome.md5:
-                return InstanceFailure(source_id, OTHER_BYTES_KEPT)
-            try:
-                self._link(job, parents.originals(instance), new_ids, parents, indexed=outcome.orthanc_id)
-            except (OSError, LinkStoreError) as error:  # the state folder's disk is full, the database is gone
-                return InstanceFailure(source_id, self._remove_unlinked(new_ids["instances"], error))
+            self._link_parents(job, parents.originals(instance), new_ids, parents)
+        except (OSError, LinkStoreError) as error:  # the state folder's disk is full, the database is gone
+            return InstanceFailure(source_id, self._remove_unlinked(new_ids["instances"], error))
         except OrthancUnreachable as error:
             run.interrupted = True  # Orthanc is stopping: not a verdict on this instance
             return InstanceFailure(source_id, f"cannot store the copy: {error}")
         except OrthancError as error:
             return InstanceFailure(source_id, f"cannot store the copy: {error}")
-        run.add_copy(instance[0], new_ids, outcome.pixel_regions)
-        return None
-
-    def _link_stored(
-        self,
-        job: Job,
-        run: _ResourceRun,
-        instance: tuple[str, str],
-        new_ids: Mapping[str, str],
-        pixel_regions: list[dict[str, object]],
-        parents: _ParentCache,
-    ) -> InstanceFailure | None:
-        """A copy a worker stored and linked at instance level (:func:`.workers.store_copy`): link its series,
-        study and patient as :meth:`_store` does."""
-        source_id = instance[0]
-        try:
-            self._link(job, parents.originals(instance), new_ids, parents, indexed=new_ids["instances"], linked=True)
-        except (OSError, LinkStoreError) as error:
-            return InstanceFailure(source_id, self._remove_unlinked(new_ids["instances"], error))
-        except OrthancUnreachable as error:
-            run.interrupted = True
-            return InstanceFailure(source_id, f"cannot store the copy: {error}")
-        except OrthancError as error:
-            return InstanceFailure(source_id, f"cannot store the copy: {error}")
-        run.add_copy(source_id, new_ids, pixel_regions)
+        run.add_copy(source_id, new_ids, outcome.pixel_regions)
         return None
 
     def _remove_unlinked(self, copy: str, error: Exception) -> str:
@@ -565,33 +545,24 @@ class JobManager:
             return f"cannot link the copy, nor delete it (instance {copy}): {exception_summary(error)}"
         return f"cannot link the copy (deleted): {exception_summary(error)}"
 
-    def _link(
-        self,
-        job: Job,
-        originals: Mapping[str, str],
-        new_ids: Mapping[str, str],
-        parents: _ParentCache,
-        indexed: str | None = None,
-        linked: bool = False,
+    def _link_parents(
+        self, job: Job, originals: Mapping[str, str], new_ids: Mapping[str, str], parents: _ParentCache
     ) -> None:
-        """Metadata on the copy at each level (once per job for parents) and the reverse index (one transaction;
-        none for the instance ``indexed`` already, whose row was written before it was stored). ``linked``: the
-        instance's metadata is set already (by the worker that stored it)."""
+        """Metadata on the copy's series, study and patient (once per job each) and their rows in the reverse index
+        (one transaction); the instance itself was linked by :func:`.workers.store_copy`."""
         profile_json = job.settings.description_json
         rows: list[tuple[str, str, str]] = []
-        for segment in ("instances", "series", "studies", "patients"):
+        for segment in ("series", "studies", "patients"):
             copy, source = new_ids[segment], originals[segment]
-            if copy == source or (linked and segment == "instances"):
+            if copy == source:
                 continue
-            if segment != "instances":
-                with parents.lock:
-                    if (segment, copy) in parents.linked:
-                        continue
-                    parents.linked.add((segment, copy))
+            with parents.lock:
+                if (segment, copy) in parents.linked:
+                    continue
+                parents.linked.add((segment, copy))
             self.client.put_metadata(segment, copy, FROM_RESOURCE, source)
             self.client.put_metadata(segment, copy, PROFILE_METADATA, profile_json)
-            if copy != indexed:
-                rows.append((LEVELS[segment], source, copy))
+            rows.append((LEVELS[segment], source, copy))
         self.links.add_many(rows)
 
     def _conclude(self, job: Job, run: _ResourceRun) -> tuple[ResourceResult, dict[str, Any]]:

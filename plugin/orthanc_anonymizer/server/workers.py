@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -48,8 +48,9 @@ class InstanceReader(Protocol):
 
 
 @runtime_checkable
-class CopyWriter(InstanceReader, Protocol):
-    """What a worker that stores its copy also needs: an :class:`OrthancClient`."""
+class CopyWriter(Protocol):
+    """Where :func:`store_copy` stores a copy: an :class:`OrthancClient` (in Gateway mode, one that registers each
+    store)."""
 
     def store_instance(self, data: bytes) -> dict[str, Any]: ...
 
@@ -152,19 +153,24 @@ def fetch_and_anonymize(
         return FetchedInstance(
             outcome=outcome, store_error=f"cannot link the copy (not stored): {exception_summary(error)}"
         )
-    return store_copy(reader, links, instance_id, outcome, target)
+    return store_copy(reader, links, instance_id, outcome, target.profile_json, target.verify_md5)
 
 
 def store_copy(
-    writer: CopyWriter, links: LinkStore, instance_id: str, outcome: InstanceOutcome, target: CopyTarget
+    writer: CopyWriter,
+    links: LinkStore,
+    instance_id: str,
+    outcome: InstanceOutcome,
+    profile_json: str,
+    verify_md5: bool,
 ) -> FetchedInstance:
-    """Store the copy of ``instance_id`` that ``outcome`` holds, as the job thread would: its link first (from the
-    moment the copy is stored, the links index says it is a copy, so on-ingest anonymization never takes it for an
-    original), then ``POST /instances``, the MD5 check, the instance's metadata. Never raises; the outcome returned
-    carries no bytes."""
+    """Store the copy of ``instance_id`` that ``outcome`` holds, in a worker or in the job's thread: its link first
+    (from the moment the copy is stored, the links index says it is a copy, on every node of a cluster, so on-ingest
+    anonymization never takes it for an original), then ``POST /instances``, the MD5 check (``verify_md5``, InPlace:
+    whatever Orthanc answered), the instance's metadata. Never raises; the outcome returned carries no bytes."""
     data, orthanc_id = outcome.data, outcome.orthanc_id
     assert data is not None and orthanc_id is not None
-    outcome.parts, outcome._joined = None, None
+    outcome = replace(outcome, parts=None, _joined=None)  # the copy's bytes stay here
     try:
         links.add_many([("Instance", instance_id, orthanc_id)])
     except (OSError, LinkStoreError) as error:
@@ -176,12 +182,12 @@ def store_copy(
         copy_ids = {"instances": str(stored["ID"])}
         copy_ids.update({segment: str(stored[key]) for segment, key in PARENT_LEVELS})
         # "Success" means Orthanc stored these bytes; anything else (AlreadyStored) may mean it kept others.
-        checked = target.verify_md5 or stored.get("Status") != "Success"
+        checked = verify_md5 or stored.get("Status") != "Success"
         if checked and writer.stored_md5(copy_ids["instances"]) != hashlib.md5(data).hexdigest():
             return FetchedInstance(outcome=outcome, store_error=OTHER_BYTES_KEPT)
         if copy_ids["instances"] != instance_id:
             writer.put_metadata("instances", copy_ids["instances"], FROM_RESOURCE, instance_id)
-            writer.put_metadata("instances", copy_ids["instances"], PROFILE_METADATA, target.profile_json)
+            writer.put_metadata("instances", copy_ids["instances"], PROFILE_METADATA, profile_json)
     except OrthancUnreachable as error:
         return FetchedInstance(outcome=outcome, store_error=f"cannot store the copy: {error}", unreachable=True)
     except OrthancError as error:
