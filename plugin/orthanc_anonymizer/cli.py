@@ -367,13 +367,13 @@ def command_anonymize(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) 
         raise UsageError(error.problem) from None
     secret, development = _secret(args, os.environ)
     profile = build_profile(args)
+    _import_pydicom(pixels=Option.CleanPixelData in profile.options)
     project = _project(args.project)
     tasks, skipped = plan_tasks(Path(args.src), Path(args.dst), args.dst.endswith(os.sep))
     for entry in skipped:
         print(f"{PROG}: {entry.display}: skipped: not a regular file ({entry.kind})", file=stderr)
     if development:
         print(f"{PROG}: warning: --dev-secret: using the fixed development key; not for real patient data", file=stderr)
-    _import_pydicom(pixels=Option.CleanPixelData in profile.options)
     from orthanc_anonymizer.deid.engine import AnonymizationSettings
     from orthanc_anonymizer.deid.uids import KeyedHasher
 

@@ -370,3 +370,30 @@ def test_the_cli_writes_what_the_engine_writes_in_process(good_tree: Path, tmp_p
     for relative in GOOD_FILES:
         expected, _ = anonymize_bytes((good_tree / relative).read_bytes(), settings)
         assert (out / relative).read_bytes() == expected, relative
+
+
+@pytest.mark.parametrize(
+    ("arguments", "pixels"),
+    [([], False), (["--project", "study-42"], False), (["--option", "CleanPixelData"], True)],
+    ids=["default", "project", "CleanPixelData"],
+)
+def test_pixels_left_alone_load_no_pixel_libraries(
+    good_tree: Path, tmp_path: Path, arguments: list[str], pixels: bool
+) -> None:
+    # Start-up time: numpy, Pillow and requests cost about half of the CLI's start-up, and a run that never decodes
+    # pixel data has no use for them (every argument's check runs before pydicom is loaded, or loads it this way).
+    script = (
+        "import sys\n"
+        "from orthanc_anonymizer.cli import main\n"
+        "status = main(sys.argv[1:])\n"
+        "print(sorted(name for name in ('numpy', 'PIL', 'requests') if name in sys.modules))\n"
+        "sys.exit(status)\n"
+    )
+    environ = {**os.environ, "ANONYMIZER_SECRET": SECRET}
+    result = subprocess.run(
+        [sys.executable, "-c", script, "anonymize", str(good_tree), str(tmp_path / "out"), *arguments],
+        capture_output=True, text=True, env=environ, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout.strip().replace("'", '"'))
+    assert ("numpy" in loaded) if pixels else loaded == []
