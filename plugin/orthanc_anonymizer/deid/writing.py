@@ -7,9 +7,10 @@ import struct
 from collections.abc import Callable
 from copy import copy
 from io import BytesIO
+from typing import Any
 
 from pydicom.charset import default_encoding
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element, write_file_meta_info
@@ -130,29 +131,38 @@ def _write_plainly(dataset: Dataset) -> bytes | None:
     keys = sorted(dataset.keys(), key=int)  # as ints: a BaseTag's < converts the other side to a Tag
     if any(tag >> 16 in (0, 2) for tag in keys):
         return None
-    # What dcmwrite does to the file meta with enforce_file_format, on a copy of each element with the encoding the
-    # meta was read in (dcmwrite deep-copies the whole meta: ~120 deepcopy calls an instance for 8 elements).
-    file_meta = FileMetaDataset()
-    for element in meta.values():
-        file_meta[element.tag] = copy(element)
-    implicit_meta, little_meta = meta.original_encoding
-    file_meta.set_original_encoding(implicit_meta, little_meta, meta.original_character_set)
-    meta_class = file_meta.get("MediaStorageSOPClassUID", None)
-    ds_class = dataset.get("SOPClassUID", None)
-    if meta_class is None or (ds_class and ds_class != meta_class):
-        file_meta.MediaStorageSOPClassUID = ds_class
-    meta_instance = file_meta.get("MediaStorageSOPInstanceUID", None)
-    ds_instance = dataset.get("SOPInstanceUID", None)
-    if meta_instance is None or (ds_instance and ds_instance != meta_instance):
-        file_meta.MediaStorageSOPInstanceUID = ds_instance
-    # dcmwrite validates the meta here, and write_file_meta_info again (the same checks, the same additions): once.
     implicit, little = encoding
     fp = DicomBytesIO()
     fp.is_implicit_VR = implicit
     fp.is_little_endian = little
     fp.write(OUTPUT_PREAMBLE)
     fp.write(b"DICM")
-    write_file_meta_info(fp, file_meta, enforce_standard=True)
+    # What dcmwrite does to the file meta with enforce_file_format: the data set's SOP Class and Instance UIDs
+    # replace the meta's where they differ.
+    replaced: dict[int, Any] = {}  # the data set's values, as pydicom gives them
+    for meta_tag, keyword in ((0x00020002, "SOPClassUID"), (0x00020003, "SOPInstanceUID")):
+        meta_value = meta.get(meta_tag)
+        meta_value = None if meta_value is None else meta_value.value
+        ds_value = dataset.get(keyword, None)
+        if meta_value is None or (ds_value and ds_value != meta_value):
+            replaced[meta_tag] = ds_value
+    meta_bytes = _meta_plainly({int(element.tag): element for element in meta.values()}, replaced)
+    if meta_bytes is not None:
+        fp.write(meta_bytes)
+    else:
+        # pydicom's way, on a copy of each element with the encoding the meta was read in (dcmwrite deep-copies the
+        # whole meta: ~120 deepcopy calls an instance for 8 elements); dcmwrite validates the meta, and
+        # write_file_meta_info again (the same checks, the same additions): once.
+        file_meta = FileMetaDataset()
+        for element in meta.values():
+            file_meta[element.tag] = copy(element)
+        implicit_meta, little_meta = meta.original_encoding
+        file_meta.set_original_encoding(implicit_meta, little_meta, meta.original_character_set)
+        if 0x00020002 in replaced:
+            file_meta.MediaStorageSOPClassUID = replaced[0x00020002]
+        if 0x00020003 in replaced:
+            file_meta.MediaStorageSOPInstanceUID = replaced[0x00020003]
+        write_file_meta_info(fp, file_meta, enforce_standard=True)
     order = "<" if little else ">"
     tag_format, short_format, long_format = order + "HH", order + "H", order + "I"
     charset = dataset.get("SpecificCharacterSet", default_encoding)
@@ -189,3 +199,46 @@ def _write_plainly(dataset: Dataset) -> bytes | None:
             with tag_in_exception(Tag(tag)):
                 write_data_element(fp, element, charset)
     return fp.getvalue()
+
+
+# The file meta elements write_file_meta_info(enforce_standard=True) requires with a value (it adds 0002,0001 and
+# 0002,0012 when they are missing or empty, and 0002,0013 when missing: then pydicom writes the meta).
+_META_REQUIRED = (0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012)
+_META_GROUP_LENGTH = struct.pack("<HH", 0x0002, 0x0000) + b"UL" + struct.pack("<H", 4)
+
+
+def _meta_plainly(elements: dict[int, DataElement | RawDataElement], replaced: dict[int, object]) -> bytes | None:
+    """The file meta as ``write_file_meta_info(enforce_standard=True)`` writes it (Explicit VR Little Endian, its
+    group length first), for a meta of set values (what :func:`rebuild_file_meta` leaves): one ASCII ``str`` of
+    a :data:`_PLAIN_STRING_VRS` VR, SH or AE, or ``bytes`` of OB; ``replaced`` gives the values dcmwrite takes from
+    the data set. ``None`` for anything else (pydicom then writes it, and says what is missing)."""
+    values: dict[int, object] = {}
+    vrs: dict[int, str] = {}
+    for tag, element in elements.items():
+        if isinstance(element, RawDataElement) or tag >> 16 != 0x0002:
+            return None
+        values[tag], vrs[tag] = element.value, element.VR
+    for tag, value in replaced.items():
+        values[tag], vrs[tag] = value, "UI"
+    if any(not values.get(tag) for tag in _META_REQUIRED) or 0x00020013 not in values:
+        return None
+    body = bytearray()
+    for tag in sorted(values):
+        if tag == 0x00020000:
+            continue  # written first, with the length of the rest
+        value, vr = values[tag], vrs[tag]
+        if isinstance(value, str) and (vr in _PLAIN_STRING_VRS or vr in ("SH", "AE")) and value.isascii():
+            data = (value + (_UI_PADDING if vr == "UI" else " ") * (len(value) % 2)).encode("ascii")
+        elif isinstance(value, bytes) and vr == "OB":
+            data = value + b"\x00" * (len(value) % 2)
+        else:
+            return None
+        body += struct.pack("<HH", tag >> 16, tag & 0xFFFF)
+        if vr in EXPLICIT_VR_LENGTH_32:
+            body += vr.encode() + b"\x00\x00" + struct.pack("<I", len(data))
+        elif len(data) <= 0xFFFF:
+            body += vr.encode() + struct.pack("<H", len(data))
+        else:
+            return None
+        body += data
+    return _META_GROUP_LENGTH + struct.pack("<I", len(body)) + bytes(body)
