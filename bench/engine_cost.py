@@ -9,13 +9,15 @@ minute to the next, more with two processes at once).
 
 It anonymizes 10, then 60, of :func:`bench.studies.ct_study`'s images in one process under
 ``valgrind --tool=callgrind`` and prints the difference over 50: one image's instructions, start-up and imports
-left out. Two runs of the same code agree to 0.1%. ``PYTHONPATH=<a checkout>/plugin`` measures another version of the
-engine. Needs Debian's ``valgrind`` (not part of ``make bench``); takes about a minute.
+left out, with a fixed hash seed (a random one moved the count by up to 4%). Two runs of the same code agree to 0.5%.
+``PYTHONPATH=<a checkout>/plugin`` measures another version of the engine. Needs Debian's ``valgrind`` (not part of
+``make bench``); takes about a minute.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import re
 import shutil
@@ -48,7 +50,9 @@ def _instructions(files_path: Path, count: int, plugin: bool) -> int:
         "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
         sys.executable, "-m", "bench.engine_cost", "--run", str(count), "--files", str(files_path),
     ] + (["--plugin"] if plugin else [])  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    # A fixed hash seed: set and dict orders (and with them the work) the same in every run.
+    environ = {**os.environ, "PYTHONHASHSEED": "0"}
+    result = subprocess.run(command, capture_output=True, text=True, check=True, env=environ)
     match = _COLLECTED.search(result.stderr)
     assert match is not None, "valgrind printed no instruction count"
     return int(match.group(1))
