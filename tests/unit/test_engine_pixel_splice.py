@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from pydicom import dcmread
 from pydicom.data import get_testdata_file, get_testdata_files
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
     ExplicitVRBigEndian,
@@ -310,6 +311,31 @@ def test_the_meta_the_engine_rebuilds_is_written_by_its_own_writer(monkeypatch: 
         assert header == buffer.getvalue(), path
         compared += 1
     assert compared >= 20  # the pydicom files whose header the engine splices and writes itself
+
+
+@pytest.mark.parametrize("vr", ["UI", "CS", "LO", "UN"])
+@pytest.mark.parametrize("sop_class", ["1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2\\1.2.3", "1.2.\u00e9"])
+def test_a_meta_written_as_pydicom_writes_it_whatever_the_sender_put_in_it(vr: str, sop_class: str) -> None:
+    # The transfer syntax is the one element of the sender's meta the engine keeps, as it was read (its VR too); the
+    # SOP Class UID, kept in the data set, goes to the meta: two, and one not ASCII.
+    ds = ct()
+    ds.file_meta[0x00020010] = DataElement(
+        0x00020010, vr, ExplicitVRLittleEndian.encode() if vr == "UN" else ExplicitVRLittleEndian
+    )
+    ds.SOPClassUID = sop_class.split("\\") if "\\" in sop_class else sop_class
+    instance = read_instance(file_bytes(ds), basic_profile())  # a UID under another VR is still a UID
+    assert instance.pixel_offset is not None  # the header parsed, the pixel data spliced
+    if not sop_class.isascii():
+        with pytest.raises(AnonymizerError, match="0008,0016"):  # refused, naming the attribute
+            anonymize_dataset(instance.dataset, settings())
+        return
+    anonymize_dataset(instance.dataset, settings())
+    instance.dataset.preamble = None
+    header = instance.output_parts()[0]
+    buffer = BytesIO()
+    instance.dataset.save_as(buffer, enforce_file_format=True)
+    assert header == buffer.getvalue()
+    assert dcmread(BytesIO(header)).file_meta[0x00020010].VR == "UI"
 
 
 # A value the engine set (converted, not raw) of each VR its writer writes in one piece: odd and even lengths (the

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from io import BytesIO
 
 from pydicom import dcmread
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError as PydicomInvalidDicomError
 from pydicom.filereader import read_dataset as read_dataset_from_stream
 from pydicom.filereader import read_sequence
 from pydicom.sequence import Sequence
+from pydicom.uid import UID
 from pydicom.valuerep import VR
 
 from orthanc_anonymizer.deid.elements import ITEM_TAG_LE, PIXEL_DATA, TRAILING_PADDING, UNDEFINED_LENGTH, tag_text
@@ -52,6 +53,10 @@ def _parse(data: bytes, stop_before_pixels: bool) -> tuple[Dataset, int]:
         if syntax is not None and not _UID_FORM.fullmatch(syntax.strip("\x00 ")):
             # The one meta value the output keeps (the data set is written in it): it must be a UID, not text.
             raise InvalidDicomError("(0002,0010) Transfer Syntax UID: not a UID: the file meta is damaged")
+        if meta is not None and syntax is not None and not isinstance(syntax, UID):
+            # A UID written under another VR (CS, LO...) reads as plain text, which cannot say what syntax it names:
+            # the element becomes the UI it should be (and is written so).
+            meta[_TRANSFER_SYNTAX_UID] = DataElement(_TRANSFER_SYNTAX_UID, "UI", syntax.strip("\x00 "))
         # Read every element now: a truncated or malformed file must fail here, not half-way through the walk.
         for _ in _read_every_element(dataset):
             pass
@@ -229,6 +234,7 @@ def _read_trailer(header: Dataset, data: bytes, start: int, profile: Profile) ->
 
 
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+_TRANSFER_SYNTAX_UID = 0x00020010
 _SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 
 
