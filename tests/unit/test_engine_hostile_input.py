@@ -259,3 +259,28 @@ def test_files_cut_short_are_refused_naming_why(name: str, missing: int) -> None
     whole = SEEDS[name]
     with pytest.raises(AnonymizerError, match=r"cut short|damaged|not a valid"):
         anonymize_bytes(whole[: len(whole) - missing], SETTINGS)
+
+
+UID_ATTRIBUTES = {0x00080018: "1.2.826.0.1.3680043.77.1", 0x0020000D: "1.2.826.0.1.3680043.77.2",
+                  0x0020000E: "1.2.826.0.1.3680043.77.3", 0x00200052: "1.2.826.0.1.3680043.77.4"}  # fmt: skip
+
+
+@pytest.mark.parametrize("vr", ["OB", "OW", "OD", "OF", "OL", "OV", "UN"])
+@pytest.mark.parametrize("tag", sorted(UID_ATTRIBUTES), ids=lambda tag: f"{tag:08X}")
+def test_a_uid_written_under_a_binary_vr_gets_its_new_uid(tag: int, vr: str) -> None:
+    # A UID the sender wrote as bytes (OB, OW... or UN): the copy carries a new one, and the file is not refused.
+    from pydicom.dataelem import DataElement
+
+    ds = dcmread(BytesIO(SEEDS["CT_small.dcm"]))
+    original = UID_ATTRIBUTES[tag]
+    ds[tag] = DataElement(tag, vr, original.encode() + b"\x00" * (-len(original) % 8))
+    buffer = BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    output, _ = anonymize_bytes(buffer.getvalue(), SETTINGS)
+    assert original.encode() not in output
+    copy = dcmread(BytesIO(output))
+    value = copy[tag].value
+    new = value.decode("ascii").strip("\x00") if isinstance(value, bytes) else str(value)
+    assert new.startswith("2.25.") and new != original, (vr, value)
+    if vr != "UN":  # UN holds any bytes: the new UID stays bytes there
+        assert copy[tag].VR == "UI"
