@@ -164,7 +164,6 @@ def _write_plainly(dataset: Dataset) -> bytes | None:
             file_meta.MediaStorageSOPInstanceUID = replaced[0x00020003]
         write_file_meta_info(fp, file_meta, enforce_standard=True)
     order = "<" if little else ">"
-    tag_format, short_format, long_format = order + "HH", order + "H", order + "I"
     charset = dataset.get("SpecificCharacterSet", default_encoding)
     write = fp.write
     for tag in keys:
@@ -183,17 +182,9 @@ def _write_plainly(dataset: Dataset) -> bytes | None:
             ):
                 data = value
         elif vr in _PLAIN_STRING_VRS and isinstance(value, str) and value.isascii() and len(value) < 0xFFFF:
-            # What write_string (write_UI, write_DA, write_TM) writes for one ASCII value: it, padded to even length
-            data = (value + (_UI_PADDING if vr == "UI" else " ") * (len(value) % 2)).encode("ascii")
+            data = _padded_ascii(value, vr)
         if data is not None:
-            write(struct.pack(tag_format, tag >> 16, tag & 0xFFFF))
-            if implicit:
-                write(struct.pack(long_format, len(data)))
-            elif vr in EXPLICIT_VR_LENGTH_32:
-                write(vr.encode() + b"\x00\x00" + struct.pack(long_format, len(data)))
-            else:
-                assert vr is not None  # explicit VR: tested above
-                write(vr.encode() + struct.pack(short_format, len(data)))
+            write(_element_header(tag, vr, len(data), implicit, order))
             write(data)
         else:
             with tag_in_exception(Tag(tag)):
@@ -228,17 +219,35 @@ def _meta_plainly(elements: dict[int, DataElement | RawDataElement], replaced: d
             continue  # written first, with the length of the rest
         value, vr = values[tag], vrs[tag]
         if isinstance(value, str) and (vr in _PLAIN_STRING_VRS or vr in ("SH", "AE")) and value.isascii():
-            data = (value + (_UI_PADDING if vr == "UI" else " ") * (len(value) % 2)).encode("ascii")
+            data = _padded_ascii(value, vr)
         elif isinstance(value, bytes) and vr == "OB":
             data = value + b"\x00" * (len(value) % 2)
         else:
             return None
-        body += struct.pack("<HH", tag >> 16, tag & 0xFFFF)
-        if vr in EXPLICIT_VR_LENGTH_32:
-            body += vr.encode() + b"\x00\x00" + struct.pack("<I", len(data))
-        elif len(data) <= 0xFFFF:
-            body += vr.encode() + struct.pack("<H", len(data))
-        else:
+        if vr not in EXPLICIT_VR_LENGTH_32 and len(data) > 0xFFFF:
             return None
-        body += data
+        body += _element_header(tag, vr, len(data), False, "<") + data
     return _META_GROUP_LENGTH + struct.pack("<I", len(body)) + bytes(body)
+
+
+def _padded_ascii(value: str, vr: str | None) -> bytes:
+    """What pydicom's ``write_string`` (write_UI, write_DA, write_TM...) writes for one ASCII value: it, padded to
+    even length with a NUL (UI) or a space."""
+    return (value + (_UI_PADDING if vr == "UI" else " ") * (len(value) % 2)).encode("ascii")
+
+
+def _element_header(tag: int, vr: str | None, length: int, implicit: bool, order: str) -> bytes:
+    """A data element's tag, VR (explicit VR only) and value length, in byte ``order`` (``<`` or ``>``)."""
+    tag_format, short_format, long_format = _FORMATS[order]
+    header = tag_format.pack(tag >> 16, tag & 0xFFFF)
+    if implicit:
+        return header + long_format.pack(length)
+    assert vr is not None  # explicit VR: every element the writers give here has one
+    if vr in EXPLICIT_VR_LENGTH_32:
+        return header + vr.encode() + b"\x00\x00" + long_format.pack(length)
+    return header + vr.encode() + short_format.pack(length)
+
+
+_FORMATS = {  # by byte order: the tag, a short length, a long length
+    order: (struct.Struct(order + "HH"), struct.Struct(order + "H"), struct.Struct(order + "I")) for order in "<>"
+}
