@@ -16,6 +16,9 @@ PIXEL_DATA = 0x7FE00010
 # Data Set Trailing Padding (PS3.10 7.2): bytes with no meaning, that may hold anything; never copied.
 TRAILING_PADDING = 0xFFFCFFFC
 UNDEFINED_LENGTH = 0xFFFFFFFF
+TRANSFER_SYNTAX_UID = 0x00020010
+BINARY_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
+"""The VRs whose value is bytes, whatever they hold."""
 ITEM_TAG_LE = b"\xfe\xff\x00\xe0"
 """An Item tag (FFFE,E000) in little endian: how a sequence's first item begins."""
 

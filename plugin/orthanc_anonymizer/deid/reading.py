@@ -20,7 +20,14 @@ from pydicom.sequence import Sequence
 from pydicom.uid import UID
 from pydicom.valuerep import VR
 
-from orthanc_anonymizer.deid.elements import ITEM_TAG_LE, PIXEL_DATA, TRAILING_PADDING, UNDEFINED_LENGTH, tag_text
+from orthanc_anonymizer.deid.elements import (
+    ITEM_TAG_LE,
+    PIXEL_DATA,
+    TRAILING_PADDING,
+    TRANSFER_SYNTAX_UID,
+    UNDEFINED_LENGTH,
+    tag_text,
+)
 from orthanc_anonymizer.deid.profiles import Action, Option, Profile
 from orthanc_anonymizer.deid.writing import write_dataset
 from orthanc_anonymizer.errors import AnonymizationError, InvalidDicomError
@@ -56,7 +63,7 @@ def _parse(data: bytes, stop_before_pixels: bool) -> tuple[Dataset, int]:
         if meta is not None and syntax is not None and not isinstance(syntax, UID):
             # A UID written under another VR (CS, LO...) reads as plain text, which cannot say what syntax it names:
             # the element becomes the UI it should be (and is written so).
-            meta[_TRANSFER_SYNTAX_UID] = DataElement(_TRANSFER_SYNTAX_UID, "UI", syntax.strip("\x00 "))
+            meta[TRANSFER_SYNTAX_UID] = DataElement(TRANSFER_SYNTAX_UID, "UI", syntax.strip("\x00 "))
         # Read every element now: a truncated or malformed file must fail here, not half-way through the walk.
         for _ in _read_every_element(dataset):
             pass
@@ -234,7 +241,6 @@ def _read_trailer(header: Dataset, data: bytes, start: int, profile: Profile) ->
 
 
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
-_TRANSFER_SYNTAX_UID = 0x00020010
 _SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 
 

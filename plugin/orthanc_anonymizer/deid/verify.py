@@ -71,7 +71,13 @@ from orthanc_anonymizer.deid.actions import (
 )
 from orthanc_anonymizer.deid.data_set_end import bytes_after_data_set
 from orthanc_anonymizer.deid.deidentification_method import MARKER_TAGS
-from orthanc_anonymizer.deid.elements import is_overlay_data, is_private_creator, stored_element, tag_text
+from orthanc_anonymizer.deid.elements import (
+    BINARY_VRS,
+    is_overlay_data,
+    is_private_creator,
+    stored_element,
+    tag_text,
+)
 from orthanc_anonymizer.deid.profiles import Action, ActionTable, Option, Profile, basic_profile
 from orthanc_anonymizer.deid.pydicom_private import text_encodings
 from orthanc_anonymizer.deid.reading import sequence_in_unknown
@@ -103,9 +109,8 @@ _PLACEHOLDERS = frozenset(
 )
 # Elements whose bytes are pixels, samples or bit planes, never text worth decoding.
 _BULK_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010, 0x54001010, 0x54000100})
-_BINARY_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
 _NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "UV", "SV", "FL", "FD", "AT", "IS", "DS"})
-_SKIPPED_SOURCE_VRS = _NUMBER_VRS | _BINARY_VRS | {"SQ", "CS", "TM"}
+_SKIPPED_SOURCE_VRS = _NUMBER_VRS | BINARY_VRS | {"SQ", "CS", "TM"}
 _MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
 _SOP_INSTANCE_UID = 0x00080018
 _SPECIFIC_CHARACTER_SET = 0x00080005
@@ -605,7 +610,7 @@ def _unspaced_name_parts(value: str) -> Iterator[str]:
 
 def _string_values(element: DataElement) -> list[str]:
     """The text values of ``element`` (multi-valued ones split), stripped of padding; none for binary VRs."""
-    if element.VR in _BINARY_VRS or element.VR == "SQ":
+    if element.VR in BINARY_VRS or element.VR == "SQ":
         return []
     try:
         value = element.value
@@ -658,7 +663,7 @@ def _raw_strings(dataset: Dataset, tag: int, vr: str) -> list[str]:
     item = stored_element(dataset, tag)
     if isinstance(item, DataElement):
         return _string_values(item)
-    if item is None or vr in _BINARY_VRS or vr in _NUMBER_VRS or not isinstance(item.value, bytes):
+    if item is None or vr in BINARY_VRS or vr in _NUMBER_VRS or not isinstance(item.value, bytes):
         return []
     text = item.value.decode("latin-1")
     return [value for value in (part.strip(" \x00") for part in text.split("\\")) if value]

@@ -32,6 +32,7 @@ from orthanc_anonymizer.deid.actions import (
     shift_date,
 )
 from orthanc_anonymizer.deid.elements import (
+    BINARY_VRS,
     ITEM_TAG_LE,
     TRAILING_PADDING,
     as_text,
@@ -76,8 +77,6 @@ _MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 _DUMMIED_VRS = frozenset({"UT", "LT", "ST", "UC", "PN", "DA", "DT"})
 _CODE_VRS = frozenset({"CS", "AE"})
 _TOKEN_VRS = frozenset({"PN", "LO", "SH", "AE", "UC", "CS", "DA", "DT"})
-_OTHER_BYTE_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV"})
-"""The binary VRs besides UN (whose new UIDs are written as bytes, UN holding any value)."""
 
 
 class ItemCleaning(StrEnum):
@@ -427,9 +426,10 @@ class _Walker:
             new, label = self._clean_value(tag, vr, before)
         if vr == "UN" and isinstance(new, str):
             new = new.encode("ascii", "replace")
-        if vr in _OTHER_BYTE_VRS and isinstance(new, str | list):
+        if vr in BINARY_VRS and vr != "UN" and isinstance(new, str | list):
             # New UIDs (U) for a UID read under OB, OW...: written as the UI element it should have been (as bytes
-            # under that VR they could not be written at all: the file was refused, naming nothing).
+            # under that VR they could not be written at all: the file was refused, naming nothing). UN, which holds
+            # any value, keeps them as bytes (above).
             element = dataset[tag] = DataElement(tag, "UI", new)
         else:
             element.value = new

@@ -18,7 +18,13 @@ from pydicom.tag import Tag, tag_in_exception
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 from orthanc_anonymizer import __version__
-from orthanc_anonymizer.deid.elements import PIXEL_DATA, UNDEFINED_LENGTH, element_text, stored_element
+from orthanc_anonymizer.deid.elements import (
+    PIXEL_DATA,
+    TRANSFER_SYNTAX_UID,
+    UNDEFINED_LENGTH,
+    element_text,
+    stored_element,
+)
 from orthanc_anonymizer.deid.pydicom_private import text_encodings
 from orthanc_anonymizer.errors import AnonymizationError
 
@@ -27,7 +33,6 @@ _SOP_CLASS_UID = 0x00080016
 # or a space (the others). Text VRs depend on the character set, and go through pydicom.
 _PLAIN_STRING_VRS = frozenset({"UI", "CS", "DA", "TM", "DT", "AS"})
 _UI_PADDING = "\x00"
-_TRANSFER_SYNTAX_UID = 0x00020010
 OUTPUT_PREAMBLE = bytes(128)
 """The preamble of every output file: the input's 128 bytes are outside the data set, unchecked, never copied."""
 # The file meta is rebuilt (see rebuild_file_meta): its version, the SOP class and instance of the data set,
@@ -41,7 +46,7 @@ _META_REBUILT = {
     0x00020001: "D",
     0x00020002: "D",
     0x00020003: "U",
-    _TRANSFER_SYNTAX_UID: "K",
+    TRANSFER_SYNTAX_UID: "K",
     0x00020012: "D",
     0x00020013: "D",
 }
@@ -66,7 +71,7 @@ def rebuild_file_meta(dataset: Dataset, uid: Callable[[str], str], record: Calla
     meta = getattr(dataset, "file_meta", None)
     if meta is None:
         meta = dataset.file_meta = FileMetaDataset()
-    syntax = meta.get(_TRANSFER_SYNTAX_UID)
+    syntax = meta.get(TRANSFER_SYNTAX_UID)
     # The data set's SOP Class and Instance UIDs as the walk left them; where a rule removed one, the meta's,
     # through the keyed hash as any UID (a standard one comes back unchanged).
     sop_class = element_text(dataset.get(_SOP_CLASS_UID)) or uid(element_text(meta.get(0x00020002)))
@@ -84,7 +89,7 @@ def rebuild_file_meta(dataset: Dataset, uid: Callable[[str], str], record: Calla
     meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = sop_instance
     if syntax is not None:
-        meta[_TRANSFER_SYNTAX_UID] = syntax
+        meta[TRANSFER_SYNTAX_UID] = syntax
     else:
         implicit, little = dataset.original_encoding
         meta.TransferSyntaxUID = _SYNTAX_OF_ENCODING.get(
