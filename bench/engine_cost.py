@@ -6,6 +6,7 @@ minute to the next, more with two processes at once).
 
     .venv/bin/python -m bench.engine_cost            # the CLI's path: read, de-identify, write
     .venv/bin/python -m bench.engine_cost --plugin   # a worker's: the residual-PHI check and the copy's Orthanc ID too
+    .venv/bin/python -m bench.engine_cost --patient-each   # each image of a patient of its own
 
 It anonymizes 10, then 60, of :func:`bench.studies.ct_study`'s images in one process under
 ``valgrind --tool=callgrind`` and prints the difference over 50: one image's instructions, start-up and imports
@@ -61,6 +62,7 @@ def _instructions(files_path: Path, count: int, plugin: bool) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.engine_cost", description=__doc__.split("\n\n")[0])
     parser.add_argument("--plugin", action="store_true", help="with the residual-PHI check and the Orthanc ID")
+    parser.add_argument("--patient-each", action="store_true", help="each image of a patient of its own")
     parser.add_argument("--run", type=int, help=argparse.SUPPRESS)  # the process valgrind runs
     parser.add_argument("--files", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -72,9 +74,10 @@ def main() -> int:
         return 2
     with tempfile.TemporaryDirectory() as folder:
         files_path = Path(folder) / "ct.pickle"
-        files_path.write_bytes(pickle.dumps(ct_study(MANY, series_size=MANY)))
+        files_path.write_bytes(pickle.dumps(ct_study(MANY, series_size=MANY, patient_each=args.patient_each)))
         few, many = (_instructions(files_path, count, args.plugin) for count in (FEW, MANY))
     path = "a worker's path (residual-PHI check, Orthanc ID)" if args.plugin else "the CLI's path"
+    path += ", each image of a patient of its own" if args.patient_each else ""
     print(f"{(many - few) / (MANY - FEW) / 1e6:.2f} million instructions per CT image, {path}")
     return 0
 

@@ -20,8 +20,10 @@ CT_ROWS = CT_COLUMNS = 512
 SERIES_SIZE = 100
 
 
-def ct_study(count: int, seed: int = 7, series_size: int = SERIES_SIZE) -> list[bytes]:
-    """``count`` CT-like instances of one made-up patient, ``series_size`` to a series."""
+def ct_study(count: int, seed: int = 7, series_size: int = SERIES_SIZE, patient_each: bool = False) -> list[bytes]:
+    """``count`` CT-like instances of one made-up patient, ``series_size`` to a series; with ``patient_each``, each
+    instance of a made-up patient of its own (a name, an ID and a birth date each), as in a folder of scouts or of
+    a screening programme."""
     template_path = get_testdata_file("CT_small.dcm")
     assert template_path is not None, "pydicom's CT_small.dcm test file is missing"
     rng = np.random.default_rng(seed)
@@ -32,8 +34,10 @@ def ct_study(count: int, seed: int = 7, series_size: int = SERIES_SIZE) -> list[
         if number % series_size == 0:
             series_uid = generate_uid()
         ds = dcmread(template_path)
-        ds.PatientName = "Benchperson^Ottokar"
-        ds.PatientID = "BENCH-300-CT"
+        ds.PatientName = f"Benchperson{number}^Ottokar" if patient_each else "Benchperson^Ottokar"
+        ds.PatientID = f"BENCH-CT-{number:05d}" if patient_each else "BENCH-300-CT"
+        if patient_each:
+            ds.PatientBirthDate = f"19{40 + number % 60:02d}{1 + number % 12:02d}{1 + number % 28:02d}"
         ds.StudyInstanceUID = study_uid
         ds.SeriesInstanceUID = series_uid
         ds.SeriesNumber = number // series_size + 1
