@@ -125,7 +125,7 @@ def test_the_wheel_and_the_sdist_carry_every_file_of_the_package(built: tuple[Pa
     assert named <= in_wheel, sorted(named - in_wheel)
     # And every other file of the package folder: a new data file left out of package-data shows here.
     assert in_wheel == package_files(), {"missing": sorted(package_files() - in_wheel)}
-    assert b"orthanc-anonymizer = orthanc_anonymizer.cli:main" in entry_points
+    assert b"orthanc-anonymizer = orthanc_anonymizer.cli:run" in entry_points
     with tarfile.open(sdist) as archive:
         prefix = archive.getnames()[0].split("/")[0] + "/plugin/"
         in_sdist = {
