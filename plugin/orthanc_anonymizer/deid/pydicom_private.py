@@ -1,13 +1,13 @@
 """The pydicom internals the engine reads, where pydicom has no public API for what it needs.
 
-Checked against pydicom 3.0.2 (the pinned version): on an upgrade, check these three and nothing else. Everything
+Checked against pydicom 3.0.2 (the pinned version): on an upgrade, check these four and nothing else. Everything
 else in the engine uses pydicom's public API (``Tag.is_private``, ``Tag.private_creator``, ``UID.name``,
 ``pydicom.datadict`` look-ups, ``Dataset.original_character_set``...).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableSequence
 
 from pydicom.dataset import Dataset
 
@@ -20,6 +20,12 @@ def text_encodings(dataset: Dataset) -> str | list[str]:
     ``original_character_set`` is what the data set was read with, which is not the same once the walk changes
     Specific Character Set, nor for an item."""
     return dataset._character_set
+
+
+def conversion_encodings(dataset: Dataset) -> str | MutableSequence[str]:
+    """The Python codecs ``dataset[tag]`` converts a text element of ``dataset`` still as read with: those it was
+    read with, else its current ones (``Dataset.__getitem__`` in 3.0.2), for converting it later the same way."""
+    return dataset.original_character_set or dataset._character_set
 
 
 def data_dictionary_names() -> Iterator[str]:

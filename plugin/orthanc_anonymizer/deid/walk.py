@@ -5,14 +5,15 @@ the report being written."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableSequence
+from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
 from pydicom.charset import convert_encodings, default_encoding
 from pydicom.datadict import keyword_for_tag
-from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
@@ -45,7 +46,7 @@ from orthanc_anonymizer.deid.elements import (
     vr_of,
 )
 from orthanc_anonymizer.deid.profiles import Action, ActionTable, Option
-from orthanc_anonymizer.deid.pydicom_private import text_encodings
+from orthanc_anonymizer.deid.pydicom_private import conversion_encodings, text_encodings
 from orthanc_anonymizer.deid.reading import sequence_in_unknown
 from orthanc_anonymizer.deid.report import AnonymizationReport, Change
 from orthanc_anonymizer.deid.settings import AnonymizationSettings
@@ -92,6 +93,20 @@ class ItemCleaning(StrEnum):
     Content Sequence of a structured report)."""
 
 
+@dataclass(frozen=True)
+class _Unconverted:
+    """An element of pass 1 left as read (explicit VR): converted as ``dataset[tag]`` would have converted it then,
+    when the cleaner is first needed, even if pass 2 has removed or replaced it by then (a read element does not
+    change)."""
+
+    raw: RawDataElement
+    dataset: Dataset
+    encodings: str | MutableSequence[str]
+
+    def convert(self) -> Any:
+        return convert_raw_data_element(self.raw, encoding=self.encodings, ds=self.dataset).value
+
+
 class _Walker:
     """One anonymization: the compiled table, the keys, the cleaner, and the report being written."""
 
@@ -116,7 +131,9 @@ class _Walker:
         self.date_offset = self.hasher.date_offset_days(self.patient_key)
         self.safe_private = _safe_private_index()
         self.directory = sop_class == _MEDIA_STORAGE_DIRECTORY
-        self.cleaner = TextCleaner(())
+        self._changing: list[tuple[str, Any]] = []
+        """Pass 1's values: (VR, value), the value a :class:`_Unconverted` where it was left as read."""
+        self._cleaner: TextCleaner | None = None
 
     # -- pass 1: what is identifying in this instance (for C, and for the residual check) --------------------
 
@@ -125,14 +142,33 @@ class _Walker:
         out of the codes and labels of sequences kept under D.
 
         Values are read only from the text-like attributes that are about to be removed or replaced, so the rest
-        of the header is never converted.
+        of the header is never converted; and those still as read are converted only once some text is cleaned
+        (:attr:`cleaner`): most instances have none, and pass 2 removes them unread.
         """
+        self._changing = list(self._changing_values(dataset))
+        self._cleaner = None
+
+    @property
+    def cleaner(self) -> TextCleaner:
+        """The cleaner of the values pass 1 gathered, made on first use."""
+        if self._cleaner is None:
+            self._cleaner = self._make_cleaner()
+        return self._cleaner
+
+    def _make_cleaner(self) -> TextCleaner:
         tokens: set[Token] = set()
         removed_dates: set[str] = set()
-        for vr, value in self._changing_values(dataset):
-            tokens |= identifying_tokens(vr, value)
-            if vr in DATE_VRS:
-                removed_dates.add(value.strip()[:8])
+        for vr, stored in self._changing:
+            try:
+                value = stored.convert() if isinstance(stored, _Unconverted) else stored
+            except Exception:
+                continue  # unreadable: pass 2 removes it with a warning
+            for item in value if isinstance(value, MultiValue | list) else [value]:
+                if item is None or not str(item).strip():
+                    continue
+                tokens |= identifying_tokens(vr, str(item))
+                if vr in DATE_VRS:
+                    removed_dates.add(str(item).strip()[:8])
         # Dates written in kept text go the way of the date attributes: shifted by the same offset, kept, or removed.
         dates: DateMode
         if Option.RetainLongModifDates in self.options:
@@ -141,9 +177,9 @@ class _Walker:
             dates = "keep"
         else:
             dates = "remove"
-        self.cleaner = TextCleaner(tokens, dates, self.date_offset, self.profile.age_cap, removed_dates)
+        return TextCleaner(tokens, dates, self.date_offset, self.profile.age_cap, removed_dates)
 
-    def _changing_values(self, dataset: Dataset) -> Iterator[tuple[str, str]]:
+    def _changing_values(self, dataset: Dataset) -> Iterator[tuple[str, Any]]:
         for stored in list(dataset.values()):  # as stored: the VR read, without a look-up per tag
             tag = stored.tag
             if tag >> 16 & 1:
@@ -159,13 +195,13 @@ class _Walker:
             action = self.table.action_for(tag)
             if action is None or action in (Action.K, Action.C, Action.U):
                 continue
+            if isinstance(stored, RawDataElement) and not deferred and stored.VR:
+                yield vr, _Unconverted(stored, dataset, conversion_encodings(dataset))
+                continue
             try:
-                value = dataset[tag].value
+                yield vr, dataset[tag].value
             except Exception:
                 continue
-            for item in value if isinstance(value, MultiValue | list) else [value]:
-                if item is not None and str(item).strip():
-                    yield vr, str(item)
 
     # -- pass 2: apply the actions ---------------------------------------------------------------------------
 
