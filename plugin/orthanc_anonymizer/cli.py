@@ -634,10 +634,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run() -> NoReturn:
     """The ``orthanc-anonymizer`` command: :func:`main`, then an exit without the interpreter's teardown.
 
-    Freeing every module's objects (pydicom's data dictionaries, the profile tables) at exit cost a CT folder's
-    run 30-80 ms of wall time, a tenth of it with ``--jobs 2`` (``bench/RESULTS.md``). Nothing here needs it: every
-    output file is written and closed before :func:`main` returns, and logging and both streams are flushed
-    here. A usage error or an uncaught exception leaves through :class:`SystemExit` or a traceback as usual.
+    Freeing every module's objects at exit (pydicom's data dictionaries, the profile tables) cost 30-80 ms of wall
+    time, about a tenth of a ``--jobs 2`` run over the bench's 300 CT images (``bench/RESULTS.md``). Nothing here
+    needs it: every output file is written and closed before :func:`main` returns, and logging and both streams are
+    flushed here. A usage error or an uncaught exception leaves through :class:`SystemExit` or a traceback as
+    usual.
     """
     status = main()
     logging.shutdown()

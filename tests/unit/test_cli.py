@@ -35,8 +35,8 @@ ORIGINAL_VALUES = ("CompressedSamples", "Lastname^Firstname", "ABCD1234", "id111
 
 
 def run(*args: str | Path, secret: str | None = SECRET, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    # Buffered streams, as in a user's shell: with PYTHONUNBUFFERED (set on some CI machines) output the command
-    # failed to flush before its fast exit (cli.run) would still arrive, and no test here would see it lost.
+    # Buffered streams, as in a user's shell: with PYTHONUNBUFFERED (this machine sets it) output the command failed
+    # to flush before its fast exit (cli.run) would still arrive, and no test here would see it lost.
     environ = {key: value for key, value in os.environ.items() if key not in ("ANONYMIZER_SECRET", "PYTHONUNBUFFERED")}
     if secret is not None:
         environ["ANONYMIZER_SECRET"] = secret

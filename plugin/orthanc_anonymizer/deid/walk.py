@@ -162,7 +162,7 @@ class _Walker:
             try:
                 value = stored.convert() if isinstance(stored, _Unconverted) else stored
             except Exception:
-                continue  # unreadable: pass 2 removes it with a warning
+                continue  # unreadable: no value to look for, as in _changing_values
             for item in value if isinstance(value, MultiValue | list) else [value]:
                 if item is None or not str(item).strip():
                     continue
@@ -199,9 +199,10 @@ class _Walker:
                 yield vr, _Unconverted(stored, dataset, conversion_encodings(dataset))
                 continue
             try:
-                yield vr, dataset[tag].value
+                value = dataset[tag].value
             except Exception:
-                continue
+                continue  # unreadable: no value to look for (pass 2 removes or replaces it)
+            yield vr, value
 
     # -- pass 2: apply the actions ---------------------------------------------------------------------------
 
