@@ -15,7 +15,8 @@ repeat by repeat (this machine is shared: absolute seconds move 5-20% between ru
     copy's lag after the last original, over the time the same copies then take on the same Orthanc, idle (one
     ``POST /anonymizer/batch`` job of the burst's studies); and a storescu burst of the CT study, for reference;
 (c) [cli] the CLI with ``--jobs`` = cores against dicognito (pinned, in its own venv under ``.bench-venv/``) and
-    plain pydicom (read, set 3 tags, write) on the same folder;
+    plain pydicom (read, set 3 tags, write) on the same folder; then the CLI against dicognito on the same images
+    with a patient each (what each new patient costs: a folder of scouts or radiographs);
 (d) [growth] memory: the peak RSS of Orthanc (and of Orthanc with its worker processes) while anonymizing a study
     of 2,000 small instances and one of 200, each on a fresh Orthanc; the plugin against the built-in at 2,000;
 (e) [growth] time per instance at 10, 200 and 2,000 instances, the plugin and Orthanc's built-in anonymizer;
@@ -481,19 +482,21 @@ for path in sorted(source.iterdir()):
 """
 
 
-def case_cli(folder: Path, work: Path, count: int, repeat: int, jobs: int) -> dict[str, Measure]:
-    """(c) the CLI, dicognito and plain pydicom on the same folder, interleaved; each writes a fresh folder."""
+def case_cli(folder: Path, work: Path, count: int, repeat: int, jobs: int, patients: str = "") -> dict[str, Measure]:
+    """(c) the CLI, dicognito and plain pydicom on the same folder, interleaved; each writes a fresh folder. With
+    ``patients`` (the folder holds a patient an image, say so), the CLI and dicognito only, keyed ``cli-patients``
+    and ``dicognito-patients``."""
     python = bench_venv()
-    cli = Measure(f"orthanc-anonymizer anonymize --jobs {jobs} (Basic)", count)
-    dicognito = Measure(f"dicognito {DICOGNITO.split('==')[1]} CLI", count)
+    suffix = f", {patients}" if patients else ""
+    cli = Measure(f"orthanc-anonymizer anonymize --jobs {jobs} (Basic){suffix}", count)
+    dicognito = Measure(f"dicognito {DICOGNITO.split('==')[1]} CLI{suffix}", count)
     plain = Measure("pydicom read + 3 tags + write (one process)", count)
     environ = {**os.environ, "ANONYMIZER_SECRET": SECRET}
     venv_bin = Path(sys.executable).parent
     commands: list[tuple[Measure, Callable[[Path], list[str]]]] = [
         (cli, lambda out: [str(venv_bin / "orthanc-anonymizer"), "anonymize", str(folder), str(out), "--jobs", str(jobs)]),
         (dicognito, lambda out: [str(python), "-m", "dicognito", "--quiet", "--output-directory", str(out), str(folder)]),
-        (plain, lambda out: [sys.executable, "-c", _PYDICOM_SCRIPT, str(folder), str(out)]),
-    ]  # fmt: skip
+    ] + ([] if patients else [(plain, lambda out: [sys.executable, "-c", _PYDICOM_SCRIPT, str(folder), str(out)])])  # fmt: skip
     for number in range(repeat + 1):  # the first round warms the page cache and is not counted
         for measure, command in commands if number % 2 else commands[::-1]:
             out = work / "cli-out"
@@ -506,11 +509,13 @@ def case_cli(folder: Path, work: Path, count: int, repeat: int, jobs: int) -> di
                 measure.seconds.append(seconds)
         if number:
             print(
-                f"  repeat {number}: CLI {cli.seconds[-1]:.2f} s, dicognito {dicognito.seconds[-1]:.2f} s, "
-                f"pydicom {plain.seconds[-1]:.2f} s",
+                f"  repeat {number}: CLI {cli.seconds[-1]:.2f} s, dicognito {dicognito.seconds[-1]:.2f} s"
+                + ("" if patients else f", pydicom {plain.seconds[-1]:.2f} s"),
                 flush=True,
             )
     shutil.rmtree(work / "cli-out", ignore_errors=True)
+    if patients:
+        return {"cli-patients": cli, "dicognito-patients": dicognito}
     return {"cli": cli, "dicognito": dicognito, "pydicom": plain}
 
 
@@ -887,6 +892,10 @@ def main(argv: list[str] | None = None) -> int:
         if "cli" in cases:
             print(f"(c) CLI --jobs {args.jobs} vs dicognito vs pydicom", flush=True)
             measures.update(case_cli(folder, work, args.instances, args.repeat, args.jobs))
+            # The same images, a patient each: what a patient's first image costs (a folder of scouts, radiographs).
+            print(f"(c') the same, {args.instances} CT images of a patient each", flush=True)
+            patients = write_folder(ct_study(args.instances, patient_each=True), work / "ct-patients")
+            measures.update(case_cli(patients, work, args.instances, args.repeat, args.jobs, "a patient each"))
         if "growth" in cases:
             print("(d, e) memory and growth", flush=True)
             sizes = [int(size) for size in args.growth_sizes.split(",")]
@@ -903,6 +912,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "dicognito": "cli",
         "pydicom": "cli",
+        "dicognito-patients": "cli-patients",
         "ingest-auto": "ingest-plain",
     }
     text = table(measures, baselines)
